@@ -1,0 +1,329 @@
+//! The incremental top-down context: make a required task consistent by re-checking its dependencies, executing
+//! it only when it is new or one of them is inconsistent.
+//!
+//! Algorithm, for `require_task(t)`:
+//! 1. If `t` was already made consistent in this session, return its cached output.
+//! 2. If `t` is being made consistent right now (it is on the require stack), the build is cyclic: panic.
+//! 3. Otherwise check `t`'s dependencies in the order they were made. A file dependency is re-stamped; a task
+//!    dependency first makes the required task consistent (recursively), then compares its output version with the
+//!    one recorded. The first inconsistent dependency stops the check.
+//! 4. If `t` has no output or a dependency was inconsistent, execute `t`: drop its old dependencies, run
+//!    `Task::execute` with this context as the [`Context`], and store the output (bumping its version only when it
+//!    changed, which gives early cutoff).
+//!
+//! Soundness checks happen where dependencies are made: `provide_file` refuses a second provider (overlap) and a
+//! requirer that does not depend on the provider (hidden dependency); `require_file` refuses to read a provided
+//! file without depending on its provider. Recursion goes through [`crate::grow_stack`], so depth is bounded by
+//! memory, not by the thread's stack.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use crate::dependency::{
+    missing_stamp, Dep, Dependency, FileDep, FileDependency, Inconsistency, TaskDep, TaskDependency,
+};
+use crate::path::NormalPath;
+use crate::session::{Mark, Marks, SessionState};
+use crate::stamp::{FileStamper, OutputStamper};
+use crate::store::{FileId, Store, TaskId};
+use crate::tracker::Tracker;
+use crate::{grow_stack, open_if_file, Context, Task};
+
+/// The top-down context of one build within a session.
+pub(crate) struct TopDownContext<'s, T, O, A> {
+    pub(crate) store: &'s mut Store<T, O>,
+    pub(crate) tracker: &'s mut A,
+    pub(crate) marks: &'s mut Marks,
+    pub(crate) state: &'s mut SessionState,
+}
+
+impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
+    /// Requires `task` as the root of a build.
+    pub(crate) fn require_initial(&mut self, task: &T) -> T::Output {
+        self.recover_from_unwind();
+        self.tracker.build_start();
+        let output = self.require_task_with_stamper(task, OutputStamper::Equals);
+        self.tracker.build_end();
+        output
+    }
+
+    /// After a panic escaped an earlier build of this session, forget what was in progress then, so that those
+    /// tasks are checked (and, lacking output, executed) again instead of being mistaken for a cycle.
+    fn recover_from_unwind(&mut self) {
+        for id in self.state.stack.drain(..) {
+            self.marks.set(id, Mark::Unseen);
+        }
+        self.state.current = None;
+    }
+
+    /// Makes task `id` consistent; `task` is the task value when the caller has it (saves a clone). Returns
+    /// whether it executed.
+    fn make_consistent(&mut self, id: TaskId, task: Option<&T>) -> bool {
+        match self.marks.get(id) {
+            Mark::Done => return false,
+            Mark::InProgress => self.cycle(id),
+            Mark::Unseen => {}
+        }
+        self.marks.set(id, Mark::InProgress);
+        self.state.stack.push(id);
+        let executed = grow_stack(|| {
+            if self.should_execute(id) {
+                self.execute(id, task);
+                true
+            } else {
+                false
+            }
+        });
+        self.state.stack.pop();
+        self.marks.set(id, Mark::Done);
+        executed
+    }
+
+    /// Whether `id` is new or has an inconsistent dependency (checked in order, stopping at the first).
+    fn should_execute(&mut self, id: TaskId) -> bool {
+        if self.store.output(id).is_none() {
+            return true;
+        }
+        for index in 0..self.store.dep_count(id) {
+            let inconsistent = match self.store.dep(id, index) {
+                Dep::RequireFile(dep) => self.check_file(dep, false),
+                Dep::ProvideFile(dep) => self.check_file(dep, true),
+                Dep::RequireTask(dep) => self.check_task(dep),
+            };
+            if inconsistent {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn check_file(&mut self, dep: FileDep, provided: bool) -> bool {
+        let path = self.store.file_path(dep.file);
+        let view = FileDependency::new(
+            path,
+            dep.stamper,
+            dep.stamp.unwrap_or_else(|| missing_stamp(dep.stamper)),
+        );
+        let dependency = if provided {
+            Dependency::ProvideFile(view)
+        } else {
+            Dependency::RequireFile(view)
+        };
+        self.tracker.check_dependency_start(&dependency);
+        match dep.check(path) {
+            Ok(None) => {
+                self.tracker.check_dependency_end(&dependency, Ok(None));
+                false
+            }
+            Ok(Some(stamp)) => {
+                self.tracker
+                    .check_dependency_end(&dependency, Ok(Some(&Inconsistency::File(stamp))));
+                true
+            }
+            Err(e) => {
+                let error = io::Error::new(
+                    e.kind(),
+                    format!("checking the dependency on file '{}' failed: {e}", path.display()),
+                );
+                self.tracker.check_dependency_end(&dependency, Err(&error));
+                self.state.errors.push(error);
+                true
+            }
+        }
+    }
+
+    fn check_task(&mut self, dep: TaskDep) -> bool {
+        let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
+        self.tracker.check_dependency_start(&Dependency::RequireTask(view));
+        self.make_consistent(dep.task, None);
+        let inconsistent = dep.is_inconsistent(self.store.version(dep.task));
+        let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
+        let output = self
+            .store
+            .output(dep.task)
+            .expect("BUG: consistent task without output");
+        let inconsistency = inconsistent.then_some(Inconsistency::Task(output));
+        self.tracker
+            .check_dependency_end(&Dependency::RequireTask(view), Ok(inconsistency.as_ref()));
+        inconsistent
+    }
+
+    fn execute(&mut self, id: TaskId, task: Option<&T>) {
+        let owned;
+        let task = match task {
+            Some(task) => task,
+            None => {
+                owned = self.store.task(id).clone();
+                &owned
+            }
+        };
+        self.tracker.execute_start(task);
+        let previous = self.store.start_execution(id);
+        let parent = self.state.current.replace(id);
+        let output = task.execute(self);
+        self.state.current = parent;
+        self.store.finish_execution(id, output, previous);
+        let output = self.store.output(id).expect("BUG: executed task without output");
+        self.tracker.execute_end(task, output);
+    }
+
+    fn current(&self, operation: &str) -> TaskId {
+        match self.state.current {
+            Some(id) => id,
+            None => panic!("BUG: {operation} called while no task is executing"),
+        }
+    }
+
+    fn cycle(&self, id: TaskId) -> ! {
+        let start = self.state.stack.iter().position(|s| *s == id).unwrap_or(0);
+        let cycle: Vec<String> = self.state.stack[start..]
+            .iter()
+            .chain(std::iter::once(&id))
+            .map(|s| format!("{:?}", self.store.task(*s)))
+            .collect();
+        panic!(
+            "Cyclic task dependency: task {:?} requires itself through {}",
+            self.store.task(id),
+            cycle.join(" → ")
+        );
+    }
+
+    fn file_node(&mut self, path: &Path) -> io::Result<FileId> {
+        let normal = NormalPath::new(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot make path '{}' absolute: {e}", path.display())))?;
+        Ok(self.store.get_or_create_file(normal))
+    }
+}
+
+impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> {
+    fn require_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<Option<File>> {
+        self.require_file_with_stamper(path, FileStamper::Modified)
+    }
+
+    fn require_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<Option<File>> {
+        let path = path.as_ref();
+        let current = self.current("require_file");
+        let file = self.file_node(path)?;
+        if let Some(provider) = self.store.provider(file) {
+            if !self.store.depends_on(current, provider) {
+                panic!(
+                    "Hidden dependency: task {:?} requires file '{}', which is provided by task {:?}, without \
+                     (transitively) requiring that task; require the providing task before reading the file",
+                    self.store.task(current),
+                    self.store.file_path(file).display(),
+                    self.store.task(provider)
+                );
+            }
+        }
+        let normal = self.store.file_path(file);
+        let (stamp, result) = match stamper.stamp(normal) {
+            Ok(stamp) => match open_if_file(normal) {
+                Ok(opened) => (Some(stamp), Ok(opened)),
+                Err(e) => (None, Err(e)),
+            },
+            Err(e) => (None, Err(e)),
+        };
+        self.store.add_require_file(current, FileDep { file, stamper, stamp });
+        if let Some(stamp) = stamp {
+            self.tracker
+                .require_file_end(&FileDependency::new(path, stamper, stamp));
+        }
+        result.map_err(|e| io::Error::new(e.kind(), format!("cannot read file '{}': {e}", path.display())))
+    }
+
+    fn provide_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<()> {
+        self.provide_file_with_stamper(path, FileStamper::Modified)
+    }
+
+    fn provide_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<()> {
+        let path = path.as_ref();
+        let current = self.current("provide_file");
+        let file = self.file_node(path)?;
+        if let Some(provider) = self.store.provider(file) {
+            if provider == current {
+                panic!(
+                    "Overlapping provided file: file '{}' is provided twice by task {:?} in one execution",
+                    self.store.file_path(file).display(),
+                    self.store.task(current)
+                );
+            }
+            panic!(
+                "Overlapping provided file: file '{}' is provided by task {:?} and by task {:?}; a file may have \
+                 only one providing task",
+                self.store.file_path(file).display(),
+                self.store.task(provider),
+                self.store.task(current)
+            );
+        }
+        let requirers: Vec<TaskId> = self.store.requirers(file).collect();
+        for requirer in requirers {
+            if requirer == current {
+                panic!(
+                    "Hidden dependency: task {:?} requires file '{}' and afterwards provides it; an in-place edit \
+                     cannot be incremental, write the result to another file",
+                    self.store.task(current),
+                    self.store.file_path(file).display()
+                );
+            }
+            if !self.store.depends_on(requirer, current) {
+                panic!(
+                    "Hidden dependency: task {:?} provides file '{}', which is required by task {:?} without \
+                     (transitively) requiring the providing task",
+                    self.store.task(current),
+                    self.store.file_path(file).display(),
+                    self.store.task(requirer)
+                );
+            }
+        }
+        let stamp = stamper.stamp(self.store.file_path(file));
+        self.store.add_provide_file(
+            current,
+            FileDep {
+                file,
+                stamper,
+                stamp: stamp.as_ref().ok().copied(),
+            },
+        );
+        match stamp {
+            Ok(stamp) => {
+                self.tracker
+                    .provide_file_end(&FileDependency::new(path, stamper, stamp));
+                Ok(())
+            }
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("cannot stamp provided file '{}': {e}", path.display()),
+            )),
+        }
+    }
+
+    fn require_task(&mut self, task: &T) -> T::Output {
+        self.require_task_with_stamper(task, OutputStamper::Equals)
+    }
+
+    fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
+        self.tracker.require_task_start(task, &stamper);
+        let id = self.store.get_or_create_task(task);
+        let executed = self.make_consistent(id, Some(task));
+        if let Some(current) = self.state.current {
+            let version = self.store.version(id);
+            self.store.add_require_task(
+                current,
+                TaskDep {
+                    task: id,
+                    stamper,
+                    version,
+                },
+            );
+        }
+        let output = self
+            .store
+            .output(id)
+            .expect("BUG: consistent task without output")
+            .clone();
+        self.tracker
+            .require_task_end(&TaskDependency::new(task, stamper), &output, executed);
+        output
+    }
+}

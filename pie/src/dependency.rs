@@ -1,0 +1,197 @@
+//! Dependencies: one recorded fact about what a task read, wrote or required, and how to re-check it.
+//!
+//! The store keeps compact records ([`Dep`]: node ids, the stamper and the stamp or output version seen). Trackers
+//! are shown borrowed views of them ([`Dependency`], [`FileDependency`], [`TaskDependency`]) so that observing a
+//! build never copies a path or a task.
+//!
+//! A file dependency is re-checked by stamping the file again; a task dependency by making the required task
+//! consistent and comparing its output version with the one recorded (see `context::top_down`).
+
+use std::fmt::Debug;
+use std::io;
+use std::marker::PhantomData;
+use std::path::Path;
+
+use crate::stamp::{FileStamp, FileStamper, OutputStamper};
+use crate::store::{FileId, TaskId};
+
+/// One recorded dependency of a task, in the order the task made it.
+#[derive(Copy, Clone, Eq, PartialEq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) enum Dep {
+    RequireFile(FileDep),
+    ProvideFile(FileDep),
+    RequireTask(TaskDep),
+}
+
+/// A file dependency. `stamp` is `None` when stamping or opening failed: such a dependency is never consistent.
+#[derive(Copy, Clone, Eq, PartialEq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct FileDep {
+    pub(crate) file: FileId,
+    pub(crate) stamper: FileStamper,
+    pub(crate) stamp: Option<FileStamp>,
+}
+
+impl FileDep {
+    /// Stamps `path` (this dependency's file) again: `Ok(Some(new_stamp))` when it is inconsistent.
+    pub(crate) fn check(&self, path: &Path) -> io::Result<Option<FileStamp>> {
+        let new = self.stamper.stamp(path)?;
+        Ok((self.stamp != Some(new)).then_some(new))
+    }
+}
+
+/// A task dependency: the required task, how its output is stamped, and the output version that was seen.
+#[derive(Copy, Clone, Eq, PartialEq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct TaskDep {
+    pub(crate) task: TaskId,
+    pub(crate) stamper: OutputStamper,
+    pub(crate) version: u64,
+}
+
+impl TaskDep {
+    /// Whether this dependency is inconsistent, given the required task's current output version.
+    #[inline]
+    pub(crate) fn is_inconsistent(&self, current_version: u64) -> bool {
+        match self.stamper {
+            OutputStamper::Inconsequential => false,
+            OutputStamper::Equals => self.version != current_version,
+        }
+    }
+}
+
+/// A file that a task required or provided, as shown to a [`Tracker`](crate::tracker::Tracker).
+#[derive(Copy, Clone, Debug)]
+pub struct FileDependency<'a> {
+    path: &'a Path,
+    stamper: FileStamper,
+    stamp: FileStamp,
+}
+
+impl<'a> FileDependency<'a> {
+    pub(crate) fn new(path: &'a Path, stamper: FileStamper, stamp: FileStamp) -> Self {
+        Self { path, stamper, stamp }
+    }
+    /// The file's path: as the task gave it for require/provide events, normalised for dependency checks.
+    pub fn path(&self) -> &'a Path {
+        self.path
+    }
+    /// The stamper used.
+    pub fn stamper(&self) -> &FileStamper {
+        &self.stamper
+    }
+    /// The stamp recorded (for a failed stamp at the time of recording, the stamper's "missing" stamp).
+    pub fn stamp(&self) -> &FileStamp {
+        &self.stamp
+    }
+}
+
+/// A task that a task required, as shown to a [`Tracker`](crate::tracker::Tracker).
+#[derive(Debug)]
+pub struct TaskDependency<'a, T, O> {
+    task: &'a T,
+    stamper: OutputStamper,
+    _output: PhantomData<&'a O>,
+}
+
+impl<T, O> Clone for TaskDependency<'_, T, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T, O> Copy for TaskDependency<'_, T, O> {}
+
+impl<'a, T, O> TaskDependency<'a, T, O> {
+    pub(crate) fn new(task: &'a T, stamper: OutputStamper) -> Self {
+        Self {
+            task,
+            stamper,
+            _output: PhantomData,
+        }
+    }
+    /// The required task.
+    pub fn task(&self) -> &'a T {
+        self.task
+    }
+    /// How the required task's output is stamped.
+    pub fn stamper(&self) -> &OutputStamper {
+        &self.stamper
+    }
+}
+
+/// A recorded dependency, as shown to a [`Tracker`](crate::tracker::Tracker) while it is re-checked.
+#[derive(Debug)]
+pub enum Dependency<'a, T, O> {
+    /// The task read the file.
+    RequireFile(FileDependency<'a>),
+    /// The task wrote the file.
+    ProvideFile(FileDependency<'a>),
+    /// The task required another task.
+    RequireTask(TaskDependency<'a, T, O>),
+}
+
+impl<T, O> Clone for Dependency<'_, T, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T, O> Copy for Dependency<'_, T, O> {}
+
+/// Why a dependency is inconsistent.
+#[derive(Debug)]
+pub enum Inconsistency<'a, O> {
+    /// The file's stamp changed; this is the new stamp.
+    File(FileStamp),
+    /// The required task's output changed; this is the new output.
+    Task(&'a O),
+}
+
+/// The stamp shown to trackers for a dependency whose stamping failed when it was recorded.
+pub(crate) fn missing_stamp(stamper: FileStamper) -> FileStamp {
+    match stamper {
+        FileStamper::Exists => FileStamp::Exists(false),
+        FileStamper::Modified => FileStamp::Modified(None),
+        FileStamper::Hash => FileStamp::Hash(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_dep_is_inconsistent_after_change_and_when_recorded_stamp_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "a").unwrap();
+        let stamp = FileStamper::Hash.stamp(&path).unwrap();
+        let dep = FileDep {
+            file: FileId(0),
+            stamper: FileStamper::Hash,
+            stamp: Some(stamp),
+        };
+        assert_eq!(dep.check(&path).unwrap(), None);
+        std::fs::write(&path, "b").unwrap();
+        assert!(dep.check(&path).unwrap().is_some());
+        let failed = FileDep { stamp: None, ..dep };
+        std::fs::write(&path, "a").unwrap();
+        assert!(failed.check(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn inconsequential_task_dep_is_never_inconsistent() {
+        let dep = TaskDep {
+            task: crate::store::TaskId::for_test(0),
+            stamper: OutputStamper::Inconsequential,
+            version: 1,
+        };
+        assert!(!dep.is_inconsistent(2));
+        let dep = TaskDep {
+            stamper: OutputStamper::Equals,
+            ..dep
+        };
+        assert!(dep.is_inconsistent(2));
+        assert!(!dep.is_inconsistent(1));
+    }
+}

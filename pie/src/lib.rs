@@ -1,0 +1,196 @@
+//! pie: a programmatic incremental build system.
+//!
+//! Build scripts are ordinary Rust. A [`Task`] is a value that, when executed through a [`Context`], requires
+//! other tasks and reads ([`Context::require_file`]) or writes ([`Context::provide_file`]) files. A [`Pie`] caches
+//! every task's output and dependencies; within a [`Session`], requiring a task re-executes only what a change
+//! actually affects. Unsound build scripts (two tasks writing one file, reading a file without depending on the
+//! task that writes it, a cycle) are refused with a panic that names the file and the tasks.
+//!
+//! ```
+//! use std::io::{self, Read};
+//! use std::path::PathBuf;
+//! use pie::{Context, Pie, Task};
+//! use pie::tracker::event::EventTracker;
+//!
+//! /// Reads a file to a string.
+//! #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+//! struct ReadFile(PathBuf);
+//!
+//! impl Task for ReadFile {
+//!     type Output = Result<String, io::ErrorKind>;
+//!     fn execute<C: Context<Self>>(&self, context: &mut C) -> Self::Output {
+//!         let mut text = String::new();
+//!         if let Some(mut file) = context.require_file(&self.0).map_err(|e| e.kind())? {
+//!             file.read_to_string(&mut text).map_err(|e| e.kind())?;
+//!         }
+//!         Ok(text)
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("in.txt");
+//! std::fs::write(&path, "hello")?;
+//! let task = ReadFile(path.clone());
+//!
+//! let mut pie = Pie::with_tracker(EventTracker::default());
+//! assert_eq!(pie.new_session().require(&task), Ok("hello".to_string()));
+//! assert!(pie.tracker().one_execute_of(&task));
+//! // Nothing changed: nothing executes.
+//! pie.new_session().require(&task);
+//! assert!(!pie.tracker().any_execute());
+//! # Ok::<(), io::Error>(())
+//! ```
+//!
+//! Modules: [`stamp`] (fingerprints of files and outputs), [`dependency`] (what trackers are shown of recorded
+//! dependencies), [`context`] (the algorithms that execute tasks), [`tracker`] (observers of a build). The store
+//! (the dependency graph) is internal.
+
+use std::fmt::Debug;
+use std::fs::File;
+use std::hash::Hash;
+use std::io;
+use std::path::Path;
+
+pub mod context;
+pub mod dependency;
+mod path;
+mod session;
+pub mod stamp;
+mod store;
+pub mod tracker;
+
+pub use session::Session;
+
+use crate::session::Marks;
+use crate::stamp::{FileStamper, OutputStamper};
+use crate::store::Store;
+use crate::tracker::{NoopTracker, Tracker};
+
+/// A unit of computation: a value that is executed through a [`Context`] and produces an output.
+///
+/// Tasks are keys: two equal tasks are the same task, so a task must contain everything that determines what it
+/// does (paths, options), and `execute` must be deterministic given the task, the files it requires and the
+/// outputs of the tasks it requires.
+pub trait Task: Clone + Eq + Hash + Debug {
+    /// The output. It is cached and compared (`Eq`) to decide whether dependents must execute again.
+    type Output: Clone + Eq + Debug;
+    /// Executes the task, recording dependencies through `context`.
+    fn execute<C: Context<Self>>(&self, context: &mut C) -> Self::Output;
+}
+
+/// What a task uses to require files and other tasks while it executes.
+pub trait Context<T: Task> {
+    /// Requires the file at `path` with the [`FileStamper::Modified`] stamper; call it just before reading.
+    ///
+    /// `Ok(Some(file))` for an existing regular file, `Ok(None)` when nothing (or a directory) is at the path; the
+    /// dependency is recorded either way. An I/O error (say, permission denied) is returned and the dependency is
+    /// recorded as never consistent, so the task executes again in the next session.
+    ///
+    /// # Panics
+    /// `Hidden dependency` when another task provides the file and the executing task does not (transitively)
+    /// require that task.
+    fn require_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<Option<File>>;
+    /// [`require_file`](Context::require_file) with a chosen stamper.
+    fn require_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<Option<File>>;
+    /// Records that the executing task wrote the file at `path`, with the [`FileStamper::Modified`] stamper; call it
+    /// just after writing, so that the stamp covers what was written.
+    ///
+    /// # Panics
+    /// `Overlapping provided file` when another task provides the file, or this execution already did;
+    /// `Hidden dependency` when another task requires the file without (transitively) requiring the executing
+    /// task, or when the executing task required the file earlier in this execution (an in-place edit).
+    fn provide_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<()>;
+    /// [`provide_file`](Context::provide_file) with a chosen stamper.
+    fn provide_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<()>;
+    /// Requires `task` with the [`OutputStamper::Equals`] stamper and returns its up-to-date output.
+    ///
+    /// # Panics
+    /// `Cyclic task dependency` when `task` is (transitively) requiring the executing task.
+    fn require_task(&mut self, task: &T) -> T::Output;
+    /// [`require_task`](Context::require_task) with a chosen stamper.
+    fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output;
+}
+
+/// The incremental build system: the dependency graph with cached outputs, and a tracker observing builds.
+///
+/// `O` is always `T::Output`; `A` is the [`Tracker`].
+pub struct Pie<T, O, A = NoopTracker> {
+    store: Store<T, O>,
+    tracker: A,
+    marks: Marks,
+}
+
+impl<T: Task> Default for Pie<T, T::Output> {
+    fn default() -> Self {
+        Self::with_tracker(NoopTracker)
+    }
+}
+
+impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
+    /// An empty `Pie` that reports build events to `tracker`.
+    pub fn with_tracker(tracker: A) -> Self {
+        Self {
+            store: Store::default(),
+            tracker,
+            marks: Marks::default(),
+        }
+    }
+
+    /// Starts a new build session. File changes made before this call are seen by it.
+    pub fn new_session(&mut self) -> Session<'_, T, T::Output, A> {
+        Session::new(self)
+    }
+
+    /// Runs `f` with a new session and returns its result.
+    pub fn run_in_session<R>(&mut self, f: impl FnOnce(Session<'_, T, T::Output, A>) -> R) -> R {
+        f(self.new_session())
+    }
+
+    /// The tracker.
+    pub fn tracker(&self) -> &A {
+        &self.tracker
+    }
+
+    /// The tracker, mutably.
+    pub fn tracker_mut(&mut self) -> &mut A {
+        &mut self.tracker
+    }
+
+    /// The number of tasks in the dependency graph (every task ever required and not since removed).
+    pub fn task_count(&self) -> usize {
+        self.store.task_count()
+    }
+
+    /// Checks the dependency graph's internal invariants (topological order, edge targets), panicking with a
+    /// `BUG:` message on a violation. Meant for tests of pie itself; it walks the whole graph.
+    pub fn check_invariants(&self) {
+        self.store.check_invariants();
+    }
+}
+
+impl<T, O, A: Debug> Debug for Pie<T, O, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pie")
+            .field("tracker", &self.tracker)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the file at `path` for reading: `Ok(None)` when nothing or a directory is there.
+pub(crate) fn open_if_file(path: &Path) -> io::Result<Option<File>> {
+    match File::open(path) {
+        Ok(file) if file.metadata()?.is_file() => Ok(Some(file)),
+        Ok(_) => Ok(None),
+        Err(e) if stamp::is_missing(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `f` on a stack with at least `RED_ZONE` bytes left, switching to a fresh segment when it is short, so that
+/// recursion through deep task graphs never overflows.
+#[inline]
+pub(crate) fn grow_stack<R>(f: impl FnOnce() -> R) -> R {
+    const RED_ZONE: usize = 256 * 1024;
+    const SEGMENT: usize = 8 * 1024 * 1024;
+    stacker::maybe_grow(RED_ZONE, SEGMENT, f)
+}

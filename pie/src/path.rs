@@ -1,0 +1,86 @@
+//! Path normalisation: every file node is keyed by an absolute, lexically normalised path, so that `dir/f`,
+//! `dir/./f`, `dir/sub/../f` and the absolute form of any of them are one file for every check.
+//!
+//! Normalisation is lexical (no symlinks are resolved, the file need not exist): `.` components are dropped and
+//! `..` removes the preceding normal component. Invariant: a [`NormalPath`] is only made by [`NormalPath::new`].
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// An absolute path without `.` or `..` components (except `..` directly below the root, which stays).
+#[derive(Clone, Eq, PartialEq, Hash, Debug, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct NormalPath(PathBuf);
+
+impl NormalPath {
+    /// Makes `path` absolute (against the current directory) and removes `.` and `..` lexically.
+    pub(crate) fn new(path: &Path) -> io::Result<Self> {
+        let absolute;
+        let path = if path.is_absolute() {
+            path
+        } else {
+            absolute = std::path::absolute(path)?;
+            &absolute
+        };
+        Ok(Self(normalize_absolute(path)))
+    }
+
+    pub(crate) fn as_path(&self) -> &Path {
+        &self.0
+    }
+}
+
+/// Normalises `path` for comparison, falling back to the path as given when it cannot be made absolute.
+pub(crate) fn normalized_for_comparison(path: &Path) -> PathBuf {
+    match NormalPath::new(path) {
+        Ok(p) => p.0,
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+fn normalize_absolute(path: &Path) -> PathBuf {
+    let needs_work = path
+        .components()
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir));
+    if !needs_work && !path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        return path.to_path_buf();
+    }
+    let mut out = PathBuf::with_capacity(path.as_os_str().len());
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(p: &str) -> PathBuf {
+        NormalPath::new(Path::new(p)).unwrap().0
+    }
+
+    #[test]
+    fn dot_and_dot_dot_are_removed() {
+        assert_eq!(n("/a/./b"), PathBuf::from("/a/b"));
+        assert_eq!(n("/a/sub/../b"), PathBuf::from("/a/b"));
+        assert_eq!(n("/a/b/"), PathBuf::from("/a/b"));
+        assert_eq!(n("/../a"), PathBuf::from("/a"));
+        assert_eq!(n("/a/b/c/../../d"), PathBuf::from("/a/d"));
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(n("x/./y"), cwd.join("x/y"));
+        assert_eq!(n("x/z/../y"), cwd.join("x/y"));
+    }
+}

@@ -1,0 +1,165 @@
+//! Stamps: how a file or a task output is fingerprinted so that a later build can tell whether it changed.
+//!
+//! A *stamper* is the method ([`FileStamper`], [`OutputStamper`]); a *stamp* is its result ([`FileStamp`],
+//! [`OutputStamp`]). A dependency records the stamper and the stamp it saw; re-stamping later and comparing tells
+//! whether the dependency is still consistent.
+//!
+//! Invariant: stamping never changes the file system and a stamp of a missing file is a value, not an error.
+
+use std::fs::{self, File};
+use std::io::{self, ErrorKind};
+use std::path::Path;
+use std::time::SystemTime;
+
+/// How a file is stamped.
+///
+/// ```
+/// use pie::stamp::{FileStamp, FileStamper};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("missing.txt");
+/// assert_eq!(FileStamper::Exists.stamp(&path)?, FileStamp::Exists(false));
+/// std::fs::write(&path, "hi")?;
+/// assert_eq!(FileStamper::Exists.stamp(&path)?, FileStamp::Exists(true));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum FileStamper {
+    /// Whether something exists at the path.
+    Exists,
+    /// The last-modified time of the file (`None` when missing). The default: one `stat` per check.
+    #[default]
+    Modified,
+    /// A blake3 digest of the file's contents (`None` when missing); rewriting identical bytes is consistent.
+    /// For a directory, a digest of its sorted entry names.
+    Hash,
+}
+
+/// The fingerprint of a file, made by a [`FileStamper`].
+#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum FileStamp {
+    /// Made by [`FileStamper::Exists`].
+    Exists(bool),
+    /// Made by [`FileStamper::Modified`]: `None` when nothing is at the path.
+    Modified(Option<SystemTime>),
+    /// Made by [`FileStamper::Hash`]: `None` when nothing is at the path.
+    Hash(Option<[u8; 32]>),
+}
+
+impl FileStamper {
+    /// Stamps the file (or directory) at `path`. A missing file gives a stamp; other I/O failures are errors.
+    pub fn stamp(&self, path: &Path) -> io::Result<FileStamp> {
+        match self {
+            FileStamper::Exists => match fs::metadata(path) {
+                Ok(_) => Ok(FileStamp::Exists(true)),
+                Err(e) if is_missing(&e) => Ok(FileStamp::Exists(false)),
+                Err(e) => Err(e),
+            },
+            FileStamper::Modified => match fs::metadata(path) {
+                Ok(metadata) => Ok(FileStamp::Modified(Some(metadata.modified()?))),
+                Err(e) if is_missing(&e) => Ok(FileStamp::Modified(None)),
+                Err(e) => Err(e),
+            },
+            FileStamper::Hash => hash(path).map(FileStamp::Hash),
+        }
+    }
+}
+
+/// Whether `error` means that nothing is at the path (including a path through a regular file).
+pub(crate) fn is_missing(error: &io::Error) -> bool {
+    matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
+}
+
+fn hash(path: &Path) -> io::Result<Option<[u8; 32]>> {
+    let mut hasher = blake3::Hasher::new();
+    match File::open(path) {
+        Ok(file) if file.metadata()?.is_dir() => {
+            let mut names = fs::read_dir(path)?
+                .map(|entry| entry.map(|e| e.file_name()))
+                .collect::<io::Result<Vec<_>>>()?;
+            names.sort();
+            for name in names {
+                hasher.update(name.as_encoded_bytes());
+                hasher.update(&[0]);
+            }
+        }
+        Ok(file) => {
+            hasher.update_reader(file)?;
+        }
+        Err(e) if is_missing(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    Ok(Some(*hasher.finalize().as_bytes()))
+}
+
+/// How a task's output is stamped by a task that requires it.
+#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum OutputStamper {
+    /// The output is ignored: the dependency only makes sure the required task is consistent (and ordered first).
+    Inconsequential,
+    /// The requiring task re-executes when the output changed (compared with `Eq`). The default.
+    #[default]
+    Equals,
+}
+
+/// The fingerprint of a task output, made by an [`OutputStamper`].
+///
+/// ```
+/// use pie::stamp::{OutputStamp, OutputStamper};
+/// assert_eq!(OutputStamper::Equals.stamp(7), OutputStamp::Equals(7));
+/// assert_eq!(OutputStamper::Inconsequential.stamp(7), OutputStamp::Inconsequential);
+/// ```
+#[derive(Clone, Eq, PartialEq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum OutputStamp<O> {
+    /// Made by [`OutputStamper::Inconsequential`].
+    Inconsequential,
+    /// Made by [`OutputStamper::Equals`]: the output itself.
+    Equals(O),
+}
+
+impl OutputStamper {
+    /// Stamps `output`.
+    pub fn stamp<O>(&self, output: O) -> OutputStamp<O> {
+        match self {
+            OutputStamper::Inconsequential => OutputStamp::Inconsequential,
+            OutputStamper::Equals => OutputStamp::Equals(output),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_stamp_ignores_identical_rewrite_and_sees_content_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        assert_eq!(FileStamper::Hash.stamp(&path).unwrap(), FileStamp::Hash(None));
+        fs::write(&path, "a").unwrap();
+        let first = FileStamper::Hash.stamp(&path).unwrap();
+        fs::write(&path, "a").unwrap();
+        assert_eq!(FileStamper::Hash.stamp(&path).unwrap(), first);
+        fs::write(&path, "b").unwrap();
+        assert_ne!(FileStamper::Hash.stamp(&path).unwrap(), first);
+    }
+
+    #[test]
+    fn modified_stamp_of_missing_file_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamp = FileStamper::Modified.stamp(&dir.path().join("nope")).unwrap();
+        assert_eq!(stamp, FileStamp::Modified(None));
+    }
+
+    #[test]
+    fn hash_stamp_of_directory_follows_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = FileStamper::Hash.stamp(dir.path()).unwrap();
+        assert!(matches!(empty, FileStamp::Hash(Some(_))));
+        fs::write(dir.path().join("x"), "").unwrap();
+        assert_ne!(FileStamper::Hash.stamp(dir.path()).unwrap(), empty);
+    }
+}

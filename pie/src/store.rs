@@ -1,0 +1,549 @@
+//! The store: pie's dependency graph and cached outputs, and nothing else.
+//!
+//! Nodes are tasks and files, each interned once and named by a dense integer id ([`TaskId`], [`FileId`]). Each task
+//! owns its dependencies in the order they were made ([`Dep`]); reverse edges (who requires a file, who provides
+//! it, who requires a task) are kept lazily: an [`Edge`] names the source task *and the generation of its
+//! execution*, and is live only while that task has not executed again. Re-executing a task therefore drops all its
+//! edges in O(1) by bumping its generation; stale reverse edges are skipped by every query and compacted before a
+//! list would grow.
+//!
+//! Invariants (checked in release builds too; a violation is a `BUG:` panic):
+//! - every live `RequireTask` edge `a → b` has `order(b) < order(a)`: the tasks are kept in a topological order,
+//!   dependencies first. New tasks go last; an edge that would break the order moves the requiring task (O(1) when
+//!   nothing depends on it yet, which covers every fresh build) or runs the bounded Pearce–Kelly reordering.
+//! - a file has at most one live provider.
+//! - a task's `version` changes exactly when its stored output changes (or is first stored); a task dependency
+//!   records the version it saw, so "output changed since I looked" is one integer comparison.
+//!
+//! The store never touches the file system and never executes tasks.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::path::Path;
+
+use indexmap::IndexSet;
+
+use crate::dependency::{Dep, FileDep, TaskDep};
+use crate::path::NormalPath;
+
+/// Dense id of a task node.
+#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct TaskId(u32);
+
+/// Dense id of a file node.
+#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct FileId(pub(crate) u32);
+
+impl TaskId {
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(index: u32) -> Self {
+        Self(index)
+    }
+}
+
+/// A reverse edge, live while `task` is still in execution generation `generation`.
+#[derive(Copy, Clone, Eq, PartialEq, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct Edge {
+    task: TaskId,
+    generation: u32,
+}
+
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct TaskData<O> {
+    /// `None` for a task that never finished executing (new, or its last execution panicked).
+    output: Option<O>,
+    version: u64,
+    generation: u32,
+    order: u64,
+    deps: Vec<Dep>,
+    dependents: Vec<Edge>,
+}
+
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct FileData {
+    requirers: Vec<Edge>,
+    provider: Option<Edge>,
+}
+
+/// The dependency graph of tasks and files, with each task's cached output.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(bound(
+        serialize = "T: serde::Serialize + Hash + Eq, O: serde::Serialize",
+        deserialize = "T: serde::Deserialize<'de> + Hash + Eq, O: serde::Deserialize<'de>"
+    ))
+)]
+pub(crate) struct Store<T, O> {
+    tasks: IndexSet<T>,
+    task_data: Vec<TaskData<O>>,
+    files: IndexSet<NormalPath>,
+    file_data: Vec<FileData>,
+    next_order: u64,
+    next_version: u64,
+}
+
+impl<T, O> Default for Store<T, O> {
+    fn default() -> Self {
+        Self {
+            tasks: IndexSet::default(),
+            task_data: Vec::new(),
+            files: IndexSet::default(),
+            file_data: Vec::new(),
+            next_order: 0,
+            next_version: 1,
+        }
+    }
+}
+
+impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
+    /// Number of task nodes.
+    pub(crate) fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Number of file nodes.
+    #[cfg(test)]
+    pub(crate) fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The id of `task`, creating its node (without output, last in the topological order) when it is new.
+    pub(crate) fn get_or_create_task(&mut self, task: &T) -> TaskId {
+        if let Some(index) = self.tasks.get_index_of(task) {
+            return TaskId(index as u32);
+        }
+        let index = self.tasks.len();
+        assert!(index < u32::MAX as usize, "BUG: more than u32::MAX tasks");
+        self.tasks.insert(task.clone());
+        let order = self.take_order();
+        self.task_data.push(TaskData {
+            output: None,
+            version: 0,
+            generation: 0,
+            order,
+            deps: Vec::new(),
+            dependents: Vec::new(),
+        });
+        TaskId(index as u32)
+    }
+
+    /// The task of node `id`.
+    pub(crate) fn task(&self, id: TaskId) -> &T {
+        self.tasks
+            .get_index(id.index())
+            .expect("BUG: task id without a task node")
+    }
+
+    /// The id of the file at `path`, creating its node when it is new.
+    pub(crate) fn get_or_create_file(&mut self, path: NormalPath) -> FileId {
+        let (index, inserted) = self.files.insert_full(path);
+        if inserted {
+            assert!(index < u32::MAX as usize, "BUG: more than u32::MAX files");
+            self.file_data.push(FileData::default());
+        }
+        FileId(index as u32)
+    }
+
+    /// The normalised path of file node `id`.
+    pub(crate) fn file_path(&self, id: FileId) -> &Path {
+        self.files
+            .get_index(id.0 as usize)
+            .expect("BUG: file id without a file node")
+            .as_path()
+    }
+
+    #[inline]
+    fn data(&self, id: TaskId) -> &TaskData<O> {
+        &self.task_data[id.index()]
+    }
+
+    #[inline]
+    fn data_mut(&mut self, id: TaskId) -> &mut TaskData<O> {
+        &mut self.task_data[id.index()]
+    }
+
+    /// The cached output of `id`, if it ever finished executing.
+    #[inline]
+    pub(crate) fn output(&self, id: TaskId) -> Option<&O> {
+        self.data(id).output.as_ref()
+    }
+
+    /// The version of the output of `id`: changes exactly when the output changes.
+    #[inline]
+    pub(crate) fn version(&self, id: TaskId) -> u64 {
+        self.data(id).version
+    }
+
+    /// Number of dependencies of `id`.
+    #[inline]
+    pub(crate) fn dep_count(&self, id: TaskId) -> usize {
+        self.data(id).deps.len()
+    }
+
+    /// Dependency `index` of `id`, in creation order.
+    #[inline]
+    pub(crate) fn dep(&self, id: TaskId, index: usize) -> Dep {
+        self.data(id).deps[index]
+    }
+
+    /// Starts a new execution of `id`: drops all its dependencies (and thereby its reverse edges) and takes its
+    /// output, so that a panicking execution leaves the task without output, never with a stale one.
+    pub(crate) fn start_execution(&mut self, id: TaskId) -> Option<O> {
+        let data = self.data_mut(id);
+        data.generation = data.generation.wrapping_add(1);
+        data.deps.clear();
+        data.output.take()
+    }
+
+    /// Stores the `output` of a finished execution of `id`; bumps the version unless it equals `previous`.
+    pub(crate) fn finish_execution(&mut self, id: TaskId, output: O, previous: Option<O>) {
+        let unchanged = previous.is_some_and(|p| p == output);
+        if !unchanged {
+            let version = self.next_version;
+            self.next_version += 1;
+            self.data_mut(id).version = version;
+        }
+        self.data_mut(id).output = Some(output);
+    }
+
+    #[inline]
+    fn is_live(&self, edge: Edge) -> bool {
+        self.data(edge.task).generation == edge.generation
+    }
+
+    fn edge_from(&self, id: TaskId) -> Edge {
+        Edge {
+            task: id,
+            generation: self.data(id).generation,
+        }
+    }
+
+    /// Appends `edge` to a reverse-edge list, first dropping stale entries when the list would otherwise grow.
+    fn push_reverse(&self, list: &mut Vec<Edge>, edge: Edge) {
+        if list.last() == Some(&edge) {
+            return;
+        }
+        if list.len() == list.capacity() {
+            list.retain(|e| self.is_live(*e));
+        }
+        list.push(edge);
+    }
+
+    /// Records that `id` required a file.
+    pub(crate) fn add_require_file(&mut self, id: TaskId, dep: FileDep) {
+        let edge = self.edge_from(id);
+        let mut list = std::mem::take(&mut self.file_data[dep.file.0 as usize].requirers);
+        self.push_reverse(&mut list, edge);
+        self.file_data[dep.file.0 as usize].requirers = list;
+        self.data_mut(id).deps.push(Dep::RequireFile(dep));
+    }
+
+    /// Records that `id` provided a file. The caller has checked that no other live provider exists.
+    pub(crate) fn add_provide_file(&mut self, id: TaskId, dep: FileDep) {
+        let edge = self.edge_from(id);
+        let file = &mut self.file_data[dep.file.0 as usize];
+        file.provider = Some(edge);
+        self.data_mut(id).deps.push(Dep::ProvideFile(dep));
+    }
+
+    /// Records that `id` required task `dep.task`, keeping the topological order. The caller has ruled out
+    /// cycles (the required task finished before this edge is added).
+    pub(crate) fn add_require_task(&mut self, id: TaskId, dep: TaskDep) {
+        let edge = self.edge_from(id);
+        let mut list = std::mem::take(&mut self.data_mut(dep.task).dependents);
+        self.push_reverse(&mut list, edge);
+        self.data_mut(dep.task).dependents = list;
+        self.data_mut(id).deps.push(Dep::RequireTask(dep));
+        self.keep_order(id, dep.task);
+    }
+
+    /// The task that currently provides `file`, if any.
+    pub(crate) fn provider(&self, file: FileId) -> Option<TaskId> {
+        self.file_data[file.0 as usize]
+            .provider
+            .filter(|e| self.is_live(*e))
+            .map(|e| e.task)
+    }
+
+    /// The tasks that currently require `file` (a task may appear more than once).
+    pub(crate) fn requirers(&self, file: FileId) -> impl Iterator<Item = TaskId> + '_ {
+        self.file_data[file.0 as usize]
+            .requirers
+            .iter()
+            .filter(|e| self.is_live(**e))
+            .map(|e| e.task)
+    }
+
+    /// Whether `from` requires `to` directly or transitively (or is `to`).
+    ///
+    /// Searches the dependencies of `from` depth-first, pruning every task ordered before `to`: no such task can
+    /// reach `to`, because dependencies are always ordered before their dependents.
+    pub(crate) fn depends_on(&self, from: TaskId, to: TaskId) -> bool {
+        if from == to {
+            return true;
+        }
+        let bound = self.data(to).order;
+        let mut visited = HashSet::new();
+        let mut stack = vec![from];
+        while let Some(id) = stack.pop() {
+            for dep in &self.data(id).deps {
+                if let Dep::RequireTask(d) = dep {
+                    if d.task == to {
+                        return true;
+                    }
+                    if self.data(d.task).order > bound && visited.insert(d.task) {
+                        stack.push(d.task);
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn take_order(&mut self) -> u64 {
+        let order = self.next_order;
+        self.next_order += 1;
+        order
+    }
+
+    fn has_live_dependents(&self, id: TaskId) -> bool {
+        self.data(id).dependents.iter().any(|e| self.is_live(*e))
+    }
+
+    fn live_dependents(&self, id: TaskId) -> impl Iterator<Item = TaskId> + '_ {
+        self.data(id)
+            .dependents
+            .iter()
+            .filter(|e| self.is_live(**e))
+            .map(|e| e.task)
+    }
+
+    /// Restores `order(dependency) < order(dependent)` after adding the edge `dependent → dependency`.
+    fn keep_order(&mut self, dependent: TaskId, dependency: TaskId) {
+        if self.data(dependency).order < self.data(dependent).order {
+            return;
+        }
+        if !self.has_live_dependents(dependent) {
+            // Nothing is ordered after `dependent` on its account: moving it to the end is always valid.
+            let order = self.take_order();
+            self.data_mut(dependent).order = order;
+            return;
+        }
+        self.reorder(dependency, dependent);
+    }
+
+    /// Pearce–Kelly: `first` must come before `second` but is ordered after it. Reorders only the tasks between
+    /// them that are affected: those reachable from `second` through dependents (ordered before `first`), and those
+    /// reaching `first` through dependencies (ordered after `second`).
+    fn reorder(&mut self, first: TaskId, second: TaskId) {
+        let lower = self.data(second).order;
+        let upper = self.data(first).order;
+        let mut visited = HashSet::new();
+
+        let mut forward = vec![second];
+        visited.insert(second);
+        let mut stack = vec![second];
+        while let Some(id) = stack.pop() {
+            for next in self.live_dependents(id) {
+                let order = self.data(next).order;
+                assert!(
+                    next != first,
+                    "Cyclic task dependency: {:?} requires {:?}, which depends on it",
+                    self.task_debug(second),
+                    self.task_debug(first)
+                );
+                if order < upper && visited.insert(next) {
+                    forward.push(next);
+                    stack.push(next);
+                }
+            }
+        }
+
+        let mut backward = vec![first];
+        visited.insert(first);
+        let mut stack = vec![first];
+        while let Some(id) = stack.pop() {
+            for dep in &self.data(id).deps {
+                if let Dep::RequireTask(d) = dep {
+                    let order = self.data(d.task).order;
+                    if order > lower && visited.insert(d.task) {
+                        backward.push(d.task);
+                        stack.push(d.task);
+                    }
+                }
+            }
+        }
+
+        backward.sort_by_key(|id| self.data(*id).order);
+        forward.sort_by_key(|id| self.data(*id).order);
+        let mut slots: Vec<u64> = backward
+            .iter()
+            .chain(forward.iter())
+            .map(|id| self.data(*id).order)
+            .collect();
+        slots.sort_unstable();
+        for (id, order) in backward.into_iter().chain(forward).zip(slots) {
+            self.data_mut(id).order = order;
+        }
+    }
+
+    fn task_debug(&self, id: TaskId) -> String {
+        format!("{:?}", self.task(id))
+    }
+
+    /// Checks the store's invariants; panics with `BUG:` on a violation. Used by tests and after loading.
+    pub(crate) fn check_invariants(&self) {
+        assert_eq!(
+            self.tasks.len(),
+            self.task_data.len(),
+            "BUG: task tables differ in length"
+        );
+        assert_eq!(
+            self.files.len(),
+            self.file_data.len(),
+            "BUG: file tables differ in length"
+        );
+        for (index, data) in self.task_data.iter().enumerate() {
+            for dep in &data.deps {
+                match dep {
+                    Dep::RequireTask(d) => {
+                        assert!(d.task.index() < self.task_data.len(), "BUG: dangling task edge");
+                        assert!(
+                            self.data(d.task).order < data.order,
+                            "BUG: task {index} is ordered before its dependency {}",
+                            d.task.0
+                        );
+                    }
+                    Dep::RequireFile(d) | Dep::ProvideFile(d) => {
+                        assert!((d.file.0 as usize) < self.file_data.len(), "BUG: dangling file edge");
+                    }
+                }
+            }
+        }
+        let mut orders: Vec<u64> = self.task_data.iter().map(|d| d.order).collect();
+        orders.sort_unstable();
+        orders.dedup();
+        assert_eq!(
+            orders.len(),
+            self.task_data.len(),
+            "BUG: two tasks share a position in the order"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stamp::{FileStamper, OutputStamper};
+
+    fn task_dep(task: TaskId) -> TaskDep {
+        TaskDep {
+            task,
+            stamper: OutputStamper::Equals,
+            version: 0,
+        }
+    }
+
+    #[test]
+    fn fresh_edges_keep_dependencies_first() {
+        let mut store: Store<&str, ()> = Store::default();
+        let a = store.get_or_create_task(&"a");
+        let b = store.get_or_create_task(&"b");
+        let c = store.get_or_create_task(&"c");
+        // a requires b, b requires c, a requires c: every new dependent moves after its dependencies.
+        store.add_require_task(b, task_dep(c));
+        store.add_require_task(a, task_dep(b));
+        store.add_require_task(a, task_dep(c));
+        store.check_invariants();
+        assert!(store.data(c).order < store.data(b).order);
+        assert!(store.data(b).order < store.data(a).order);
+    }
+
+    #[test]
+    fn reorder_moves_dependents_of_a_re_executed_task() {
+        let mut store: Store<&str, ()> = Store::default();
+        let top = store.get_or_create_task(&"top");
+        let mid = store.get_or_create_task(&"mid");
+        store.add_require_task(top, task_dep(mid));
+        store.check_invariants();
+        // `mid` re-executes and now requires a brand-new task ordered last, while `top` still depends on `mid`.
+        store.start_execution(mid);
+        let new = store.get_or_create_task(&"new");
+        let leaf = store.get_or_create_task(&"leaf");
+        store.add_require_task(new, task_dep(leaf));
+        store.add_require_task(mid, task_dep(new));
+        store.check_invariants();
+        assert!(store.data(new).order < store.data(mid).order);
+        assert!(store.data(mid).order < store.data(top).order);
+    }
+
+    #[test]
+    fn depends_on_follows_live_edges_only() {
+        let mut store: Store<&str, ()> = Store::default();
+        let a = store.get_or_create_task(&"a");
+        let b = store.get_or_create_task(&"b");
+        let c = store.get_or_create_task(&"c");
+        store.add_require_task(b, task_dep(c));
+        store.add_require_task(a, task_dep(b));
+        assert!(store.depends_on(a, c));
+        assert!(!store.depends_on(c, a));
+        store.start_execution(b);
+        assert!(!store.depends_on(a, c), "b's old edge to c is dropped by re-execution");
+        assert!(store.depends_on(a, b), "a still depends on b until a re-executes");
+    }
+
+    #[test]
+    fn stale_reverse_edges_are_skipped_and_compacted() {
+        let mut store: Store<&str, ()> = Store::default();
+        let a = store.get_or_create_task(&"a");
+        let file = store.get_or_create_file(NormalPath::new(Path::new("/f")).unwrap());
+        let dep = FileDep {
+            file,
+            stamper: FileStamper::Modified,
+            stamp: None,
+        };
+        for _ in 0..100 {
+            store.start_execution(a);
+            store.add_require_file(a, dep);
+            store.add_provide_file(a, dep);
+        }
+        assert_eq!(store.requirers(file).collect::<Vec<_>>(), vec![a]);
+        assert_eq!(store.provider(file), Some(a));
+        assert!(
+            store.file_data[0].requirers.capacity() <= 4,
+            "stale edges were compacted instead of growing the list"
+        );
+        store.start_execution(a);
+        assert_eq!(store.requirers(file).count(), 0);
+        assert_eq!(store.provider(file), None);
+        assert_eq!(store.file_count(), 1);
+    }
+
+    #[test]
+    fn version_changes_only_when_output_changes() {
+        let mut store: Store<&str, u32> = Store::default();
+        let a = store.get_or_create_task(&"a");
+        let previous = store.start_execution(a);
+        store.finish_execution(a, 1, previous);
+        let v1 = store.version(a);
+        let previous = store.start_execution(a);
+        store.finish_execution(a, 1, previous);
+        assert_eq!(store.version(a), v1);
+        let previous = store.start_execution(a);
+        store.finish_execution(a, 2, previous);
+        assert_ne!(store.version(a), v1);
+    }
+}
