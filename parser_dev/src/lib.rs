@@ -1,0 +1,15 @@
+//! parser_dev: develop a [pest](https://pest.rs) grammar against example programs, incrementally, with pie.
+//!
+//! Two pie tasks ([`task::ParserTask`]) do the work: one compiles the grammar file at run time (pest_meta), one
+//! parses a program file with a rule of the compiled grammar (pest_vm). A [`workspace::Workspace`] holds the
+//! long-lived `Pie` and its store file, so a run with nothing changed executes no task and an edit re-executes
+//! only what it affects — across runs, too. Batch mode prints a [`report`]; the interactive mode
+//! ([`app::App`]) rebuilds on every save.
+//!
+//! Modules: [`task`] (the tasks and their outputs), [`workspace`] (the `Pie`, its tracker and store, one build),
+//! [`report`] (build results as text), [`app`] (the editor's state, keys and rendering, without the terminal).
+
+pub mod app;
+pub mod report;
+pub mod task;
+pub mod workspace;

@@ -1,0 +1,110 @@
+//! The `parser_dev` command: batch mode, or the terminal editor with `--edit`.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use crossterm::event::{self, Event, KeyEventKind};
+use parser_dev::app::{App, Control};
+use parser_dev::report::batch_output;
+use parser_dev::workspace::{Config, LogTarget, Workspace};
+
+/// Develop a pest grammar against example programs. Each program is parsed with RULE of the grammar; results
+/// are cached in a store, so only what changed since the last run is compiled or parsed again.
+///
+/// Exit status: 0 when the grammar compiled and every program parsed, 1 when the grammar or a program failed,
+/// 2 for a usage error.
+#[derive(Parser, Debug)]
+#[command(name = "parser_dev", version)]
+struct Cli {
+    /// The store file [default: .pie/parser_dev.store in the grammar's folder].
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
+    /// Write pie's build log to standard error (batch mode).
+    #[arg(long)]
+    log: bool,
+    /// Edit the grammar and programs in a terminal editor, rebuilding on every save.
+    #[arg(short = 'e', long)]
+    edit: bool,
+    /// The pest grammar file.
+    grammar: PathBuf,
+    /// The grammar's rule that every program is parsed with.
+    rule: String,
+    /// The program files.
+    #[arg(required = true)]
+    programs: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = Config {
+        grammar: cli.grammar,
+        rule: cli.rule,
+        programs: cli.programs,
+        store: cli.store,
+    };
+    if cli.edit {
+        edit(&config)
+    } else {
+        batch(&config, cli.log)
+    }
+}
+
+fn batch(config: &Config, log: bool) -> ExitCode {
+    let log = if log { LogTarget::Stderr } else { LogTarget::Off };
+    let (mut workspace, warning) = Workspace::open(config, log);
+    if let Some(warning) = warning {
+        eprintln!("{warning}");
+    }
+    let report = workspace.build();
+    if let Err(error) = workspace.save_store() {
+        eprintln!("warning: {error}; the next run will build everything again");
+    }
+    print!(
+        "{}",
+        batch_output(&report, &workspace.grammar().shown, workspace.rule())
+    );
+    if report.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn edit(config: &Config) -> ExitCode {
+    let (workspace, warning) = Workspace::open(config, LogTarget::Memory(Vec::new()));
+    let mut app = match App::new(workspace) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(warning) = warning {
+        app.push_log(warning);
+    }
+    let result = run_terminal(&mut app);
+    ratatui::restore();
+    if let Err(error) = result {
+        eprintln!("error: terminal: {error}");
+        return ExitCode::FAILURE;
+    }
+    if let Some(error) = app.store_error() {
+        eprintln!("warning: {error}; the next run will build everything again");
+    }
+    ExitCode::SUCCESS
+}
+
+/// Draws and forwards key presses until the app quits.
+fn run_terminal(app: &mut App) -> io::Result<()> {
+    let mut terminal = ratatui::try_init()?;
+    loop {
+        terminal.draw(|frame| app.render(frame))?;
+        if let Event::Key(key) = event::read()? {
+            if key.kind == KeyEventKind::Press && app.handle_input(key.into()) == Control::Quit {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! A grammar, a rule and programs, with the long-lived [`Pie`] that builds them and the store it persists to.
+//!
+//! Both modes go through [`Workspace::build`]: batch mode builds once, the editor once per save. Each build is one
+//! pie session that requires the grammar's compile task and every program's parse task.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use pie::tracker::writing::WritingTracker;
+use pie::tracker::{CompositeTracker, Tracker};
+use pie::Pie;
+
+use crate::task::{CompiledGrammar, GrammarError, Outcome, ParserTask, ProgramError};
+
+/// Where pie's build log goes.
+#[derive(Debug)]
+pub enum LogTarget {
+    /// Nowhere.
+    Off,
+    /// Standard error (batch mode's `--log`).
+    Stderr,
+    /// A buffer, drained with [`Workspace::take_log`] (the editor's log pane).
+    Memory(Vec<u8>),
+}
+
+impl LogTarget {
+    /// An empty target of the same kind.
+    fn fresh(&self) -> Self {
+        match self {
+            LogTarget::Off => LogTarget::Off,
+            LogTarget::Stderr => LogTarget::Stderr,
+            LogTarget::Memory(_) => LogTarget::Memory(Vec::new()),
+        }
+    }
+}
+
+impl Write for LogTarget {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            LogTarget::Off => Ok(buf.len()),
+            LogTarget::Stderr => io::stderr().write(buf),
+            LogTarget::Memory(buffer) => buffer.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            LogTarget::Stderr => io::stderr().flush(),
+            LogTarget::Off | LogTarget::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// Records which tasks executed since it was last cleared (by [`Workspace::build`], once per build).
+#[derive(Default, Debug)]
+pub struct ExecutedTasks(Vec<ParserTask>);
+
+impl Tracker<ParserTask> for ExecutedTasks {
+    fn execute_start(&mut self, task: &ParserTask) {
+        self.0.push(task.clone());
+    }
+}
+
+/// The tracker of a workspace's `Pie`: executed tasks, and the build log.
+pub type BuildTracker = CompositeTracker<ExecutedTasks, WritingTracker<LogTarget>>;
+
+/// The `Pie` of parser_dev.
+pub type ParserPie = Pie<ParserTask, Outcome, BuildTracker>;
+
+/// A file as the user named it and as tasks see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    /// The path as given, for messages.
+    pub shown: String,
+    /// The absolute path (not canonicalized), for tasks and for writing.
+    pub path: PathBuf,
+}
+
+impl SourceFile {
+    /// The file at `path`, made absolute against the working directory.
+    pub fn new(path: &Path) -> Self {
+        Self {
+            shown: path.display().to_string(),
+            // `absolute` fails only for an empty path or an unknown working directory; the path as given is then
+            // the best there is, and reading it will report the problem.
+            path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        }
+    }
+}
+
+/// What to build: the command line's arguments.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The grammar file.
+    pub grammar: PathBuf,
+    /// The rule that programs are parsed with.
+    pub rule: String,
+    /// The program files.
+    pub programs: Vec<PathBuf>,
+    /// The store file; `None` for [`default_store_path`].
+    pub store: Option<PathBuf>,
+}
+
+/// The default store: `.pie/parser_dev.store` in the grammar's folder.
+pub fn default_store_path(grammar: &Path) -> PathBuf {
+    let folder = match grammar.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    folder.join(".pie").join("parser_dev.store")
+}
+
+/// The result of one build.
+#[derive(Clone, Debug)]
+pub struct BuildReport {
+    /// The grammar's outcome.
+    pub grammar: Result<CompiledGrammar, GrammarError>,
+    /// Whether the grammar was compiled in this build (rather than its cached result reused).
+    pub grammar_compiled: bool,
+    /// Every program's outcome, in the order given.
+    pub programs: Vec<ProgramReport>,
+    /// How many tasks executed in this build.
+    pub executed: usize,
+    /// I/O errors met while checking dependencies (the affected tasks executed again), as messages.
+    pub check_errors: Vec<String>,
+}
+
+/// A program's outcome in a [`BuildReport`].
+#[derive(Clone, Debug)]
+pub struct ProgramReport {
+    /// The program file.
+    pub file: SourceFile,
+    /// Its parse tree, or why there is none.
+    pub result: Result<String, ProgramError>,
+    /// Whether it was parsed in this build (rather than its cached result reused).
+    pub parsed: bool,
+}
+
+impl BuildReport {
+    /// True when the grammar compiled and every program parsed.
+    pub fn success(&self) -> bool {
+        self.grammar.is_ok() && self.programs.iter().all(|p| p.result.is_ok())
+    }
+
+    /// How many programs were parsed in this build.
+    pub fn parsed_count(&self) -> usize {
+        self.programs.iter().filter(|p| p.parsed).count()
+    }
+}
+
+/// A grammar, a rule and programs, with the `Pie` that builds them and its store file.
+#[derive(Debug)]
+pub struct Workspace {
+    pie: ParserPie,
+    store: PathBuf,
+    grammar: SourceFile,
+    rule: String,
+    programs: Vec<SourceFile>,
+}
+
+impl Workspace {
+    /// Opens the workspace of `config`, loading its store. A store that cannot be used is not fatal: the second
+    /// value is a warning to show, and the workspace starts empty (everything is built again).
+    pub fn open(config: &Config, log: LogTarget) -> (Self, Option<String>) {
+        let store = config
+            .store
+            .clone()
+            .unwrap_or_else(|| default_store_path(&config.grammar));
+        let (pie, warning) = load_pie(&store, log);
+        let workspace = Self {
+            pie,
+            store,
+            grammar: SourceFile::new(&config.grammar),
+            rule: config.rule.clone(),
+            programs: config.programs.iter().map(|p| SourceFile::new(p)).collect(),
+        };
+        (workspace, warning)
+    }
+
+    /// The grammar file.
+    pub fn grammar(&self) -> &SourceFile {
+        &self.grammar
+    }
+
+    /// The rule programs are parsed with.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    /// The program files.
+    pub fn programs(&self) -> &[SourceFile] {
+        &self.programs
+    }
+
+    /// The store file.
+    pub fn store_path(&self) -> &Path {
+        &self.store
+    }
+
+    /// Builds incrementally in a new session: compiles the grammar and parses every program where needed.
+    pub fn build(&mut self) -> BuildReport {
+        self.pie.tracker_mut().0 .0.clear();
+        let compile = ParserTask::CompileGrammar {
+            grammar: self.grammar.path.clone(),
+        };
+        let parses: Vec<ParserTask> = self
+            .programs
+            .iter()
+            .map(|program| ParserTask::Parse {
+                grammar: self.grammar.path.clone(),
+                rule: self.rule.clone(),
+                program: program.path.clone(),
+            })
+            .collect();
+
+        let mut session = self.pie.new_session();
+        let grammar = match session.require(&compile) {
+            Outcome::Grammar(result) => result,
+            Outcome::Program(_) => panic!("BUG: CompileGrammar task returned a program outcome"),
+        };
+        let results: Vec<Result<String, ProgramError>> = parses
+            .iter()
+            .map(|task| match session.require(task) {
+                Outcome::Program(result) => result,
+                Outcome::Grammar(_) => panic!("BUG: Parse task returned a grammar outcome"),
+            })
+            .collect();
+        let check_errors = session
+            .dependency_check_errors()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        drop(session);
+
+        let executed = &self.pie.tracker().0 .0;
+        let programs = self
+            .programs
+            .iter()
+            .zip(parses.iter().zip(results))
+            .map(|(file, (task, result))| ProgramReport {
+                file: file.clone(),
+                result,
+                parsed: executed.contains(task),
+            })
+            .collect();
+        BuildReport {
+            grammar,
+            grammar_compiled: executed.contains(&compile),
+            programs,
+            executed: executed.len(),
+            check_errors,
+        }
+    }
+
+    /// Takes what the build log wrote to a [`LogTarget::Memory`] since the last call (empty for other targets).
+    pub fn take_log(&mut self) -> String {
+        match self.pie.tracker_mut().1.writer_mut() {
+            LogTarget::Memory(buffer) => String::from_utf8_lossy(&std::mem::take(buffer)).into_owned(),
+            LogTarget::Off | LogTarget::Stderr => String::new(),
+        }
+    }
+
+    /// Saves the store, creating its folder. The error is a message naming the store.
+    pub fn save_store(&self) -> Result<(), String> {
+        save_pie(&self.pie, &self.store)
+    }
+}
+
+fn new_tracker(log: LogTarget) -> BuildTracker {
+    CompositeTracker(ExecutedTasks::default(), WritingTracker::new(log))
+}
+
+/// Loads the store at `path`, or starts empty with a warning when it cannot be used.
+// TODO(persistence): waiting for `Pie::load`.
+fn load_pie(path: &Path, log: LogTarget) -> (ParserPie, Option<String>) {
+    let _ = (path, log.fresh());
+    (Pie::with_tracker(new_tracker(log)), None)
+}
+
+fn save_pie(pie: &ParserPie, path: &Path) -> Result<(), String> {
+    let _ = (pie, path);
+    Ok(())
+}
