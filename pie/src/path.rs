@@ -39,10 +39,17 @@ pub(crate) fn normalized_for_comparison(path: &Path) -> PathBuf {
 }
 
 fn normalize_absolute(path: &Path) -> PathBuf {
+    // `components()` silently skips interior `.` and repeated separators, so the bytes are inspected too: a stored
+    // path must be spelt normally (it is shown in messages and saved), not merely compare equal to its normal form.
+    let bytes = path.as_os_str().as_encoded_bytes();
     let needs_work = path
         .components()
-        .any(|c| matches!(c, Component::CurDir | Component::ParentDir));
-    if !needs_work && !path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
+        || bytes.ends_with(b"/")
+        || bytes.ends_with(b"/.")
+        || bytes.windows(2).any(|w| w == b"//")
+        || bytes.windows(3).any(|w| w == b"/./");
+    if !needs_work {
         return path.to_path_buf();
     }
     let mut out = PathBuf::with_capacity(path.as_os_str().len());
@@ -75,6 +82,19 @@ mod tests {
         assert_eq!(n("/a/b/"), PathBuf::from("/a/b"));
         assert_eq!(n("/../a"), PathBuf::from("/a"));
         assert_eq!(n("/a/b/c/../../d"), PathBuf::from("/a/d"));
+    }
+
+    #[test]
+    fn interior_dots_and_repeated_separators_are_removed_from_the_spelling() {
+        // `Path` equality already ignores these, so compare the bytes.
+        for (given, normal) in [
+            ("/a/./b", "/a/b"),
+            ("/a//b", "/a/b"),
+            ("/a/b/.", "/a/b"),
+            ("/a/.//./b/", "/a/b"),
+        ] {
+            assert_eq!(n(given).as_os_str(), normal, "{given}");
+        }
     }
 
     #[test]

@@ -1,0 +1,246 @@
+//! Soundness checks: overlapping provided files, hidden dependencies and cycles are refused with a panic whose
+//! message starts with the documented prefix and names the file and the tasks.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use pie::stamp::FileStamper;
+
+const OVERLAP: &str = "Overlapping provided file";
+const HIDDEN: &str = "Hidden dependency";
+const CYCLE: &str = "Cyclic task dependency";
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+// Overlapping provided files.
+
+#[test]
+#[should_panic(expected = "Overlapping provided file")]
+fn overlapping_provided_file_panics() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let input = dir.path().join("in.txt");
+    write_file(&input, "Hello, World!");
+    let write_1 = write(ret("Hi there"), &output);
+    let write_2 = write(read(&input), &output);
+    test_pie().require(&seq([write_1, write_2])).unwrap();
+}
+
+#[test]
+fn overlap_within_one_build_names_the_file_and_both_tasks() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let write_1 = write(ret("one"), &output);
+    let write_2 = write(ret("two"), &output);
+    let mut pie = test_pie();
+    let message = expect_panic(|| pie.require(&seq([write_1.clone(), write_2.clone()])));
+    assert_message(
+        &message,
+        OVERLAP,
+        &[&display(&output), &debug(&write_1), &debug(&write_2)],
+    );
+}
+
+#[test]
+fn overlap_across_separately_required_tasks_panics() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let input = dir.path().join("in.txt");
+    write_file(&input, "Hello, World!");
+    let write_1 = write(ret("Hi there"), &output);
+    let write_2 = write(read(&input), &output);
+    let mut pie = test_pie();
+    pie.require(&write_1).unwrap();
+    let message = expect_panic(|| pie.require(&write_2));
+    assert_message(
+        &message,
+        OVERLAP,
+        &[&display(&output), &debug(&write_1), &debug(&write_2)],
+    );
+}
+
+#[test]
+fn overlap_across_tasks_required_in_one_session_panics() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let write_1 = write(ret("one"), &output);
+    let write_2 = write(ret("two"), &output);
+    let mut pie = test_pie();
+    let mut session = pie.new_session();
+    session.require(&write_1).unwrap();
+    let message = expect_panic(|| session.require(&write_2));
+    assert_message(
+        &message,
+        OVERLAP,
+        &[&display(&output), &debug(&write_1), &debug(&write_2)],
+    );
+}
+
+#[test]
+fn reexecuting_the_same_providing_task_is_not_an_overlap() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let input = dir.path().join("in.txt");
+    write_file(&input, "Hi there");
+    let read = read(&input);
+    let write = write(read.clone(), &output);
+    let mut pie = test_pie();
+    pie.require_then_assert_executed(&write, &[&write, &read]).unwrap();
+    assert_eq!(read_file_to_string(&output), "Hi there");
+
+    write_file(&input, "Hello there");
+    pie.require_then_assert_executed(&write, &[&read, &write]).unwrap();
+    assert_eq!(read_file_to_string(&output), "Hello there");
+    pie.require_then_assert_no_execute(&write).unwrap();
+}
+
+#[test]
+fn separate_output_files_are_fine() {
+    let dir = temp_dir();
+    let output_1 = dir.path().join("out_1.txt");
+    let output_2 = dir.path().join("out_2.txt");
+    let input = dir.path().join("in.txt");
+    write_file(&input, "Hello, World!");
+    let ret = ret("Hi there");
+    let read = read(&input);
+    let write_1 = write(ret.clone(), &output_1);
+    let write_2 = write(read.clone(), &output_2);
+    let sequence = seq([write_1.clone(), write_2.clone()]);
+    let mut pie = test_pie();
+
+    pie.require(&sequence).unwrap();
+    assert_eq!(read_file_to_string(&output_1), "Hi there");
+    assert_eq!(read_file_to_string(&output_2), "Hello, World!");
+
+    write_file(&input, "World, Hello?");
+    // Requiring `write_1` makes only `output_1` consistent, which it already is.
+    pie.require_then_assert_no_execute(&write_1).unwrap();
+    assert_eq!(read_file_to_string(&output_1), "Hi there");
+    pie.require_then_assert_executed(&write_2, &[&read, &write_2]).unwrap();
+    assert_eq!(read_file_to_string(&output_2), "World, Hello?");
+    pie.require_then_assert_no_execute(&sequence).unwrap();
+}
+
+#[test]
+fn providing_the_same_file_twice_in_one_execution_panics() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let task = TestTask::ProvideTwice(Box::new(ret("twice")), output.clone());
+    let message = expect_panic(|| test_pie().require(&task));
+    assert_message(&message, OVERLAP, &[&display(&output), &debug(&task)]);
+}
+
+// Hidden dependencies.
+
+#[test]
+fn requiring_a_provided_file_without_its_provider_panics() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let write = write(ret("generated"), &output);
+    let read = read(&output);
+    let mut pie = test_pie();
+    let message = expect_panic(|| pie.require(&seq([write.clone(), read.clone()])));
+    assert_message(&message, HIDDEN, &[&display(&output), &debug(&read), &debug(&write)]);
+}
+
+#[test]
+fn requiring_a_file_provided_in_an_earlier_session_without_its_provider_panics() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let write = write(ret("generated"), &output);
+    let read = read_with(&output, FileStamper::Hash);
+    let mut pie = test_pie();
+    pie.require(&write).unwrap();
+    let message = expect_panic(|| pie.require(&read));
+    assert_message(&message, HIDDEN, &[&display(&output), &debug(&read), &debug(&write)]);
+}
+
+#[test]
+fn providing_a_file_that_another_task_required_without_requiring_the_provider_panics() {
+    let dir = temp_dir();
+    let file = dir.path().join("file.txt");
+    write_file(&file, "plain input");
+    let read = read(&file);
+    let write = write(ret("generated"), &file);
+    let mut pie = test_pie();
+    let message = expect_panic(|| pie.require(&seq([read.clone(), write.clone()])));
+    assert_message(&message, HIDDEN, &[&display(&file), &debug(&read), &debug(&write)]);
+}
+
+#[test]
+fn providing_a_file_required_in_an_earlier_session_without_requiring_the_provider_panics() {
+    let dir = temp_dir();
+    let file = dir.path().join("file.txt");
+    write_file(&file, "plain input");
+    let read = read(&file);
+    let write = write(ret("generated"), &file);
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&read), ok("plain input"));
+    let message = expect_panic(|| pie.require(&write));
+    assert_message(&message, HIDDEN, &[&display(&file), &debug(&read), &debug(&write)]);
+}
+
+#[test]
+fn reading_a_provided_file_through_its_provider_is_fine() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let input = dir.path().join("in.txt");
+    write_file(&input, "first");
+    let write = write(read(&input), &output);
+    let direct = read_after(write.clone(), &output);
+    // Transitively: `indirect` requires `require(write)`, which requires `write`.
+    let indirect = read_after(require(write.clone()), &output);
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&direct), ok("first"));
+    assert_eq!(pie.require(&indirect), ok("first"));
+
+    write_file(&input, "second");
+    assert_eq!(pie.require(&indirect), ok("second"));
+    assert_eq!(pie.require(&direct), ok("second"));
+    pie.require_then_assert_no_execute(&direct).unwrap();
+    pie.require_then_assert_no_execute(&indirect).unwrap();
+}
+
+#[test]
+fn requiring_a_file_then_providing_it_is_refused_as_an_in_place_edit() {
+    let dir = temp_dir();
+    let file = dir.path().join("file.txt");
+    write_file(&file, "lower");
+    let edit = TestTask::EditInPlace(file.clone());
+    let message = expect_panic(|| test_pie().require(&edit));
+    assert_message(&message, HIDDEN, &[&display(&file), &debug(&edit), "in-place"]);
+}
+
+// Cycles.
+
+#[test]
+#[should_panic(expected = "Cyclic task dependency")]
+fn task_requiring_itself_panics() {
+    test_pie().require(&TestTask::RequireSelf).unwrap();
+}
+
+#[test]
+fn self_cycle_names_the_task() {
+    let message = expect_panic(|| test_pie().require(&TestTask::RequireSelf));
+    assert_message(&message, CYCLE, &[&debug(&TestTask::RequireSelf)]);
+}
+
+#[test]
+fn two_task_cycle_names_both_tasks() {
+    let message = expect_panic(|| test_pie().require(&TestTask::RequireCycleA));
+    assert_message(
+        &message,
+        CYCLE,
+        &[&debug(&TestTask::RequireCycleA), &debug(&TestTask::RequireCycleB)],
+    );
+    let message = expect_panic(|| test_pie().require(&require(TestTask::RequireCycleB)));
+    assert_message(
+        &message,
+        CYCLE,
+        &[&debug(&TestTask::RequireCycleA), &debug(&TestTask::RequireCycleB)],
+    );
+}
