@@ -109,8 +109,9 @@ pub enum TestTask {
     /// Requires the file with the stamper and returns `"none"` when nothing is there (`Ok(None)`), otherwise
     /// `"some:"` followed by its contents; an I/O error from `require_file` becomes `Err(kind)`.
     ProbeFile(PathBuf, FileStamper),
-    /// Link `index` of a chain of `len` tasks: requires link `index + 1`; the last link reads the file.
-    Chain(u32, u32, PathBuf),
+    /// Link `index` of a chain of `len` tasks: requires link `index + 1`; the last link requires the bottom task.
+    /// Returns the bottom task's output.
+    Chain(u32, u32, Box<TestTask>),
 }
 
 /// The message of a [`TestTask::PanicIfExists`] panic.
@@ -228,11 +229,11 @@ impl Task for TestTask {
                     Ok(TestOutput::String(format!("some:{text}")))
                 }
             },
-            Chain(index, len, path) => {
+            Chain(index, len, bottom) => {
                 if index + 1 < *len {
-                    context.require_task(&Chain(index + 1, *len, path.clone()))
+                    context.require_task(&Chain(index + 1, *len, bottom.clone()))
                 } else {
-                    Ok(TestOutput::String(read_file(context, path, FileStamper::Modified)?))
+                    context.require_task(bottom)
                 }
             }
         }
@@ -279,6 +280,10 @@ pub fn seq(tasks: impl IntoIterator<Item = TestTask>) -> TestTask {
 
 pub fn require(task: TestTask) -> TestTask {
     TestTask::Require(Box::new(task))
+}
+
+pub fn chain(len: u32, bottom: TestTask) -> TestTask {
+    TestTask::Chain(0, len, Box::new(bottom))
 }
 
 pub fn panic_if_exists(flag: impl Into<PathBuf>, task: TestTask) -> TestTask {
@@ -373,6 +378,11 @@ impl TestPieExt for TestPie {
     fn executed(&self) -> Vec<TestTask> {
         self.events().executed_tasks().into_iter().cloned().collect()
     }
+}
+
+/// The output of `task` executed from scratch, without incrementality (files it writes are written).
+pub fn clean_output(task: &TestTask) -> TestResult {
+    pie::context::non_incremental::NonIncrementalContext.require(task)
 }
 
 /// A new temporary directory.

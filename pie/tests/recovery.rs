@@ -1,0 +1,279 @@
+//! Panic recovery: after a panic escapes `Session::require` and is caught, the same `Pie` keeps working, in a new
+//! session and in the same one. No stale output is served, the failed task runs again, a repeated violation is
+//! reported with the same message, and unrelated tasks build normally.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+const OVERLAP: &str = "Overlapping provided file";
+const HIDDEN: &str = "Hidden dependency";
+const CYCLE: &str = "Cyclic task dependency";
+
+/// Files for a task that panics while a flag file exists.
+struct Flagged {
+    _dir: dev_util::TempDir,
+    input: std::path::PathBuf,
+    flag: std::path::PathBuf,
+    read: TestTask,
+    panicky: TestTask,
+    upper: TestTask,
+}
+
+/// `upper` = upper-case(`panicky`), `panicky` = panic if the flag exists, else `read` the input.
+fn flagged() -> Flagged {
+    let dir = temp_dir();
+    let input = dir.path().join("in.txt");
+    let flag = dir.path().join("panic.flag");
+    write_file(&input, "first");
+    let read = read(&input);
+    let panicky = panic_if_exists(&flag, read.clone());
+    let upper = to_upper(panicky.clone());
+    Flagged {
+        _dir: dir,
+        input,
+        flag,
+        read,
+        panicky,
+        upper,
+    }
+}
+
+#[test]
+fn task_panic_leaves_the_pie_usable_and_the_failed_task_runs_again() {
+    let f = flagged();
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&f.upper), ok("FIRST"));
+
+    write_file(&f.input, "second");
+    write_file(&f.flag, "");
+    let message = expect_panic(|| pie.require(&f.upper));
+    assert_eq!(message, TASK_PANIC_MESSAGE);
+
+    // Still panicking: the old output ("FIRST") must not be served, in a new session or the same one.
+    assert_eq!(expect_panic(|| pie.require(&f.upper)), TASK_PANIC_MESSAGE);
+    let mut session = pie.new_session();
+    assert_eq!(expect_panic(|| session.require(&f.upper)), TASK_PANIC_MESSAGE);
+    assert_eq!(expect_panic(|| session.require(&f.panicky)), TASK_PANIC_MESSAGE);
+    drop(session);
+
+    fs::remove_file(&f.flag).unwrap();
+    pie.require_then_assert(&f.upper, |events| {
+        assert!(events.one_execute_of(&f.panicky), "the failed task runs again");
+        assert!(events.one_execute_of(&f.upper));
+        assert!(
+            events.one_execute_of(&f.read),
+            "its dependency saw the change made before the panic"
+        );
+    })
+    .unwrap();
+    assert_eq!(pie.require_then_assert_no_execute(&f.upper), ok("SECOND"));
+    pie.check_invariants();
+}
+
+#[test]
+fn task_panic_then_continuing_in_the_same_session() {
+    let f = flagged();
+    let mut pie = test_pie();
+    write_file(&f.flag, "");
+    let mut session = pie.new_session();
+    assert_eq!(expect_panic(|| session.require(&f.upper)), TASK_PANIC_MESSAGE);
+
+    // Unrelated work in the same session is fine.
+    let unrelated = to_lower(ret("UNRELATED"));
+    assert_eq!(session.require(&unrelated), ok("unrelated"));
+    // The panicked tasks are not mistaken for a cycle, and they run again once the flag is gone. (The flag is a
+    // dependency of the failed execution, which is discarded, so the new state of the file is seen.)
+    fs::remove_file(&f.flag).unwrap();
+    assert_eq!(session.require(&f.upper), ok("FIRST"));
+    drop(session);
+    assert!(pie.events().one_execute_of(&f.panicky));
+    assert!(pie.events().one_execute_of(&f.upper));
+    assert_eq!(pie.require_then_assert_no_execute(&f.upper), ok("FIRST"));
+    pie.check_invariants();
+}
+
+#[test]
+fn panic_while_checking_does_not_serve_the_dependent_stale_output() {
+    let f = flagged();
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&f.upper), ok("FIRST"));
+
+    // `upper` has an output and is only being checked when its dependency panics.
+    write_file(&f.flag, "");
+    assert_eq!(expect_panic(|| pie.require(&f.upper)), TASK_PANIC_MESSAGE);
+    write_file(&f.input, "second");
+    assert_eq!(expect_panic(|| pie.require(&f.upper)), TASK_PANIC_MESSAGE);
+
+    fs::remove_file(&f.flag).unwrap();
+    assert_eq!(pie.require(&f.upper), ok("SECOND"));
+    assert!(pie.events().one_execute_of(&f.upper));
+    assert_eq!(pie.require_then_assert_no_execute(&f.upper), ok("SECOND"));
+}
+
+#[test]
+fn panic_of_a_provider_does_not_leave_its_old_file_trusted() {
+    let dir = temp_dir();
+    let input = dir.path().join("in.txt");
+    let output = dir.path().join("out.txt");
+    let flag = dir.path().join("panic.flag");
+    write_file(&input, "first");
+    let write = write(panic_if_exists(&flag, read(&input)), &output);
+    let reader = read_after(write.clone(), &output);
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&reader), ok("first"));
+
+    write_file(&input, "second");
+    write_file(&flag, "");
+    assert_eq!(expect_panic(|| pie.require(&reader)), TASK_PANIC_MESSAGE);
+    assert_eq!(expect_panic(|| pie.require(&reader)), TASK_PANIC_MESSAGE);
+    fs::remove_file(&flag).unwrap();
+    assert_eq!(pie.require(&reader), ok("second"));
+    assert!(pie.events().one_execute_of(&write));
+    assert_eq!(read_file_to_string(&output), "second");
+    pie.require_then_assert_no_execute(&reader).unwrap();
+    pie.check_invariants();
+}
+
+/// Requires `task` (expected to panic) several times: in new sessions and in one session, checking that every
+/// message is the first one and is the expected violation, then builds `unrelated` normally.
+fn assert_violation_repeats(pie: &mut TestPie, task: &TestTask, prefix: &str, unrelated: &TestTask) {
+    let first = expect_panic(|| pie.require(task));
+    assert_message(&first, prefix, &[]);
+    for _ in 0..2 {
+        assert_eq!(
+            expect_panic(|| pie.require(task)),
+            first,
+            "a repeated violation in a new session"
+        );
+    }
+    let mut session = pie.new_session();
+    for _ in 0..2 {
+        assert_eq!(
+            expect_panic(|| session.require(task)),
+            first,
+            "a repeated violation in the same session"
+        );
+    }
+    drop(session);
+    pie.check_invariants();
+
+    let expected = clean_output(unrelated);
+    assert_eq!(pie.require(unrelated), expected);
+    assert!(pie.events().any_execute_of(unrelated));
+    assert_eq!(pie.require_then_assert_no_execute(unrelated), expected);
+}
+
+#[test]
+fn repeated_overlap_after_a_caught_panic_has_the_same_message() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let sequence = seq([write(ret("one"), &output), write(ret("two"), &output)]);
+    let unrelated = write(ret("fine"), dir.path().join("other.txt"));
+    let mut pie = test_pie();
+    assert_violation_repeats(&mut pie, &sequence, OVERLAP, &unrelated);
+}
+
+#[test]
+fn repeated_overlap_across_tasks_after_a_caught_panic_has_the_same_message() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let write_1 = write(ret("one"), &output);
+    let write_2 = write(ret("two"), &output);
+    let unrelated = to_upper(ret("fine"));
+    let mut pie = test_pie();
+    pie.require(&write_1).unwrap();
+    assert_violation_repeats(&mut pie, &write_2, OVERLAP, &unrelated);
+    // The refused task wrote the file before providing it; the first provider, still its owner, notices and
+    // writes it again.
+    assert_eq!(read_file_to_string(&output), "two");
+    pie.require_then_assert_one_execute(&write_1).unwrap();
+    assert_eq!(read_file_to_string(&output), "one");
+    pie.require_then_assert_no_execute(&write_1).unwrap();
+}
+
+#[test]
+fn repeated_provide_twice_after_a_caught_panic_has_the_same_message() {
+    let dir = temp_dir();
+    let task = TestTask::ProvideTwice(Box::new(ret("x")), dir.path().join("out.txt"));
+    let mut pie = test_pie();
+    assert_violation_repeats(&mut pie, &task, OVERLAP, &ret("fine"));
+}
+
+#[test]
+fn repeated_hidden_dependency_on_the_require_side_has_the_same_message() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let write = write(ret("generated"), &output);
+    let read = read(&output);
+    let mut pie = test_pie();
+    pie.require(&write).unwrap();
+    assert_violation_repeats(&mut pie, &read, HIDDEN, &read_after(write.clone(), &output));
+}
+
+#[test]
+fn repeated_hidden_dependency_on_the_provide_side_has_the_same_message() {
+    let dir = temp_dir();
+    let file = dir.path().join("file.txt");
+    write_file(&file, "input");
+    let read = read(&file);
+    let write = write(ret("generated"), &file);
+    let mut pie = test_pie();
+    pie.require(&read).unwrap();
+    assert_violation_repeats(&mut pie, &write, HIDDEN, &to_lower(read.clone()));
+}
+
+#[test]
+fn repeated_hidden_dependency_within_one_build_has_the_same_message() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    let sequence = seq([write(ret("generated"), &output), read(&output)]);
+    let mut pie = test_pie();
+    assert_violation_repeats(&mut pie, &sequence, HIDDEN, &ret("fine"));
+}
+
+#[test]
+fn repeated_in_place_edit_has_the_same_message() {
+    let dir = temp_dir();
+    let file = dir.path().join("file.txt");
+    write_file(&file, "lower");
+    let edit = TestTask::EditInPlace(file.clone());
+    let mut pie = test_pie();
+    assert_violation_repeats(&mut pie, &edit, HIDDEN, &ret("fine"));
+}
+
+#[test]
+fn repeated_cycle_has_the_same_message() {
+    let mut pie = test_pie();
+    assert_violation_repeats(&mut pie, &TestTask::RequireSelf, CYCLE, &ret("one"));
+    assert_violation_repeats(&mut pie, &TestTask::RequireCycleA, CYCLE, &ret("two"));
+    assert_violation_repeats(&mut pie, &TestTask::RequireCycleB, CYCLE, &to_upper(ret("three")));
+    assert_violation_repeats(&mut pie, &require(TestTask::RequireCycleA), CYCLE, &ret("four"));
+}
+
+#[test]
+fn violation_deep_inside_a_graph_leaves_consistent_parts_reusable() {
+    let dir = temp_dir();
+    let input = dir.path().join("in.txt");
+    let output = dir.path().join("out.txt");
+    write_file(&input, "shared");
+    let shared = to_upper(read(&input));
+    let good = write(shared.clone(), &output);
+    let bad = write(ret("clash"), &output);
+    let root = seq([good.clone(), require(bad.clone())]);
+    let mut pie = test_pie();
+    let message = expect_panic(|| pie.require(&root));
+    assert_message(&message, OVERLAP, &[&debug(&good), &debug(&bad)]);
+
+    // What finished before the panic is consistent and is reused; only the file that the refused task clobbered
+    // is written again by its provider.
+    assert_eq!(pie.require_then_assert_no_execute(&shared), ok("SHARED"));
+    assert_eq!(read_file_to_string(&output), "clash");
+    pie.require_then_assert_one_execute(&good).unwrap();
+    assert_eq!(read_file_to_string(&output), "SHARED");
+    // The root never finished: requiring it again runs it again and meets the same violation.
+    assert_eq!(expect_panic(|| pie.require(&root)), message);
+    pie.check_invariants();
+}
