@@ -44,6 +44,9 @@
 //! Modules: [`stamp`] (fingerprints of files and outputs), [`dependency`] (what trackers are shown of recorded
 //! dependencies), [`context`] (the algorithms that execute tasks), [`tracker`] (observers of a build). The store
 //! (the dependency graph) is internal.
+//!
+//! With the `serde` cargo feature (on by default), [`Pie::load`] and [`Pie::save`] keep the dependency graph and
+//! cached outputs in a file between processes, so that a build tool's next run executes only what changed.
 
 use std::fmt::Debug;
 use std::fs::File;
@@ -54,11 +57,15 @@ use std::path::Path;
 pub mod context;
 pub mod dependency;
 mod path;
+#[cfg(feature = "serde")]
+mod persist;
 mod session;
 pub mod stamp;
 mod store;
 pub mod tracker;
 
+#[cfg(feature = "serde")]
+pub use persist::{LoadError, SaveError};
 pub use session::Session;
 
 use crate::session::Marks;

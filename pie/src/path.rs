@@ -9,7 +9,6 @@ use std::path::{Component, Path, PathBuf};
 
 /// An absolute path without `.` or `..` components (except `..` directly below the root, which stays).
 #[derive(Clone, Eq, PartialEq, Hash, Debug, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct NormalPath(PathBuf);
 
 impl NormalPath {
@@ -27,6 +26,51 @@ impl NormalPath {
 
     pub(crate) fn as_path(&self) -> &Path {
         &self.0
+    }
+}
+
+/// Paths are stored as their raw bytes on Unix, so that a file name that is not UTF-8 can still be saved (serde's
+/// own `Path` impl refuses it); elsewhere as a string. A decoded path is checked by `Store::validate`.
+#[cfg(feature = "serde")]
+impl serde::Serialize for NormalPath {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[cfg(unix)]
+        {
+            serializer.serialize_bytes(self.0.as_os_str().as_encoded_bytes())
+        }
+        #[cfg(not(unix))]
+        {
+            self.0.serialize(serializer)
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for NormalPath {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStringExt;
+            struct Bytes;
+            impl serde::de::Visitor<'_> for Bytes {
+                type Value = Vec<u8>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("the bytes of a path")
+                }
+                fn visit_bytes<E>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+                    Ok(bytes.to_vec())
+                }
+                fn visit_byte_buf<E>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+                    Ok(bytes)
+                }
+            }
+            let bytes = deserializer.deserialize_byte_buf(Bytes)?;
+            Ok(Self(PathBuf::from(std::ffi::OsString::from_vec(bytes))))
+        }
+        #[cfg(not(unix))]
+        {
+            PathBuf::deserialize(deserializer).map(Self)
+        }
     }
 }
 

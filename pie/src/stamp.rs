@@ -42,7 +42,7 @@ pub enum FileStamp {
     /// Made by [`FileStamper::Exists`].
     Exists(bool),
     /// Made by [`FileStamper::Modified`]: `None` when nothing is at the path.
-    Modified(Option<SystemTime>),
+    Modified(#[cfg_attr(feature = "serde", serde(with = "serde_mtime"))] Option<SystemTime>),
     /// Made by [`FileStamper::Hash`]: `None` when nothing is at the path.
     Hash(Option<[u8; 32]>),
 }
@@ -91,6 +91,73 @@ fn hash(path: &Path) -> io::Result<Option<[u8; 32]>> {
         Err(e) => return Err(e),
     }
     Ok(Some(*hasher.finalize().as_bytes()))
+}
+
+/// The serialised form of a modification time: whole seconds relative to the Unix epoch (negative before it) and
+/// nanoseconds. serde's own `SystemTime` impl refuses times before 1970, which would make a whole store unsaveable
+/// because of one oddly dated file.
+#[cfg(feature = "serde")]
+mod serde_mtime {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    pub(super) fn serialize<S: Serializer>(time: &Option<SystemTime>, serializer: S) -> Result<S::Ok, S::Error> {
+        time.map(to_parts).serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SystemTime>, D::Error> {
+        match Option::<(i64, u32)>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(parts) => from_parts(parts)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom("modification time out of range")),
+        }
+    }
+
+    fn to_parts(time: SystemTime) -> (i64, u32) {
+        // Saturating is safe: a time beyond ±292 billion years reads back as another time, so its dependency is
+        // merely inconsistent.
+        match time.duration_since(UNIX_EPOCH) {
+            Ok(after) => (i64::try_from(after.as_secs()).unwrap_or(i64::MAX), after.subsec_nanos()),
+            Err(e) => {
+                let before = e.duration();
+                let seconds = i64::try_from(before.as_secs()).unwrap_or(i64::MAX);
+                match before.subsec_nanos() {
+                    0 => (-seconds, 0),
+                    nanos => ((-seconds).saturating_sub(1), 1_000_000_000 - nanos),
+                }
+            }
+        }
+    }
+
+    fn from_parts((seconds, nanos): (i64, u32)) -> Option<SystemTime> {
+        if nanos >= 1_000_000_000 {
+            return None;
+        }
+        let whole = if seconds >= 0 {
+            UNIX_EPOCH.checked_add(Duration::from_secs(seconds.unsigned_abs()))
+        } else {
+            UNIX_EPOCH.checked_sub(Duration::from_secs(seconds.unsigned_abs()))
+        };
+        whole?.checked_add(Duration::from_nanos(u64::from(nanos)))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn times_before_and_after_the_epoch_round_trip() {
+            for offset in [0, 1, 999_999_999, 1_000_000_000, 1_300_000_000, 86_400_000_000_123] {
+                let offset = Duration::from_nanos(offset);
+                for time in [UNIX_EPOCH + offset, UNIX_EPOCH - offset] {
+                    assert_eq!(from_parts(to_parts(time)), Some(time), "{time:?}");
+                }
+            }
+            assert_eq!(from_parts((0, 1_000_000_000)), None);
+        }
+    }
 }
 
 /// How a task's output is stamped by a task that requires it.

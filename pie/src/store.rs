@@ -26,6 +26,7 @@ use indexmap::IndexSet;
 
 use crate::dependency::{Dep, FileDep, TaskDep};
 use crate::path::NormalPath;
+use crate::stamp::{FileStamp, FileStamper};
 
 /// Dense id of a task node.
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, PartialOrd, Ord)]
@@ -63,9 +64,13 @@ struct TaskData<O> {
     /// `None` for a task that never finished executing (new, or its last execution panicked).
     output: Option<O>,
     version: u64,
+    /// Not persisted: a loaded store starts every task at generation 0 with rebuilt reverse edges.
+    #[cfg_attr(feature = "serde", serde(skip))]
     generation: u32,
     order: u64,
     deps: Vec<Dep>,
+    /// Not persisted (derived from `deps`); see [`Store::rebuild_after_load`].
+    #[cfg_attr(feature = "serde", serde(skip))]
     dependents: Vec<Edge>,
 }
 
@@ -77,6 +82,10 @@ struct FileData {
 }
 
 /// The dependency graph of tasks and files, with each task's cached output.
+///
+/// With the `serde` feature, the derived serialisation is the payload of the store file (see `crate::persist`):
+/// tasks, outputs, versions, orders and dependencies. Reverse edges and generations are derived data and are
+/// rebuilt on load. Changing what is serialised changes the file format: bump `persist::FORMAT_VERSION`.
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(
@@ -90,6 +99,8 @@ pub(crate) struct Store<T, O> {
     tasks: IndexSet<T>,
     task_data: Vec<TaskData<O>>,
     files: IndexSet<NormalPath>,
+    /// Not persisted (derived from the tasks' `deps`); see [`Store::rebuild_after_load`].
+    #[cfg_attr(feature = "serde", serde(skip))]
     file_data: Vec<FileData>,
     next_order: u64,
     next_version: u64,
@@ -442,6 +453,166 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             "BUG: two tasks share a position in the order"
         );
     }
+
+    /// Checks everything the rest of pie relies on without re-checking, returning the first violation instead of
+    /// panicking: for a store decoded from a file, which may hold anything. Walks the whole graph.
+    ///
+    /// Checked: the tables agree in length and every id is in range; every path is absolute and normalised; every
+    /// task dependency is ordered strictly before its dependent (which also rules out cycles); orders are unique
+    /// and below `next_order`, versions below `next_version`; every stamp was made by its dependency's stamper;
+    /// each file is provided at most once by at most one task, and its live provider edge agrees; reverse edges
+    /// name existing tasks.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let task_count = self.task_data.len();
+        let file_count = self.file_data.len();
+        if self.tasks.len() != task_count {
+            return Err(format!("{} tasks but {task_count} task records", self.tasks.len()));
+        }
+        if self.files.len() != file_count {
+            return Err(format!("{} files but {file_count} file records", self.files.len()));
+        }
+        if task_count >= u32::MAX as usize || file_count >= u32::MAX as usize {
+            return Err("more than u32::MAX tasks or files".to_string());
+        }
+        for (index, path) in self.files.iter().enumerate() {
+            let path = path.as_path();
+            let normal = path.is_absolute() && NormalPath::new(path).is_ok_and(|n| n.as_path() == path);
+            if !normal {
+                return Err(format!(
+                    "file {index} has a path that is not absolute and normalised: '{}'",
+                    path.display()
+                ));
+            }
+        }
+        let mut providers: Vec<Option<usize>> = vec![None; file_count];
+        for (index, data) in self.task_data.iter().enumerate() {
+            if data.order >= self.next_order || data.version >= self.next_version {
+                return Err(format!(
+                    "task {index} has an order or version beyond the store's counters"
+                ));
+            }
+            for dep in &data.deps {
+                match dep {
+                    Dep::RequireTask(d) => {
+                        let Some(required) = self.task_data.get(d.task.index()) else {
+                            return Err(format!("task {index} requires task {}, which does not exist", d.task.0));
+                        };
+                        if required.order >= data.order {
+                            return Err(format!(
+                                "task {index} requires task {}, which is not ordered before it (a cycle or a broken \
+                                 topological order)",
+                                d.task.0
+                            ));
+                        }
+                        if d.version >= self.next_version {
+                            return Err(format!("task {index} recorded a version beyond the store's counter"));
+                        }
+                    }
+                    Dep::RequireFile(d) | Dep::ProvideFile(d) => {
+                        if d.file.0 as usize >= file_count {
+                            return Err(format!(
+                                "task {index} depends on file {}, which does not exist",
+                                d.file.0
+                            ));
+                        }
+                        if !d.stamp.is_none_or(|stamp| stamp_made_by(d.stamper, stamp)) {
+                            return Err(format!("task {index} has a file stamp not made by its stamper"));
+                        }
+                    }
+                }
+                if let Dep::ProvideFile(d) = dep {
+                    let slot = &mut providers[d.file.0 as usize];
+                    if let Some(other) = slot {
+                        return Err(format!(
+                            "file '{}' is provided by task {other} and again by task {index}",
+                            self.files[d.file.0 as usize].as_path().display()
+                        ));
+                    }
+                    *slot = Some(index);
+                }
+            }
+            if data.dependents.iter().any(|e| e.task.index() >= task_count) {
+                return Err(format!("task {index} has a dependent that does not exist"));
+            }
+        }
+        let mut orders: Vec<u64> = self.task_data.iter().map(|d| d.order).collect();
+        orders.sort_unstable();
+        if orders.windows(2).any(|w| w[0] == w[1]) {
+            return Err("two tasks share a position in the topological order".to_string());
+        }
+        for (index, data) in self.file_data.iter().enumerate() {
+            if data
+                .requirers
+                .iter()
+                .chain(&data.provider)
+                .any(|e| e.task.index() >= task_count)
+            {
+                return Err(format!("file {index} has a requirer or provider that does not exist"));
+            }
+            let live_provider = data.provider.filter(|e| self.is_live(*e)).map(|e| e.task.index());
+            if live_provider != providers[index] {
+                return Err(format!(
+                    "file {index} has a provider edge that disagrees with the tasks' dependencies"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds what the store file leaves out (reverse edges, execution generations) from the tasks'
+    /// dependencies, then [`validate`](Self::validate)s. Every recorded dependency is live after loading, as it
+    /// was live when saved: a task's own dependencies are dropped whenever it executes again.
+    #[cfg(feature = "serde")]
+    pub(crate) fn rebuild_after_load(&mut self) -> Result<(), String> {
+        let task_count = self.task_data.len();
+        if self.tasks.len() != task_count || task_count >= u32::MAX as usize {
+            return Err(format!("{} tasks but {task_count} task records", self.tasks.len()));
+        }
+        self.file_data = vec![FileData::default(); self.files.len()];
+        for data in &mut self.task_data {
+            data.generation = 0;
+            data.dependents.clear();
+        }
+        for index in 0..task_count {
+            let edge = Edge {
+                task: TaskId(index as u32),
+                generation: 0,
+            };
+            for dep_index in 0..self.task_data[index].deps.len() {
+                let dep = self.task_data[index].deps[dep_index];
+                let missing = || format!("task {index} has a dependency on a node that does not exist");
+                match dep {
+                    Dep::RequireTask(d) => {
+                        let list = &mut self.task_data.get_mut(d.task.index()).ok_or_else(missing)?.dependents;
+                        if list.last() != Some(&edge) {
+                            list.push(edge);
+                        }
+                    }
+                    Dep::RequireFile(d) => {
+                        let list = &mut self.file_data.get_mut(d.file.0 as usize).ok_or_else(missing)?.requirers;
+                        if list.last() != Some(&edge) {
+                            list.push(edge);
+                        }
+                    }
+                    Dep::ProvideFile(d) => {
+                        self.file_data.get_mut(d.file.0 as usize).ok_or_else(missing)?.provider = Some(edge);
+                    }
+                }
+            }
+        }
+        self.validate()
+    }
+}
+
+/// Whether `stamp` is of the kind that `stamper` makes.
+fn stamp_made_by(stamper: FileStamper, stamp: FileStamp) -> bool {
+    matches!(
+        (stamper, stamp),
+        (FileStamper::Exists, FileStamp::Exists(_))
+            | (FileStamper::Modified, FileStamp::Modified(_))
+            | (FileStamper::Hash, FileStamp::Hash(_))
+    )
 }
 
 #[cfg(test)]

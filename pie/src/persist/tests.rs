@@ -1,0 +1,439 @@
+//! Tests of the store format that need the internals: the format is pinned, and payloads with a valid checksum
+//! but an invalid graph are refused without a panic. Behaviour through the public API is tested in
+//! `pie/tests/persist*.rs`.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::path::NormalPath;
+use crate::stamp::{FileStamp, FileStamper, OutputStamper};
+use crate::store::TaskId;
+use crate::Context;
+
+/// Pure tasks (no files are read), except `Probe`, which only asks whether a path exists.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+enum Node {
+    Leaf(u32),
+    Probe(PathBuf),
+    Sum(Vec<Node>),
+}
+
+impl Task for Node {
+    type Output = u64;
+    fn execute<C: Context<Self>>(&self, context: &mut C) -> u64 {
+        match self {
+            Node::Leaf(n) => u64::from(*n),
+            Node::Probe(path) => u64::from(matches!(
+                context.require_file_with_stamper(path, FileStamper::Exists),
+                Ok(Some(_))
+            )),
+            Node::Sum(nodes) => {
+                let mut sum = 0;
+                for (i, node) in nodes.iter().enumerate() {
+                    let stamper = if i % 2 == 0 {
+                        OutputStamper::Equals
+                    } else {
+                        OutputStamper::Inconsequential
+                    };
+                    sum += context.require_task_with_stamper(node, stamper);
+                }
+                sum
+            }
+        }
+    }
+}
+
+fn golden_root() -> Node {
+    Node::Sum(vec![
+        Node::Leaf(1),
+        Node::Probe(PathBuf::from("/nonexistent-pie-golden/x")),
+        Node::Leaf(2),
+    ])
+}
+
+fn built_pie() -> Pie<Node, u64> {
+    let mut pie = Pie::default();
+    assert_eq!(pie.new_session().require(&golden_root()), 3);
+    pie
+}
+
+/// Writes `payload` as a store file with a correct header (for `Node` tasks) and loads it.
+fn load_payload(payload: &[u8]) -> Result<Pie<Node, u64>, LoadError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let header = seal(&type_fingerprint::<Node>(), payload);
+    fs::write(&path, [&header[..], payload].concat()).unwrap();
+    Pie::load(&path, crate::tracker::NoopTracker)
+}
+
+/// Requires every task of `pie` and a few new ones; panics (failing the test) on anything but a clean build.
+fn build_everything(pie: &mut Pie<Node, u64>) {
+    let tasks: Vec<Node> = (0..pie.task_count() as u32)
+        .map(|i| pie.store.task(TaskId::for_test(i)).clone())
+        .collect();
+    let mut session = pie.new_session();
+    for task in &tasks {
+        session.require(task);
+    }
+    session.require(&golden_root());
+    drop(session);
+    pie.check_invariants();
+}
+
+#[test]
+fn format_is_pinned() {
+    // The bytes of a small store. When this fails, the store format changed: bump `FORMAT_VERSION` (old stores are
+    // then refused with `UnsupportedVersion` instead of failing to decode) and update the bytes here.
+    let payload = postcard::to_stdvec(&built_pie().store).unwrap();
+    let expected = concat!(
+        "04",                                                                 // 4 tasks:
+        "0203000101192f6e6f6e6578697374656e742d7069652d676f6c64656e2f780002", // Sum([Leaf(1), Probe(..), Leaf(2)])
+        "0001",                                                               // Leaf(1)
+        "01192f6e6f6e6578697374656e742d7069652d676f6c64656e2f78",             // Probe("/nonexistent-pie-golden/x")
+        "0002",                                                               // Leaf(2)
+        "04",                                                     // 4 records (output, version, order, deps):
+        "0103040603020101010202000202030103",                     // 3, v4, o6, 3 task deps
+        "0101010100",                                             // 1, v1, o1, none
+        "0100020301000000010000",                                 // 0, v2, o3, requires file 0 (Exists(false))
+        "0102030500",                                             // 2, v3, o5, none
+        "01192f6e6f6e6578697374656e742d7069652d676f6c64656e2f78", // 1 file
+        "0705",                                                   // next order 7, next version 5
+    );
+    assert_eq!(hex(&payload), expected);
+    assert_eq!(FORMAT_VERSION, 1);
+    let header = seal(&[7; 32], &payload);
+    assert_eq!(&header[..12], b"PIESTORE\x01\x00\x00\x00");
+    assert_eq!(&header[12..44], &[7; 32]);
+    assert_eq!(header[44..52], (payload.len() as u64).to_le_bytes());
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn saved_store_round_trips_to_identical_bytes() {
+    let pie = built_pie();
+    let payload = postcard::to_stdvec(&pie.store).unwrap();
+    let loaded = load_payload(&payload).unwrap();
+    loaded.check_invariants();
+    assert_eq!(postcard::to_stdvec(&loaded.store).unwrap(), payload);
+}
+
+// A mirror of the payload's serialised layout, to write payloads that `save` never would.
+
+#[derive(Serialize, Clone, Debug)]
+struct StoreImage {
+    tasks: Vec<Node>,
+    task_data: Vec<TaskImage>,
+    files: Vec<PathImage>,
+    next_order: u64,
+    next_version: u64,
+}
+
+#[derive(Serialize, Clone, Debug)]
+struct TaskImage {
+    output: Option<u64>,
+    version: u64,
+    order: u64,
+    deps: Vec<DepImage>,
+}
+
+#[derive(Serialize, Clone, Debug)]
+enum DepImage {
+    RequireFile(FileDepImage),
+    ProvideFile(FileDepImage),
+    RequireTask(TaskDepImage),
+}
+
+#[derive(Serialize, Clone, Debug)]
+struct FileDepImage {
+    file: u32,
+    stamper: FileStamper,
+    stamp: Option<FileStamp>,
+}
+
+#[derive(Serialize, Clone, Debug)]
+struct TaskDepImage {
+    task: u32,
+    stamper: OutputStamper,
+    version: u64,
+}
+
+#[derive(Clone, Debug)]
+struct PathImage(Vec<u8>);
+
+impl Serialize for PathImage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+fn file_dep(file: u32) -> FileDepImage {
+    FileDepImage {
+        file,
+        stamper: FileStamper::Exists,
+        stamp: Some(FileStamp::Exists(false)),
+    }
+}
+
+fn task_dep(task: u32) -> TaskDepImage {
+    TaskDepImage {
+        task,
+        stamper: OutputStamper::Equals,
+        version: 1,
+    }
+}
+
+/// Three leaves and a sum requiring them, one leaf reading and one providing a file.
+fn valid_image() -> StoreImage {
+    let leaf = |order, deps| TaskImage {
+        output: Some(1),
+        version: 1,
+        order,
+        deps,
+    };
+    StoreImage {
+        tasks: vec![Node::Leaf(0), Node::Leaf(1), Node::Leaf(2), Node::Sum(vec![])],
+        task_data: vec![
+            leaf(0, vec![DepImage::RequireFile(file_dep(0))]),
+            leaf(1, vec![DepImage::ProvideFile(file_dep(1))]),
+            leaf(2, vec![]),
+            leaf(
+                3,
+                vec![
+                    DepImage::RequireTask(task_dep(0)),
+                    DepImage::RequireTask(task_dep(1)),
+                    DepImage::RequireTask(task_dep(2)),
+                ],
+            ),
+        ],
+        files: vec![
+            PathImage(b"/nonexistent-pie-test/a".to_vec()),
+            PathImage(b"/nonexistent-pie-test/b".to_vec()),
+        ],
+        next_order: 4,
+        next_version: 2,
+    }
+}
+
+fn load_image(image: &StoreImage) -> Result<Pie<Node, u64>, LoadError> {
+    load_payload(&postcard::to_stdvec(image).unwrap())
+}
+
+#[test]
+fn mirror_image_matches_the_format() {
+    let mut pie = load_image(&valid_image()).unwrap();
+    assert_eq!(pie.task_count(), 4);
+    // The provided file still counts: a second provider is refused.
+    let file = pie
+        .store
+        .get_or_create_file(NormalPath::new(Path::new("/nonexistent-pie-test/b")).unwrap());
+    let provider = pie.store.provider(file).map(|id| pie.store.task(id).clone());
+    assert_eq!(provider, Some(Node::Leaf(1)));
+    build_everything(&mut pie);
+}
+
+#[test]
+fn invalid_graphs_are_refused_with_a_reason() {
+    type Edit = fn(&mut StoreImage);
+    let cases: Vec<(&str, Edit)> = vec![
+        ("task dependency out of range", |i| {
+            i.task_data[3].deps.push(DepImage::RequireTask(task_dep(9)))
+        }),
+        ("file dependency out of range", |i| {
+            i.task_data[0].deps.push(DepImage::RequireFile(file_dep(9)))
+        }),
+        ("self-dependency", |i| {
+            i.task_data[3].deps.push(DepImage::RequireTask(task_dep(3)))
+        }),
+        ("dependency ordered after its dependent", |i| {
+            i.task_data[0].deps.push(DepImage::RequireTask(task_dep(3)))
+        }),
+        ("cycle between two tasks", |i| {
+            i.task_data[1].deps.push(DepImage::RequireTask(task_dep(2)));
+            i.task_data[2].deps.push(DepImage::RequireTask(task_dep(1)));
+        }),
+        ("two tasks share an order", |i| i.task_data[2].order = 1),
+        ("order beyond the counter", |i| i.task_data[2].order = 4),
+        ("version beyond the counter", |i| i.task_data[2].version = 2),
+        ("recorded version beyond the counter", |i| {
+            i.task_data[3].deps.push(DepImage::RequireTask(TaskDepImage {
+                version: 5,
+                ..task_dep(0)
+            }))
+        }),
+        ("duplicate task", |i| i.tasks[2] = Node::Leaf(0)),
+        ("more records than tasks", |i| i.tasks.pop().map(drop).unwrap_or(())),
+        ("duplicate file", |i| i.files[1] = i.files[0].clone()),
+        ("relative path", |i| i.files[0] = PathImage(b"relative/a".to_vec())),
+        ("path with ..", |i| i.files[0] = PathImage(b"/x/../a".to_vec())),
+        ("two providers of a file", |i| {
+            i.task_data[2].deps.push(DepImage::ProvideFile(file_dep(1)))
+        }),
+        ("a file provided twice by one task", |i| {
+            i.task_data[1].deps.push(DepImage::ProvideFile(file_dep(1)))
+        }),
+        ("stamp of another stamper", |i| {
+            i.task_data[0].deps.push(DepImage::RequireFile(FileDepImage {
+                stamper: FileStamper::Hash,
+                ..file_dep(0)
+            }))
+        }),
+    ];
+    for (name, edit) in cases {
+        let mut image = valid_image();
+        edit(&mut image);
+        match load_image(&image) {
+            Err(LoadError::InvalidGraph { reason, .. }) => assert!(!reason.is_empty()),
+            Err(e) => panic!("{name}: expected an invalid graph, got {e}"),
+            Ok(_) => panic!("{name}: an invalid graph was loaded"),
+        }
+    }
+}
+
+#[test]
+fn payload_of_another_layout_is_refused() {
+    // A store of other types sealed with `Node`'s fingerprint: what a changed field layout under the same type name
+    // looks like.
+    #[derive(Serialize)]
+    struct Other {
+        names: Vec<String>,
+        weight: f64,
+    }
+    let payload = postcard::to_stdvec(&Other {
+        names: vec!["a".into(), "bb".into()],
+        weight: 0.5,
+    })
+    .unwrap();
+    let error = load_payload(&payload).expect_err("a foreign payload was loaded");
+    assert!(
+        matches!(
+            error,
+            LoadError::CorruptPayload { .. } | LoadError::InvalidGraph { .. } | LoadError::TrailingBytes { .. }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn payload_with_leftover_bytes_is_refused() {
+    let mut payload = postcard::to_stdvec(&built_pie().store).unwrap();
+    payload.push(0);
+    assert!(matches!(
+        load_payload(&payload),
+        Err(LoadError::TrailingBytes { count: 1, .. })
+    ));
+}
+
+/// A random, mostly valid image: tasks are leaves (their executions require nothing), dependencies mostly point to
+/// tasks ordered earlier, with occasional out-of-range ids, duplicates and broken orders.
+fn random_image(seed: u64, size: usize) -> StoreImage {
+    let mut state = seed | 1;
+    let mut next = move |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound.max(1)
+    };
+    let n = size.max(1);
+    let files = 1 + next(4) as usize;
+    let mut image = StoreImage {
+        tasks: (0..n as u32).map(Node::Leaf).collect(),
+        task_data: Vec::new(),
+        files: (0..files)
+            .map(|f| PathImage(format!("/nonexistent-pie-test/{f}").into_bytes()))
+            .collect(),
+        next_order: n as u64 + next(3),
+        next_version: if next(20) == 0 { next(12) } else { 12 },
+    };
+    let mut provided = vec![false; files];
+    for i in 0..n {
+        let mut deps = Vec::new();
+        for _ in 0..next(4) {
+            let rare = next(40) == 0;
+            match next(3) {
+                0 if i > 0 || rare => deps.push(DepImage::RequireTask(TaskDepImage {
+                    task: if rare {
+                        next(n as u64 + 2) as u32
+                    } else {
+                        next(i as u64) as u32
+                    },
+                    stamper: if next(2) == 0 {
+                        OutputStamper::Equals
+                    } else {
+                        OutputStamper::Inconsequential
+                    },
+                    version: next(12),
+                })),
+                1 => {
+                    let file = next(files as u64 + u64::from(rare)) as u32;
+                    let stamp = match next(3) {
+                        0 => (FileStamper::Exists, Some(FileStamp::Exists(rare))),
+                        1 => (FileStamper::Modified, Some(FileStamp::Modified(None))),
+                        _ => (FileStamper::Hash, if rare { None } else { Some(FileStamp::Hash(None)) }),
+                    };
+                    deps.push(DepImage::RequireFile(FileDepImage {
+                        file,
+                        stamper: stamp.0,
+                        stamp: stamp.1,
+                    }));
+                }
+                _ => {
+                    let file = next(files as u64) as usize;
+                    if !provided[file] || rare {
+                        provided[file] = true;
+                        deps.push(DepImage::ProvideFile(file_dep(file as u32)));
+                    }
+                }
+            }
+        }
+        image.task_data.push(TaskImage {
+            output: (next(5) != 0).then(|| next(100)),
+            version: next(12),
+            order: if next(50) == 0 { next(n as u64) } else { i as u64 },
+            deps,
+        });
+    }
+    image
+}
+
+/// Loads `payload` with a valid header; when it loads, building every task must work without any panic (the tasks
+/// are leaves, so not even a soundness panic is possible).
+fn load_and_build(payload: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(mut pie) = load_payload(payload) {
+        let result = panic::catch_unwind(AssertUnwindSafe(|| build_everything(&mut pie)));
+        prop_assert!(result.is_ok(), "a loaded store made the build panic");
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_graphs_with_valid_checksums_never_panic(seed in any::<u64>(), size in 1usize..12) {
+        let payload = postcard::to_stdvec(&random_image(seed, size)).unwrap();
+        load_and_build(&payload)?;
+    }
+
+    #[test]
+    fn mutated_payloads_with_valid_checksums_never_panic(
+        seed in any::<u64>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..4),
+    ) {
+        let mut payload = postcard::to_stdvec(&random_image(seed, 6)).unwrap();
+        for (index, byte, kind) in edits {
+            match kind {
+                0 => { let i = index.index(payload.len()); payload[i] = byte; }
+                1 => { let i = index.index(payload.len() + 1); payload.insert(i, byte); }
+                _ => { if payload.len() > 1 { let i = index.index(payload.len()); payload.remove(i); } }
+            }
+        }
+        load_and_build(&payload)?;
+    }
+}
