@@ -275,7 +275,12 @@ impl App {
     /// Draws the buffers with their feedback (the active one taller), the build log and the help line.
     pub fn render(&self, frame: &mut Frame) {
         let area = frame.area();
-        let log_height = (area.height / 4).min(10);
+        // A log pane needs its borders and a few lines to be of use; a small terminal gives its rows to the buffers.
+        let log_height = if area.height >= 16 {
+            (area.height / 4).min(10)
+        } else {
+            0
+        };
         let [buffers, log, help] = Layout::vertical([
             Constraint::Fill(1),
             Constraint::Length(log_height),
@@ -283,9 +288,15 @@ impl App {
         ])
         .areas(area);
 
-        let rows =
-            Layout::vertical((0..self.buffers.len()).map(|i| Constraint::Fill(if i == self.active { 3 } else { 1 })))
-                .split(buffers);
+        // Every buffer gets a row, the active one taller; when there is no room for each to show a line of text
+        // between its borders, only the active buffer is shown.
+        let cramped = usize::from(buffers.height) < 3 * self.buffers.len();
+        let rows = Layout::vertical((0..self.buffers.len()).map(|i| match (i == self.active, cramped) {
+            (true, _) => Constraint::Fill(3),
+            (false, false) => Constraint::Fill(1),
+            (false, true) => Constraint::Length(0),
+        }))
+        .split(buffers);
         for (buffer, row) in self.buffers.iter().zip(rows.iter()) {
             let [editor, feedback] =
                 Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(*row);

@@ -271,13 +271,21 @@ fn new_tracker(log: LogTarget) -> BuildTracker {
 }
 
 /// Loads the store at `path`, or starts empty with a warning when it cannot be used.
-// TODO(persistence): waiting for `Pie::load`.
 fn load_pie(path: &Path, log: LogTarget) -> (ParserPie, Option<String>) {
-    let _ = (path, log.fresh());
-    (Pie::with_tracker(new_tracker(log)), None)
+    let fresh = log.fresh();
+    match Pie::load(path, new_tracker(log)) {
+        Ok(pie) => (pie, None),
+        Err(error) => (
+            Pie::with_tracker(new_tracker(fresh)),
+            Some(format!("warning: {error}; rebuilding everything")),
+        ),
+    }
 }
 
 fn save_pie(pie: &ParserPie, path: &Path) -> Result<(), String> {
-    let _ = (pie, path);
-    Ok(())
+    if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create the store's folder {}: {e}", folder.display()))?;
+    }
+    pie.save(path).map_err(|e| e.to_string())
 }

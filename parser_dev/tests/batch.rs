@@ -1,0 +1,276 @@
+//! End-to-end tests of batch mode: the real binary, run in a temporary folder holding a copy of the examples.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// A temporary folder with the example grammar and two example programs.
+fn examples() -> TempDir {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in ["grammar.pest", "program1.txt", "program2.txt", "error.txt"] {
+        fs::copy(source.join(name), dir.path().join(name)).expect("copy an example");
+    }
+    dir
+}
+
+/// Runs parser_dev in `dir` with `args`.
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run parser_dev")
+}
+
+/// Runs parser_dev on the two good example programs.
+fn run_examples(dir: &Path) -> Output {
+    run(dir, &["grammar.pest", "main", "program1.txt", "program2.txt"])
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn store(dir: &Path) -> PathBuf {
+    dir.join(".pie").join("parser_dev.store")
+}
+
+#[test]
+fn first_run_parses_every_program_and_saves_the_store() {
+    let dir = examples();
+    let output = run_examples(dir.path());
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}{}", stderr(&output));
+    assert!(
+        out.contains("✓ program1.txt (parsed)\n- main\n  - let_stmt\n    - ident: \"x\""),
+        "{out}"
+    );
+    assert!(out.contains("✓ program2.txt (parsed)"), "{out}");
+    assert!(
+        out.ends_with("3 tasks executed (grammar compiled, 2 programs parsed)\n"),
+        "{out}"
+    );
+    assert!(store(dir.path()).is_file(), "the store is saved beside the grammar");
+}
+
+#[test]
+fn second_run_with_nothing_changed_executes_nothing() {
+    let dir = examples();
+    let first = run_examples(dir.path());
+    assert_eq!(first.status.code(), Some(0));
+    let second = run_examples(dir.path());
+    let out = stdout(&second);
+    assert_eq!(second.status.code(), Some(0), "{out}{}", stderr(&second));
+    assert!(out.contains("✓ program1.txt (cached)\n- main"), "{out}");
+    assert!(out.contains("✓ program2.txt (cached)"), "{out}");
+    assert!(out.ends_with("nothing to do: 0 tasks executed\n"), "{out}");
+}
+
+#[test]
+fn editing_one_program_parses_only_that_program() {
+    let dir = examples();
+    assert_eq!(run_examples(dir.path()).status.code(), Some(0));
+    fs::write(dir.path().join("program2.txt"), "print 42;\n").unwrap();
+    let output = run_examples(dir.path());
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}{}", stderr(&output));
+    assert!(out.contains("✓ program1.txt (cached)"), "{out}");
+    assert!(out.contains("✓ program2.txt (parsed)\n- main\n  - print_stmt"), "{out}");
+    assert!(out.contains("number: \"42\""), "{out}");
+    assert!(out.ends_with("1 task executed (1 program parsed)\n"), "{out}");
+}
+
+#[test]
+fn editing_the_grammar_compiles_it_and_parses_every_program() {
+    let dir = examples();
+    assert_eq!(run_examples(dir.path()).status.code(), Some(0));
+    let grammar = fs::read_to_string(dir.path().join("grammar.pest")).unwrap();
+    fs::write(
+        dir.path().join("grammar.pest"),
+        grammar.replace("\"print\"", "\"show\""),
+    )
+    .unwrap();
+    let output = run_examples(dir.path());
+    let out = stdout(&output);
+    // Both programs use `print`, which is no longer a keyword.
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.ends_with("3 tasks executed (grammar compiled, 2 programs parsed)\n"),
+        "{out}"
+    );
+    assert!(out.contains("✗ program1.txt (parsed)\nprogram1.txt:2:"), "{out}");
+}
+
+#[test]
+fn invalid_grammar_is_reported_once_with_line_and_column() {
+    let dir = examples();
+    fs::write(
+        dir.path().join("grammar.pest"),
+        "main = { SOI ~ item* ~ EOI }\nitem = { \"x\" ~ }\n",
+    )
+    .unwrap();
+    let output = run_examples(dir.path());
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert_eq!(out.matches("error: invalid grammar grammar.pest").count(), 1, "{out}");
+    assert_eq!(out.matches("grammar.pest:2:").count(), 1, "{out}");
+    assert!(out.contains("grammar.pest:2:16: expected"), "{out}");
+    assert!(
+        out.contains("✗ program1.txt (parsed)\nnot parsed: the grammar failed\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("✗ program2.txt (parsed)\nnot parsed: the grammar failed\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn program_syntax_error_names_the_file_line_and_column() {
+    let dir = examples();
+    let output = run(dir.path(), &["grammar.pest", "main", "program1.txt", "error.txt"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("✓ program1.txt (parsed)"), "{out}");
+    assert!(
+        out.contains("✗ error.txt (parsed)\nerror.txt:1:12: expected \"term\"\n"),
+        "{out}"
+    );
+    assert!(out.contains("1 | let y = 4 +;"), "{out}");
+}
+
+#[test]
+fn missing_program_is_reported_and_the_others_still_parse() {
+    let dir = examples();
+    let output = run(dir.path(), &["grammar.pest", "main", "program1.txt", "missing.txt"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("✓ program1.txt (parsed)"), "{out}");
+    assert!(
+        out.contains("error: cannot read program missing.txt: no such file"),
+        "{out}"
+    );
+
+    // Creating the file later is seen.
+    fs::write(dir.path().join("missing.txt"), "print 1;\n").unwrap();
+    let output = run(dir.path(), &["grammar.pest", "main", "program1.txt", "missing.txt"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("✓ missing.txt (parsed)"), "{out}");
+    assert!(out.ends_with("1 task executed (1 program parsed)\n"), "{out}");
+}
+
+#[test]
+fn missing_grammar_is_reported_once() {
+    let dir = examples();
+    let output = run(dir.path(), &["nope.pest", "main", "program1.txt", "program2.txt"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert_eq!(
+        out.matches("error: cannot read grammar nope.pest: no such file")
+            .count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(out.matches("not parsed: the grammar failed").count(), 2, "{out}");
+}
+
+#[test]
+fn unknown_rule_lists_the_grammars_rules() {
+    let dir = examples();
+    let output = run(dir.path(), &["grammar.pest", "program", "program1.txt", "program2.txt"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert_eq!(out.matches("error: rule `program` is not defined").count(), 1, "{out}");
+    assert!(
+        out.contains("its rules are: COMMENT, WHITESPACE, add_op, expr,"),
+        "{out}"
+    );
+    assert_eq!(out.matches("not parsed: unknown rule `program`").count(), 2, "{out}");
+}
+
+#[test]
+fn corrupt_store_warns_then_rebuilds_and_saves_a_fresh_store() {
+    let dir = examples();
+    fs::create_dir_all(dir.path().join(".pie")).unwrap();
+    fs::write(store(dir.path()), b"\x00\x17 this is not a store \xff").unwrap();
+    let output = run_examples(dir.path());
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    assert!(err.starts_with("warning: "), "{err}");
+    assert!(err.contains("parser_dev.store"), "the warning names the store: {err}");
+    assert!(err.contains("rebuilding everything"), "{err}");
+    assert!(
+        out.ends_with("3 tasks executed (grammar compiled, 2 programs parsed)\n"),
+        "{out}"
+    );
+
+    let again = run_examples(dir.path());
+    assert!(stderr(&again).is_empty(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).ends_with("nothing to do: 0 tasks executed\n"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn unusable_store_path_warns_but_still_builds() {
+    let dir = examples();
+    // A folder where the store file should be: it can be neither loaded nor saved.
+    let output = run(dir.path(), &["--store", ".", "grammar.pest", "main", "program1.txt"]);
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    assert!(err.contains("warning: "), "{err}");
+    assert!(
+        out.ends_with("2 tasks executed (grammar compiled, 1 program parsed)\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn store_option_chooses_the_store_file() {
+    let dir = examples();
+    let output = run(
+        dir.path(),
+        &["--store", "my.store", "grammar.pest", "main", "program1.txt"],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert!(dir.path().join("my.store").is_file());
+    assert!(!store(dir.path()).exists());
+}
+
+#[test]
+fn log_writes_the_build_log_to_stderr() {
+    let dir = examples();
+    let output = run(dir.path(), &["--log", "grammar.pest", "main", "program1.txt"]);
+    let err = stderr(&output);
+    assert!(err.contains("▶ CompileGrammar(grammar.pest)"), "{err}");
+    assert!(err.contains("▶ Parse(grammar.pest, main, program1.txt)"), "{err}");
+    assert!(err.contains("◀ Program(Ok(parse tree of 16 lines))"), "{err}");
+    assert!(!stdout(&output).contains('▶'), "the log stays out of the results");
+
+    let again = run(dir.path(), &["--log", "grammar.pest", "main", "program1.txt"]);
+    let err = stderr(&again);
+    assert!(!err.contains('▶'), "{err}");
+    assert!(err.contains('✓'), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let dir = examples();
+    let output = run(dir.path(), &["grammar.pest", "main"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("Usage:"), "{}", stderr(&output));
+
+    let output = run(dir.path(), &["--frobnicate", "grammar.pest", "main", "program1.txt"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stdout(&output).is_empty());
+}

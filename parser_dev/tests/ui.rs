@@ -1,0 +1,277 @@
+//! The editor's logic and rendering, driven by key inputs and drawn on ratatui's `TestBackend`.
+
+use std::fs;
+use std::path::Path;
+
+use parser_dev::app::{App, Control, HELP};
+use parser_dev::workspace::{Config, LogTarget, Workspace};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use ratatui_textarea::{Input, Key};
+use tempfile::TempDir;
+
+/// A temporary folder with the example grammar and two programs.
+fn examples() -> TempDir {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in ["grammar.pest", "program1.txt", "program2.txt"] {
+        fs::copy(source.join(name), dir.path().join(name)).expect("copy an example");
+    }
+    dir
+}
+
+fn config(dir: &Path) -> Config {
+    Config {
+        grammar: dir.join("grammar.pest"),
+        rule: "main".to_string(),
+        programs: vec![dir.join("program1.txt"), dir.join("program2.txt")],
+        store: Some(dir.join(".pie").join("parser_dev.store")),
+    }
+}
+
+fn open(dir: &Path) -> App {
+    let (workspace, warning) = Workspace::open(&config(dir), LogTarget::Memory(Vec::new()));
+    assert_eq!(warning, None);
+    App::new(workspace).expect("open the buffers")
+}
+
+fn key(key: Key) -> Input {
+    Input {
+        key,
+        ctrl: false,
+        alt: false,
+        shift: false,
+    }
+}
+
+fn ctrl(c: char) -> Input {
+    Input {
+        key: Key::Char(c),
+        ctrl: true,
+        alt: false,
+        shift: false,
+    }
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        let input = if c == '\n' { key(Key::Enter) } else { key(Key::Char(c)) };
+        assert_eq!(app.handle_input(input), Control::Continue);
+    }
+}
+
+/// Renders `app` on a `width`×`height` test terminal and returns the screen, one line per row.
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal.draw(|frame| app.render(frame)).expect("draw");
+    let buffer = terminal.backend().buffer();
+    let mut text = String::new();
+    for y in 0..buffer.area.height {
+        for x in 0..buffer.area.width {
+            text.push_str(buffer[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn log_text(app: &App) -> String {
+    app.log().join("\n")
+}
+
+#[test]
+fn rendering_shows_buffers_feedback_log_and_help() {
+    let dir = examples();
+    let app = open(dir.path());
+    let screen = screen(&app, 200, 40);
+    let grammar = dir.path().join("grammar.pest").display().to_string();
+    assert!(screen.contains(&format!(" grammar {grammar} ")), "{screen}");
+    assert!(screen.contains("program1.txt"), "{screen}");
+    assert!(screen.contains("program2.txt"), "{screen}");
+    assert!(
+        screen.contains("main       =  { SOI ~ statement* ~ EOI }"),
+        "the grammar's text: {screen}"
+    );
+    assert!(screen.contains("let x = 1 + 2;"), "a program's text: {screen}");
+    assert!(screen.contains(" feedback "), "{screen}");
+    assert!(screen.contains("ok, 14 rules"), "the grammar's feedback: {screen}");
+    assert!(screen.contains("- let_stmt"), "a parse tree: {screen}");
+    assert!(screen.contains(" build log "), "{screen}");
+    assert!(
+        screen.contains("build 1: 3 tasks executed (grammar compiled, 2 programs parsed)"),
+        "{screen}"
+    );
+    assert!(screen.contains(HELP), "{screen}");
+}
+
+#[test]
+fn ctrl_t_cycles_through_the_buffers() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    assert_eq!(app.active(), 0);
+    assert_eq!(app.handle_input(ctrl('t')), Control::Continue);
+    assert_eq!(app.active(), 1);
+    // Typing goes to the active buffer only.
+    type_text(&mut app, "z");
+    assert!(app.buffers()[1].text().starts_with("zlet x"));
+    assert!(app.buffers()[1].is_modified());
+    assert!(!app.buffers()[0].is_modified());
+    app.handle_input(ctrl('t'));
+    assert_eq!(app.active(), 2);
+    app.handle_input(ctrl('t'));
+    assert_eq!(app.active(), 0);
+    assert!(screen(&app, 200, 40).contains("program1.txt [modified]"));
+}
+
+#[test]
+fn ctrl_s_saves_the_buffer_and_rebuilds_only_what_changed() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    app.handle_input(ctrl('t'));
+    type_text(&mut app, "print 7;\n");
+    assert_eq!(app.handle_input(ctrl('s')), Control::Continue);
+
+    let saved = fs::read_to_string(dir.path().join("program1.txt")).unwrap();
+    assert_eq!(saved, "print 7;\nlet x = 1 + 2;\nprint x * 3;\n");
+    assert!(!app.buffers()[1].is_modified());
+    assert!(
+        log_text(&app).ends_with("build 2: 1 task executed (1 program parsed)"),
+        "{}",
+        log_text(&app)
+    );
+    let Ok(tree) = app.buffers()[1].feedback() else {
+        panic!("program1 should parse: {:?}", app.buffers()[1].feedback());
+    };
+    assert!(tree.contains("number: \"7\""), "{tree}");
+    let screen = screen(&app, 200, 40);
+    assert!(screen.contains("- number: \"7\""), "the new tree is shown: {screen}");
+
+    // Saving again with nothing modified executes nothing.
+    app.handle_input(ctrl('s'));
+    assert!(log_text(&app).ends_with("build 3: nothing to do: 0 tasks executed"));
+}
+
+#[test]
+fn a_syntax_error_shows_in_the_programs_feedback() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    app.handle_input(ctrl('t'));
+    app.handle_input(ctrl('t'));
+    type_text(&mut app, "let = 3;\n");
+    app.handle_input(ctrl('s'));
+    let program = dir.path().join("program2.txt").display().to_string();
+    let Err(error) = app.buffers()[2].feedback() else {
+        panic!("program2 should fail: {:?}", app.buffers()[2].feedback());
+    };
+    assert!(
+        error.starts_with(&format!("{program}:1:5: expected \"ident\"")),
+        "{error}"
+    );
+    assert!(app.buffers()[1].feedback().is_ok());
+}
+
+#[test]
+fn editing_the_grammar_reparses_every_program_and_reports_errors_once() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    type_text(&mut app, "~");
+    app.handle_input(ctrl('s'));
+    let Err(error) = app.buffers()[0].feedback() else {
+        panic!("the grammar should fail: {:?}", app.buffers()[0].feedback());
+    };
+    assert!(error.contains("grammar.pest:1:1: expected"), "{error}");
+    for program in &app.buffers()[1..] {
+        assert_eq!(program.feedback(), &Err("not parsed: the grammar failed".to_string()));
+    }
+    assert!(log_text(&app).ends_with("build 2: 3 tasks executed (grammar compiled, 2 programs parsed)"));
+}
+
+#[test]
+fn escape_with_unsaved_changes_asks_again_then_quits_and_saves_the_store() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    type_text(&mut app, "x");
+    assert_eq!(app.handle_input(key(Key::Esc)), Control::Continue);
+    assert!(log_text(&app).contains("unsaved changes"));
+    assert!(screen(&app, 200, 40).contains("Esc again quits without saving"));
+    assert_eq!(app.handle_input(key(Key::Esc)), Control::Quit);
+    assert_eq!(app.store_error(), None);
+    assert!(dir.path().join(".pie").join("parser_dev.store").is_file());
+    // The unsaved edit was not written.
+    assert!(fs::read_to_string(dir.path().join("grammar.pest"))
+        .unwrap()
+        .starts_with("// A tiny"));
+}
+
+#[test]
+fn escape_without_changes_quits_at_once() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    assert_eq!(app.handle_input(key(Key::Esc)), Control::Quit);
+}
+
+#[test]
+fn a_reopened_app_reuses_the_saved_store() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    assert_eq!(app.handle_input(key(Key::Esc)), Control::Quit);
+    let app = open(dir.path());
+    assert!(
+        log_text(&app).ends_with("build 1: nothing to do: 0 tasks executed"),
+        "{}",
+        log_text(&app)
+    );
+}
+
+#[test]
+fn a_missing_program_opens_empty_and_saving_creates_it() {
+    let dir = examples();
+    let mut config = config(dir.path());
+    config.programs.push(dir.path().join("new.txt"));
+    let (workspace, _) = Workspace::open(&config, LogTarget::Memory(Vec::new()));
+    let mut app = App::new(workspace).expect("open the buffers");
+    assert!(log_text(&app).contains("new.txt: new file, Ctrl+S creates it"));
+    assert!(matches!(app.buffers()[3].feedback(), Err(e) if e.contains("no such file")));
+    for _ in 0..3 {
+        app.handle_input(ctrl('t'));
+    }
+    type_text(&mut app, "print 1;");
+    app.handle_input(ctrl('s'));
+    assert_eq!(fs::read_to_string(dir.path().join("new.txt")).unwrap(), "print 1;\n");
+    assert!(app.buffers()[3].feedback().is_ok(), "{:?}", app.buffers()[3].feedback());
+}
+
+#[test]
+fn small_terminals_do_not_panic() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    for (width, height) in [(20, 5), (1, 1), (0, 0), (5, 40), (200, 2)] {
+        screen(&app, width, height);
+    }
+    // Also with an error, a long line and the cursor far right and down.
+    type_text(&mut app, &"x".repeat(300));
+    app.handle_input(key(Key::Enter));
+    app.handle_input(ctrl('s'));
+    app.handle_input(ctrl('t'));
+    for _ in 0..50 {
+        app.handle_input(key(Key::Enter));
+    }
+    for (width, height) in [(20, 5), (3, 3), (0, 7)] {
+        screen(&app, width, height);
+    }
+    assert!(screen(&app, 20, 5).contains("Ctrl+S"), "the help line survives");
+}
+
+#[test]
+fn a_cramped_terminal_shows_only_the_active_buffer() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    let small = screen(&app, 40, 8);
+    assert!(small.contains("┌ grammar "), "{small}");
+    assert!(!small.contains("┌ program "), "{small}");
+    assert!(!small.contains("build log"), "{small}");
+    app.handle_input(ctrl('t'));
+    let small = screen(&app, 40, 8);
+    assert!(!small.contains("┌ grammar "), "{small}");
+    assert!(small.contains("let x = 1 + 2;"), "{small}");
+}
