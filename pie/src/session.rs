@@ -73,11 +73,22 @@ impl Marks {
     }
 }
 
+/// A task being made consistent: the explicit stack frame of the top-down check.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Frame {
+    pub(crate) id: TaskId,
+    /// The index of the next dependency to check.
+    pub(crate) next: u32,
+    /// Whether the dependency at `next` is a task dependency whose check has started and whose required task has
+    /// just been made consistent, so that only the comparison of its output version is left.
+    pub(crate) resume: bool,
+}
+
 /// The mutable state of one session.
 #[derive(Default, Debug)]
 pub(crate) struct SessionState {
     /// Tasks being made consistent, outermost first.
-    pub(crate) stack: Vec<TaskId>,
+    pub(crate) stack: Vec<Frame>,
     /// The task whose `execute` is running, to which new dependencies are attached.
     pub(crate) current: Option<TaskId>,
     pub(crate) errors: Vec<io::Error>,

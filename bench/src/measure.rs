@@ -1,0 +1,297 @@
+//! Measuring one workload with one stamper, in a process of its own (so that RSS figures are its own).
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use pie::Pie;
+use serde::{Deserialize, Serialize};
+
+use crate::ninja;
+use crate::workload::{generate_inputs, input_path, set_workspace, BenchTask, Shape, StamperArg, Workload};
+
+/// The figures of one workload with one stamper. Times are medians, in milliseconds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub workload: Workload,
+    pub stamper: StamperArg,
+    /// The requested size.
+    pub n: u32,
+    /// Lattice width (`null` for other workloads).
+    pub width: Option<u32>,
+    /// Tasks in the store after the fresh build (including roots and input readers).
+    pub tasks: usize,
+    /// Input files.
+    pub files: u32,
+    pub fresh_ms: f64,
+    pub noop_ms: f64,
+    /// New process: load the store, then build; measured inside the child.
+    pub noop_cold_ms: Option<f64>,
+    /// New process: the child's whole wall time, from spawn to exit (what ninja's figure is).
+    pub noop_cold_process_ms: Option<f64>,
+    /// Load time inside the cold child.
+    pub noop_cold_load_ms: Option<f64>,
+    /// `null` when the workload has no input files.
+    pub touch_ms: Option<f64>,
+    pub modify_ms: Option<f64>,
+    pub stat_floor_ms: f64,
+    pub hash_floor_ms: f64,
+    /// `null` when ninja is not installed or the workload is not `wide`.
+    pub ninja_noop_ms: Option<f64>,
+    pub save_ms: Option<f64>,
+    pub load_ms: Option<f64>,
+    pub store_bytes: Option<u64>,
+    /// VmHWM of the measuring process.
+    pub peak_rss_bytes: u64,
+    /// RSS after the fresh build minus RSS just before the `Pie` was created.
+    pub rss_growth_bytes: u64,
+    /// `rss_growth_bytes / tasks`.
+    pub bytes_per_task: f64,
+    /// Average bytes a task value owns (inline size plus heap), and the output size.
+    pub task_own_bytes: f64,
+    pub output_bytes: usize,
+    /// `bytes_per_task` less the tasks' and outputs' own sizes: pie's overhead per task.
+    pub overhead_bytes_per_task: f64,
+}
+
+/// How many times each repeated figure is taken (the median is reported).
+const REPEAT: usize = 5;
+const COLD_REPEAT: usize = 3;
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+/// The median of `REPEAT`-ish runs of `f`, in milliseconds; `f` returns the duration it measured.
+fn median(repeat: usize, mut f: impl FnMut() -> io::Result<Duration>) -> io::Result<f64> {
+    let mut times = (0..repeat).map(|_| f().map(ms)).collect::<io::Result<Vec<f64>>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+    let start = Instant::now();
+    let result = f();
+    (result, start.elapsed())
+}
+
+/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`); 0 where unavailable.
+pub fn proc_status_bytes(field: &str) -> u64 {
+    let Ok(status) = fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Sets the modification time of `path` to a new value without changing its bytes.
+fn touch(path: &Path, step: u64) -> io::Result<()> {
+    let file = File::options().write(true).open(path)?;
+    file.set_modified(SystemTime::now() + Duration::from_secs(step))
+}
+
+/// Measures `shape` with `stamper` in this process, using the folder `dir`.
+pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io::Result<Row> {
+    set_workspace(dir);
+    let stamper = stamper_arg.stamper();
+    let inputs = generate_inputs(&shape)?;
+    let root = shape.root(stamper);
+
+    // Fresh build, and its memory: RSS growth over the moment before the `Pie` exists.
+    let rss_before = proc_status_bytes("VmRSS");
+    let mut pie: Pie<BenchTask, u64> = Pie::default();
+    let (expected, fresh) = timed(|| pie.new_session().require(&root));
+    let rss_after = proc_status_bytes("VmRSS");
+    let tasks = pie.task_count();
+
+    let noop_ms = median(REPEAT, || {
+        let (output, time) = timed(|| pie.new_session().require(&root));
+        assert_eq!(output, expected, "no-op rebuild changed the output");
+        Ok(time)
+    })?;
+
+    let stat_floor_ms = median(REPEAT, || Ok(timed(|| stat_all(&inputs)).1))?;
+    let hash_floor_ms = median(REPEAT, || Ok(timed(|| hash_all(&inputs)).1))?;
+
+    // Before touch/modify, which give the changed input an mtime in the future (newer than ninja's outputs).
+    let ninja_noop_ms = if shape.workload == Workload::Wide {
+        ninja::noop_ms(dir, &inputs)?
+    } else {
+        None
+    };
+
+    let (touch_ms, modify_ms) = if inputs.is_empty() {
+        (None, None)
+    } else {
+        let changed = input_path(shape.changed_input());
+        let mut step = 0;
+        let touch_ms = median(REPEAT, || {
+            step += 1;
+            touch(&changed, step)?;
+            Ok(timed(|| pie.new_session().require(&root)).1)
+        })?;
+        let original = fs::read(&changed)?;
+        let mut version = 0;
+        let modify_ms = median(REPEAT, || {
+            version += 1;
+            step += 1;
+            fs::write(&changed, format!("modified {version}\n"))?;
+            touch(&changed, step)?; // a distinct mtime even on a coarse clock
+            Ok(timed(|| pie.new_session().require(&root)).1)
+        })?;
+        // Back to the original bytes, so that the stored outputs match the inputs for the save below.
+        fs::write(&changed, original)?;
+        step += 1;
+        touch(&changed, step)?;
+        pie.new_session().require(&root);
+        (Some(touch_ms), Some(modify_ms))
+    };
+
+    let persisted = crate::persist::measure(&pie, dir)?;
+    let cold = match &persisted {
+        Some(p) => Some(cold_noop(exe, &shape, stamper_arg, dir, &p.store)?),
+        None => None,
+    };
+
+    let peak_rss_bytes = proc_status_bytes("VmHWM");
+    let rss_growth_bytes = rss_after.saturating_sub(rss_before);
+    let bytes_per_task = rss_growth_bytes as f64 / tasks as f64;
+    let task_own_bytes = own_task_bytes(&shape, stamper, &root);
+    let output_bytes = std::mem::size_of::<u64>();
+    Ok(Row {
+        workload: shape.workload,
+        stamper: stamper_arg,
+        n: shape.n,
+        width: (shape.workload == Workload::Lattice).then_some(shape.width),
+        tasks,
+        files: shape.inputs(),
+        fresh_ms: ms(fresh),
+        noop_ms,
+        noop_cold_ms: cold.as_ref().map(|c| c.build_ms),
+        noop_cold_process_ms: cold.as_ref().map(|c| c.process_ms),
+        noop_cold_load_ms: cold.as_ref().map(|c| c.load_ms),
+        touch_ms,
+        modify_ms,
+        stat_floor_ms,
+        hash_floor_ms,
+        ninja_noop_ms,
+        save_ms: persisted.as_ref().map(|p| p.save_ms),
+        load_ms: persisted.as_ref().map(|p| p.load_ms),
+        store_bytes: persisted.as_ref().map(|p| p.store_bytes),
+        peak_rss_bytes,
+        rss_growth_bytes,
+        bytes_per_task,
+        task_own_bytes,
+        output_bytes,
+        overhead_bytes_per_task: bytes_per_task - task_own_bytes - output_bytes as f64,
+    })
+}
+
+/// The average inline plus heap size of the workload's task values.
+fn own_task_bytes(shape: &Shape, stamper: pie::stamp::FileStamper, root: &BenchTask) -> f64 {
+    let inline = std::mem::size_of::<BenchTask>() as f64;
+    let reads = match shape.workload {
+        Workload::Trivial => 0,
+        _ => shape.inputs(),
+    };
+    let sample = BenchTask::Read(input_path(shape.changed_input()), stamper);
+    let heap = reads as f64 * sample.heap_bytes() as f64 + root.heap_bytes() as f64;
+    let tasks = match shape.workload {
+        Workload::Trivial | Workload::Wide => shape.n as f64 + 1.0,
+        Workload::Chain => shape.n as f64 + 1.0,
+        Workload::Lattice => (shape.n / shape.width.max(1)).max(1) as f64 * shape.width.min(shape.n) as f64 + 1.0,
+    };
+    inline + heap / tasks
+}
+
+/// The stat floor: one `fs::metadata` (and its mtime) per input.
+fn stat_all(inputs: &[PathBuf]) -> u64 {
+    let mut sum = 0u64;
+    for path in inputs {
+        if let Ok(time) = fs::metadata(path).and_then(|m| m.modified()) {
+            sum = sum.wrapping_add(
+                time.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
+            );
+        }
+    }
+    std::hint::black_box(sum)
+}
+
+/// The hash floor: read and blake3-hash every input.
+fn hash_all(inputs: &[PathBuf]) -> u64 {
+    let mut sum = 0u64;
+    for path in inputs {
+        if let Ok(mut file) = File::open(path) {
+            let mut hasher = blake3::Hasher::new();
+            let mut buffer = [0u8; 8192];
+            while let Ok(read) = file.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..read]);
+            }
+            sum = sum.wrapping_add(u64::from(hasher.finalize().as_bytes()[0]));
+        }
+    }
+    std::hint::black_box(sum)
+}
+
+/// What the cold child measured, and its wall time as seen from here.
+struct Cold {
+    load_ms: f64,
+    build_ms: f64,
+    process_ms: f64,
+}
+
+/// What the cold child prints.
+#[derive(Serialize, Deserialize)]
+pub struct ColdReport {
+    pub load_ms: f64,
+    /// Load plus build.
+    pub total_ms: f64,
+    pub executed: bool,
+}
+
+fn cold_noop(exe: &Path, shape: &Shape, stamper: StamperArg, dir: &Path, store: &Path) -> io::Result<Cold> {
+    let mut runs = Vec::new();
+    for _ in 0..COLD_REPEAT {
+        let start = Instant::now();
+        let output = Command::new(exe)
+            .arg("cold-child")
+            .args(["--workload", shape.workload.name()])
+            .args(["--n", &shape.n.to_string()])
+            .args(["--width", &shape.width.to_string()])
+            .args(["--stamper", stamper.name()])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--store")
+            .arg(store)
+            .output()?;
+        let process_ms = ms(start.elapsed());
+        if !output.status.success() {
+            return Err(io::Error::other(format!(
+                "cold child failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let report: ColdReport = serde_json::from_slice(&output.stdout).map_err(io::Error::other)?;
+        if report.executed {
+            return Err(io::Error::other(
+                "the cold no-op rebuild executed tasks: the loaded store is not up to date",
+            ));
+        }
+        runs.push(Cold {
+            load_ms: report.load_ms,
+            build_ms: report.total_ms,
+            process_ms,
+        });
+    }
+    runs.sort_by(|a, b| a.build_ms.total_cmp(&b.build_ms));
+    Ok(runs.swap_remove(runs.len() / 2))
+}

@@ -1,0 +1,56 @@
+//! One phase of one workload, run inside `profile_phase` so that a profiler can collect just that phase.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use pie::Pie;
+
+use crate::workload::{generate_inputs, input_path, set_workspace, BenchTask, Shape, StamperArg};
+
+/// What is profiled.
+#[derive(Copy, Clone, Eq, PartialEq, Debug, clap::ValueEnum)]
+pub enum Phase {
+    /// The fresh build (repeated with a new `Pie` each time).
+    Fresh,
+    /// A no-op rebuild.
+    Noop,
+    /// A rebuild after modifying one input.
+    Modify,
+}
+
+/// Runs `phase` `repeat` times and prints the total time of the profiled part.
+pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: u32) -> io::Result<()> {
+    set_workspace(dir);
+    generate_inputs(&shape)?;
+    let root = shape.root(stamper.stamper());
+    let mut pie: Pie<BenchTask, u64> = Pie::default();
+    let mut total = Duration::ZERO;
+    if phase != Phase::Fresh {
+        pie.new_session().require(&root);
+    }
+    for round in 0..repeat {
+        if phase == Phase::Modify && shape.inputs() > 0 {
+            let path = input_path(shape.changed_input());
+            fs::write(&path, format!("modified {round}\n"))?;
+            fs::File::options()
+                .write(true)
+                .open(&path)?
+                .set_modified(SystemTime::now() + Duration::from_secs(u64::from(round) + 1))?;
+        }
+        if phase == Phase::Fresh {
+            pie = Pie::default();
+        }
+        let start = Instant::now();
+        std::hint::black_box(profile_phase(&mut pie, &root));
+        total += start.elapsed();
+    }
+    println!("{:.3} ms per run", total.as_secs_f64() * 1e3 / f64::from(repeat.max(1)));
+    Ok(())
+}
+
+#[inline(never)]
+fn profile_phase(pie: &mut Pie<BenchTask, u64>, root: &BenchTask) -> u64 {
+    pie.new_session().require(root)
+}

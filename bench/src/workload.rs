@@ -1,0 +1,252 @@
+//! The generated workloads: the task type, the input files and the root task of each workload.
+//!
+//! Inputs live in `DIR/in/I` (small files, a few bytes each). Only [`BenchTask::Read`] touches the file system; the
+//! other tasks find their inputs through [`input_path`], which joins the workspace folder set once per process
+//! ([`set_workspace`]) — a harness shortcut that keeps tasks small; a real build script would put the path in the
+//! task.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use pie::stamp::FileStamper;
+use pie::{Context, Task};
+use serde::{Deserialize, Serialize};
+
+/// A workload shape.
+#[derive(Copy, Clone, Eq, PartialEq, Debug, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// N tasks without file I/O, all required by one root: pie's own overhead per executed task.
+    Trivial,
+    /// Task i requires task i-1; task 0 requires the one input file.
+    Chain,
+    /// N tasks each reading its own file, one root requiring all.
+    Wide,
+    /// Layers of width W; each task requires two tasks of the layer below; the bottom layer reads files.
+    Lattice,
+}
+
+impl Workload {
+    /// Every workload, in table order.
+    pub const ALL: [Workload; 4] = [Workload::Trivial, Workload::Chain, Workload::Wide, Workload::Lattice];
+
+    /// The name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Trivial => "trivial",
+            Workload::Chain => "chain",
+            Workload::Wide => "wide",
+            Workload::Lattice => "lattice",
+        }
+    }
+}
+
+/// A stamper choice on the command line.
+#[derive(Copy, Clone, Eq, PartialEq, Debug, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StamperArg {
+    /// `FileStamper::Modified`: one `stat` per check.
+    Modified,
+    /// `FileStamper::Hash`: read and hash the file per check.
+    Hash,
+}
+
+impl StamperArg {
+    /// The pie stamper.
+    pub fn stamper(self) -> FileStamper {
+        match self {
+            StamperArg::Modified => FileStamper::Modified,
+            StamperArg::Hash => FileStamper::Hash,
+        }
+    }
+
+    /// The name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            StamperArg::Modified => "modified",
+            StamperArg::Hash => "hash",
+        }
+    }
+}
+
+/// The size of one workload.
+#[derive(Copy, Clone, Debug)]
+pub struct Shape {
+    pub workload: Workload,
+    /// Number of tasks (besides the root, and besides the one input reader of `chain`).
+    pub n: u32,
+    /// Lattice width.
+    pub width: u32,
+}
+
+impl Shape {
+    /// Number of input files.
+    pub fn inputs(&self) -> u32 {
+        match self.workload {
+            Workload::Trivial => 0,
+            Workload::Chain => 1,
+            Workload::Wide => self.n,
+            Workload::Lattice => self.width.min(self.n),
+        }
+    }
+
+    /// Number of lattice layers (the bottom one reads files).
+    fn layers(&self) -> u32 {
+        (self.n / self.width.max(1)).max(1)
+    }
+
+    /// The task that builds the whole workload.
+    pub fn root(&self, stamper: FileStamper) -> BenchTask {
+        match self.workload {
+            Workload::Trivial => BenchTask::TrivialRoot(self.n),
+            Workload::Chain => BenchTask::Chain(self.n.saturating_sub(1), stamper),
+            Workload::Wide => BenchTask::WideRoot(self.n, stamper),
+            Workload::Lattice => BenchTask::LatticeRoot {
+                layers: self.layers(),
+                width: self.width.min(self.n),
+                stamper,
+            },
+        }
+    }
+
+    /// The input file that `touch` and `modify` change: the middle one.
+    pub fn changed_input(&self) -> u32 {
+        self.inputs() / 2
+    }
+}
+
+static WORKSPACE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Sets the folder holding `in/`; once per process.
+pub fn set_workspace(dir: &Path) {
+    WORKSPACE
+        .set(dir.to_path_buf())
+        .expect("the workspace is set once per process");
+}
+
+/// The path of input `i`.
+pub fn input_path(i: u32) -> PathBuf {
+    let dir = WORKSPACE.get().expect("set_workspace before building");
+    dir.join("in").join(i.to_string())
+}
+
+/// The initial contents of input `i`.
+fn input_contents(i: u32) -> String {
+    format!("input {i}\n")
+}
+
+/// Writes the inputs of `shape` and returns their paths.
+pub fn generate_inputs(shape: &Shape) -> io::Result<Vec<PathBuf>> {
+    let dir = WORKSPACE.get().expect("set_workspace before generating");
+    fs::create_dir_all(dir.join("in"))?;
+    (0..shape.inputs())
+        .map(|i| {
+            let path = input_path(i);
+            fs::write(&path, input_contents(i))?;
+            Ok(path)
+        })
+        .collect()
+}
+
+/// The tasks of every workload. Outputs are small digests, so that a changed input changes its readers' outputs.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum BenchTask {
+    /// Reads a file with the stamper and returns a digest of its bytes (0 when it is missing).
+    Read(PathBuf, FileStamper),
+    /// Requires `Trivial(i)` for every `i` below the number; returns the sum of their outputs.
+    TrivialRoot(u32),
+    /// No I/O, no dependencies: returns its number.
+    Trivial(u32),
+    /// Link `i` of the chain: requires `Chain(i - 1)`, or input 0 for `i = 0`; returns what it required.
+    Chain(u32, FileStamper),
+    /// Requires a `Read` of every input below the number; returns the sum of their outputs.
+    WideRoot(u32, FileStamper),
+    /// A lattice node above the bottom layer: requires nodes `index` and `index + 1` (wrapping) of the layer below.
+    Lattice {
+        layer: u32,
+        index: u32,
+        width: u32,
+        stamper: FileStamper,
+    },
+    /// Requires every node of the top layer.
+    LatticeRoot {
+        layers: u32,
+        width: u32,
+        stamper: FileStamper,
+    },
+}
+
+impl BenchTask {
+    /// Lattice node `index` of `layer`: a `Read` in the bottom layer.
+    fn lattice_node(layer: u32, index: u32, width: u32, stamper: FileStamper) -> BenchTask {
+        if layer == 0 {
+            BenchTask::Read(input_path(index), stamper)
+        } else {
+            BenchTask::Lattice {
+                layer,
+                index,
+                width,
+                stamper,
+            }
+        }
+    }
+
+    /// Bytes this task owns on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            BenchTask::Read(path, _) => path.capacity(),
+            _ => 0,
+        }
+    }
+}
+
+impl Task for BenchTask {
+    type Output = u64;
+
+    fn execute<C: Context<Self>>(&self, context: &mut C) -> u64 {
+        match self {
+            BenchTask::Read(path, stamper) => {
+                let Ok(Some(mut file)) = context.require_file_with_stamper(path, *stamper) else {
+                    return 0;
+                };
+                let mut digest = 0xcbf2_9ce4_8422_2325_u64;
+                let mut buffer = [0u8; 256];
+                loop {
+                    match file.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => {
+                            for byte in &buffer[..read] {
+                                digest = (digest ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
+                            }
+                        }
+                    }
+                }
+                digest
+            }
+            BenchTask::TrivialRoot(n) => (0..*n).fold(0u64, |sum, i| {
+                sum.wrapping_add(context.require_task(&BenchTask::Trivial(i)))
+            }),
+            BenchTask::Trivial(i) => u64::from(*i),
+            BenchTask::Chain(0, stamper) => context.require_task(&BenchTask::Read(input_path(0), *stamper)),
+            BenchTask::Chain(i, stamper) => context.require_task(&BenchTask::Chain(i - 1, *stamper)),
+            BenchTask::WideRoot(n, stamper) => (0..*n).fold(0u64, |sum, i| {
+                sum.wrapping_add(context.require_task(&BenchTask::Read(input_path(i), *stamper)))
+            }),
+            BenchTask::Lattice {
+                layer,
+                index,
+                width,
+                stamper,
+            } => {
+                let left = context.require_task(&Self::lattice_node(layer - 1, *index, *width, *stamper));
+                let right = context.require_task(&Self::lattice_node(layer - 1, (index + 1) % width, *width, *stamper));
+                left.rotate_left(1) ^ right
+            }
+            BenchTask::LatticeRoot { layers, width, stamper } => (0..*width).fold(0u64, |sum, index| {
+                sum.wrapping_add(context.require_task(&Self::lattice_node(layers - 1, index, *width, *stamper)))
+            }),
+        }
+    }
+}
