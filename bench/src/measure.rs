@@ -152,7 +152,7 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
         (Some(touch_ms), Some(modify_ms))
     };
 
-    let persisted = crate::persist::measure(&pie, dir)?;
+    let persisted = Some(crate::persist::measure(&pie, dir)?);
     let cold = match &persisted {
         Some(p) => Some(cold_noop(exe, &shape, stamper_arg, dir, &p.store)?),
         None => None,
