@@ -9,6 +9,8 @@
 //! Modules: [`task`] (the tasks and their outputs), [`workspace`] (the `Pie`, its tracker and store, one build),
 //! [`report`] (build results as text), [`app`] (the editor's state, keys and rendering, without the terminal).
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod report;
 pub mod task;
