@@ -17,10 +17,17 @@
 //!     made consistent without executing has only consistent dependencies;
 //! (c) an immediate second build executes nothing; and (d) the store's invariants hold.
 //!
+//! The second property adds panics: every task first requires its flag file (`Exists`) and, while the flag exists,
+//! panics after doing all its work (its output file is already written). Edits create and delete flags. A panic
+//! that escapes a required task is caught and the session goes on with the next task. Then the roots that panicked
+//! must panic again in the next session (no stale output), and everything above holds for the roots that did not.
+//!
 //! The model in this file knows the graph and looks at the file system with the public stampers; it never looks
 //! inside the store. Cases: `PIE_PROPTEST_CASES` (default 128).
 
 mod common;
+
+use common::{catch, TASK_PANIC_MESSAGE};
 
 use std::collections::HashSet;
 use std::fs;
@@ -70,6 +77,8 @@ struct Graph {
     root: PathBuf,
     inputs: usize,
     tasks: Vec<Spec>,
+    /// Each task requires its flag file (with `Exists`) first, and panics at its very end while the flag exists.
+    panics: bool,
 }
 
 impl Graph {
@@ -78,6 +87,9 @@ impl Graph {
     }
     fn output(&self, i: usize) -> PathBuf {
         self.root.join(format!("out_{i}"))
+    }
+    fn flag(&self, i: usize) -> PathBuf {
+        self.root.join(format!("flag_{i}"))
     }
 }
 
@@ -113,10 +125,13 @@ trait Env {
     fn read(&mut self, path: &Path, stamper: FileStamper) -> Option<String>;
     fn require(&mut self, index: usize, stamper: OutputStamper) -> String;
     fn write(&mut self, path: &Path, stamper: FileStamper, text: &str);
+    /// Task `index` found its panic flag and has done everything else.
+    fn fail(&mut self, index: usize);
 }
 
 fn interpret(graph: &Graph, index: usize, env: &mut impl Env) -> String {
     let spec = &graph.tasks[index];
+    let flagged = graph.panics && env.read(&graph.flag(index), FileStamper::Exists).is_some();
     let mut parts = Vec::new();
     for op in &spec.ops {
         run(graph, op, env, &mut parts);
@@ -129,6 +144,9 @@ fn interpret(graph: &Graph, index: usize, env: &mut impl Env) -> String {
             let back = env.read(&path, stamper);
             assert_eq!(back.as_deref(), Some(text.as_str()), "T{index} read back what it wrote");
         }
+    }
+    if flagged {
+        env.fail(index);
     }
     if spec.digest {
         format!("{index}:{}", text.len() % 3)
@@ -195,6 +213,9 @@ impl<C: Context<OracleTask>> Env for ContextEnv<'_, C> {
             .provide_file_with_stamper(path, stamper)
             .expect("cannot stamp an oracle output");
     }
+    fn fail(&mut self, _index: usize) {
+        panic!("{TASK_PANIC_MESSAGE}");
+    }
 }
 
 impl Task for OracleTask {
@@ -243,6 +264,9 @@ impl Env for DryEnv<'_> {
     }
     fn write(&mut self, path: &Path, stamper: FileStamper, _text: &str) {
         self.files.push((path.to_path_buf(), stamper, true));
+    }
+    fn fail(&mut self, index: usize) {
+        panic!("model: T{index} finished although its panic flag exists");
     }
 }
 
@@ -342,13 +366,23 @@ impl Model {
     }
 }
 
+/// An execution starting, or finishing with an output.
+#[derive(Clone, Debug)]
+enum Execution {
+    Start(usize),
+    End(usize, String),
+}
+
 /// Records executions, across the builds of a session.
 #[derive(Default)]
-struct Executions(Vec<(usize, String)>);
+struct Executions(Vec<Execution>);
 
 impl Tracker<OracleTask> for Executions {
+    fn execute_start(&mut self, task: &OracleTask) {
+        self.0.push(Execution::Start(task.index));
+    }
     fn execute_end(&mut self, task: &OracleTask, output: &String) {
-        self.0.push((task.index, output.clone()));
+        self.0.push(Execution::End(task.index, output.clone()));
     }
 }
 
@@ -374,6 +408,8 @@ struct RawTask {
 
 #[derive(Clone, Debug)]
 enum Edit {
+    /// Create (`true`) or delete the panic flag of a task.
+    Flag(Index, bool),
     Write(Index, String),
     Rewrite(Index),
     Delete(Index),
@@ -432,17 +468,19 @@ fn raw_task() -> impl Strategy<Value = RawTask> {
         })
 }
 
-fn edit() -> impl Strategy<Value = Edit> {
+/// An edit; panic flags only when `panics`.
+fn edit(panics: bool) -> impl Strategy<Value = Edit> {
     prop_oneof![
         3 => (any::<Index>(), contents()).prop_map(|(k, c)| Edit::Write(k, c)),
         2 => any::<Index>().prop_map(Edit::Rewrite),
         1 => any::<Index>().prop_map(Edit::Delete),
         1 => (any::<Index>(), option::of(contents())).prop_map(|(j, c)| Edit::Tamper(j, c)),
+        if panics { 3 } else { 0 } => (any::<Index>(), any::<bool>()).prop_map(|(j, on)| Edit::Flag(j, on)),
     ]
 }
 
-fn case() -> impl Strategy<Value = Case> {
-    let round = (vec(edit(), 0..4), vec(any::<Index>(), 1..4)).prop_map(|(edits, roots)| Round { edits, roots });
+fn case(panics: bool) -> impl Strategy<Value = Case> {
+    let round = (vec(edit(panics), 0..4), vec(any::<Index>(), 1..4)).prop_map(|(edits, roots)| Round { edits, roots });
     (
         vec(option::weighted(0.8, contents()), 1..4),
         vec(raw_task(), 1..8),
@@ -519,6 +557,7 @@ fn set_file(path: &Path, contents: Option<&str>) {
 
 fn apply(graph: &Graph, edit: &Edit) {
     match edit {
+        Edit::Flag(j, on) => set_file(&graph.flag(j.index(graph.tasks.len())), on.then_some("")),
         Edit::Write(k, c) => set_file(&graph.input(k.index(graph.inputs)), Some(c)),
         Edit::Rewrite(k) => {
             let path = graph.input(k.index(graph.inputs));
@@ -536,51 +575,131 @@ fn apply(graph: &Graph, edit: &Edit) {
     }
 }
 
-/// A clean build of `tasks` from the current inputs, in a fresh folder: their outputs and written files.
-fn clean_build(graph: &Graph, tasks: &[usize]) -> (Vec<String>, Vec<Option<String>>, dev_util::TempDir) {
+/// A clean build of `tasks` from the current files, in a fresh folder: their outputs and written files.
+fn clean_build(graph: &Graph, tasks: &[usize]) -> Result<(Vec<String>, Vec<Option<String>>), TestCaseError> {
     let dir = dev_util::create_temp_dir().expect("cannot create a temporary directory");
     let clean = Arc::new(Graph {
         root: dir.path().to_path_buf(),
         inputs: graph.inputs,
         tasks: graph.tasks.clone(),
+        panics: graph.panics,
     });
-    for k in 0..graph.inputs {
-        if let Ok(contents) = fs::read(graph.input(k)) {
-            fs::write(clean.input(k), contents).expect("cannot copy an input");
+    let copies = (0..graph.inputs)
+        .map(|k| (graph.input(k), clean.input(k)))
+        .chain((0..graph.tasks.len()).map(|i| (graph.flag(i), clean.flag(i))));
+    for (from, to) in copies {
+        if let Ok(contents) = fs::read(from) {
+            fs::write(to, contents).expect("cannot copy an input");
         }
     }
-    let outputs = tasks
-        .iter()
-        .map(|i| {
-            let task = OracleTask {
-                graph: clean.clone(),
-                index: *i,
-            };
-            NonIncrementalContext.require(&task)
-        })
-        .collect();
+    let mut outputs = Vec::new();
+    for i in tasks {
+        let task = OracleTask {
+            graph: clean.clone(),
+            index: *i,
+        };
+        match catch(|| NonIncrementalContext.require(&task)) {
+            Ok(output) => outputs.push(output),
+            Err(message) => {
+                return Err(TestCaseError::fail(format!(
+                    "T{i} was made consistent, but its clean build panics: {message}"
+                )))
+            }
+        }
+    }
     let files = tasks
         .iter()
         .map(|i| fs::read_to_string(clean.output(*i)).ok())
         .collect();
-    (outputs, files, dir)
+    Ok((outputs, files))
 }
 
-fn check(case: &Case) -> TestCaseResult {
+impl Model {
+    /// Takes in the executions of a session, in order: a task whose last execution finished has a new output and
+    /// new dependencies; one whose last execution did not finish (a panic escaped it) has neither. With
+    /// `provided_changed` (judged before the session), first asserts (b)'s upper bound for every task that
+    /// executed: it was new, or a dependency recorded at its previous execution is inconsistent.
+    fn observe(
+        &mut self,
+        graph: &Graph,
+        executions: &[Execution],
+        provided_changed: Option<&[Option<String>]>,
+        context: &str,
+    ) -> TestCaseResult {
+        let mut last: Vec<Option<Option<&str>>> = vec![None; graph.tasks.len()];
+        for execution in executions {
+            match execution {
+                Execution::Start(i) => last[*i] = Some(None),
+                Execution::End(i, output) => last[*i] = Some(Some(output)),
+            }
+        }
+        for (i, last) in last.iter().enumerate() {
+            match last {
+                Some(Some(output)) => self.executed(i, output),
+                Some(None) => self.outputs[i] = None,
+                None => {}
+            }
+        }
+        if let Some(provided_changed) = provided_changed {
+            for (i, _) in last.iter().enumerate().filter(|(_, l)| l.is_some()) {
+                prop_assert!(
+                    provided_changed[i].is_some() || self.inconsistency(i, false).is_some(),
+                    "{context}: T{i} executed, but nothing it depended on changed"
+                );
+            }
+        }
+        for (i, last) in last.iter().enumerate() {
+            match last {
+                Some(Some(output)) => {
+                    let dry = self.record(graph, i);
+                    prop_assert_eq!(
+                        dry.as_str(),
+                        *output,
+                        "{}: T{} executed with an output that its inputs do not give",
+                        context,
+                        i
+                    );
+                }
+                Some(None) => self.records[i] = None,
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Requires each of `roots` in one session: its output, or the message of the panic that escaped.
+fn build(
+    pie: &mut Pie<OracleTask, String, Executions>,
+    graph: &Arc<Graph>,
+    roots: &[usize],
+) -> Vec<Result<String, String>> {
+    pie.tracker_mut().0.clear();
+    let mut session = pie.new_session();
+    roots
+        .iter()
+        .map(|r| {
+            let task = OracleTask {
+                graph: graph.clone(),
+                index: *r,
+            };
+            catch(|| session.require(&task))
+        })
+        .collect()
+}
+
+fn check(case: &Case, panics: bool) -> TestCaseResult {
     let dir = dev_util::create_temp_dir().expect("cannot create a temporary directory");
     let graph = Arc::new(Graph {
         root: dir.path().to_path_buf(),
         inputs: case.inputs.len(),
         tasks: specs(case),
+        panics,
     });
     for (k, contents) in case.inputs.iter().enumerate() {
         set_file(&graph.input(k), contents.as_deref());
     }
     let n = graph.tasks.len();
-    let task = |index: usize| OracleTask {
-        graph: graph.clone(),
-        index,
-    };
     let mut pie = Pie::with_tracker(Executions::default());
     let mut model = Model::new(n);
 
@@ -593,38 +712,32 @@ fn check(case: &Case) -> TestCaseResult {
 
         // Provided files changed by the edits, judged before the build rewrites them.
         let provided_changed: Vec<Option<String>> = (0..n).map(|i| model.provided_changed(i)).collect();
-        pie.tracker_mut().0.clear();
-        let mut session = pie.new_session();
-        let outputs: Vec<String> = roots.iter().map(|r| session.require(&task(*r))).collect();
-        drop(session);
+        let results = build(&mut pie, &graph, &roots);
         let executions = std::mem::take(&mut pie.tracker_mut().0);
+        let mut failed = Vec::new();
+        let mut finished = Vec::new();
+        for (root, result) in roots.iter().zip(&results) {
+            match result {
+                Ok(output) => finished.push((*root, output.clone())),
+                Err(message) => {
+                    prop_assert_eq!(message.as_str(), TASK_PANIC_MESSAGE, "{}: T{} panicked", context, root);
+                    failed.push(*root);
+                }
+            }
+        }
+        if failed.is_empty() {
+            // Without a panic to recover from, nothing runs twice in a session.
+            let mut started = HashSet::new();
+            for execution in &executions {
+                if let Execution::Start(i) = execution {
+                    prop_assert!(started.insert(*i), "{context}: T{i} executed twice in one session");
+                }
+            }
+        }
+        model.observe(&graph, &executions, Some(&provided_changed), &context)?;
 
-        let mut executed = HashSet::new();
-        for (i, _) in &executions {
-            prop_assert!(executed.insert(*i), "{context}: T{i} executed twice in one session");
-        }
-        // (b), upper bound: judged against the records of the previous executions, and the outputs now.
-        for (i, output) in &executions {
-            model.executed(*i, output);
-        }
-        for (i, _) in &executions {
-            prop_assert!(
-                provided_changed[*i].is_some() || model.inconsistency(*i, false).is_some(),
-                "{context}: T{i} executed, but nothing it depended on changed"
-            );
-        }
-        for (i, output) in &executions {
-            let dry = model.record(&graph, *i);
-            prop_assert_eq!(
-                &dry,
-                output,
-                "{}: T{} executed with an output that its inputs do not give",
-                context,
-                i
-            );
-        }
-
-        let reached = model.reachable(&roots);
+        let finished_roots: Vec<usize> = finished.iter().map(|(r, _)| *r).collect();
+        let reached = model.reachable(&finished_roots);
         // (b), lower bound: a task made consistent without executing has only consistent dependencies.
         for i in &reached {
             if let Some(reason) = model.inconsistency(*i, true) {
@@ -635,7 +748,7 @@ fn check(case: &Case) -> TestCaseResult {
         }
 
         // (a) outputs and written files equal a clean build's.
-        let (clean_outputs, clean_files, _clean_dir) = clean_build(&graph, &reached);
+        let (clean_outputs, clean_files) = clean_build(&graph, &reached)?;
         for (position, i) in reached.iter().enumerate() {
             prop_assert_eq!(
                 model.outputs[*i].as_ref(),
@@ -649,7 +762,7 @@ fn check(case: &Case) -> TestCaseResult {
                 prop_assert_eq!(&file, &clean_files[position], "{}: file written by T{}", context, i);
             }
         }
-        for (root, output) in roots.iter().zip(&outputs) {
+        for (root, output) in &finished {
             prop_assert_eq!(
                 model.outputs[*root].as_ref(),
                 Some(output),
@@ -659,20 +772,26 @@ fn check(case: &Case) -> TestCaseResult {
             );
         }
 
-        // (c) an immediate second build executes nothing and returns the same outputs.
-        let mut session = pie.new_session();
-        for (root, output) in roots.iter().zip(&outputs) {
+        // (c) an immediate second build executes nothing and returns the same outputs; a root that panicked
+        // panics again rather than serving an old output.
+        let again = build(&mut pie, &graph, &finished_roots);
+        for ((root, output), result) in finished.iter().zip(&again) {
+            prop_assert_eq!(result.as_ref(), Ok(output), "{}: second build of T{}", context, root);
+        }
+        let executed: Vec<&Execution> = pie.tracker().0.iter().collect();
+        prop_assert!(executed.is_empty(), "{context}: the second build executed {executed:?}");
+        let again = build(&mut pie, &graph, &failed);
+        for (root, result) in failed.iter().zip(&again) {
             prop_assert_eq!(
-                &session.require(&task(*root)),
-                output,
-                "{}: second build of T{}",
+                result.as_ref().map_err(String::as_str),
+                Err(TASK_PANIC_MESSAGE),
+                "{}: second build of T{}, which panicked",
                 context,
                 root
             );
         }
-        drop(session);
-        let again: Vec<usize> = pie.tracker().0.iter().map(|(i, _)| *i).collect();
-        prop_assert!(again.is_empty(), "{context}: the second build executed {again:?}");
+        let executions = std::mem::take(&mut pie.tracker_mut().0);
+        model.observe(&graph, &executions, None, &context)?;
 
         // (d)
         pie.check_invariants();
@@ -696,7 +815,12 @@ proptest! {
     })]
 
     #[test]
-    fn incremental_builds_agree_with_clean_builds(case in case()) {
-        check(&case)?;
+    fn incremental_builds_agree_with_clean_builds(case in case(false)) {
+        check(&case, false)?;
+    }
+
+    #[test]
+    fn incremental_builds_recover_from_task_panics(case in case(true)) {
+        check(&case, true)?;
     }
 }
