@@ -181,3 +181,15 @@ fn permission_denied_is_an_io_error_when_not_root() {
         assert!(!pie.events().any_execute());
     }
 }
+
+#[test]
+fn path_that_cannot_be_made_absolute_is_an_io_error_not_a_panic() {
+    // An empty path has no absolute form.
+    let probe = TestTask::ProbeFile(std::path::PathBuf::new(), FileStamper::Modified);
+    let mut pie = test_pie();
+    let error = pie.require(&probe).unwrap_err();
+    assert_ne!(error, ErrorKind::NotFound);
+    let write = write(ret("text"), std::path::PathBuf::new());
+    assert!(pie.require(&write).is_err());
+    pie.check_invariants();
+}

@@ -410,3 +410,29 @@ fn output_change_from_ok_to_err_propagates() {
     );
     assert_eq!(read_file_to_string(&output), "y");
 }
+
+#[test]
+fn provided_file_stampers_decide_what_counts_as_changed_by_someone_else() {
+    let dir = temp_dir();
+    let output = dir.path().join("out.txt");
+    for stamper in [FileStamper::Exists, FileStamper::Modified, FileStamper::Hash] {
+        let write = write_with(ret("generated"), &output, stamper);
+        let mut pie = test_pie();
+        pie.require(&write).unwrap();
+
+        write_file(&output, "generated");
+        let expected: &[&TestTask] = if stamper == FileStamper::Modified {
+            &[&write]
+        } else {
+            &[]
+        };
+        pie.require_then_assert_executed(&write, expected).unwrap();
+        write_file(&output, "tampered");
+        let expected: &[&TestTask] = if stamper == FileStamper::Exists { &[] } else { &[&write] };
+        pie.require_then_assert_executed(&write, expected).unwrap();
+        fs::remove_file(&output).unwrap();
+        pie.require_then_assert_one_execute(&write).unwrap();
+        assert_eq!(read_file_to_string(&output), "generated", "{stamper:?}");
+        fs::remove_file(&output).unwrap();
+    }
+}
