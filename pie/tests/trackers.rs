@@ -372,3 +372,21 @@ fn noop_tracker_builds_incrementally() {
     assert_eq!(pie.new_session().require(&reader), ok("LOUD"));
     assert_eq!(read_file_to_string(&output), "LOUD");
 }
+
+#[test]
+fn shared_dependency_is_checked_once_per_session() {
+    let dir = temp_dir();
+    let input = dir.path().join("in.txt");
+    write_file(&input, "Shared");
+    let read = read(&input);
+    let diamond = seq([to_lower(read.clone()), to_upper(read.clone()), require(read.clone())]);
+    let mut pie = log_pie();
+    require_and_log(&mut pie, &diamond).0.unwrap();
+
+    // Three tasks depend on `read`; its file is re-checked once, and `read` is the subject of three task checks.
+    let (_, lines) = require_and_log(&mut pie, &diamond);
+    let count = |line: String| lines.iter().filter(|l| l.trim_start() == line).count();
+    assert_eq!(count(format!("? r {}", input.display())), 1, "{lines:#?}");
+    assert_eq!(count(format!("? {read:?}")), 3, "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.trim_start().starts_with('▶')), "{lines:#?}");
+}
