@@ -71,14 +71,65 @@ struct TaskData<O> {
     deps: Vec<Dep>,
     /// Not persisted (derived from `deps`); see [`Store::rebuild_after_load`].
     #[cfg_attr(feature = "serde", serde(skip))]
-    dependents: Vec<Edge>,
+    dependents: EdgeList,
 }
 
+/// Reverse edges of a file. Not persisted (derived from the tasks' `deps`).
 #[derive(Clone, Debug, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct FileData {
-    requirers: Vec<Edge>,
+    requirers: EdgeList,
     provider: Option<Edge>,
+}
+
+/// A list of reverse edges, 16 bytes inline and without an allocation for the common case of at most one edge
+/// (most tasks have one dependent, most files one requirer).
+#[derive(Clone, Debug, Default)]
+enum EdgeList {
+    #[default]
+    Empty,
+    One(Edge),
+    Many(Box<Vec<Edge>>),
+}
+
+impl EdgeList {
+    #[inline]
+    fn as_slice(&self) -> &[Edge] {
+        match self {
+            EdgeList::Empty => &[],
+            EdgeList::One(edge) => std::slice::from_ref(edge),
+            EdgeList::Many(edges) => edges,
+        }
+    }
+
+    /// Appends `edge` unless it is already last; stale entries (`!is_live`) are dropped first when the list would
+    /// otherwise grow, so a list holds at most twice its live edges.
+    fn push(&mut self, edge: Edge, is_live: impl Fn(Edge) -> bool) {
+        match self {
+            EdgeList::Empty => *self = EdgeList::One(edge),
+            EdgeList::One(first) if *first == edge => {}
+            EdgeList::One(first) if !is_live(*first) => *first = edge,
+            EdgeList::One(first) => *self = EdgeList::Many(Box::new(vec![*first, edge])),
+            EdgeList::Many(edges) => {
+                if edges.last() == Some(&edge) {
+                    return;
+                }
+                if edges.len() == edges.capacity() {
+                    edges.retain(|e| is_live(*e));
+                }
+                edges.push(edge);
+            }
+        }
+    }
+}
+
+/// Appends `dep`, growing a small list exactly (1, 2, 4, then doubling): most tasks have one or two
+/// dependencies, and `Vec`'s first allocation would otherwise hold four.
+#[inline]
+fn push_dep(deps: &mut Vec<Dep>, dep: Dep) {
+    if deps.len() == deps.capacity() && deps.len() < 4 {
+        deps.reserve_exact(deps.len().max(1));
+    }
+    deps.push(dep);
 }
 
 /// The dependency graph of tasks and files, with each task's cached output.
@@ -146,7 +197,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             generation: 0,
             order,
             deps: Vec::new(),
-            dependents: Vec::new(),
+            dependents: EdgeList::Empty,
         });
         TaskId(index as u32)
     }
@@ -243,14 +294,8 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     }
 
     /// Appends `edge` to a reverse-edge list, first dropping stale entries when the list would otherwise grow.
-    fn push_reverse(&self, list: &mut Vec<Edge>, edge: Edge) {
-        if list.last() == Some(&edge) {
-            return;
-        }
-        if list.len() == list.capacity() {
-            list.retain(|e| self.is_live(*e));
-        }
-        list.push(edge);
+    fn push_reverse(&self, list: &mut EdgeList, edge: Edge) {
+        list.push(edge, |e| self.is_live(e));
     }
 
     /// Records that `id` required a file.
@@ -259,7 +304,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         let mut list = std::mem::take(&mut self.file_data[dep.file.0 as usize].requirers);
         self.push_reverse(&mut list, edge);
         self.file_data[dep.file.0 as usize].requirers = list;
-        self.data_mut(id).deps.push(Dep::RequireFile(dep));
+        push_dep(&mut self.data_mut(id).deps, Dep::RequireFile(dep));
     }
 
     /// Records that `id` provided a file. The caller has checked that no other live provider exists.
@@ -267,7 +312,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         let edge = self.edge_from(id);
         let file = &mut self.file_data[dep.file.0 as usize];
         file.provider = Some(edge);
-        self.data_mut(id).deps.push(Dep::ProvideFile(dep));
+        push_dep(&mut self.data_mut(id).deps, Dep::ProvideFile(dep));
     }
 
     /// Records that `id` required task `dep.task`, keeping the topological order. The caller has ruled out
@@ -277,7 +322,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         let mut list = std::mem::take(&mut self.data_mut(dep.task).dependents);
         self.push_reverse(&mut list, edge);
         self.data_mut(dep.task).dependents = list;
-        self.data_mut(id).deps.push(Dep::RequireTask(dep));
+        push_dep(&mut self.data_mut(id).deps, Dep::RequireTask(dep));
         self.keep_order(id, dep.task);
     }
 
@@ -293,6 +338,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     pub(crate) fn requirers(&self, file: FileId) -> impl Iterator<Item = TaskId> + '_ {
         self.file_data[file.0 as usize]
             .requirers
+            .as_slice()
             .iter()
             .filter(|e| self.is_live(**e))
             .map(|e| e.task)
@@ -331,12 +377,13 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     }
 
     fn has_live_dependents(&self, id: TaskId) -> bool {
-        self.data(id).dependents.iter().any(|e| self.is_live(*e))
+        self.data(id).dependents.as_slice().iter().any(|e| self.is_live(*e))
     }
 
     fn live_dependents(&self, id: TaskId) -> impl Iterator<Item = TaskId> + '_ {
         self.data(id)
             .dependents
+            .as_slice()
             .iter()
             .filter(|e| self.is_live(**e))
             .map(|e| e.task)
@@ -532,7 +579,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
                     *slot = Some(index);
                 }
             }
-            if data.dependents.iter().any(|e| e.task.index() >= task_count) {
+            if data.dependents.as_slice().iter().any(|e| e.task.index() >= task_count) {
                 return Err(format!("task {index} has a dependent that does not exist"));
             }
         }
@@ -544,6 +591,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         for (index, data) in self.file_data.iter().enumerate() {
             if data
                 .requirers
+                .as_slice()
                 .iter()
                 .chain(&data.provider)
                 .any(|e| e.task.index() >= task_count)
@@ -572,7 +620,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         self.file_data = vec![FileData::default(); self.files.len()];
         for data in &mut self.task_data {
             data.generation = 0;
-            data.dependents.clear();
+            data.dependents = EdgeList::Empty;
         }
         for index in 0..task_count {
             let edge = Edge {
@@ -585,15 +633,11 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
                 match dep {
                     Dep::RequireTask(d) => {
                         let list = &mut self.task_data.get_mut(d.task.index()).ok_or_else(missing)?.dependents;
-                        if list.last() != Some(&edge) {
-                            list.push(edge);
-                        }
+                        list.push(edge, |_| true);
                     }
                     Dep::RequireFile(d) => {
                         let list = &mut self.file_data.get_mut(d.file.0 as usize).ok_or_else(missing)?.requirers;
-                        if list.last() != Some(&edge) {
-                            list.push(edge);
-                        }
+                        list.push(edge, |_| true);
                     }
                     Dep::ProvideFile(d) => {
                         self.file_data.get_mut(d.file.0 as usize).ok_or_else(missing)?.provider = Some(edge);
@@ -694,13 +738,41 @@ mod tests {
         assert_eq!(store.requirers(file).collect::<Vec<_>>(), vec![a]);
         assert_eq!(store.provider(file), Some(a));
         assert!(
-            store.file_data[0].requirers.capacity() <= 4,
+            store.file_data[0].requirers.as_slice().len() <= 4,
             "stale edges were compacted instead of growing the list"
         );
         store.start_execution(a);
         assert_eq!(store.requirers(file).count(), 0);
         assert_eq!(store.provider(file), None);
         assert_eq!(store.file_count(), 1);
+    }
+
+    #[test]
+    fn edge_lists_with_several_tasks_stay_bounded() {
+        let mut store: Store<&str, ()> = Store::default();
+        let a = store.get_or_create_task(&"a");
+        let b = store.get_or_create_task(&"b");
+        let c = store.get_or_create_task(&"c");
+        let file = store.get_or_create_file(NormalPath::new(Path::new("/f")).unwrap());
+        let dep = FileDep {
+            file,
+            stamper: FileStamper::Modified,
+            stamp: None,
+        };
+        for _ in 0..100 {
+            for id in [a, b] {
+                store.start_execution(id);
+                store.add_require_file(id, dep);
+                store.add_require_task(id, task_dep(c));
+            }
+        }
+        let mut requirers = store.requirers(file).collect::<Vec<_>>();
+        requirers.sort();
+        assert_eq!(requirers, vec![a, b]);
+        assert!(store.file_data[0].requirers.as_slice().len() <= 4);
+        assert!(store.data(c).dependents.as_slice().len() <= 4);
+        assert_eq!(store.live_dependents(c).count(), 2);
+        store.check_invariants();
     }
 
     #[test]
