@@ -191,8 +191,13 @@ impl LoadError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SaveError {
-    /// A task or output could not be serialised (its `Serialize` impl failed).
-    #[error("cannot save the pie store '{}': encoding failed: {reason}", path.display())]
+    /// A task or output could not be serialised: its `Serialize` impl failed (serde's impl for `Path` does for a
+    /// path that is not UTF-8).
+    #[error(
+        "cannot save the pie store '{}': encoding failed: {reason} (a task or output could not be serialised; \
+         serde refuses, for example, a path that is not UTF-8)",
+        path.display()
+    )]
     Encode {
         /// The store file.
         path: PathBuf,
