@@ -88,6 +88,8 @@ enum EdgeList {
     #[default]
     Empty,
     One(Edge),
+    // Boxed so that the enum stays 16 bytes; lists of two or more edges are the rare case.
+    #[allow(clippy::box_collection)]
     Many(Box<Vec<Edge>>),
 }
 
