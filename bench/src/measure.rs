@@ -25,6 +25,7 @@ pub struct Row {
     pub tasks: usize,
     /// Input files.
     pub files: u32,
+    /// Median of up to five fresh builds, each with a new `Pie` (only the first when it took 3 s or more).
     pub fresh_ms: f64,
     pub noop_ms: f64,
     /// New process: load the store, then build; measured inside the child.
@@ -58,6 +59,9 @@ pub struct Row {
 
 /// How many times each repeated figure is taken (the median is reported).
 const REPEAT: usize = 5;
+const NOOP_REPEAT: usize = 9;
+/// Fresh builds are repeated (with a new `Pie`) while the first took less than this.
+const FRESH_REPEAT_BELOW: Duration = Duration::from_secs(3);
 const COLD_REPEAT: usize = 3;
 
 fn ms(duration: Duration) -> f64 {
@@ -69,6 +73,11 @@ fn median(repeat: usize, mut f: impl FnMut() -> io::Result<Duration>) -> io::Res
     let mut times = (0..repeat).map(|_| f().map(ms)).collect::<io::Result<Vec<f64>>>()?;
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
+}
+
+fn middle(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
@@ -109,14 +118,16 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
     let rss_after = proc_status_bytes("VmRSS");
     let tasks = pie.task_count();
 
-    let noop_ms = median(REPEAT, || {
+    // No-op rebuilds and the floors in alternation, so that a load change on the machine affects both alike.
+    let (mut noop, mut stat_floor, mut hash_floor) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..NOOP_REPEAT {
         let (output, time) = timed(|| pie.new_session().require(&root));
         assert_eq!(output, expected, "no-op rebuild changed the output");
-        Ok(time)
-    })?;
-
-    let stat_floor_ms = median(REPEAT, || Ok(timed(|| stat_all(&inputs)).1))?;
-    let hash_floor_ms = median(REPEAT, || Ok(timed(|| hash_all(&inputs)).1))?;
+        noop.push(ms(time));
+        stat_floor.push(ms(timed(|| stat_all(&inputs)).1));
+        hash_floor.push(ms(timed(|| hash_all(&inputs)).1));
+    }
+    let (noop_ms, stat_floor_ms, hash_floor_ms) = (middle(noop), middle(stat_floor), middle(hash_floor));
 
     // Before touch/modify, which give the changed input an mtime in the future (newer than ninja's outputs).
     let ninja_noop_ms = if shape.workload == Workload::Wide {
@@ -159,6 +170,17 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
     };
 
     let peak_rss_bytes = proc_status_bytes("VmHWM");
+
+    // More fresh builds for a stable median (after the peak RSS was read, one `Pie` at a time).
+    drop(pie);
+    let mut fresh_runs = vec![ms(fresh)];
+    if fresh < FRESH_REPEAT_BELOW {
+        for _ in 0..REPEAT - 1 {
+            let mut pie: Pie<BenchTask, u64> = Pie::default();
+            fresh_runs.push(ms(timed(|| pie.new_session().require(&root)).1));
+        }
+    }
+
     let rss_growth_bytes = rss_after.saturating_sub(rss_before);
     let bytes_per_task = rss_growth_bytes as f64 / tasks as f64;
     let task_own_bytes = own_task_bytes(&shape, stamper, &root);
@@ -170,7 +192,7 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
         width: (shape.workload == Workload::Lattice).then_some(shape.width),
         tasks,
         files: shape.inputs(),
-        fresh_ms: ms(fresh),
+        fresh_ms: middle(fresh_runs),
         noop_ms,
         noop_cold_ms: cold.as_ref().map(|c| c.build_ms),
         noop_cold_process_ms: cold.as_ref().map(|c| c.process_ms),
