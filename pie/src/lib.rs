@@ -56,6 +56,7 @@ use std::path::Path;
 
 pub mod context;
 pub mod dependency;
+mod intern;
 mod path;
 #[cfg(feature = "serde")]
 mod persist;

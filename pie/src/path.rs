@@ -34,6 +34,17 @@ impl NormalPath {
 #[cfg(feature = "serde")]
 impl serde::Serialize for NormalPath {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SerializePath(&self.0).serialize(serializer)
+    }
+}
+
+/// Serialises a borrowed path exactly as a [`NormalPath`] is serialised (the interner stores paths unowned).
+#[cfg(feature = "serde")]
+pub(crate) struct SerializePath<'a>(pub(crate) &'a Path);
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for SerializePath<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[cfg(unix)]
         {
             serializer.serialize_bytes(self.0.as_os_str().as_encoded_bytes())

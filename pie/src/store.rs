@@ -1,11 +1,11 @@
 //! The store: pie's dependency graph and cached outputs, and nothing else.
 //!
-//! Nodes are tasks and files, each interned once and named by a dense integer id ([`TaskId`], [`FileId`]). Each task
-//! owns its dependencies in the order they were made ([`Dep`]); reverse edges (who requires a file, who provides
-//! it, who requires a task) are kept lazily: an [`Edge`] names the source task *and the generation of its
-//! execution*, and is live only while that task has not executed again. Re-executing a task therefore drops all its
-//! edges in O(1) by bumping its generation; stale reverse edges are skipped by every query and compacted before a
-//! list would grow.
+//! Nodes are tasks and files, each interned once (see `crate::intern`) and named by a dense integer id ([`TaskId`],
+//! [`FileId`]). Each task owns its dependencies in the order they were made ([`Dep`]); reverse edges (who requires a
+//! file, who provides it, who requires a task) are kept lazily: an [`Edge`] names the source task *and the
+//! generation of its execution*, and is live only while that task has not executed again. Re-executing a task
+//! therefore drops all its edges in O(1) by bumping its generation; stale reverse edges are skipped by every query
+//! and compacted before a list would grow.
 //!
 //! Invariants (checked in release builds too; a violation is a `BUG:` panic):
 //! - every live `RequireTask` edge `a → b` has `order(b) < order(a)`: the tasks are kept in a topological order,
@@ -22,9 +22,8 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::path::Path;
 
-use indexmap::IndexSet;
-
 use crate::dependency::{Dep, FileDep, TaskDep};
+use crate::intern::{Interner, PathInterner};
 use crate::path::NormalPath;
 use crate::stamp::{FileStamp, FileStamper};
 
@@ -149,9 +148,9 @@ fn push_dep(deps: &mut Vec<Dep>, dep: Dep) {
     ))
 )]
 pub(crate) struct Store<T, O> {
-    tasks: IndexSet<T>,
+    tasks: Interner<T>,
     task_data: Vec<TaskData<O>>,
-    files: IndexSet<NormalPath>,
+    files: PathInterner,
     /// Not persisted (derived from the tasks' `deps`); see [`Store::rebuild_after_load`].
     #[cfg_attr(feature = "serde", serde(skip))]
     file_data: Vec<FileData>,
@@ -162,9 +161,9 @@ pub(crate) struct Store<T, O> {
 impl<T, O> Default for Store<T, O> {
     fn default() -> Self {
         Self {
-            tasks: IndexSet::default(),
+            tasks: Interner::default(),
             task_data: Vec::new(),
-            files: IndexSet::default(),
+            files: PathInterner::default(),
             file_data: Vec::new(),
             next_order: 0,
             next_version: 1,
@@ -186,12 +185,10 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
 
     /// The id of `task`, creating its node (without output, last in the topological order) when it is new.
     pub(crate) fn get_or_create_task(&mut self, task: &T) -> TaskId {
-        if let Some(index) = self.tasks.get_index_of(task) {
-            return TaskId(index as u32);
+        let (index, inserted) = self.tasks.intern_cloned(task);
+        if !inserted {
+            return TaskId(index);
         }
-        let index = self.tasks.len();
-        assert!(index < u32::MAX as usize, "BUG: more than u32::MAX tasks");
-        self.tasks.insert(task.clone());
         let order = self.take_order();
         self.task_data.push(TaskData {
             output: None,
@@ -201,32 +198,26 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             deps: Vec::new(),
             dependents: EdgeList::Empty,
         });
-        TaskId(index as u32)
+        TaskId(index)
     }
 
     /// The task of node `id`.
     pub(crate) fn task(&self, id: TaskId) -> &T {
-        self.tasks
-            .get_index(id.index())
-            .expect("BUG: task id without a task node")
+        self.tasks.get(id.0).expect("BUG: task id without a task node")
     }
 
     /// The id of the file at `path`, creating its node when it is new.
     pub(crate) fn get_or_create_file(&mut self, path: NormalPath) -> FileId {
-        let (index, inserted) = self.files.insert_full(path);
+        let (index, inserted) = self.files.intern(path.as_path());
         if inserted {
-            assert!(index < u32::MAX as usize, "BUG: more than u32::MAX files");
             self.file_data.push(FileData::default());
         }
-        FileId(index as u32)
+        FileId(index)
     }
 
     /// The normalised path of file node `id`.
     pub(crate) fn file_path(&self, id: FileId) -> &Path {
-        self.files
-            .get_index(id.0 as usize)
-            .expect("BUG: file id without a file node")
-            .as_path()
+        self.files.get(id.0).expect("BUG: file id without a file node")
     }
 
     #[inline]
@@ -525,7 +516,6 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             return Err("more than u32::MAX tasks or files".to_string());
         }
         for (index, path) in self.files.iter().enumerate() {
-            let path = path.as_path();
             let normal = path.is_absolute() && NormalPath::new(path).is_ok_and(|n| n.as_path() == path);
             if !normal {
                 return Err(format!(
@@ -575,7 +565,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
                     if let Some(other) = slot {
                         return Err(format!(
                             "file '{}' is provided by task {other} and again by task {index}",
-                            self.files[d.file.0 as usize].as_path().display()
+                            self.file_path(d.file).display()
                         ));
                     }
                     *slot = Some(index);

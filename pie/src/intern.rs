@@ -1,0 +1,266 @@
+//! Interning: a dense `u32` id for each distinct value, found with one hash lookup, the value stored once.
+//!
+//! The store names tasks and files by these ids. [`Interner`] keeps values in a `Vec` (the id is the index) and a
+//! hash table of ids, hashing each value once per lookup and never storing its hash (a value is re-hashed only
+//! when the table grows). [`PathInterner`] does the same for file paths but keeps their bytes in one buffer, so
+//! a file costs its path's bytes plus 4, instead of a `PathBuf` and a heap allocation.
+//!
+//! Invariants: ids are `0..len()` in insertion order and never change; a value is present at most once. Both
+//! serialise as the sequence of their values (the same form as an `indexmap::IndexSet`); deserialising keeps
+//! the first of duplicates, as `IndexSet` does, so that the store's validation sees tables of different lengths
+//! and refuses the file.
+
+use std::ffi::OsStr;
+use std::fmt::{self, Debug};
+use std::hash::{BuildHasher, Hash};
+use std::path::Path;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+
+/// Values with dense ids.
+#[derive(Clone)]
+pub(crate) struct Interner<T> {
+    values: Vec<T>,
+    table: HashTable<u32>,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Self {
+            values: Vec::new(),
+            table: HashTable::new(),
+        }
+    }
+}
+
+impl<T: Hash + Eq> Interner<T> {
+    /// Number of values.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// The value with id `id`.
+    #[inline]
+    pub(crate) fn get(&self, id: u32) -> Option<&T> {
+        self.values.get(id as usize)
+    }
+
+    /// The id of `value`, adding a clone of it when it is new; whether it was added.
+    #[inline]
+    pub(crate) fn intern_cloned(&mut self, value: &T) -> (u32, bool)
+    where
+        T: Clone,
+    {
+        let hash = FxBuildHasher.hash_one(value);
+        if let Some(id) = self.table.find(hash, |id| self.values[*id as usize] == *value) {
+            return (*id, false);
+        }
+        (self.insert_new(hash, value.clone()), true)
+    }
+
+    /// The id of `value`, adding it when it is new; whether it was added.
+    pub(crate) fn intern(&mut self, value: T) -> (u32, bool) {
+        let hash = FxBuildHasher.hash_one(&value);
+        if let Some(id) = self.table.find(hash, |id| self.values[*id as usize] == value) {
+            return (*id, false);
+        }
+        (self.insert_new(hash, value), true)
+    }
+
+    fn insert_new(&mut self, hash: u64, value: T) -> u32 {
+        let id = u32::try_from(self.values.len())
+            .ok()
+            .filter(|id| *id < u32::MAX)
+            .expect("BUG: more than u32::MAX interned values");
+        let values = &self.values;
+        self.table
+            .insert_unique(hash, id, |id| FxBuildHasher.hash_one(&values[*id as usize]));
+        self.values.push(value);
+        id
+    }
+}
+
+impl<T: Debug> Debug for Interner<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.values).finish()
+    }
+}
+
+/// Normalised file paths with dense ids, their bytes kept in one buffer.
+#[derive(Clone, Default)]
+pub(crate) struct PathInterner {
+    /// The encoded bytes of every path, one after the other.
+    bytes: Vec<u8>,
+    /// `ends[id]`: where path `id` ends in `bytes` (it starts where the previous one ends).
+    ends: Vec<u32>,
+    table: HashTable<u32>,
+}
+
+impl PathInterner {
+    /// Number of paths.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    #[inline]
+    fn encoded(&self, id: u32) -> Option<&[u8]> {
+        let end = *self.ends.get(id as usize)? as usize;
+        let start = match id {
+            0 => 0,
+            _ => self.ends[id as usize - 1] as usize,
+        };
+        Some(&self.bytes[start..end])
+    }
+
+    /// The path with id `id`.
+    #[inline]
+    pub(crate) fn get(&self, id: u32) -> Option<&Path> {
+        // SAFETY: the bytes between two ends are exactly the `as_encoded_bytes` of one `OsStr` that was interned.
+        self.encoded(id)
+            .map(|bytes| Path::new(unsafe { OsStr::from_encoded_bytes_unchecked(bytes) }))
+    }
+
+    /// The paths in id order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Path> + '_ {
+        (0..self.len() as u32).filter_map(|id| self.get(id))
+    }
+
+    /// The id of `path`, adding it when it is new; whether it was added.
+    pub(crate) fn intern(&mut self, path: &Path) -> (u32, bool) {
+        let key = path.as_os_str().as_encoded_bytes();
+        let hash = FxBuildHasher.hash_one(key);
+        if let Some(id) = self.table.find(hash, |id| self.encoded(*id) == Some(key)) {
+            return (*id, false);
+        }
+        let id = u32::try_from(self.ends.len())
+            .ok()
+            .filter(|id| *id < u32::MAX)
+            .expect("BUG: more than u32::MAX files");
+        let end = u32::try_from(self.bytes.len() + key.len()).expect("more than 4 GiB of file paths in one store");
+        let Self { bytes, ends, table } = self;
+        table.insert_unique(hash, id, |id| {
+            let end = ends[*id as usize] as usize;
+            let start = if *id == 0 { 0 } else { ends[*id as usize - 1] as usize };
+            FxBuildHasher.hash_one(&bytes[start..end])
+        });
+        bytes.extend_from_slice(key);
+        ends.push(end);
+        (id, true)
+    }
+}
+
+impl Debug for PathInterner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(feature = "serde")]
+mod serde_impls {
+    use std::fmt;
+    use std::hash::Hash;
+    use std::marker::PhantomData;
+
+    use serde::de::{SeqAccess, Visitor};
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Interner, PathInterner};
+    use crate::path::NormalPath;
+
+    impl<T: Serialize> Serialize for Interner<T> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(&self.values)
+        }
+    }
+
+    impl<'de, T: Deserialize<'de> + Hash + Eq> Deserialize<'de> for Interner<T> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Values<T>(PhantomData<T>);
+            impl<'de, T: Deserialize<'de> + Hash + Eq> Visitor<'de> for Values<T> {
+                type Value = Interner<T>;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a sequence of distinct values")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                    let mut interner = Interner::default();
+                    while let Some(value) = seq.next_element()? {
+                        interner.intern(value);
+                    }
+                    Ok(interner)
+                }
+            }
+            deserializer.deserialize_seq(Values(PhantomData))
+        }
+    }
+
+    impl Serialize for PathInterner {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut seq = serializer.serialize_seq(Some(self.len()))?;
+            for path in self.iter() {
+                seq.serialize_element(&crate::path::SerializePath(path))?;
+            }
+            seq.end()
+        }
+    }
+
+    impl<'de> Deserialize<'de> for PathInterner {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Paths;
+            impl<'de> Visitor<'de> for Paths {
+                type Value = PathInterner;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a sequence of distinct paths")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                    let mut interner = PathInterner::default();
+                    while let Some(path) = seq.next_element::<NormalPath>()? {
+                        interner.intern(path.as_path());
+                    }
+                    Ok(interner)
+                }
+            }
+            deserializer.deserialize_seq(Paths)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_dense_and_stable() {
+        let mut interner = Interner::default();
+        assert_eq!(interner.intern_cloned(&"a"), (0, true));
+        assert_eq!(interner.intern("b"), (1, true));
+        assert_eq!(interner.intern_cloned(&"a"), (0, false));
+        for i in 0..1000u32 {
+            let value: &'static str = Box::leak(i.to_string().into_boxed_str());
+            assert_eq!(interner.intern(value), (i + 2, true));
+        }
+        assert_eq!(interner.intern("b"), (1, false));
+        assert_eq!(interner.get(2), Some(&"0"));
+        assert_eq!(interner.len(), 1002);
+    }
+
+    #[test]
+    fn paths_share_one_buffer_and_come_back_whole() {
+        let mut paths = PathInterner::default();
+        let names: Vec<String> = (0..1000).map(|i| format!("/dir/{i}/file")).collect();
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(paths.intern(Path::new(name)), (i as u32, true));
+        }
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(paths.intern(Path::new(name)), (i as u32, false));
+            assert_eq!(paths.get(i as u32), Some(Path::new(name)));
+        }
+        assert_eq!(paths.intern(Path::new("")), (1000, true));
+        assert_eq!(paths.get(1000), Some(Path::new("")));
+        assert_eq!(paths.get(1001), None);
+        assert_eq!(paths.iter().count(), 1001);
+    }
+}
