@@ -770,9 +770,11 @@ proptest! {
         let mut bytes = original.clone();
         for (index, byte, kind) in edits {
             match kind {
-                0 => { let i = index.index(bytes.len()); bytes[i] = byte; }
                 1 => { let i = index.index(bytes.len() + 1); bytes.insert(i, byte); }
-                2 => { if !bytes.is_empty() { let i = index.index(bytes.len()); bytes.remove(i); } }
+                // Replacing or removing needs a byte to act on.
+                _ if bytes.is_empty() => {}
+                0 => { let i = index.index(bytes.len()); bytes[i] = byte; }
+                2 => { let i = index.index(bytes.len()); bytes.remove(i); }
                 _ => { let len = index.index(bytes.len() + 1); bytes.truncate(len); }
             }
         }
