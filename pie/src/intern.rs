@@ -35,6 +35,14 @@ impl<T> Default for Interner<T> {
 }
 
 impl<T: Hash + Eq> Interner<T> {
+    /// An empty interner with room for `capacity` values.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(capacity),
+            table: HashTable::with_capacity(capacity),
+        }
+    }
+
     /// Number of values.
     #[inline]
     pub(crate) fn len(&self) -> usize {
@@ -99,6 +107,15 @@ pub(crate) struct PathInterner {
 }
 
 impl PathInterner {
+    /// An empty interner with room for `capacity` paths.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            ends: Vec::with_capacity(capacity),
+            table: HashTable::with_capacity(capacity),
+        }
+    }
+
     /// Number of paths.
     #[inline]
     pub(crate) fn len(&self) -> usize {
@@ -171,6 +188,12 @@ mod serde_impls {
     use super::{Interner, PathInterner};
     use crate::path::NormalPath;
 
+    /// Room for the announced number of values, but no more than a million up front: the announcement comes from
+    /// a file, which may be corrupt.
+    fn capacity_hint(hint: Option<usize>) -> usize {
+        hint.unwrap_or(0).min(1 << 20)
+    }
+
     impl<T: Serialize> Serialize for Interner<T> {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             serializer.collect_seq(&self.values)
@@ -186,7 +209,7 @@ mod serde_impls {
                     f.write_str("a sequence of distinct values")
                 }
                 fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                    let mut interner = Interner::default();
+                    let mut interner = Interner::with_capacity(capacity_hint(seq.size_hint()));
                     while let Some(value) = seq.next_element()? {
                         interner.intern(value);
                     }
@@ -216,7 +239,7 @@ mod serde_impls {
                     f.write_str("a sequence of distinct paths")
                 }
                 fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                    let mut interner = PathInterner::default();
+                    let mut interner = PathInterner::with_capacity(capacity_hint(seq.size_hint()));
                     while let Some(path) = seq.next_element::<NormalPath>()? {
                         interner.intern(path.as_path());
                     }

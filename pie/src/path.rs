@@ -93,18 +93,36 @@ pub(crate) fn normalized_for_comparison(path: &Path) -> PathBuf {
     }
 }
 
-fn normalize_absolute(path: &Path) -> PathBuf {
-    // `components()` silently skips interior `.` and repeated separators, so the bytes are inspected too: a stored
-    // path must be spelt normally (it is shown in messages and saved), not merely compare equal to its normal form.
+/// Whether the absolute `path` is already spelt in normal form: one pass over its bytes, no allocation (this runs
+/// on every required or provided file and on every path of a loaded store).
+#[cfg(unix)]
+fn is_spelt_normally(path: &Path) -> bool {
     let bytes = path.as_os_str().as_encoded_bytes();
-    let needs_work = path
+    match bytes.strip_prefix(b"/") {
+        Some(b"") => true,
+        Some(rest) => rest
+            .split(|b| *b == b'/')
+            .all(|name| !name.is_empty() && name != b"." && name != b".."),
+        None => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn is_spelt_normally(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    !(path
         .components()
         .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
         || bytes.ends_with(b"/")
         || bytes.ends_with(b"/.")
         || bytes.windows(2).any(|w| w == b"//")
-        || bytes.windows(3).any(|w| w == b"/./");
-    if !needs_work {
+        || bytes.windows(3).any(|w| w == b"/./"))
+}
+
+fn normalize_absolute(path: &Path) -> PathBuf {
+    // `components()` silently skips interior `.` and repeated separators, so the bytes are inspected too: a stored
+    // path must be spelt normally (it is shown in messages and saved), not merely compare equal to its normal form.
+    if is_spelt_normally(path) {
         return path.to_path_buf();
     }
     let mut out = PathBuf::with_capacity(path.as_os_str().len());
@@ -128,6 +146,19 @@ mod tests {
 
     fn n(p: &str) -> PathBuf {
         NormalPath::new(Path::new(p)).unwrap().0
+    }
+
+    #[test]
+    fn normal_spelling_is_recognised() {
+        for normal in ["/", "/a", "/a/b", "/a/.b/..c/b.", "/a/...", "/a b/c"] {
+            assert!(is_spelt_normally(Path::new(normal)), "{normal}");
+            assert_eq!(n(normal), PathBuf::from(normal));
+        }
+        for odd in ["/a/", "//a", "/a//b", "/a/./b", "/a/.", "/a/..", "/../a", "/.", "a/b"] {
+            assert!(!is_spelt_normally(Path::new(odd)), "{odd}");
+        }
+        assert_eq!(n("/a//b").as_os_str(), "/a/b");
+        assert_eq!(n("/a/.").as_os_str(), "/a");
     }
 
     #[test]

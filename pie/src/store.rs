@@ -516,7 +516,9 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             return Err("more than u32::MAX tasks or files".to_string());
         }
         for (index, path) in self.files.iter().enumerate() {
-            let normal = path.is_absolute() && NormalPath::new(path).is_ok_and(|n| n.as_path() == path);
+            // Bytes, not `Path` equality (which ignores `//` and interior `.`): files are interned by their bytes.
+            let normal =
+                path.is_absolute() && NormalPath::new(path).is_ok_and(|n| n.as_path().as_os_str() == path.as_os_str());
             if !normal {
                 return Err(format!(
                     "file {index} has a path that is not absolute and normalised: '{}'",
