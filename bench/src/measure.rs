@@ -62,7 +62,7 @@ const REPEAT: usize = 5;
 const NOOP_REPEAT: usize = 9;
 /// Fresh builds are repeated (with a new `Pie`) while the first took less than this.
 const FRESH_REPEAT_BELOW: Duration = Duration::from_secs(3);
-const COLD_REPEAT: usize = 3;
+const COLD_REPEAT: usize = 5;
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
@@ -129,17 +129,11 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
     }
     let (noop_ms, stat_floor_ms, hash_floor_ms) = (middle(noop), middle(stat_floor), middle(hash_floor));
 
-    // Before touch/modify, which give the changed input an mtime in the future (newer than ninja's outputs).
-    let ninja_noop_ms = if shape.workload == Workload::Wide {
-        ninja::noop_ms(dir, &inputs)?
-    } else {
-        None
-    };
-
     let (touch_ms, modify_ms) = if inputs.is_empty() {
         (None, None)
     } else {
         let changed = input_path(shape.changed_input());
+        let original_mtime = fs::metadata(&changed)?.modified()?;
         let mut step = 0;
         let touch_ms = median(REPEAT, || {
             step += 1;
@@ -155,19 +149,37 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
             touch(&changed, step)?; // a distinct mtime even on a coarse clock
             Ok(timed(|| pie.new_session().require(&root)).1)
         })?;
-        // Back to the original bytes, so that the stored outputs match the inputs for the save below.
+        // Back to the original bytes and mtime, so that the stored outputs match the inputs for the save below and
+        // ninja's outputs are newer than every input again.
         fs::write(&changed, original)?;
-        step += 1;
-        touch(&changed, step)?;
+        File::options()
+            .write(true)
+            .open(&changed)?
+            .set_modified(original_mtime)?;
         pie.new_session().require(&root);
         (Some(touch_ms), Some(modify_ms))
     };
 
     let persisted = Some(crate::persist::measure(&pie, dir)?);
-    let cold = match &persisted {
-        Some(p) => Some(cold_noop(exe, &shape, stamper_arg, dir, &p.store)?),
-        None => None,
+    let ninja_dir = if shape.workload == Workload::Wide {
+        ninja::prepare(dir, &inputs)?
+    } else {
+        None
     };
+    // pie's new-process no-op and ninja's in alternation, so that a load change on the machine affects both alike.
+    let mut cold_runs = Vec::new();
+    let mut ninja_runs = Vec::new();
+    if let Some(p) = &persisted {
+        for _ in 0..COLD_REPEAT {
+            cold_runs.push(cold_noop(exe, &shape, stamper_arg, dir, &p.store)?);
+            if let Some(ninja_dir) = &ninja_dir {
+                ninja_runs.push(ninja::noop_once(ninja_dir)?);
+            }
+        }
+    }
+    cold_runs.sort_by(|a, b| a.build_ms.total_cmp(&b.build_ms));
+    let cold = (!cold_runs.is_empty()).then(|| cold_runs.swap_remove(cold_runs.len() / 2));
+    let ninja_noop_ms = (!ninja_runs.is_empty()).then(|| middle(ninja_runs));
 
     let peak_rss_bytes = proc_status_bytes("VmHWM");
 
@@ -280,40 +292,36 @@ pub struct ColdReport {
     pub executed: bool,
 }
 
+/// One no-op in a new process: the child loads the store and builds.
 fn cold_noop(exe: &Path, shape: &Shape, stamper: StamperArg, dir: &Path, store: &Path) -> io::Result<Cold> {
-    let mut runs = Vec::new();
-    for _ in 0..COLD_REPEAT {
-        let start = Instant::now();
-        let output = Command::new(exe)
-            .arg("cold-child")
-            .args(["--workload", shape.workload.name()])
-            .args(["--n", &shape.n.to_string()])
-            .args(["--width", &shape.width.to_string()])
-            .args(["--stamper", stamper.name()])
-            .arg("--dir")
-            .arg(dir)
-            .arg("--store")
-            .arg(store)
-            .output()?;
-        let process_ms = ms(start.elapsed());
-        if !output.status.success() {
-            return Err(io::Error::other(format!(
-                "cold child failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )));
-        }
-        let report: ColdReport = serde_json::from_slice(&output.stdout).map_err(io::Error::other)?;
-        if report.executed {
-            return Err(io::Error::other(
-                "the cold no-op rebuild executed tasks: the loaded store is not up to date",
-            ));
-        }
-        runs.push(Cold {
-            load_ms: report.load_ms,
-            build_ms: report.total_ms,
-            process_ms,
-        });
+    let start = Instant::now();
+    let output = Command::new(exe)
+        .arg("cold-child")
+        .args(["--workload", shape.workload.name()])
+        .args(["--n", &shape.n.to_string()])
+        .args(["--width", &shape.width.to_string()])
+        .args(["--stamper", stamper.name()])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--store")
+        .arg(store)
+        .output()?;
+    let process_ms = ms(start.elapsed());
+    if !output.status.success() {
+        return Err(io::Error::other(format!(
+            "cold child failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
     }
-    runs.sort_by(|a, b| a.build_ms.total_cmp(&b.build_ms));
-    Ok(runs.swap_remove(runs.len() / 2))
+    let report: ColdReport = serde_json::from_slice(&output.stdout).map_err(io::Error::other)?;
+    if report.executed {
+        return Err(io::Error::other(
+            "the cold no-op rebuild executed tasks: the loaded store is not up to date",
+        ));
+    }
+    Ok(Cold {
+        load_ms: report.load_ms,
+        build_ms: report.total_ms,
+        process_ms,
+    })
 }

@@ -25,8 +25,9 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The median wall time of a `ninja` no-op in a new process, in milliseconds; `None` when ninja is absent.
-pub fn noop_ms(dir: &Path, inputs: &[PathBuf]) -> io::Result<Option<f64>> {
+/// Writes the ninja build for `inputs` under `dir/ninja` and checks that ninja sees nothing to do: the folder to
+/// run ninja in, or `None` when ninja is absent (or disagrees).
+pub fn prepare(dir: &Path, inputs: &[PathBuf]) -> io::Result<Option<PathBuf>> {
     if !available() {
         eprintln!("{INSTALL_HINT}");
         return Ok(None);
@@ -60,21 +61,21 @@ pub fn noop_ms(dir: &Path, inputs: &[PathBuf]) -> io::Result<Option<f64>> {
         eprintln!("ninja does not consider the generated build up to date; skipping it:\n{stdout}");
         return Ok(None);
     }
-    let mut times = Vec::new();
-    for _ in 0..3 {
-        let start = Instant::now();
-        let status = Command::new("ninja")
-            .arg("-C")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .status()?;
-        times.push(start.elapsed().as_secs_f64() * 1e3);
-        if !status.success() {
-            return Err(io::Error::other("ninja no-op failed"));
-        }
+    Ok(Some(dir))
+}
+
+/// The wall time of one `ninja` no-op in a new process, in milliseconds.
+pub fn noop_once(dir: &Path) -> io::Result<f64> {
+    let start = Instant::now();
+    let output = Command::new("ninja").arg("-C").arg(dir).output()?;
+    let time = start.elapsed().as_secs_f64() * 1e3;
+    if !output.status.success() || !String::from_utf8_lossy(&output.stdout).contains("no work to do") {
+        return Err(io::Error::other(format!(
+            "ninja's no-op did work or failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )));
     }
-    times.sort_by(f64::total_cmp);
-    Ok(Some(times[1]))
+    Ok(time)
 }
 
 /// ninja's `BuildLog::LogEntry::HashCommand`: MurmurHash64A with ninja's seed.
