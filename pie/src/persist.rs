@@ -56,7 +56,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::session::Marks;
 use crate::store::Store;
 use crate::tracker::Tracker;
 use crate::{Pie, Task};
@@ -303,12 +302,9 @@ where
             },
             _ => io_error(e),
         })?;
-        let store = decode_payload(&header, &payload, &type_fingerprint::<T>(), path)?;
-        Ok(Self {
-            store,
-            tracker,
-            marks: Marks::default(),
-        })
+        let mut pie = Self::with_tracker(tracker);
+        pie.store = decode_payload(&header, &payload, &type_fingerprint::<T>(), path)?;
+        Ok(pie)
     }
 
     /// Saves the dependency graph and cached outputs to `path` atomically, creating its folder when missing: after
