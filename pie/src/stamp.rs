@@ -72,23 +72,30 @@ pub(crate) fn is_missing(error: &io::Error) -> bool {
 }
 
 fn hash(path: &Path) -> io::Result<Option<[u8; 32]>> {
-    let mut hasher = blake3::Hasher::new();
-    match File::open(path) {
-        Ok(file) if file.metadata()?.is_dir() => {
-            let mut names = fs::read_dir(path)?
-                .map(|entry| entry.map(|e| e.file_name()))
-                .collect::<io::Result<Vec<_>>>()?;
-            names.sort();
-            for name in names {
-                hasher.update(name.as_encoded_bytes());
-                hasher.update(&[0]);
-            }
-        }
-        Ok(file) => {
-            hasher.update_reader(file)?;
-        }
+    let file = match File::open(path) {
+        Ok(file) => file,
         Err(e) if is_missing(&e) => return Ok(None),
         Err(e) => return Err(e),
+    };
+    // On Linux, reading a directory fails with `EISDIR` before anything is read, which saves a `stat` per check of
+    // a regular file; elsewhere (some systems let a directory be read) the kind is asked first.
+    let is_dir = !cfg!(target_os = "linux") && file.metadata()?.is_dir();
+    if !is_dir {
+        let mut hasher = blake3::Hasher::new();
+        match hasher.update_reader(file) {
+            Ok(_) => return Ok(Some(*hasher.finalize().as_bytes())),
+            Err(e) if cfg!(target_os = "linux") && e.kind() == ErrorKind::IsADirectory => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut names = fs::read_dir(path)?
+        .map(|entry| entry.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
+    names.sort();
+    let mut hasher = blake3::Hasher::new();
+    for name in names {
+        hasher.update(name.as_encoded_bytes());
+        hasher.update(&[0]);
     }
     Ok(Some(*hasher.finalize().as_bytes()))
 }
