@@ -1,6 +1,6 @@
 //! Dependencies: one recorded fact about what a task read, wrote or required, and how to re-check it.
 //!
-//! The store keeps compact records ([`Dep`]: node ids, the stamper and the stamp or output version seen). Trackers
+//! The store keeps compact records (`Dep`: node ids, the stamper and the stamp or output version seen). Trackers
 //! are shown borrowed views of them ([`Dependency`], [`FileDependency`], [`TaskDependency`]) so that observing a
 //! build never copies a path or a task.
 //!

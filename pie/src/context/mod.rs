@@ -1,6 +1,6 @@
 //! Contexts: the algorithms that execute tasks.
 //!
-//! - [`top_down`] (crate-private, reached through [`Session`](crate::Session)): the incremental algorithm. A
+//! - `top_down` (crate-private, reached through [`Session`](crate::Session)): the incremental algorithm. A
 //!   required task is checked (its dependencies re-checked in the order they were made, recursively) and executed
 //!   only when new or inconsistent. It also enforces soundness: overlapping provided files, hidden dependencies and
 //!   cycles panic.
