@@ -48,6 +48,8 @@
 //! With the `serde` cargo feature (on by default), [`Pie::load`] and [`Pie::save`] keep the dependency graph and
 //! cached outputs in a file between processes, so that a build tool's next run executes only what changed.
 
+#![warn(missing_docs)]
+
 use std::fmt::Debug;
 use std::fs::File;
 use std::hash::Hash;
