@@ -76,21 +76,40 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
         let base = self.state.stack.len();
         self.enter(id);
-        loop {
+        while self.walk(base) {
             let top = self.state.stack.len() - 1;
             let frame = self.state.stack[top];
-            let Some(inconsistent) = self.check_from(frame) else {
-                continue; // descended into an unseen required task
-            };
-            let executed = inconsistent && {
-                let task = if top == base { task } else { None };
-                grow_stack(|| self.execute(frame.id, task));
-                true
-            };
+            let task = if top == base { task } else { None };
+            grow_stack(|| self.execute(frame.id, task));
             self.state.stack.pop();
             self.marks.set(frame.id, Mark::Done);
             if top == base {
-                return executed;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Checks the frames above `base` until the task of the top frame must execute (`true`, the frame stays) or
+    /// the frame at `base` turned out consistent (`false`, popped).
+    ///
+    /// Not inlined, so that its locals stay out of `make_consistent`'s frame, which is on the native stack once per
+    /// level of nested executions.
+    #[inline(never)]
+    fn walk(&mut self, base: usize) -> bool {
+        loop {
+            let top = self.state.stack.len() - 1;
+            let frame = self.state.stack[top];
+            match self.check_from(frame) {
+                None => {} // descended into an unseen required task
+                Some(true) => return true,
+                Some(false) => {
+                    self.state.stack.pop();
+                    self.marks.set(frame.id, Mark::Done);
+                    if top == base {
+                        return false;
+                    }
+                }
             }
         }
     }
@@ -109,6 +128,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Continues checking the dependencies of `frame`'s task, in order: `Some(true)` at the first inconsistent one
     /// (or right away for a task without output), `Some(false)` when all are consistent, and `None` after pushing
     /// the frame of an unseen required task (this frame then resumes at that dependency).
+    #[inline]
     fn check_from(&mut self, frame: Frame) -> Option<bool> {
         let id = frame.id;
         if frame.next == 0 && !frame.resume && self.store.output(id).is_none() {
