@@ -46,7 +46,11 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
         std::hint::black_box(profile_phase(&mut pie, &root));
         total += start.elapsed();
     }
-    println!("{:.3} ms per run", total.as_secs_f64() * 1e3 / f64::from(repeat.max(1)));
+    println!(
+        "{:.3} ms per run; peak RSS {:.1} MB",
+        total.as_secs_f64() * 1e3 / f64::from(repeat.max(1)),
+        crate::measure::proc_status_bytes("VmHWM") as f64 / 1e6
+    );
     Ok(())
 }
 

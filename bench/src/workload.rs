@@ -207,24 +207,10 @@ impl Task for BenchTask {
 
     fn execute<C: Context<Self>>(&self, context: &mut C) -> u64 {
         match self {
-            BenchTask::Read(path, stamper) => {
-                let Ok(Some(mut file)) = context.require_file_with_stamper(path, *stamper) else {
-                    return 0;
-                };
-                let mut digest = 0xcbf2_9ce4_8422_2325_u64;
-                let mut buffer = [0u8; 256];
-                loop {
-                    match file.read(&mut buffer) {
-                        Ok(0) | Err(_) => break,
-                        Ok(read) => {
-                            for byte in &buffer[..read] {
-                                digest = (digest ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
-                            }
-                        }
-                    }
-                }
-                digest
-            }
+            BenchTask::Read(path, stamper) => match context.require_file_with_stamper(path, *stamper) {
+                Ok(Some(file)) => digest(file),
+                _ => 0,
+            },
             BenchTask::TrivialRoot(n) => (0..*n).fold(0u64, |sum, i| {
                 sum.wrapping_add(context.require_task(&BenchTask::Trivial(i)))
             }),
@@ -247,6 +233,24 @@ impl Task for BenchTask {
             BenchTask::LatticeRoot { layers, width, stamper } => (0..*width).fold(0u64, |sum, index| {
                 sum.wrapping_add(context.require_task(&Self::lattice_node(layers - 1, index, *width, *stamper)))
             }),
+        }
+    }
+}
+
+/// An FNV-1a digest of the file's bytes. Not inlined: its buffer would otherwise sit in the stack frame of every
+/// task's `execute`, which recurses once per level of a deep graph.
+#[inline(never)]
+fn digest(mut file: fs::File) -> u64 {
+    let mut digest = 0xcbf2_9ce4_8422_2325_u64;
+    let mut buffer = [0u8; 256];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) | Err(_) => return digest,
+            Ok(read) => {
+                for byte in &buffer[..read] {
+                    digest = (digest ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
+                }
+            }
         }
     }
 }
