@@ -20,6 +20,7 @@
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::num::NonZeroU32;
 use std::path::Path;
 
 use crate::dependency::{Dep, FileDep, TaskDep};
@@ -51,10 +52,19 @@ impl TaskId {
 
 /// A reverse edge, live while `task` is still in execution generation `generation`.
 #[derive(Copy, Clone, Eq, PartialEq, Debug)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Edge {
     task: TaskId,
-    generation: u32,
+    generation: Generation,
+}
+
+/// An execution generation. Never zero, so that an `Option<Edge>` (a file's provider) takes 8 bytes, not 12.
+type Generation = NonZeroU32;
+
+const FIRST_GENERATION: Generation = NonZeroU32::MIN;
+
+/// The generation after `generation`, wrapping around (past zero).
+fn next_generation(generation: Generation) -> Generation {
+    generation.checked_add(1).unwrap_or(FIRST_GENERATION)
 }
 
 #[derive(Clone, Debug)]
@@ -63,14 +73,19 @@ struct TaskData<O> {
     /// `None` for a task that never finished executing (new, or its last execution panicked).
     output: Option<O>,
     version: u64,
-    /// Not persisted: a loaded store starts every task at generation 0 with rebuilt reverse edges.
-    #[cfg_attr(feature = "serde", serde(skip))]
-    generation: u32,
+    /// Not persisted: a loaded store starts every task at the first generation with rebuilt reverse edges.
+    #[cfg_attr(feature = "serde", serde(skip, default = "first_generation"))]
+    generation: Generation,
     order: u64,
     deps: Vec<Dep>,
     /// Not persisted (derived from `deps`); see [`Store::rebuild_after_load`].
     #[cfg_attr(feature = "serde", serde(skip))]
     dependents: EdgeList,
+}
+
+#[cfg(feature = "serde")]
+fn first_generation() -> Generation {
+    FIRST_GENERATION
 }
 
 /// Reverse edges of a file. Not persisted (derived from the tasks' `deps`).
@@ -193,7 +208,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         self.task_data.push(TaskData {
             output: None,
             version: 0,
-            generation: 0,
+            generation: FIRST_GENERATION,
             order,
             deps: Vec::new(),
             dependents: EdgeList::Empty,
@@ -258,7 +273,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// output, so that a panicking execution leaves the task without output, never with a stale one.
     pub(crate) fn start_execution(&mut self, id: TaskId) -> Option<O> {
         let data = self.data_mut(id);
-        data.generation = data.generation.wrapping_add(1);
+        data.generation = next_generation(data.generation);
         data.deps.clear();
         data.output.take()
     }
@@ -613,13 +628,13 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         }
         self.file_data = vec![FileData::default(); self.files.len()];
         for data in &mut self.task_data {
-            data.generation = 0;
+            data.generation = FIRST_GENERATION;
             data.dependents = EdgeList::Empty;
         }
         for index in 0..task_count {
             let edge = Edge {
                 task: TaskId(index as u32),
-                generation: 0,
+                generation: FIRST_GENERATION,
             };
             for dep_index in 0..self.task_data[index].deps.len() {
                 let dep = self.task_data[index].deps[dep_index];
@@ -767,6 +782,20 @@ mod tests {
         assert!(store.data(c).dependents.as_slice().len() <= 4);
         assert_eq!(store.live_dependents(c).count(), 2);
         store.check_invariants();
+    }
+
+    #[test]
+    fn file_records_and_edge_lists_stay_small() {
+        // Memory per node is a benchmark target (BENCHMARKS.md): a file's record is its two reverse-edge fields.
+        assert_eq!(std::mem::size_of::<EdgeList>(), 16);
+        assert_eq!(std::mem::size_of::<Option<Edge>>(), 8);
+        assert_eq!(std::mem::size_of::<FileData>(), 24);
+    }
+
+    #[test]
+    fn generations_wrap_around_without_zero() {
+        assert_eq!(next_generation(NonZeroU32::MAX), FIRST_GENERATION);
+        assert_eq!(next_generation(FIRST_GENERATION).get(), 2);
     }
 
     #[test]
