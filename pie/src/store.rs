@@ -96,13 +96,15 @@ struct FileData {
 }
 
 /// A list of reverse edges, 16 bytes inline and without an allocation for the common case of at most one edge
-/// (most tasks have one dependent, most files one requirer).
+/// (most tasks have one dependent, most files one requirer); two edges (a lattice, a diamond) take one 16-byte
+/// allocation, more a boxed `Vec`.
 #[derive(Clone, Debug, Default)]
 enum EdgeList {
     #[default]
     Empty,
     One(Edge),
-    // Boxed so that the enum stays 16 bytes; lists of two or more edges are the rare case.
+    Two(Box<[Edge; 2]>),
+    // Boxed so that the enum stays 16 bytes; lists of three or more edges are the rare case.
     #[allow(clippy::box_collection)]
     Many(Box<Vec<Edge>>),
 }
@@ -113,6 +115,7 @@ impl EdgeList {
         match self {
             EdgeList::Empty => &[],
             EdgeList::One(edge) => std::slice::from_ref(edge),
+            EdgeList::Two(edges) => &edges[..],
             EdgeList::Many(edges) => edges,
         }
     }
@@ -124,7 +127,17 @@ impl EdgeList {
             EdgeList::Empty => *self = EdgeList::One(edge),
             EdgeList::One(first) if *first == edge => {}
             EdgeList::One(first) if !is_live(*first) => *first = edge,
-            EdgeList::One(first) => *self = EdgeList::Many(Box::new(vec![*first, edge])),
+            EdgeList::One(first) => *self = EdgeList::Two(Box::new([*first, edge])),
+            EdgeList::Two(edges) if edges[1] == edge => {}
+            EdgeList::Two(edges) => match (is_live(edges[0]), is_live(edges[1])) {
+                (true, true) => *self = EdgeList::Many(Box::new(vec![edges[0], edges[1], edge])),
+                (true, false) => edges[1] = edge,
+                (false, true) => {
+                    let live = edges[1];
+                    **edges = [live, edge];
+                }
+                (false, false) => *self = EdgeList::One(edge),
+            },
             EdgeList::Many(edges) => {
                 if edges.last() == Some(&edge) {
                     return;
@@ -778,9 +791,26 @@ mod tests {
         let mut requirers = store.requirers(file).collect::<Vec<_>>();
         requirers.sort();
         assert_eq!(requirers, vec![a, b]);
-        assert!(store.file_data[0].requirers.as_slice().len() <= 4);
-        assert!(store.data(c).dependents.as_slice().len() <= 4);
+        assert!(matches!(store.file_data[0].requirers, EdgeList::Two(_)));
+        assert!(matches!(store.data(c).dependents, EdgeList::Two(_)));
         assert_eq!(store.live_dependents(c).count(), 2);
+        store.check_invariants();
+
+        // A third requirer spills into a vector, which stays bounded too.
+        let d = store.get_or_create_task(&"d");
+        for _ in 0..100 {
+            for id in [a, b, d] {
+                store.start_execution(id);
+                store.add_require_file(id, dep);
+                store.add_require_task(id, task_dep(c));
+            }
+        }
+        let mut requirers = store.requirers(file).collect::<Vec<_>>();
+        requirers.sort();
+        assert_eq!(requirers, vec![a, b, d]);
+        assert!(store.file_data[0].requirers.as_slice().len() <= 6);
+        assert!(store.data(c).dependents.as_slice().len() <= 6);
+        assert_eq!(store.live_dependents(c).count(), 3);
         store.check_invariants();
     }
 
