@@ -15,7 +15,9 @@ use crate::workload::{generate_inputs, input_path, set_workspace, BenchTask, Sha
 /// The figures of one workload with one stamper. Times are medians, in milliseconds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
+    /// The workload's shape.
     pub workload: Workload,
+    /// The stamper of every file dependency.
     pub stamper: StamperArg,
     /// The requested size.
     pub n: u32,
@@ -27,6 +29,7 @@ pub struct Row {
     pub files: u32,
     /// Median of up to five fresh builds, each with a new `Pie` (only the first when it took 3 s or more).
     pub fresh_ms: f64,
+    /// Rebuild with nothing changed, in the same process (nine rounds alternating with the floors).
     pub noop_ms: f64,
     /// New process: load the store, then build; measured inside the child.
     pub noop_cold_ms: Option<f64>,
@@ -34,15 +37,21 @@ pub struct Row {
     pub noop_cold_process_ms: Option<f64>,
     /// Load time inside the cold child.
     pub noop_cold_load_ms: Option<f64>,
-    /// `null` when the workload has no input files.
+    /// Rebuild after giving one input a new mtime (same bytes); `null` when the workload has no input files.
     pub touch_ms: Option<f64>,
+    /// Rebuild after changing one input's bytes; `null` when the workload has no input files.
     pub modify_ms: Option<f64>,
+    /// A loop of `fs::metadata` (and the mtime) over the inputs: the floor of a Modified no-op.
     pub stat_floor_ms: f64,
+    /// A loop that opens, reads and blake3-hashes the inputs: the floor of a Hash no-op.
     pub hash_floor_ms: f64,
     /// `null` when ninja is not installed or the workload is not `wide`.
     pub ninja_noop_ms: Option<f64>,
+    /// `Pie::save` of the store after the builds above.
     pub save_ms: Option<f64>,
+    /// `Pie::load` of that store, in this process.
     pub load_ms: Option<f64>,
+    /// Size of the store file.
     pub store_bytes: Option<u64>,
     /// VmHWM of the measuring process.
     pub peak_rss_bytes: u64,
@@ -50,8 +59,9 @@ pub struct Row {
     pub rss_growth_bytes: u64,
     /// `rss_growth_bytes / tasks`.
     pub bytes_per_task: f64,
-    /// Average bytes a task value owns (inline size plus heap), and the output size.
+    /// Average bytes a task value owns (inline size plus heap).
     pub task_own_bytes: f64,
+    /// The size of an output.
     pub output_bytes: usize,
     /// `bytes_per_task` less the tasks' and outputs' own sizes: pie's overhead per task.
     pub overhead_bytes_per_task: f64,
@@ -59,16 +69,18 @@ pub struct Row {
 
 /// How many times each repeated figure is taken (the median is reported).
 const REPEAT: usize = 5;
+/// Rounds of {no-op, stat floor, hash floor}.
 const NOOP_REPEAT: usize = 9;
 /// Fresh builds are repeated (with a new `Pie`) while the first took less than this.
 const FRESH_REPEAT_BELOW: Duration = Duration::from_secs(3);
+/// Rounds of {pie's new-process no-op, ninja's no-op}.
 const COLD_REPEAT: usize = 5;
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
-/// The median of `REPEAT`-ish runs of `f`, in milliseconds; `f` returns the duration it measured.
+/// The median of `repeat` runs of `f`, in milliseconds; `f` returns the duration it measured.
 fn median(repeat: usize, mut f: impl FnMut() -> io::Result<Duration>) -> io::Result<f64> {
     let mut times = (0..repeat).map(|_| f().map(ms)).collect::<io::Result<Vec<f64>>>()?;
     times.sort_by(f64::total_cmp);
@@ -286,9 +298,11 @@ struct Cold {
 /// What the cold child prints.
 #[derive(Serialize, Deserialize)]
 pub struct ColdReport {
+    /// `Pie::load` alone.
     pub load_ms: f64,
     /// Load plus build.
     pub total_ms: f64,
+    /// Whether any task executed (then the store was not up to date, and the figure is no no-op).
     pub executed: bool,
 }
 

@@ -12,9 +12,13 @@ use crate::workload::BenchTask;
 
 /// Save and load figures of one store.
 pub struct Persisted {
+    /// The store file, left for the cold child.
     pub store: PathBuf,
+    /// Median `Pie::save` time.
     pub save_ms: f64,
+    /// Median `Pie::load` time.
     pub load_ms: f64,
+    /// Size of the store file.
     pub store_bytes: u64,
 }
 

@@ -74,6 +74,7 @@ impl StamperArg {
 /// The size of one workload.
 #[derive(Copy, Clone, Debug)]
 pub struct Shape {
+    /// Which graph.
     pub workload: Workload,
     /// Number of tasks (besides the root, and besides the one input reader of `chain`).
     pub n: u32,
