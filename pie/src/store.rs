@@ -483,43 +483,11 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         format!("{:?}", self.task(id))
     }
 
-    /// Checks the store's invariants; panics with `BUG:` on a violation. Used by tests and after loading.
+    /// Checks the store's invariants (see [`validate`](Self::validate)); panics with `BUG:` on a violation. For tests.
     pub(crate) fn check_invariants(&self) {
-        assert_eq!(
-            self.tasks.len(),
-            self.task_data.len(),
-            "BUG: task tables differ in length"
-        );
-        assert_eq!(
-            self.files.len(),
-            self.file_data.len(),
-            "BUG: file tables differ in length"
-        );
-        for (index, data) in self.task_data.iter().enumerate() {
-            for dep in &data.deps {
-                match dep {
-                    Dep::RequireTask(d) => {
-                        assert!(d.task.index() < self.task_data.len(), "BUG: dangling task edge");
-                        assert!(
-                            self.data(d.task).order < data.order,
-                            "BUG: task {index} is ordered before its dependency {}",
-                            d.task.0
-                        );
-                    }
-                    Dep::RequireFile(d) | Dep::ProvideFile(d) => {
-                        assert!((d.file.0 as usize) < self.file_data.len(), "BUG: dangling file edge");
-                    }
-                }
-            }
+        if let Err(violation) = self.validate() {
+            panic!("BUG: the store's invariants do not hold: {violation}");
         }
-        let mut orders: Vec<u64> = self.task_data.iter().map(|d| d.order).collect();
-        orders.sort_unstable();
-        orders.dedup();
-        assert_eq!(
-            orders.len(),
-            self.task_data.len(),
-            "BUG: two tasks share a position in the order"
-        );
     }
 
     /// Checks everything the rest of pie relies on without re-checking, returning the first violation instead of
@@ -530,7 +498,6 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// and below `next_order`, versions below `next_version`; every stamp was made by its dependency's stamper;
     /// each file is provided at most once by at most one task, and its live provider edge agrees; reverse edges
     /// name existing tasks.
-    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) fn validate(&self) -> Result<(), String> {
         let task_count = self.task_data.len();
         let file_count = self.file_data.len();
