@@ -35,7 +35,8 @@ impl<T> Default for Interner<T> {
 }
 
 impl<T: Hash + Eq> Interner<T> {
-    /// An empty interner with room for `capacity` values.
+    /// An empty interner with room for `capacity` values (used when loading a store).
+    #[cfg(feature = "serde")]
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             values: Vec::with_capacity(capacity),
@@ -69,6 +70,7 @@ impl<T: Hash + Eq> Interner<T> {
     }
 
     /// The id of `value`, adding it when it is new; whether it was added.
+    #[cfg(any(test, feature = "serde"))]
     pub(crate) fn intern(&mut self, value: T) -> (u32, bool) {
         let hash = FxBuildHasher.hash_one(&value);
         if let Some(id) = self.table.find(hash, |id| self.values[*id as usize] == value) {
@@ -107,7 +109,8 @@ pub(crate) struct PathInterner {
 }
 
 impl PathInterner {
-    /// An empty interner with room for `capacity` paths.
+    /// An empty interner with room for `capacity` paths (used when loading a store).
+    #[cfg(feature = "serde")]
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             bytes: Vec::new(),
