@@ -311,6 +311,11 @@ where
     /// a crash at any moment the file holds either the previous store or the new one. Load it with
     /// [`load`](Self::load). The tracker is not saved.
     ///
+    /// The whole store is written every time (about 25 ms for 100,000 tasks), also after a build that changed
+    /// nothing. The new store is first written to a temporary file `.NAME.tmp.PID.N` beside `path`; a crash can
+    /// leave such a file behind, which is never read and may be deleted. A symbolic link at `path` is replaced by
+    /// the store file, not followed.
+    ///
     /// # Errors
     /// A [`SaveError`] naming the file and the failed step when a task or output cannot be serialised or a file
     /// system operation fails; the store file then still holds what it held before.
