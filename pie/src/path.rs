@@ -4,24 +4,26 @@
 //! Normalisation is lexical (no symlinks are resolved, the file need not exist): `.` components are dropped and
 //! `..` removes the preceding normal component. Invariant: a [`NormalPath`] is only made by [`NormalPath::new`].
 
+use std::borrow::Cow;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-/// An absolute path without `.` or `..` components (except `..` directly below the root, which stays).
+/// An absolute path without `.` or `..` components (except `..` directly below the root, which stays). Borrows
+/// the given path when it is already absolute and spelt normally (the common case: no allocation per required
+/// file), owns a normalised copy otherwise.
 #[derive(Clone, Eq, PartialEq, Hash, Debug, PartialOrd, Ord)]
-pub(crate) struct NormalPath(PathBuf);
+pub(crate) struct NormalPath<'a>(Cow<'a, Path>);
 
-impl NormalPath {
+impl<'a> NormalPath<'a> {
     /// Makes `path` absolute (against the current directory) and removes `.` and `..` lexically.
-    pub(crate) fn new(path: &Path) -> io::Result<Self> {
-        let absolute;
-        let path = if path.is_absolute() {
-            path
-        } else {
-            absolute = std::path::absolute(path)?;
-            &absolute
-        };
-        Ok(Self(normalize_absolute(path)))
+    pub(crate) fn new(path: &'a Path) -> io::Result<Self> {
+        if path.is_absolute() {
+            if is_spelt_normally(path) {
+                return Ok(Self(Cow::Borrowed(path)));
+            }
+            return Ok(Self(Cow::Owned(normalize_absolute(path))));
+        }
+        Ok(Self(Cow::Owned(normalize_absolute(&std::path::absolute(path)?))))
     }
 
     pub(crate) fn as_path(&self) -> &Path {
@@ -32,7 +34,7 @@ impl NormalPath {
 /// Paths are stored as their raw bytes on Unix, so that a file name that is not UTF-8 can still be saved (serde's
 /// own `Path` impl refuses it); elsewhere as a string. A decoded path is checked by `Store::validate`.
 #[cfg(feature = "serde")]
-impl serde::Serialize for NormalPath {
+impl serde::Serialize for NormalPath<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         SerializePath(&self.0).serialize(serializer)
     }
@@ -57,7 +59,7 @@ impl serde::Serialize for SerializePath<'_> {
 }
 
 #[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for NormalPath {
+impl<'de> serde::Deserialize<'de> for NormalPath<'static> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[cfg(unix)]
         {
@@ -76,11 +78,11 @@ impl<'de> serde::Deserialize<'de> for NormalPath {
                 }
             }
             let bytes = deserializer.deserialize_byte_buf(Bytes)?;
-            Ok(Self(PathBuf::from(std::ffi::OsString::from_vec(bytes))))
+            Ok(Self(Cow::Owned(PathBuf::from(std::ffi::OsString::from_vec(bytes)))))
         }
         #[cfg(not(unix))]
         {
-            PathBuf::deserialize(deserializer).map(Self)
+            PathBuf::deserialize(deserializer).map(|p| Self(Cow::Owned(p)))
         }
     }
 }
@@ -88,7 +90,7 @@ impl<'de> serde::Deserialize<'de> for NormalPath {
 /// Normalises `path` for comparison, falling back to the path as given when it cannot be made absolute.
 pub(crate) fn normalized_for_comparison(path: &Path) -> PathBuf {
     match NormalPath::new(path) {
-        Ok(p) => p.0,
+        Ok(p) => p.0.into_owned(),
         Err(_) => path.to_path_buf(),
     }
 }
@@ -145,7 +147,17 @@ mod tests {
     use super::*;
 
     fn n(p: &str) -> PathBuf {
-        NormalPath::new(Path::new(p)).unwrap().0
+        NormalPath::new(Path::new(p)).unwrap().0.into_owned()
+    }
+
+    #[test]
+    fn a_normally_spelt_absolute_path_is_borrowed_not_copied() {
+        assert!(matches!(
+            NormalPath::new(Path::new("/a/b")).unwrap().0,
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(NormalPath::new(Path::new("/a/./b")).unwrap().0, Cow::Owned(_)));
+        assert!(matches!(NormalPath::new(Path::new("a/b")).unwrap().0, Cow::Owned(_)));
     }
 
     #[test]

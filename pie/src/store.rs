@@ -235,7 +235,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     }
 
     /// The id of the file at `path`, creating its node when it is new.
-    pub(crate) fn get_or_create_file(&mut self, path: NormalPath) -> FileId {
+    pub(crate) fn get_or_create_file(&mut self, path: NormalPath<'_>) -> FileId {
         let (index, inserted) = self.files.intern(path.as_path());
         if inserted {
             self.file_data.push(FileData::default());
