@@ -81,9 +81,12 @@ use crate::tracker::{NoopTracker, Tracker};
 /// Tasks are keys: two equal tasks are the same task, so a task must contain everything that determines what it
 /// does (paths, options), and `execute` must be deterministic given the task, the files it requires and the
 /// outputs of the tasks it requires.
-pub trait Task: Clone + Eq + Hash + Debug {
+///
+/// Tasks and outputs are `Send + Sync + 'static` because a [`Pie`] may execute tasks on several threads
+/// ([`Pie::set_threads`]) and keeps both in its store, shared by those threads, beyond any borrow.
+pub trait Task: Clone + Eq + Hash + Debug + Send + Sync + 'static {
     /// The output. It is cached and compared (`Eq`) to decide whether dependents must execute again.
-    type Output: Clone + Eq + Debug;
+    type Output: Clone + Eq + Debug + Send + Sync + 'static;
     /// Executes the task, recording dependencies through `context`.
     fn execute<C: Context<Self>>(&self, context: &mut C) -> Self::Output;
 }
@@ -119,6 +122,24 @@ pub trait Context<T: Task> {
     fn require_task(&mut self, task: &T) -> T::Output;
     /// [`require_task`](Context::require_task) with a chosen stamper.
     fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output;
+    /// Requires every task of `tasks` with the [`OutputStamper::Equals`] stamper and returns their outputs in the
+    /// order of `tasks`. The executing task depends on each of them, as if required one by one in that order.
+    ///
+    /// The tasks may be made consistent in parallel where the [`Pie`] has threads to spare
+    /// ([`Pie::set_threads`]); with one thread they are required one by one.
+    ///
+    /// # Panics
+    /// As [`require_task`](Context::require_task), for any of the tasks.
+    fn require_tasks(&mut self, tasks: &[T]) -> Vec<T::Output> {
+        self.require_tasks_with_stamper(tasks, OutputStamper::Equals)
+    }
+    /// [`require_tasks`](Context::require_tasks) with a chosen stamper for every task.
+    fn require_tasks_with_stamper(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<T::Output> {
+        tasks
+            .iter()
+            .map(|task| self.require_task_with_stamper(task, stamper))
+            .collect()
+    }
 }
 
 /// The incremental build system: the dependency graph with cached outputs, and a tracker observing builds.
@@ -128,6 +149,7 @@ pub struct Pie<T, O, A = NoopTracker> {
     store: Store<T, O>,
     tracker: A,
     marks: Marks,
+    threads: usize,
 }
 
 impl<T: Task> Default for Pie<T, T::Output> {
@@ -143,6 +165,7 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
             store: Store::default(),
             tracker,
             marks: Marks::default(),
+            threads: 0,
         }
     }
 
@@ -164,6 +187,22 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
     /// The tracker, mutably.
     pub fn tracker_mut(&mut self) -> &mut A {
         &mut self.tracker
+    }
+
+    /// Sets how many tasks may execute at once, the caller's thread included: 0 (the default) means one per
+    /// available core, 1 means everything runs on the caller's thread.
+    ///
+    /// Builds give the same outputs, files and soundness verdicts at every thread count.
+    ///
+    /// Note: this version of pie executes every task on the caller's thread whatever the setting; the setting
+    /// is kept for the parallel engine.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads;
+    }
+
+    /// The thread count set with [`set_threads`](Self::set_threads) (0: one per available core).
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The number of tasks in the dependency graph (every task ever required and not since removed).

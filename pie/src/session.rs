@@ -126,6 +126,15 @@ impl<'p, T: Task, A: Tracker<T>> Session<'p, T, T::Output, A> {
         context.require_initial(task)
     }
 
+    /// Makes every task of `tasks` consistent, like [`require`](Self::require) for each in order, and returns
+    /// their outputs in the order of `tasks`.
+    ///
+    /// # Panics
+    /// As [`require`](Self::require); the first panic stops the call.
+    pub fn require_all(&mut self, tasks: &[T]) -> Vec<T::Output> {
+        tasks.iter().map(|task| self.require(task)).collect()
+    }
+
     /// The I/O errors met while checking file dependencies in this session (each made its task execute again).
     pub fn dependency_check_errors(&self) -> &[io::Error] {
         &self.state.errors

@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::io::{self, Write};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use common::*;
 use pie::dependency::{Dependency, FileDependency, Inconsistency, TaskDependency};
@@ -254,12 +253,12 @@ fn event_tracker_is_cleared_at_each_build_start() {
 /// Records the name of every tracker method called, tagged with its own name, into a shared log.
 struct Recorder {
     name: &'static str,
-    log: Rc<RefCell<Vec<String>>>,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Recorder {
     fn record(&self, event: &str) {
-        self.log.borrow_mut().push(format!("{}:{event}", self.name));
+        self.log.lock().unwrap().push(format!("{}:{event}", self.name));
     }
 }
 
@@ -307,14 +306,14 @@ fn composite_tracker_forwards_every_event_to_both_in_order() {
     let output = dir.path().join("out.txt");
     write_file(&input, "text");
     let write = write(read(&input), &output);
-    let log = Rc::new(RefCell::new(Vec::new()));
+    let log = Arc::new(Mutex::new(Vec::new()));
     let recorder = |name| Recorder { name, log: log.clone() };
     let mut pie = Pie::with_tracker(CompositeTracker(recorder("a"), recorder("b")));
     pie.new_session().require(&write).unwrap();
     write_file(&input, "changed");
     pie.new_session().require(&write).unwrap();
 
-    let log = log.borrow();
+    let log = log.lock().unwrap();
     assert_eq!(log.len() % 2, 0);
     let mut seen = std::collections::BTreeSet::new();
     for pair in log.chunks(2) {

@@ -29,7 +29,7 @@ pub mod writing;
 /// }
 /// ```
 #[allow(unused_variables)]
-pub trait Tracker<T: Task> {
+pub trait Tracker<T: Task>: Send {
     /// Start: a build, that is, one [`Session::require`](crate::Session::require).
     fn build_start(&mut self) {}
     /// End: the build finished.

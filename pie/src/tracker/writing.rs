@@ -90,7 +90,7 @@ fn describe<T: std::fmt::Debug, O>(dependency: &Dependency<T, O>) -> String {
     }
 }
 
-impl<T: Task, W: Write> Tracker<T> for WritingTracker<W> {
+impl<T: Task, W: Write + Send> Tracker<T> for WritingTracker<W> {
     fn build_start(&mut self) {
         self.indentation = 0;
     }
