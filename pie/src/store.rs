@@ -366,16 +366,37 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     }
 
     /// Whether `from` requires `to` directly or transitively (or is `to`).
-    ///
-    /// Searches the dependencies of `from` depth-first, pruning every task ordered before `to`: no such task can
-    /// reach `to`, because dependencies are always ordered before their dependents.
+    #[cfg(test)]
     pub(crate) fn depends_on(&self, from: TaskId, to: TaskId) -> bool {
+        self.depends_on_before(from, self.dep_count(from), to)
+    }
+
+    /// Whether `from` is `to` or requires it, directly or transitively, through one of its first `prefix`
+    /// dependencies (the dependencies of the tasks it reaches count whole).
+    ///
+    /// A reader depends on the provider of a file only through what it required *before* reading the file:
+    /// requiring the provider afterwards does not make the read sound, as a clean build would have refused it.
+    ///
+    /// Scans the prefix for `to` first (the common case: the reader required the provider directly), then searches
+    /// depth-first, pruning every task ordered before `to`: no such task can reach `to`, because dependencies are
+    /// always ordered before their dependents.
+    pub(crate) fn depends_on_before(&self, from: TaskId, prefix: usize, to: TaskId) -> bool {
         if from == to {
+            return true;
+        }
+        let direct = &self.data(from).deps[..prefix];
+        if direct.iter().any(|d| matches!(d, Dep::RequireTask(d) if d.task == to)) {
             return true;
         }
         let bound = self.data(to).order;
         let mut visited = HashSet::new();
-        let mut stack = vec![from];
+        let mut stack: Vec<TaskId> = direct
+            .iter()
+            .filter_map(|d| match d {
+                Dep::RequireTask(d) if self.data(d.task).order > bound => Some(d.task),
+                _ => None,
+            })
+            .collect();
         while let Some(id) = stack.pop() {
             for dep in &self.data(id).deps {
                 if let Dep::RequireTask(d) = dep {
@@ -389,6 +410,14 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             }
         }
         false
+    }
+
+    /// The index of the first dependency of `id` that requires `file`, if any.
+    pub(crate) fn first_require_of(&self, id: TaskId, file: FileId) -> Option<usize> {
+        self.data(id)
+            .deps
+            .iter()
+            .position(|d| matches!(d, Dep::RequireFile(d) if d.file == file))
     }
 
     fn take_order(&mut self) -> u64 {

@@ -277,3 +277,52 @@ fn violation_deep_inside_a_graph_leaves_consistent_parts_reusable() {
     assert_eq!(expect_panic(|| pie.require(&root)), message);
     pie.check_invariants();
 }
+
+// A task that catches the panic of a task it requires (one that collects failures, say).
+
+/// After catching the panic, the catching task's later dependencies are its own (not the panicked task's), so an
+/// edit of a file it reads afterwards makes it execute again; while the required task keeps panicking, the catching
+/// task executes again each session (as a clean build would: it requires the failing task anew); once the required
+/// task succeeds, the catching task sees its output.
+#[test]
+fn task_catching_a_required_tasks_panic_keeps_its_own_dependencies() {
+    let f = flagged();
+    let other = f.input.with_file_name("other.txt");
+    write_file(&other, "one");
+    write_file(&f.flag, "");
+    let collector = TestTask::CatchThenRead(Box::new(f.panicky.clone()), other.clone());
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&collector), ok("caught:one"));
+    pie.check_invariants();
+
+    write_file(&other, "two");
+    assert_eq!(pie.require(&collector), ok("caught:two"));
+    assert_eq!(clean_output(&collector), ok("caught:two"));
+    assert!(pie.events().one_execute_of(&collector));
+    assert!(pie.events().one_execute_of(&f.panicky), "the failing task runs again");
+
+    fs::remove_file(&f.flag).unwrap();
+    assert_eq!(pie.require(&collector), ok("ok:two"));
+    assert!(pie.events().one_execute_of(&f.panicky));
+    assert!(pie.events().one_execute_of(&collector));
+    pie.require_then_assert_no_execute(&collector).unwrap();
+    pie.check_invariants();
+}
+
+/// Within one session, a task that catches a panic can require the same failing task again: it executes again (it
+/// has no output) instead of being mistaken for a cycle or a finished task.
+#[test]
+fn failing_task_required_twice_by_a_catching_task_runs_again() {
+    let f = flagged();
+    write_file(&f.flag, "");
+    let first = TestTask::CatchThenRead(Box::new(f.panicky.clone()), f.input.clone());
+    let root = seq([first.clone(), to_lower(f.panicky.clone())]);
+    let mut pie = test_pie();
+    let message = expect_panic(|| pie.require(&root));
+    assert_eq!(message, TASK_PANIC_MESSAGE);
+    assert_eq!(
+        pie.executed().iter().filter(|t| **t == f.panicky).count(),
+        2,
+        "the failing task executed once for each require"
+    );
+}

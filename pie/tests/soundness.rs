@@ -244,3 +244,62 @@ fn two_task_cycle_names_both_tasks() {
         &[&debug(&TestTask::RequireCycleA), &debug(&TestTask::RequireCycleB)],
     );
 }
+
+// Regressions: holes where an incremental build accepted what a clean build refuses.
+
+/// A task reads a file and only *afterwards* requires the task that (from the second session on) provides it.
+/// Requiring the provider after the read does not make the read sound: the provide-side check counts only the
+/// dependencies the reader made before its first read of the file.
+#[test]
+fn read_before_requiring_the_new_provider_is_a_hidden_dependency() {
+    let dir = temp_dir();
+    let config = dir.path().join("config");
+    let file = dir.path().join("f");
+    write_file(&config, "off");
+    write_file(&file, "source");
+    let writer = TestTask::WriteIfOn(config.clone(), "generated", file.clone());
+    let reader = TestTask::ReadThenRequire(file.clone(), FileStamper::Hash, Box::new(writer.clone()));
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&reader), ok("source"));
+
+    write_file(&config, "on");
+    let message = expect_panic(|| pie.require(&reader));
+    assert_message(&message, HIDDEN, &[&display(&file), &debug(&reader), &debug(&writer)]);
+    // A clean build refuses the script too: the reader reads `f` before requiring its provider.
+    write_file(&file, "source");
+    let clean = expect_panic(|| clean_build(&reader));
+    assert_message(&clean, HIDDEN, &[]);
+}
+
+/// The reader's path to the provider of the file it reads goes through a middle task that drops the require when
+/// a config changes; the middle task's output stays the same, so the reader is cut off early. Checking the
+/// reader's recorded read must notice that it no longer depends on the file's (still live) provider.
+#[test]
+fn dropped_transitive_require_of_a_provider_is_a_hidden_dependency() {
+    let dir = temp_dir();
+    let config = dir.path().join("config");
+    let out = dir.path().join("out");
+    write_file(&config, "on");
+    let writer = write(ret("x"), &out);
+    let middle = TestTask::RequireIfOn(config.clone(), Box::new(writer.clone()));
+    let reader = TestTask::ReadAfter(Box::new(middle), out.clone(), FileStamper::Hash);
+    let root = seq([reader.clone(), writer.clone()]);
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    pie.require_then_assert_no_execute(&root).unwrap();
+
+    write_file(&config, "off");
+    let message = expect_panic(|| pie.require(&root));
+    assert_message(&message, HIDDEN, &[&display(&out), &debug(&reader), &debug(&writer)]);
+    // The refusal is not a one-off: the next session refuses too.
+    let message = expect_panic(|| pie.require(&root));
+    assert_message(&message, HIDDEN, &[&display(&out)]);
+    // A clean build (last: it rewrites `out`) refuses the script too.
+    let clean = expect_panic(|| clean_build(&root));
+    assert_message(&clean, HIDDEN, &[]);
+}
+
+/// A clean build of `task` with a fresh `Pie` (soundness checks included), returning its output or panicking.
+fn clean_build(task: &TestTask) -> TestResult {
+    test_pie().require(task)
+}

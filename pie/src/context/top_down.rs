@@ -22,6 +22,7 @@
 
 use std::fs::File;
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use crate::dependency::{
@@ -90,6 +91,31 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         false
     }
 
+    /// [`make_consistent`](Self::make_consistent), leaving the session as it was if a panic unwinds through it (a
+    /// task's own panic or a soundness violation), so that a requiring task that catches the panic goes on with a
+    /// sound context: the executing task is restored, the frames pushed since are popped and their tasks are
+    /// unseen again (they execute again when next required, a task without output never counts as done), and the
+    /// requiring task depends on the task that panicked, so that it executes again as long as that task has no
+    /// output.
+    fn make_consistent_or_unwind(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> bool {
+        let base = self.state.stack.len();
+        let current = self.state.current;
+        match panic::catch_unwind(AssertUnwindSafe(|| self.make_consistent(id, Some(task)))) {
+            Ok(executed) => executed,
+            Err(payload) => {
+                for frame in self.state.stack.drain(base..) {
+                    self.marks.set(frame.id, Mark::Unseen);
+                }
+                self.state.current = current;
+                // A task still in progress is the cycle that panicked: an edge to it would close the cycle.
+                if let (Some(current), false) = (current, self.marks.get(id) == Mark::InProgress) {
+                    self.store.add_require_task(current, TaskDep::panicked(id, stamper));
+                }
+                panic::resume_unwind(payload)
+            }
+        }
+    }
+
     /// Checks the frames above `base` until the task of the top frame must execute (`true`, the frame stays) or
     /// the frame at `base` turned out consistent (`false`, popped).
     ///
@@ -137,8 +163,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let mut resume = frame.resume;
         for index in frame.next as usize..self.store.dep_count(id) {
             let inconsistent = match self.store.dep(id, index) {
-                Dep::RequireFile(dep) => self.check_file(dep, false),
-                Dep::ProvideFile(dep) => self.check_file(dep, true),
+                Dep::RequireFile(dep) => self.check_file(dep, Some((id, index))),
+                Dep::ProvideFile(dep) => self.check_file(dep, None),
                 Dep::RequireTask(dep) => {
                     if !std::mem::take(&mut resume) {
                         let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
@@ -146,6 +172,16 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         match self.marks.get(dep.task) {
                             Mark::Done => {}
                             Mark::InProgress => self.cycle(dep.task),
+                            Mark::Unseen if dep.saw_panic() => {
+                                // This task caught the panic of the required task: it executes again and requires
+                                // it anew (inside its own `catch_unwind`), as a clean build would. Making the
+                                // required task consistent first would let its panic escape this check.
+                                self.tracker.check_dependency_end(
+                                    &Dependency::RequireTask(view),
+                                    Ok(Some(&Inconsistency::Panicked)),
+                                );
+                                return Some(true);
+                            }
                             Mark::Unseen => {
                                 let top = self.state.stack.len() - 1;
                                 self.state.stack[top] = Frame {
@@ -168,7 +204,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         Some(false)
     }
 
-    fn check_file(&mut self, dep: FileDep, provided: bool) -> bool {
+    /// Checks a file dependency: a provided file (`read: None`) or a file that dependency `index` of task `id`
+    /// requires (`read: Some((id, index))`).
+    fn check_file(&mut self, dep: FileDep, read: Option<(TaskId, usize)>) -> bool {
+        let provided = read.is_none();
         let path = self.store.file_path(dep.file);
         let view = FileDependency::new(
             path,
@@ -182,6 +221,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         };
         self.tracker.check_dependency_start(&dependency);
         match dep.check(path) {
+            Ok(None) if read.is_some_and(|(id, index)| !self.reads_after_provider(id, index, dep.file)) => {
+                self.tracker
+                    .check_dependency_end(&dependency, Ok(Some(&Inconsistency::UnrequiredProvider)));
+                true
+            }
             Ok(None) => {
                 self.tracker.check_dependency_end(&dependency, Ok(None));
                 false
@@ -201,6 +245,26 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 true
             }
         }
+    }
+
+    /// Whether task `id`, whose dependency `index` reads `file`, still depends on the file's provider (if any)
+    /// through the dependencies it made before that read. A re-executed task further down may have dropped the
+    /// require that connected them while this task's own dependencies stayed consistent; then the read is
+    /// inconsistent, and executing the task again decides whether it is a hidden dependency, as in a clean build.
+    fn reads_after_provider(&self, id: TaskId, index: usize, file: FileId) -> bool {
+        self.store
+            .provider(file)
+            .is_none_or(|provider| self.store.depends_on_before(id, index, provider))
+    }
+
+    fn hidden_read(&self, reader: TaskId, file: FileId, provider: TaskId) -> ! {
+        panic!(
+            "Hidden dependency: task {:?} requires file '{}', which is provided by task {:?}, without \
+             (transitively) requiring that task first; require the providing task before reading the file",
+            self.store.task(reader),
+            self.store.file_path(file).display(),
+            self.store.task(provider)
+        );
     }
 
     /// Compares the output version of the (now consistent) required task with the recorded one.
@@ -275,14 +339,11 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
         let current = self.current("require_file");
         let file = self.file_node(path)?;
         if let Some(provider) = self.store.provider(file) {
-            if !self.store.depends_on(current, provider) {
-                panic!(
-                    "Hidden dependency: task {:?} requires file '{}', which is provided by task {:?}, without \
-                     (transitively) requiring that task; require the providing task before reading the file",
-                    self.store.task(current),
-                    self.store.file_path(file).display(),
-                    self.store.task(provider)
-                );
+            if !self
+                .store
+                .depends_on_before(current, self.store.dep_count(current), provider)
+            {
+                self.hidden_read(current, file, provider);
             }
         }
         let normal = self.store.file_path(file);
@@ -335,10 +396,13 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
                     self.store.file_path(file).display()
                 );
             }
-            if !self.store.depends_on(requirer, current) {
+            // Only what the requirer required before its first read of the file counts: requiring the provider
+            // after reading is too late.
+            let read = self.store.first_require_of(requirer, file).unwrap_or(0);
+            if !self.store.depends_on_before(requirer, read, current) {
                 panic!(
                     "Hidden dependency: task {:?} provides file '{}', which is required by task {:?} without \
-                     (transitively) requiring the providing task",
+                     (transitively) requiring the providing task first",
                     self.store.task(current),
                     self.store.file_path(file).display(),
                     self.store.task(requirer)
@@ -374,7 +438,7 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
     fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
         self.tracker.require_task_start(task, &stamper);
         let id = self.store.get_or_create_task(task);
-        let executed = self.make_consistent(id, Some(task));
+        let executed = self.make_consistent_or_unwind(id, task, stamper);
         if let Some(current) = self.state.current {
             let version = self.store.version(id);
             self.store.add_require_task(

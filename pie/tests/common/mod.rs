@@ -109,6 +109,16 @@ pub enum TestTask {
     /// Requires the file with the stamper and returns `"none"` when nothing is there (`Ok(None)`), otherwise
     /// `"some:"` followed by its contents; an I/O error from `require_file` becomes `Err(kind)`.
     ProbeFile(PathBuf, FileStamper),
+    /// Requires the file with the stamper, *then* requires the task; returns the file's contents. Reading before
+    /// requiring the file's provider is a hidden dependency.
+    ReadThenRequire(PathBuf, FileStamper, Box<TestTask>),
+    /// Reads the config file; requires the task only while the config says `on`. Returns `Unit` either way.
+    RequireIfOn(PathBuf, Box<TestTask>),
+    /// Reads the config file; while it says `on`, writes the text to the file and provides it. Returns `Unit`.
+    WriteIfOn(PathBuf, &'static str, PathBuf),
+    /// Requires the task inside `catch_unwind` (a task that collects failures), then reads the file. Returns
+    /// `"caught:"` or `"ok:"` followed by the file's contents.
+    CatchThenRead(Box<TestTask>, PathBuf),
     /// Link `index` of a chain of `len` tasks: requires link `index + 1`; the last link requires the bottom task.
     /// Returns the bottom task's output.
     Chain(u32, u32, Box<TestTask>),
@@ -229,6 +239,31 @@ impl Task for TestTask {
                     Ok(TestOutput::String(format!("some:{text}")))
                 }
             },
+            ReadThenRequire(path, stamper, task) => {
+                let text = read_file(context, path, *stamper)?;
+                context.require_task(task)?;
+                Ok(TestOutput::String(text))
+            }
+            RequireIfOn(config, task) => {
+                if read_file(context, config, FileStamper::Modified)? == "on" {
+                    context.require_task(task)?;
+                }
+                Ok(TestOutput::Unit)
+            }
+            WriteIfOn(config, text, path) => {
+                if read_file(context, config, FileStamper::Modified)? == "on" {
+                    write_and_provide(context, text, path, FileStamper::Modified)?;
+                }
+                Ok(TestOutput::Unit)
+            }
+            CatchThenRead(task, path) => {
+                let caught = panic::catch_unwind(AssertUnwindSafe(|| context.require_task(task))).is_err();
+                let text = read_file(context, path, FileStamper::Modified)?;
+                Ok(TestOutput::String(format!(
+                    "{}:{text}",
+                    if caught { "caught" } else { "ok" }
+                )))
+            }
             Chain(index, len, bottom) => {
                 if index + 1 < *len {
                     context.require_task(&Chain(index + 1, *len, bottom.clone()))
