@@ -97,7 +97,9 @@ pub trait Context<T: Task> {
     ///
     /// `Ok(Some(file))` for an existing regular file, `Ok(None)` when nothing (or a directory) is at the path; the
     /// dependency is recorded either way. An I/O error (say, permission denied) is returned and the dependency is
-    /// recorded as never consistent, so the task executes again in the next session.
+    /// recorded as never consistent, so the task executes again in the next session. A path that names no file
+    /// (the empty path, which cannot be made absolute) is an `InvalidInput` error and records nothing: requiring it
+    /// again gives the same error.
     ///
     /// # Panics
     /// `Hidden dependency` when another task provides the file and the executing task does not (transitively)

@@ -188,7 +188,10 @@ fn path_that_cannot_be_made_absolute_is_an_io_error_not_a_panic() {
     let probe = TestTask::ProbeFile(std::path::PathBuf::new(), FileStamper::Modified);
     let mut pie = test_pie();
     let error = pie.require(&probe).unwrap_err();
-    assert_ne!(error, ErrorKind::NotFound);
+    assert_eq!(error, ErrorKind::InvalidInput);
+    // It names no file, so nothing is recorded for it; requiring the task again gives the same error without
+    // executing it (the output is cached like any other).
+    assert_eq!(pie.require_then_assert_no_execute(&probe), Err(ErrorKind::InvalidInput));
     let write = write(ret("text"), std::path::PathBuf::new());
     assert!(pie.require(&write).is_err());
     pie.check_invariants();
