@@ -58,7 +58,9 @@ use std::path::Path;
 
 pub mod context;
 pub mod dependency;
+mod gc;
 mod intern;
+mod liveness;
 mod path;
 #[cfg(feature = "serde")]
 mod persist;
@@ -67,6 +69,7 @@ pub mod stamp;
 mod store;
 pub mod tracker;
 
+pub use gc::Garbage;
 #[cfg(feature = "serde")]
 pub use persist::{LoadError, SaveError};
 pub use session::Session;
@@ -205,6 +208,101 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
     /// The thread count set with [`set_threads`](Self::set_threads) (0: one per available core).
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// The roots: the tasks passed to [`Session::require`] or [`Session::require_all`] and not since unobserved.
+    /// They are saved with the store. The order is unspecified.
+    ///
+    /// A task is *live* while a root requires it, directly or transitively, or while it has been required in the
+    /// session in progress; every other task is *dead*. Dead tasks count neither as providers nor as requirers of
+    /// files, and [`collect_garbage`](Self::collect_garbage) removes them.
+    pub fn roots(&self) -> impl Iterator<Item = &T> {
+        self.store.roots().map(|id| self.store.task(id))
+    }
+
+    /// Stops observing `task`: it is no longer a root, so what only it required becomes dead. Does nothing when
+    /// `task` is not a root.
+    pub fn unobserve(&mut self, task: &T) {
+        if let Some(id) = self.store.find_task(task) {
+            self.store.set_root(id, false);
+        }
+    }
+
+    /// Keeps as roots only those for which `keep` returns `true`; the others are unobserved.
+    ///
+    /// This is how an edited build script keeps using its store: the tasks it no longer requires (say, a task
+    /// whose list of inputs changed, while it still writes the same file) stop being roots, so their claims on
+    /// files no longer conflict with the tasks that replace them.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::path::PathBuf;
+    /// use pie::{Context, Pie, Task};
+    ///
+    /// /// Concatenates the inputs into the output file.
+    /// #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+    /// struct Concat(Vec<PathBuf>, PathBuf);
+    ///
+    /// impl Task for Concat {
+    ///     type Output = ();
+    ///     fn execute<C: Context<Self>>(&self, context: &mut C) {
+    ///         let mut text = String::new();
+    ///         for input in &self.0 {
+    ///             if let Ok(Some(mut file)) = context.require_file(input) {
+    ///                 let _ = file.read_to_string(&mut text);
+    ///             }
+    ///         }
+    ///         std::fs::write(&self.1, text).unwrap();
+    ///         context.provide_file(&self.1).unwrap();
+    ///     }
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let [a, b, c, out] = ["a", "b", "c", "out.txt"].map(|name| dir.path().join(name));
+    /// for input in [&a, &b, &c] {
+    ///     std::fs::write(input, "x")?;
+    /// }
+    /// let mut pie = Pie::default();
+    /// pie.new_session().require(&Concat(vec![a.clone(), b.clone(), c], out.clone()));
+    ///
+    /// // The build script is edited: the task that writes `out.txt` now has two inputs. Keep only the roots that
+    /// // the edited script still has (here: none of the old ones), then build.
+    /// let edited = Concat(vec![a, b], out.clone());
+    /// pie.retain_roots(|root| *root == edited);
+    /// pie.new_session().require(&edited);
+    /// assert_eq!(std::fs::read_to_string(&out)?, "xx");
+    ///
+    /// // The old task is dead; collecting garbage removes it from the store.
+    /// let garbage = pie.collect_garbage(false);
+    /// assert_eq!(garbage.removed_tasks, 1);
+    /// assert_eq!(pie.roots().collect::<Vec<_>>(), vec![&edited]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn retain_roots(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        let roots: Vec<_> = self.store.roots().collect();
+        for id in roots {
+            if !keep(self.store.task(id)) {
+                self.store.set_root(id, false);
+            }
+        }
+    }
+
+    /// Removes every dead task (see [`roots`](Self::roots)) with its output, dependencies and claims on files,
+    /// renumbering the store so that it has no holes; a saved store shrinks accordingly. Returns what was removed.
+    ///
+    /// With `delete_provided_files`, also deletes from disk the files that removed tasks provided and no live task
+    /// provides (never a file a live task provides, never a file no task provided); a file that is already gone
+    /// is skipped, one that cannot be deleted is listed in [`Garbage::failed_deletions`].
+    ///
+    /// Between sessions, only roots keep tasks live: call this after [`retain_roots`](Self::retain_roots) or
+    /// [`unobserve`](Self::unobserve), typically just before saving the store.
+    pub fn collect_garbage(&mut self, delete_provided_files: bool) -> Garbage {
+        let garbage = gc::collect(&mut self.store, delete_provided_files);
+        if garbage.removed_tasks > 0 {
+            // Task ids were renumbered: marks of earlier sessions must not be read against new ids.
+            self.marks = Marks::default();
+        }
+        garbage
     }
 
     /// The number of tasks in the dependency graph (every task ever required and not since removed).

@@ -63,7 +63,7 @@ use crate::{Pie, Task};
 const MAGIC: [u8; 8] = *b"PIESTORE";
 /// The version of the store format this pie reads and writes. Bump it whenever the header or the serialised form
 /// of the store (`Store`, `Dep`, stamps, paths) changes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 const VERSION_END: usize = 12;
 const FINGERPRINT: std::ops::Range<usize> = 12..44;
 const LENGTH: std::ops::Range<usize> = 44..52;

@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::dependency::{Dep, FileDep, TaskDep};
 use crate::intern::{Interner, PathInterner};
@@ -77,6 +77,9 @@ struct TaskData<O> {
     #[cfg_attr(feature = "serde", serde(skip, default = "first_generation"))]
     generation: Generation,
     order: u64,
+    /// Whether the task is a root: required by a session and not since unobserved. Roots (and what they require,
+    /// transitively) are live; see `crate::liveness`.
+    root: bool,
     deps: Vec<Dep>,
     /// Not persisted (derived from `deps`); see [`Store::rebuild_after_load`].
     #[cfg_attr(feature = "serde", serde(skip))]
@@ -223,10 +226,42 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             version: 0,
             generation: FIRST_GENERATION,
             order,
+            root: false,
             deps: Vec::new(),
             dependents: EdgeList::Empty,
         });
         TaskId(index)
+    }
+
+    /// The id of `task`, if it has a node.
+    pub(crate) fn find_task(&self, task: &T) -> Option<TaskId> {
+        self.tasks.find(task).map(TaskId)
+    }
+
+    /// Whether `id` is a root.
+    #[inline]
+    pub(crate) fn is_root(&self, id: TaskId) -> bool {
+        self.data(id).root
+    }
+
+    /// Makes `id` a root or not.
+    #[inline]
+    pub(crate) fn set_root(&mut self, id: TaskId, root: bool) {
+        self.data_mut(id).root = root;
+    }
+
+    /// The roots, in id order.
+    pub(crate) fn roots(&self) -> impl Iterator<Item = TaskId> + '_ {
+        (0..self.task_data.len() as u32)
+            .map(TaskId)
+            .filter(|id| self.is_root(*id))
+    }
+
+    /// Forgets the last execution of `id` (a dead task whose claim on a file another task now takes): drops its
+    /// dependencies, and thereby its claims as a provider and requirer of files, and its output, so that it
+    /// executes again if it is ever required.
+    pub(crate) fn invalidate(&mut self, id: TaskId) {
+        self.start_execution(id);
     }
 
     /// The task of node `id`.
@@ -430,7 +465,8 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         self.data(id).dependents.as_slice().iter().any(|e| self.is_live(*e))
     }
 
-    fn live_dependents(&self, id: TaskId) -> impl Iterator<Item = TaskId> + '_ {
+    /// The tasks that currently require `id` (a task may appear more than once).
+    pub(crate) fn live_dependents(&self, id: TaskId) -> impl Iterator<Item = TaskId> + '_ {
         self.data(id)
             .dependents
             .as_slice()
@@ -506,6 +542,89 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         for (id, order) in backward.into_iter().chain(forward).zip(slots) {
             self.data_mut(id).order = order;
         }
+    }
+
+    /// The tasks required by `id` through its recorded dependencies.
+    pub(crate) fn required_tasks(&self, id: TaskId) -> impl Iterator<Item = TaskId> + '_ {
+        self.data(id).deps.iter().filter_map(|d| match d {
+            Dep::RequireTask(d) => Some(d.task),
+            _ => None,
+        })
+    }
+
+    /// Keeps only the tasks for which `keep[id]` holds, with their outputs, dependencies and claims, and the files
+    /// that kept tasks depend on; ids are renumbered densely in their old order, and the topological order is
+    /// compacted. Every task required by a kept task must be kept. Returns the paths of the files that removed
+    /// tasks provided and no kept task provides.
+    pub(crate) fn retain_tasks(&mut self, keep: &[bool]) -> Vec<PathBuf> {
+        assert_eq!(keep.len(), self.task_data.len(), "BUG: a keep flag per task");
+        let mut task_map = vec![u32::MAX; keep.len()];
+        let mut kept = 0u32;
+        for (index, keep) in keep.iter().enumerate() {
+            if *keep {
+                task_map[index] = kept;
+                kept += 1;
+            }
+        }
+        let mut file_map = vec![u32::MAX; self.files.len()];
+        let mut files = PathInterner::with_capacity(self.files.len());
+        let mut provided_by_kept = vec![false; self.files.len()];
+        let mut provided_by_removed = Vec::new();
+        let old_tasks = std::mem::take(&mut self.tasks).into_values();
+        let old_data = std::mem::take(&mut self.task_data);
+        let mut tasks = Interner::with_capacity(kept as usize);
+        let mut task_data = Vec::with_capacity(kept as usize);
+        for ((task, mut data), keep) in old_tasks.into_iter().zip(old_data).zip(keep) {
+            if !keep {
+                provided_by_removed.extend(data.deps.iter().filter_map(|d| match d {
+                    Dep::ProvideFile(d) => Some(d.file),
+                    _ => None,
+                }));
+                continue;
+            }
+            for dep in &mut data.deps {
+                if let Dep::ProvideFile(d) = dep {
+                    provided_by_kept[d.file.0 as usize] = true;
+                }
+                match dep {
+                    Dep::RequireTask(d) => {
+                        let new = task_map[d.task.index()];
+                        assert!(new != u32::MAX, "BUG: a kept task requires a removed task");
+                        d.task = TaskId(new);
+                    }
+                    Dep::RequireFile(d) | Dep::ProvideFile(d) => {
+                        let old = d.file.0 as usize;
+                        if file_map[old] == u32::MAX {
+                            let path = self.files.get(old as u32).expect("BUG: file id without a file node");
+                            file_map[old] = files.intern(path).0;
+                        }
+                        d.file = FileId(file_map[old]);
+                    }
+                }
+            }
+            tasks.intern(task);
+            task_data.push(data);
+        }
+        let mut removed_paths: Vec<PathBuf> = provided_by_removed
+            .into_iter()
+            .filter(|file| !provided_by_kept[file.0 as usize])
+            .map(|file| self.file_path(file).to_path_buf())
+            .collect();
+        removed_paths.sort();
+        removed_paths.dedup();
+        // Compact the topological order: the relative order of kept tasks stays.
+        let mut by_order: Vec<usize> = (0..task_data.len()).collect();
+        by_order.sort_unstable_by_key(|index| task_data[*index].order);
+        for (order, index) in by_order.into_iter().enumerate() {
+            task_data[index].order = order as u64;
+        }
+        self.next_order = task_data.len() as u64;
+        self.tasks = tasks;
+        self.task_data = task_data;
+        self.files = files;
+        self.rebuild_reverse_edges()
+            .expect("BUG: a collected store has a dependency on a node that does not exist");
+        removed_paths
     }
 
     fn task_debug(&self, id: TaskId) -> String {
@@ -635,6 +754,13 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         if self.tasks.len() != task_count || task_count >= u32::MAX as usize {
             return Err(format!("{} tasks but {task_count} task records", self.tasks.len()));
         }
+        self.rebuild_reverse_edges()?;
+        self.validate()
+    }
+
+    /// Rebuilds the reverse edges from the tasks' dependencies, every task at its first generation.
+    fn rebuild_reverse_edges(&mut self) -> Result<(), String> {
+        let task_count = self.task_data.len();
         self.file_data = vec![FileData::default(); self.files.len()];
         for data in &mut self.task_data {
             data.generation = FIRST_GENERATION;
@@ -663,7 +789,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
                 }
             }
         }
-        self.validate()
+        Ok(())
     }
 }
 

@@ -668,13 +668,13 @@ fn random_bytes_wrong_magic_and_trailing_bytes_are_refused() {
 fn store_of_another_format_version_is_refused() {
     let project = Project::new();
     let mut bytes = small_store(&project);
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let error = assert_refused(&project, &bytes, "format version 2");
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let error = assert_refused(&project, &bytes, "format version 1");
     assert!(matches!(
         error,
         LoadError::UnsupportedVersion {
-            found: 2,
-            supported: 1,
+            found: 1,
+            supported: 2,
             ..
         }
     ));

@@ -28,6 +28,7 @@ use std::path::Path;
 use crate::dependency::{
     missing_stamp, Dep, Dependency, FileDep, FileDependency, Inconsistency, TaskDep, TaskDependency,
 };
+use crate::liveness;
 use crate::path::NormalPath;
 use crate::session::{Frame, Mark, Marks, SessionState};
 use crate::stamp::{FileStamper, OutputStamper};
@@ -44,9 +45,11 @@ pub(crate) struct TopDownContext<'s, T, O, A> {
 }
 
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
-    /// Requires `task` as the root of a build.
+    /// Requires `task` as the root of a build, making it a root of the store (see `crate::liveness`).
     pub(crate) fn require_initial(&mut self, task: &T) -> T::Output {
         self.recover_from_unwind();
+        let id = self.store.get_or_create_task(task);
+        self.store.set_root(id, true);
         self.tracker.build_start();
         let output = self.require_task_with_stamper(task, OutputStamper::Equals);
         self.tracker.build_end();
@@ -208,6 +211,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// requires (`read: Some((id, index))`).
     fn check_file(&mut self, dep: FileDep, read: Option<(TaskId, usize)>) -> bool {
         let provided = read.is_none();
+        let unrequired_provider = read.is_some_and(|(id, index)| !self.reads_after_provider(id, index, dep.file));
         let path = self.store.file_path(dep.file);
         let view = FileDependency::new(
             path,
@@ -221,7 +225,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         };
         self.tracker.check_dependency_start(&dependency);
         match dep.check(path) {
-            Ok(None) if read.is_some_and(|(id, index)| !self.reads_after_provider(id, index, dep.file)) => {
+            Ok(None) if unrequired_provider => {
                 self.tracker
                     .check_dependency_end(&dependency, Ok(Some(&Inconsistency::UnrequiredProvider)));
                 true
@@ -247,14 +251,31 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    /// Whether task `id`, whose dependency `index` reads `file`, still depends on the file's provider (if any)
-    /// through the dependencies it made before that read. A re-executed task further down may have dropped the
-    /// require that connected them while this task's own dependencies stayed consistent; then the read is
+    /// Whether task `id`, whose dependency `index` reads `file`, still depends on the file's live provider (if
+    /// any) through the dependencies it made before that read. A re-executed task further down may have dropped
+    /// the require that connected them while this task's own dependencies stayed consistent; then the read is
     /// inconsistent, and executing the task again decides whether it is a hidden dependency, as in a clean build.
-    fn reads_after_provider(&self, id: TaskId, index: usize, file: FileId) -> bool {
-        self.store
-            .provider(file)
-            .is_none_or(|provider| self.store.depends_on_before(id, index, provider))
+    /// A dead provider loses its claim on the file.
+    fn reads_after_provider(&mut self, id: TaskId, index: usize, file: FileId) -> bool {
+        match self.store.provider(file) {
+            Some(provider) if !self.store.depends_on_before(id, index, provider) => self.release_if_dead(provider),
+            _ => true,
+        }
+    }
+
+    /// Whether `id` is live (see `crate::liveness`). Called only on a conflict, never on the no-op path.
+    fn is_live(&self, id: TaskId) -> bool {
+        liveness::is_live(self.store, self.marks, id)
+    }
+
+    /// When `id` is dead, makes it give up its claims on files (its last execution is forgotten) and returns
+    /// `true`; a live task keeps them (`false`). Dead tasks count neither as providers nor as requirers.
+    fn release_if_dead(&mut self, id: TaskId) -> bool {
+        if self.is_live(id) {
+            return false;
+        }
+        self.store.invalidate(id);
+        true
     }
 
     fn hidden_read(&self, reader: TaskId, file: FileId, provider: TaskId) -> ! {
@@ -339,10 +360,8 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
         let current = self.current("require_file");
         let file = self.file_node(path)?;
         if let Some(provider) = self.store.provider(file) {
-            if !self
-                .store
-                .depends_on_before(current, self.store.dep_count(current), provider)
-            {
+            let prefix = self.store.dep_count(current);
+            if !self.store.depends_on_before(current, prefix, provider) && !self.release_if_dead(provider) {
                 self.hidden_read(current, file, provider);
             }
         }
@@ -378,6 +397,8 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
                     self.store.task(current)
                 );
             }
+        }
+        if let Some(provider) = self.store.provider(file).filter(|p| !self.release_if_dead(*p)) {
             panic!(
                 "Overlapping provided file: file '{}' is provided by task {:?} and by task {:?}; a file may have \
                  only one providing task",
@@ -399,7 +420,7 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
             // Only what the requirer required before its first read of the file counts: requiring the provider
             // after reading is too late.
             let read = self.store.first_require_of(requirer, file).unwrap_or(0);
-            if !self.store.depends_on_before(requirer, read, current) {
+            if !self.store.depends_on_before(requirer, read, current) && !self.release_if_dead(requirer) {
                 panic!(
                     "Hidden dependency: task {:?} provides file '{}', which is required by task {:?} without \
                      (transitively) requiring the providing task first",

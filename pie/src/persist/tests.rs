@@ -95,18 +95,18 @@ fn format_is_pinned() {
         "0001",                                                               // Leaf(1)
         "01192f6e6f6e6578697374656e742d7069652d676f6c64656e2f78",             // Probe("/nonexistent-pie-golden/x")
         "0002",                                                               // Leaf(2)
-        "04",                                                     // 4 records (output, version, order, deps):
-        "0103040603020101010202000202030103",                     // 3, v4, o6, 3 task deps
-        "0101010100",                                             // 1, v1, o1, none
-        "0100020301000000010000",                                 // 0, v2, o3, requires file 0 (Exists(false))
-        "0102030500",                                             // 2, v3, o5, none
+        "04",                                                     // 4 records (output, version, order, root, deps):
+        "010304060103020101010202000202030103",                   // 3, v4, o6, root, 3 task deps
+        "010101010000",                                           // 1, v1, o1, not a root, none
+        "010002030001000000010000",                               // 0, v2, o3, requires file 0 (Exists(false))
+        "010203050000",                                           // 2, v3, o5, none
         "01192f6e6f6e6578697374656e742d7069652d676f6c64656e2f78", // 1 file
         "0705",                                                   // next order 7, next version 5
     );
     assert_eq!(hex(&payload), expected);
-    assert_eq!(FORMAT_VERSION, 1);
+    assert_eq!(FORMAT_VERSION, 2);
     let header = seal(&[7; 32], &payload);
-    assert_eq!(&header[..12], b"PIESTORE\x01\x00\x00\x00");
+    assert_eq!(&header[..12], b"PIESTORE\x02\x00\x00\x00");
     assert_eq!(&header[12..44], &[7; 32]);
     assert_eq!(header[44..52], (payload.len() as u64).to_le_bytes());
 }
@@ -140,6 +140,7 @@ struct TaskImage {
     output: Option<u64>,
     version: u64,
     order: u64,
+    root: bool,
     deps: Vec<DepImage>,
 }
 
@@ -195,6 +196,7 @@ fn valid_image() -> StoreImage {
         output: Some(1),
         version: 1,
         order,
+        root: false,
         deps,
     };
     StoreImage {
@@ -396,6 +398,7 @@ fn random_image(seed: u64, size: usize) -> StoreImage {
             output: (next(5) != 0).then(|| next(100)),
             version: next(12),
             order: if next(50) == 0 { next(n as u64) } else { i as u64 },
+            root: next(3) == 0,
             deps,
         });
     }

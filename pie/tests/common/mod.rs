@@ -335,12 +335,17 @@ pub type TestPie = Pie<TestTask, TestResult, TestTracker>;
 
 /// A `Pie` for tests: records events, and logs each build to stderr when `PIE_TEST_LOG` is set.
 pub fn test_pie() -> TestPie {
+    Pie::with_tracker(test_pie_tracker())
+}
+
+/// The tracker of a [`test_pie`], for loading a store into a `TestPie`.
+pub fn test_pie_tracker() -> TestTracker {
     let log: LogWriter = if std::env::var_os("PIE_TEST_LOG").is_some() {
         Box::new(io::stderr())
     } else {
         Box::new(io::sink())
     };
-    Pie::with_tracker(CompositeTracker(EventTracker::default(), WritingTracker::new(log)))
+    CompositeTracker(EventTracker::default(), WritingTracker::new(log))
 }
 
 /// Assertions on a [`TestPie`]; each `require*` method builds in a new session.
