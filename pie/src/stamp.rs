@@ -31,7 +31,7 @@ pub enum FileStamper {
     #[default]
     Modified,
     /// A blake3 digest of the file's contents (`None` when missing); rewriting identical bytes is consistent.
-    /// For a directory, a digest of its sorted entry names.
+    /// For a directory, a digest of its sorted entry names, made so that it is never the digest of a file.
     Hash,
 }
 
@@ -88,16 +88,32 @@ fn hash(path: &Path) -> io::Result<Option<[u8; 32]>> {
             Err(e) => return Err(e),
         }
     }
+    directory_digest(path).map(Some)
+}
+
+/// The blake3 key-derivation context of a directory's digest. A file's digest is blake3's plain hash of its bytes
+/// and a directory's is blake3 in key-derivation mode: the two modes are domain-separated inside blake3, so no
+/// file's bytes have the digest of any directory.
+const DIRECTORY_CONTEXT: &str = "pie 2026-05 FileStamper::Hash directory entry names";
+
+/// The digest of the directory at `path`: its entry names, sorted.
+fn directory_digest(path: &Path) -> io::Result<[u8; 32]> {
     let mut names = fs::read_dir(path)?
         .map(|entry| entry.map(|e| e.file_name()))
         .collect::<io::Result<Vec<_>>>()?;
     names.sort();
-    let mut hasher = blake3::Hasher::new();
+    Ok(entries_digest(names.iter().map(|name| name.as_encoded_bytes())))
+}
+
+/// The digest of a list of entry names. Each name is prefixed with its length, so that no two lists encode to the
+/// same bytes, whatever bytes the names hold.
+fn entries_digest<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(DIRECTORY_CONTEXT);
     for name in names {
-        hasher.update(name.as_encoded_bytes());
-        hasher.update(&[0]);
+        hasher.update(&(name.len() as u64).to_le_bytes());
+        hasher.update(name);
     }
-    Ok(Some(*hasher.finalize().as_bytes()))
+    *hasher.finalize().as_bytes()
 }
 
 /// The serialised form of a modification time: whole seconds relative to the Unix epoch (negative before it) and
@@ -226,6 +242,72 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stamp = FileStamper::Modified.stamp(&dir.path().join("nope")).unwrap();
         assert_eq!(stamp, FileStamp::Modified(None));
+    }
+
+    fn digest(path: &Path) -> [u8; 32] {
+        match FileStamper::Hash.stamp(path).unwrap() {
+            FileStamp::Hash(Some(digest)) => digest,
+            other => panic!("expected a digest of {}, got {other:?}", path.display()),
+        }
+    }
+
+    #[test]
+    fn hash_of_a_file_is_blake3_of_its_bytes() {
+        // Unchanged from earlier versions, so that stored `Hash` stamps of files stay consistent.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for len in [0, 1, 65_535, 65_536, 65_537, 200_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            fs::write(&path, &bytes).unwrap();
+            assert_eq!(digest(&path), *blake3::hash(&bytes).as_bytes(), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn hash_digests_of_an_empty_file_and_an_empty_directory_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        let folder = dir.path().join("folder");
+        fs::write(&file, "").unwrap();
+        fs::create_dir(&folder).unwrap();
+        assert_ne!(digest(&file), digest(&folder));
+    }
+
+    #[test]
+    fn hash_digest_of_a_file_differs_from_a_directory_whose_entries_its_bytes_spell() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        let folder = dir.path().join("folder");
+        fs::create_dir(&folder).unwrap();
+        fs::write(folder.join("x"), "").unwrap();
+        let mut length_prefixed = 1u64.to_le_bytes().to_vec();
+        length_prefixed.push(b'x');
+        for bytes in [&b"x\0"[..], b"x", &length_prefixed] {
+            fs::write(&file, bytes).unwrap();
+            assert_ne!(digest(&file), digest(&folder), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn entry_lists_are_told_apart_whatever_bytes_the_names_hold() {
+        let lists: [&[&[u8]]; 7] = [
+            &[],
+            &[b"a"],
+            &[b"a", b"b"],
+            &[b"ab"],
+            &[b"a\0b"],
+            &[b"a\0", b"b"],
+            &[b"\x01\0\0\0\0\0\0\0a"],
+        ];
+        for (i, first) in lists.iter().enumerate() {
+            for second in &lists[i + 1..] {
+                assert_ne!(
+                    entries_digest(first.iter().copied()),
+                    entries_digest(second.iter().copied()),
+                    "{first:?} and {second:?}"
+                );
+            }
+        }
     }
 
     #[test]
