@@ -227,11 +227,9 @@ impl<T, O, A: Debug> Debug for Pie<T, O, A> {
 
 /// Opens the file at `path` for reading: `Ok(None)` when nothing or a directory is there.
 pub(crate) fn open_if_file(path: &Path) -> io::Result<Option<File>> {
-    match File::open(path) {
-        Ok(file) if file.metadata()?.is_file() => Ok(Some(file)),
-        Ok(_) => Ok(None),
-        Err(e) if stamp::is_missing(&e) => Ok(None),
-        Err(e) => Err(e),
+    match stamp::open_entry(path)? {
+        stamp::Entry::File(file, _) => Ok(Some(file)),
+        stamp::Entry::Missing | stamp::Entry::Directory | stamp::Entry::Special => Ok(None),
     }
 }
 
