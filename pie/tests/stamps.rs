@@ -4,6 +4,7 @@
 //! - What is neither a regular file nor a directory (a FIFO, a socket, a device) is `Ok(None)` for every stamper,
 //!   and requiring it never blocks: each such build runs on its own thread under a timeout, so a regression fails
 //!   the test instead of hanging the test run.
+//! - `NonIncrementalContext`, the reference, normalises paths exactly as the incremental context does.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::any::Any;
 use std::fs;
 use std::os::unix::net::UnixListener;
 use std::panic::{self, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
@@ -161,4 +162,42 @@ fn requiring_an_endless_character_device_never_reads_it() {
     let zero = Path::new("/dev/zero");
     assert!(fs::metadata(zero).is_ok(), "this test needs /dev/zero");
     assert_none_without_blocking_for_every_stamper(zero);
+}
+
+/// The output of `probe` from the top-down context and from the reference, in that order.
+fn top_down_and_reference(probe: &TestTask) -> (TestResult, TestResult) {
+    (test_pie().require(probe), clean_output(probe))
+}
+
+#[test]
+fn reference_context_resolves_dot_dot_lexically_like_top_down() {
+    let dir = temp_dir();
+    write_file(dir.path().join("f"), "here");
+    // The operating system would look for the missing folder and fail; lexically this is `dir/f`.
+    let path = dir.path().join("missing").join("..").join("f");
+    for stamper in STAMPERS {
+        let probe = TestTask::ProbeFile(path.clone(), stamper);
+        assert_eq!(
+            top_down_and_reference(&probe),
+            (ok("some:here"), ok("some:here")),
+            "{stamper:?}"
+        );
+    }
+}
+
+#[test]
+fn reference_context_ignores_a_trailing_slash_after_a_file_like_top_down() {
+    let dir = temp_dir();
+    write_file(dir.path().join("f"), "here");
+    // The operating system says "not a directory"; normalised, this is `dir/f`.
+    let path: PathBuf = dir.path().join("f/");
+    assert!(path.as_os_str().as_encoded_bytes().ends_with(b"f/"));
+    for stamper in STAMPERS {
+        let probe = TestTask::ProbeFile(path.clone(), stamper);
+        assert_eq!(
+            top_down_and_reference(&probe),
+            (ok("some:here"), ok("some:here")),
+            "{stamper:?}"
+        );
+    }
 }
