@@ -28,9 +28,15 @@ use std::time::SystemTime;
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum FileStamper {
-    /// Whether something exists at the path.
+    /// Whether something exists at the path: a regular file, a directory or anything else alike. A file replaced
+    /// by a directory keeps its stamp, although [`require_file`](crate::Context::require_file) then gives
+    /// `Ok(None)`: use it where only existence matters, and `Modified` or `Hash` for a file that is read.
     Exists,
     /// The last-modified time of the file (`None` when missing). The default: one `stat` per check.
+    ///
+    /// It cannot see a change that keeps the modification time: two writes within one tick of the file system's
+    /// clock (up to two seconds on FAT, a few milliseconds on Linux's usual file systems), or a file replaced by a
+    /// copy that keeps its time (`cp -p`, an unpacked archive). Use `Hash` when that matters.
     #[default]
     Modified,
     /// A blake3 digest of the file's contents (`None` when missing); rewriting identical bytes is consistent.
