@@ -47,6 +47,18 @@
 //!
 //! With the `serde` cargo feature (on by default), [`Pie::load`] and [`Pie::save`] keep the dependency graph and
 //! cached outputs in a file between processes, so that a build tool's next run executes only what changed.
+//!
+//! # Limitations
+//!
+//! - **Paths are compared lexically.** A path is made absolute against the current directory and its `.` and `..`
+//!   components are removed without asking the file system, so `dir/link/../f` is `dir/f` even when `link` is a
+//!   symbolic link to a folder elsewhere (where the operating system would find another `f`), and a file reached
+//!   through a symbolic link to a folder is another path than the same file reached directly: dependencies,
+//!   overlapping-file and hidden-dependency checks do not see through links. Spell each file one way.
+//! - **[`FileStamper::Modified`] cannot see a change that keeps the modification time**: two writes within one
+//!   tick of the file system's clock (up to two seconds on FAT, a few milliseconds on Linux's usual file systems),
+//!   or a file replaced by a copy that keeps its time. The task that read the first version then does not execute
+//!   again. Use [`FileStamper::Hash`] for files that may change that quickly or that way.
 
 #![warn(missing_docs)]
 
@@ -327,11 +339,9 @@ impl<T, O, A: Debug> Debug for Pie<T, O, A> {
 
 /// Opens the file at `path` for reading: `Ok(None)` when nothing or a directory is there.
 pub(crate) fn open_if_file(path: &Path) -> io::Result<Option<File>> {
-    match File::open(path) {
-        Ok(file) if file.metadata()?.is_file() => Ok(Some(file)),
-        Ok(_) => Ok(None),
-        Err(e) if stamp::is_missing(&e) => Ok(None),
-        Err(e) => Err(e),
+    match stamp::open_entry(path)? {
+        stamp::Entry::File(file, _) => Ok(Some(file)),
+        stamp::Entry::Missing | stamp::Entry::Directory | stamp::Entry::Special => Ok(None),
     }
 }
 
