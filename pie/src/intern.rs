@@ -157,6 +157,13 @@ impl PathInterner {
         (0..self.len() as u32).filter_map(|id| self.get(id))
     }
 
+    /// The id of `path`, if it was interned.
+    pub(crate) fn find(&self, path: &Path) -> Option<u32> {
+        let key = path.as_os_str().as_encoded_bytes();
+        let hash = FxBuildHasher.hash_one(key);
+        self.table.find(hash, |id| self.encoded(*id) == Some(key)).copied()
+    }
+
     /// The id of `path`, adding it when it is new; whether it was added.
     pub(crate) fn intern(&mut self, path: &Path) -> (u32, bool) {
         let key = path.as_os_str().as_encoded_bytes();

@@ -44,6 +44,18 @@ impl TaskId {
         self.0 as usize
     }
 
+    /// The id as a bare integer (for compact keys).
+    #[inline]
+    pub(crate) fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// The id of a bare integer from [`raw`](Self::raw).
+    #[inline]
+    pub(crate) fn from_raw(raw: u32) -> Self {
+        Self(raw)
+    }
+
     #[cfg(test)]
     pub(crate) fn for_test(index: u32) -> Self {
         Self(index)
@@ -187,6 +199,10 @@ pub(crate) struct Store<T, O> {
     file_data: Vec<FileData>,
     next_order: u64,
     next_version: u64,
+    /// Whether every live task was consistent with the files as they were at the end of the last session that
+    /// built something: that session brought all roots up to date (top-down, or bottom-up) and no panic escaped
+    /// it. Bottom-up builds rely on it; without it they first check every root top-down.
+    settled: bool,
 }
 
 impl<T, O> Default for Store<T, O> {
@@ -198,7 +214,32 @@ impl<T, O> Default for Store<T, O> {
             file_data: Vec::new(),
             next_order: 0,
             next_version: 1,
+            settled: true,
         }
+    }
+}
+
+impl<T, O> Store<T, O> {
+    /// See the field `settled`.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.settled
+    }
+
+    /// See the field `settled`.
+    pub(crate) fn set_settled(&mut self, settled: bool) {
+        self.settled = settled;
+    }
+
+    /// The roots, in id order.
+    pub(crate) fn roots(&self) -> impl Iterator<Item = TaskId> + '_ {
+        (0..self.task_data.len() as u32)
+            .map(TaskId)
+            .filter(|id| self.root_flag(*id))
+    }
+
+    #[inline]
+    fn root_flag(&self, id: TaskId) -> bool {
+        self.task_data[id.index()].root
     }
 }
 
@@ -250,13 +291,6 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         self.data_mut(id).root = root;
     }
 
-    /// The roots, in id order.
-    pub(crate) fn roots(&self) -> impl Iterator<Item = TaskId> + '_ {
-        (0..self.task_data.len() as u32)
-            .map(TaskId)
-            .filter(|id| self.is_root(*id))
-    }
-
     /// Forgets the last execution of `id` (a dead task whose claim on a file another task now takes): drops its
     /// dependencies, and thereby its claims as a provider and requirer of files, and its output, so that it
     /// executes again if it is ever required.
@@ -276,6 +310,17 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             self.file_data.push(FileData::default());
         }
         FileId(index)
+    }
+
+    /// The id of the file at `path`, if it has a node.
+    pub(crate) fn find_file(&self, path: &NormalPath<'_>) -> Option<FileId> {
+        self.files.find(path.as_path()).map(FileId)
+    }
+
+    /// The position of `id` in the topological order (dependencies first).
+    #[inline]
+    pub(crate) fn order(&self, id: TaskId) -> u64 {
+        self.data(id).order
     }
 
     /// The normalised path of file node `id`.

@@ -53,16 +53,23 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.tracker.build_start();
         let output = self.require_task_with_stamper(task, OutputStamper::Equals);
         self.tracker.build_end();
+        self.state.building = false;
         output
     }
 
     /// After a panic escaped an earlier build of this session, forget what was in progress then, so that those
     /// tasks are checked (and, lacking output, executed) again instead of being mistaken for a cycle.
-    fn recover_from_unwind(&mut self) {
+    /// Also starts the bookkeeping of a new build (see `SessionState::building`).
+    pub(super) fn recover_from_unwind(&mut self) {
         for frame in self.state.stack.drain(..) {
             self.marks.set(frame.id, Mark::Unseen);
         }
         self.state.current = None;
+        if self.state.building {
+            self.state.panicked = true;
+        }
+        self.state.built = true;
+        self.state.building = true;
     }
 
     /// Makes task `id` consistent; `task` is the task value when the caller has it (saves a clone). Returns
@@ -72,11 +79,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// (`state.stack`), so checking a deep graph costs a few bytes per level instead of a native stack frame.
     /// Only executing recurses natively (a task's `execute` requires tasks through this context); that recursion
     /// goes through [`grow_stack`].
-    fn make_consistent(&mut self, id: TaskId, task: Option<&T>) -> bool {
+    pub(super) fn make_consistent(&mut self, id: TaskId, task: Option<&T>) -> bool {
         match self.marks.get(id) {
             Mark::Done => return false,
             Mark::InProgress => self.cycle(id),
-            Mark::Unseen => {}
+            Mark::Unseen | Mark::Scheduled => {}
         }
         let base = self.state.stack.len();
         self.enter(id);
@@ -101,9 +108,15 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// requiring task depends on the task that panicked, so that it executes again as long as that task has no
     /// output.
     fn make_consistent_or_unwind(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> bool {
+        self.or_unwind(id, stamper, |this| this.make_consistent(id, Some(task)))
+    }
+
+    /// Runs `f`, which makes task `id` consistent, restoring the session if a panic unwinds through it (see
+    /// [`make_consistent_or_unwind`](Self::make_consistent_or_unwind)).
+    pub(super) fn or_unwind(&mut self, id: TaskId, stamper: OutputStamper, f: impl FnOnce(&mut Self) -> bool) -> bool {
         let base = self.state.stack.len();
         let current = self.state.current;
-        match panic::catch_unwind(AssertUnwindSafe(|| self.make_consistent(id, Some(task)))) {
+        match panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(executed) => executed,
             Err(payload) => {
                 for frame in self.state.stack.drain(base..) {
@@ -145,7 +158,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Marks `id` in progress and pushes its frame.
     #[inline]
-    fn enter(&mut self, id: TaskId) {
+    pub(super) fn enter(&mut self, id: TaskId) {
         self.marks.set(id, Mark::InProgress);
         self.state.stack.push(Frame {
             id,
@@ -175,7 +188,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         match self.marks.get(dep.task) {
                             Mark::Done => {}
                             Mark::InProgress => self.cycle(dep.task),
-                            Mark::Unseen if dep.saw_panic() => {
+                            Mark::Unseen | Mark::Scheduled if dep.saw_panic() => {
                                 // This task caught the panic of the required task: it executes again and requires
                                 // it anew (inside its own `catch_unwind`), as a clean build would. Making the
                                 // required task consistent first would let its panic escape this check.
@@ -185,7 +198,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                                 );
                                 return Some(true);
                             }
-                            Mark::Unseen => {
+                            Mark::Unseen | Mark::Scheduled => {
                                 let top = self.state.stack.len() - 1;
                                 self.state.stack[top] = Frame {
                                     id,
@@ -302,7 +315,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         inconsistent
     }
 
-    fn execute(&mut self, id: TaskId, task: Option<&T>) {
+    pub(super) fn execute(&mut self, id: TaskId, task: Option<&T>) {
         let owned;
         let task = match task {
             Some(task) => task,
@@ -312,11 +325,16 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
         };
         self.tracker.execute_start(task);
+        let bottom_up = self.state.bottom_up.is_some();
+        let before = bottom_up.then(|| self.before_execution(id));
         let previous = self.store.start_execution(id);
         let parent = self.state.current.replace(id);
         let output = task.execute(self);
         self.state.current = parent;
         self.store.finish_execution(id, output, previous);
+        if let Some(before) = before {
+            self.after_execution(id, before);
+        }
         let output = self.store.output(id).expect("BUG: executed task without output");
         self.tracker.execute_end(task, output);
     }
@@ -328,7 +346,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    fn cycle(&self, id: TaskId) -> ! {
+    pub(super) fn cycle(&self, id: TaskId) -> ! {
         let start = self.state.stack.iter().position(|f| f.id == id).unwrap_or(0);
         let cycle: Vec<String> = self.state.stack[start..]
             .iter()
@@ -459,7 +477,11 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
     fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
         self.tracker.require_task_start(task, &stamper);
         let id = self.store.get_or_create_task(task);
-        let executed = self.make_consistent_or_unwind(id, task, stamper);
+        let executed = if self.state.bottom_up.is_some() {
+            self.bring_up_to_date_or_unwind(id, task, stamper)
+        } else {
+            self.make_consistent_or_unwind(id, task, stamper)
+        };
         if let Some(current) = self.state.current {
             let version = self.store.version(id);
             self.store.add_require_task(

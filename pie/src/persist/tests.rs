@@ -101,7 +101,7 @@ fn format_is_pinned() {
         "010002030001000000010000",                               // 0, v2, o3, requires file 0 (Exists(false))
         "010203050000",                                           // 2, v3, o5, none
         "01192f6e6f6e6578697374656e742d7069652d676f6c64656e2f78", // 1 file
-        "0705",                                                   // next order 7, next version 5
+        "070501",                                                 // next order 7, next version 5, settled
     );
     assert_eq!(hex(&payload), expected);
     assert_eq!(FORMAT_VERSION, 2);
@@ -133,6 +133,7 @@ struct StoreImage {
     files: Vec<PathImage>,
     next_order: u64,
     next_version: u64,
+    settled: bool,
 }
 
 #[derive(Serialize, Clone, Debug)]
@@ -220,6 +221,7 @@ fn valid_image() -> StoreImage {
         ],
         next_order: 4,
         next_version: 2,
+        settled: true,
     }
 }
 
@@ -352,6 +354,7 @@ fn random_image(seed: u64, size: usize) -> StoreImage {
             .collect(),
         next_order: n as u64 + next(3),
         next_version: if next(20) == 0 { next(12) } else { 12 },
+        settled: true,
     };
     let mut provided = vec![false; files];
     for i in 0..n {

@@ -1,0 +1,367 @@
+//! Bottom-up building: bring the live tasks affected by a set of changed files up to date, at a cost that scales
+//! with what the change affects, not with the size of the project.
+//!
+//! Algorithm (after Konat, Erdweg and Visser, *Scalable Incremental Building with Dynamic Task Dependencies*):
+//! 1. *Schedule* the tasks whose recorded dependencies on the changed files are inconsistent: readers whose stamp
+//!    of a file changed, and the provider of a file that someone else changed. Only the changed files are stamped.
+//! 2. Take scheduled tasks from a priority queue keyed by the store's topological order (dependencies first; a key
+//!    that went stale because the order changed is re-queued, never re-sorted) and execute each one that is still
+//!    *needed*: reachable from a root through tasks that are not themselves scheduled. A task reachable only
+//!    through scheduled tasks waits: those execute first and require it again (it then executes on demand), or drop
+//!    it. A task that no root reaches is dead and never executes.
+//! 3. After a task executes: if its output changed, schedule the dependents whose stamper sees the change (early
+//!    cutoff); for every file it provides, schedule the readers whose stamp of the file changed; and for every task
+//!    it no longer requires, check the readers of the files provided below that task: a reader that no longer
+//!    depends on a file's provider is scheduled, so that executing it decides the hidden dependency as a top-down
+//!    check would.
+//!
+//! While a task executes, requiring a task (see [`TopDownContext::bring_up_to_date`]) returns at once when the
+//! task is done or unaffected; a scheduled task, or one that depends on a scheduled task, is brought up to date
+//! first. The search for scheduled tasks below a required task visits only tasks ordered after the lowest queued
+//! task, which no other task can reach. A task whose state cannot be trusted (new, without output, or dead when
+//! the session started, so that earlier changes were never propagated to it) is checked top-down instead.
+//!
+//! Bottom-up relies on every live task having been consistent at the end of the last session that built
+//! something (`Store::is_settled`); when that does not hold (a panic escaped, or a top-down session left roots
+//! unchecked), it checks every root top-down first, which subsumes the changed files.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::path::Path;
+
+use crate::dependency::Dep;
+use crate::path::NormalPath;
+use crate::session::Mark;
+use crate::stamp::OutputStamper;
+use crate::store::{FileId, TaskId};
+use crate::tracker::Tracker;
+use crate::Task;
+
+use super::top_down::TopDownContext;
+
+/// The bottom-up state of a session: the queue of scheduled tasks, and what executing tasks required before.
+#[derive(Default, Debug)]
+pub(crate) struct Scheduler {
+    /// Scheduled tasks by (topological order when queued, id); the smallest first. Entries of tasks that are no
+    /// longer scheduled are skipped when popped.
+    queue: BinaryHeap<Reverse<(u64, u32)>>,
+    /// For each task executing (innermost last): the tasks it required in its previous execution.
+    previously_required: Vec<Vec<TaskId>>,
+}
+
+/// What a task required before it executed again (see [`TopDownContext::before_execution`]).
+pub(crate) struct BeforeExecution {
+    version: u64,
+}
+
+impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
+    /// Brings every live task affected by changes to `changed` up to date: a bottom-up build.
+    pub(crate) fn update_affected_by<P: AsRef<Path>>(&mut self, changed: impl IntoIterator<Item = P>) {
+        self.recover_from_unwind();
+        self.state.bottom_up.get_or_insert_with(Scheduler::default);
+        self.tracker.build_start();
+        if self.store.is_settled() {
+            for path in changed {
+                // A path that names no file (it cannot be made absolute) has no dependents.
+                if let Ok(normal) = NormalPath::new(path.as_ref()) {
+                    if let Some(file) = self.store.find_file(&normal) {
+                        self.schedule_dependents_of_changed_file(file);
+                    }
+                }
+            }
+            while let Some(id) = self.pop() {
+                if self.needed(id) {
+                    self.execute_scheduled(id);
+                }
+            }
+        } else {
+            // Earlier changes may not have reached every live task: check every root top-down.
+            let roots: Vec<TaskId> = self.store.roots().collect();
+            for root in roots {
+                self.or_unwind(root, OutputStamper::Equals, |this| this.make_consistent(root, None));
+            }
+        }
+        self.state.bottom_up_completed = true;
+        self.tracker.build_end();
+        self.state.building = false;
+    }
+
+    /// Schedules the tasks whose dependencies on `file` (read or provided) are inconsistent with it now.
+    fn schedule_dependents_of_changed_file(&mut self, file: FileId) {
+        let mut tasks: Vec<TaskId> = self.store.requirers(file).collect();
+        tasks.extend(self.store.provider(file));
+        tasks.sort_unstable();
+        tasks.dedup();
+        for id in tasks {
+            if self.file_deps_inconsistent(id, file, true) {
+                self.schedule(id);
+            }
+        }
+    }
+
+    /// Whether a dependency of `id` on `file` is inconsistent now: a read (and, with `provided`, a provide) whose
+    /// stamp of the file changed. Stamps only that file.
+    fn file_deps_inconsistent(&self, id: TaskId, file: FileId, provided: bool) -> bool {
+        let path = self.store.file_path(file);
+        (0..self.store.dep_count(id)).any(|index| match self.store.dep(id, index) {
+            Dep::RequireFile(dep) if dep.file == file => !matches!(dep.check(path), Ok(None)),
+            Dep::ProvideFile(dep) if provided && dep.file == file => !matches!(dep.check(path), Ok(None)),
+            _ => false,
+        })
+    }
+
+    /// Schedules `id` unless it is already scheduled, in progress or done in this session.
+    fn schedule(&mut self, id: TaskId) {
+        if self.marks.get(id) == Mark::Unseen {
+            self.marks.set(id, Mark::Scheduled);
+            let order = self.store.order(id);
+            self.scheduler().queue.push(Reverse((order, id.raw())));
+        }
+    }
+
+    /// The scheduled task first in the topological order, if any.
+    fn pop(&mut self) -> Option<TaskId> {
+        loop {
+            let Reverse((order, raw)) = self.scheduler().queue.pop()?;
+            let id = TaskId::from_raw(raw);
+            if self.marks.get(id) != Mark::Scheduled {
+                continue;
+            }
+            let current = self.store.order(id);
+            if current != order {
+                self.scheduler().queue.push(Reverse((current, raw)));
+                continue;
+            }
+            return Some(id);
+        }
+    }
+
+    /// The lowest topological order of any queued task (a lower bound: skipped entries may still be queued).
+    fn lowest_queued_order(&mut self) -> Option<u64> {
+        self.scheduler().queue.peek().map(|Reverse((order, _))| *order)
+    }
+
+    fn scheduler(&mut self) -> &mut Scheduler {
+        self.state
+            .bottom_up
+            .as_mut()
+            .expect("BUG: bottom-up scheduling outside a bottom-up session")
+    }
+
+    /// Executes the scheduled task `id` (popped, or required while scheduled).
+    fn execute_scheduled(&mut self, id: TaskId) {
+        self.enter(id);
+        crate::grow_stack(|| self.execute(id, None));
+        self.state.stack.pop();
+        self.marks.set(id, Mark::Done);
+    }
+
+    /// Whether the scheduled task `id` must execute now: a root, or reachable from a root (or a task of this
+    /// session) through tasks that are not scheduled themselves. A task reachable only through scheduled tasks is
+    /// executed on demand if they still require it; a task no root reaches is dead.
+    fn needed(&mut self, id: TaskId) -> bool {
+        self.reaches_live(id, false)
+    }
+
+    /// Whether the state of `id` can be trusted, i.e. bottom-up propagation reached it: it was live at the start of
+    /// this session (or is required by a task of this session through a recorded dependency).
+    fn trusted(&mut self, id: TaskId) -> bool {
+        if let Some(previous) = self.state.bottom_up.as_ref().and_then(|s| s.previously_required.last()) {
+            if previous.contains(&id) {
+                return true;
+            }
+        }
+        self.reaches_live(id, true)
+    }
+
+    /// Walks up from `id` through current dependents until it meets a root, a task of this session (in progress or
+    /// done) or a task already known to be live; scheduled dependents are walked through only `through_scheduled`.
+    /// On success, every task on the path found is remembered as live for the rest of the session, so that walks
+    /// from tasks below them stop there (a chain costs O(n) in all, not O(n²)).
+    fn reaches_live(&mut self, id: TaskId, through_scheduled: bool) -> bool {
+        let stops = |this: &Self, id: TaskId| {
+            this.store.is_root(id)
+                || this.marks.known_live(id)
+                || matches!(this.marks.get(id), Mark::InProgress | Mark::Done)
+        };
+        if stops(self, id) {
+            return true;
+        }
+        // Depth-first with the parent of each visited task, to mark the path that succeeded.
+        let mut parent: Vec<(TaskId, usize)> = vec![(id, usize::MAX)];
+        let mut visited = HashSet::from([id]);
+        let mut stack = vec![0usize];
+        while let Some(at) = stack.pop() {
+            let task = parent[at].0;
+            let dependents: Vec<TaskId> = self.store.live_dependents(task).collect();
+            for dependent in dependents {
+                if !visited.insert(dependent) {
+                    continue;
+                }
+                if stops(self, dependent) {
+                    let mut index = at;
+                    while index != usize::MAX {
+                        self.marks.set_known_live(parent[index].0);
+                        index = parent[index].1;
+                    }
+                    return true;
+                }
+                if through_scheduled || self.marks.get(dependent) != Mark::Scheduled {
+                    parent.push((dependent, at));
+                    stack.push(parent.len() - 1);
+                }
+            }
+        }
+        false
+    }
+
+    /// Requires task `id` while executing in a bottom-up session: done tasks return at once; a scheduled task
+    /// executes; an unaffected task whose state can be trusted first has the scheduled tasks below it brought up
+    /// to date, then executes if that scheduled it, and otherwise returns at once without checking anything; any
+    /// other task is checked top-down. Returns whether it executed. Restores the session on a panic.
+    pub(super) fn bring_up_to_date_or_unwind(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> bool {
+        self.or_unwind(id, stamper, |this| this.bring_up_to_date(id, task))
+    }
+
+    fn bring_up_to_date(&mut self, id: TaskId, task: &T) -> bool {
+        match self.marks.get(id) {
+            Mark::Done => return false,
+            Mark::InProgress => self.cycle(id),
+            Mark::Scheduled => {
+                self.execute_scheduled(id);
+                return true;
+            }
+            Mark::Unseen => {}
+        }
+        if self.store.output(id).is_none() || !self.trusted(id) {
+            return self.make_consistent(id, Some(task));
+        }
+        while let Some(below) = self.lowest_scheduled_below(id) {
+            self.execute_scheduled(below);
+        }
+        if self.marks.get(id) == Mark::Scheduled {
+            self.execute_scheduled(id);
+            return true;
+        }
+        self.marks.set(id, Mark::Done);
+        false
+    }
+
+    /// The scheduled task first in topological order among those that `id` (transitively) requires. Visits only
+    /// tasks ordered after the lowest queued task: no task ordered before it can reach a queued task.
+    fn lowest_scheduled_below(&mut self, id: TaskId) -> Option<TaskId> {
+        let bound = self.lowest_queued_order()?;
+        if self.store.order(id) <= bound {
+            return None;
+        }
+        let mut lowest: Option<TaskId> = None;
+        let mut visited = HashSet::new();
+        let mut stack = vec![id];
+        while let Some(at) = stack.pop() {
+            for required in self.store.required_tasks(at) {
+                if self.store.order(required) < bound || !visited.insert(required) {
+                    continue;
+                }
+                if self.marks.get(required) == Mark::Scheduled
+                    && lowest.is_none_or(|l| self.store.order(required) < self.store.order(l))
+                {
+                    lowest = Some(required);
+                }
+                stack.push(required);
+            }
+        }
+        lowest
+    }
+
+    /// Remembers what is needed after task `id` executes in a bottom-up session.
+    pub(super) fn before_execution(&mut self, id: TaskId) -> BeforeExecution {
+        let mut previous: Vec<TaskId> = self.store.required_tasks(id).collect();
+        previous.sort_unstable();
+        previous.dedup();
+        self.scheduler().previously_required.push(previous);
+        BeforeExecution {
+            version: self.store.version(id),
+        }
+    }
+
+    /// Schedules what task `id`'s execution affected (see the module doc, step 3).
+    pub(super) fn after_execution(&mut self, id: TaskId, before: BeforeExecution) {
+        let previous = self
+            .scheduler()
+            .previously_required
+            .pop()
+            .expect("BUG: an execution without its previous requirements");
+        // Dependents whose stamper sees the new output.
+        let version = self.store.version(id);
+        if version != before.version {
+            let dependents: Vec<TaskId> = self.store.live_dependents(id).collect();
+            for dependent in dependents {
+                if self.marks.get(dependent) == Mark::Unseen && self.task_deps_inconsistent(dependent, id, version) {
+                    self.schedule(dependent);
+                }
+            }
+        }
+        // Readers of the files it wrote whose stamps changed.
+        let provided: Vec<FileId> = (0..self.store.dep_count(id))
+            .filter_map(|index| match self.store.dep(id, index) {
+                Dep::ProvideFile(dep) => Some(dep.file),
+                _ => None,
+            })
+            .collect();
+        for file in provided {
+            let readers: Vec<TaskId> = self.store.requirers(file).filter(|r| *r != id).collect();
+            for reader in readers {
+                if self.marks.get(reader) == Mark::Unseen && self.file_deps_inconsistent(reader, file, false) {
+                    self.schedule(reader);
+                }
+            }
+        }
+        // Readers that may have lost their path to a provider through a require this execution dropped.
+        let mut now: Vec<TaskId> = self.store.required_tasks(id).collect();
+        now.sort_unstable();
+        let dropped: Vec<TaskId> = previous.into_iter().filter(|t| now.binary_search(t).is_err()).collect();
+        if !dropped.is_empty() {
+            self.schedule_readers_cut_off_below(&dropped);
+        }
+    }
+
+    /// Whether a dependency of `dependent` on task `id` is inconsistent with `id`'s output version `version`.
+    fn task_deps_inconsistent(&self, dependent: TaskId, id: TaskId, version: u64) -> bool {
+        (0..self.store.dep_count(dependent)).any(|index| match self.store.dep(dependent, index) {
+            Dep::RequireTask(dep) if dep.task == id => dep.is_inconsistent(version),
+            _ => false,
+        })
+    }
+
+    /// For every file provided by the tasks in `roots` or below them, schedules the readers that no longer depend
+    /// on the file's provider through what they required before reading it.
+    fn schedule_readers_cut_off_below(&mut self, roots: &[TaskId]) {
+        let mut visited: HashSet<TaskId> = roots.iter().copied().collect();
+        let mut stack = roots.to_vec();
+        let mut files = Vec::new();
+        while let Some(at) = stack.pop() {
+            for index in 0..self.store.dep_count(at) {
+                match self.store.dep(at, index) {
+                    Dep::ProvideFile(dep) => files.push(dep.file),
+                    Dep::RequireTask(dep) if visited.insert(dep.task) => stack.push(dep.task),
+                    _ => {}
+                }
+            }
+        }
+        for file in files {
+            let Some(provider) = self.store.provider(file) else {
+                continue;
+            };
+            let readers: Vec<TaskId> = self.store.requirers(file).collect();
+            for reader in readers {
+                if reader == provider || !matches!(self.marks.get(reader), Mark::Unseen) {
+                    continue;
+                }
+                let read = self.store.first_require_of(reader, file).unwrap_or(0);
+                if !self.store.depends_on_before(reader, read, provider) {
+                    self.schedule(reader);
+                }
+            }
+        }
+    }
+}
