@@ -130,8 +130,8 @@ impl StoreFile {
     /// the lock file. A relative `path` is made absolute against the working directory now.
     ///
     /// # Errors
-    /// [`LockError::Io`] when the lock file cannot be created, opened or locked (say, the folder is read-only, or
-    /// the file system does not support locks).
+    /// [`LockError::Io`] when `path` names a folder or no file at all, or when the lock file cannot be created,
+    /// opened or locked (say, the folder is read-only, or the file system does not support locks).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LockError> {
         Self::acquire(path.as_ref(), Wait::Yes)
     }
@@ -189,6 +189,10 @@ impl StoreFile {
             move |source| LockError::Io { path, step, source }
         };
         let path = std::path::absolute(path).map_err(failed(path, "making the path absolute".to_string()))?;
+        if path.is_dir() {
+            let source = io::Error::new(io::ErrorKind::IsADirectory, "the path names a folder, not a store file");
+            return Err(failed(&path, "checking the path".to_string())(source));
+        }
         let Some(name) = path.file_name() else {
             let source = io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file");
             return Err(failed(&path, "choosing the lock file's name".to_string())(source));

@@ -425,16 +425,35 @@ fn open_creates_the_folder_and_a_lock_file_beside_the_store() {
 
 #[test]
 fn a_path_without_a_file_name_is_an_error_naming_it() {
-    let error = StoreFile::try_open("/").expect_err("no file name");
-    assert!(
-        matches!(&error, LockError::Io { path, .. } if path == Path::new("/")),
-        "{error:?}"
+    let fixture = Fixture::new();
+    let path = fixture.dir.path().join("missing").join("..");
+    let error = StoreFile::try_open(&path).expect_err("no file name");
+    assert!(matches!(&error, LockError::Io { .. }), "{error:?}");
+    assert_eq!(error.path(), path);
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot lock the pie store '{}': choosing the lock file's name failed: the path does not name a file",
+            path.display()
+        )
     );
-    assert_eq!(error.path(), Path::new("/"));
+}
+
+#[test]
+fn a_folder_is_not_a_store() {
+    let fixture = Fixture::new();
+    let error = StoreFile::try_open(fixture.dir.path()).expect_err("a folder");
+    assert_eq!(error.path(), fixture.dir.path());
     assert!(
         error
             .to_string()
-            .starts_with("cannot lock the pie store '/': choosing the lock file's name failed"),
+            .ends_with("checking the path failed: the path names a folder, not a store file"),
         "{error}"
+    );
+    let mut beside = fixture.dir.path().file_name().unwrap().to_os_string();
+    beside.push(".lock");
+    assert!(
+        !fixture.dir.path().with_file_name(beside).exists(),
+        "no lock file beside the folder"
     );
 }
