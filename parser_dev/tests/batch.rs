@@ -1,5 +1,6 @@
 //! End-to-end tests of batch mode: the real binary, run in a temporary folder holding a copy of the examples.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,7 +18,7 @@ fn examples() -> TempDir {
 }
 
 /// Runs parser_dev in `dir` with `args`.
-fn run(dir: &Path, args: &[&str]) -> Output {
+fn run<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parser_dev"))
         .current_dir(dir)
         .args(args)
@@ -273,4 +274,28 @@ fn usage_errors_exit_with_2() {
     let output = run(dir.path(), &["--frobnicate", "grammar.pest", "main", "program1.txt"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stdout(&output).is_empty());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_program_whose_name_is_not_utf8_is_parsed_and_stored() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = examples();
+    let name = OsStr::from_bytes(b"caf\xe9.txt");
+    fs::write(dir.path().join(name), "print 1;\n").unwrap();
+    let args = [OsStr::new("grammar.pest"), OsStr::new("main"), name];
+    let output = run(dir.path(), &args);
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    assert!(err.is_empty(), "the store is saved without a warning: {err}");
+    assert!(out.contains("✓ caf\u{fffd}.txt (parsed)"), "{out}");
+
+    let again = run(dir.path(), &args);
+    assert!(stderr(&again).is_empty(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).ends_with("nothing to do: 0 tasks executed\n"),
+        "{}",
+        stdout(&again)
+    );
 }
