@@ -27,7 +27,7 @@ const MAX_LOG_LINES: usize = 2000;
 pub enum Control {
     /// Keep going.
     Continue,
-    /// Quit: the store has been saved (or [`App::store_error`] says why not).
+    /// Quit: the store has been saved (or [`App::store_error`] says why not) and released.
     Quit,
 }
 
@@ -237,7 +237,8 @@ impl App {
     }
 
     fn quit(&mut self) {
-        self.store_error = self.workspace.save_store().err();
+        // Released at once: another parser_dev waiting for the store need not wait for this process to end.
+        self.store_error = self.workspace.close_store().err();
     }
 
     fn trim_log(&mut self) {

@@ -2,13 +2,18 @@
 //!
 //! Both modes go through [`Workspace::build`]: batch mode builds once, the editor once per save. Each build is one
 //! pie session that requires the grammar's compile task and every program's parse task.
+//!
+//! A workspace holds its store with a [`StoreFile`] from [`Workspace::open`] (which loads it) until
+//! [`Workspace::close_store`] or the end of the workspace, so the whole load–build–save cycle of a batch run, and
+//! the whole life of an editor, is exclusive: a second parser_dev on the same store waits, then starts from what
+//! the first saved, and no run's results are lost.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use pie::tracker::writing::WritingTracker;
 use pie::tracker::{CompositeTracker, Tracker};
-use pie::Pie;
+use pie::{Pie, StoreFile};
 
 use crate::task::{CompiledGrammar, GrammarError, Outcome, ParserTask, ProgramError};
 
@@ -152,23 +157,45 @@ impl BuildReport {
 #[derive(Debug)]
 pub struct Workspace {
     pie: ParserPie,
-    store: PathBuf,
+    /// The store as given (or the default).
+    store_path: PathBuf,
+    /// The store, held; `None` when it could not be locked (the warning of [`Workspace::open`] said so) or after
+    /// [`Workspace::close_store`].
+    store: Option<StoreFile>,
     grammar: SourceFile,
     rule: String,
     programs: Vec<SourceFile>,
 }
 
 impl Workspace {
-    /// Opens the workspace of `config`, loading its store. A store that cannot be used is not fatal: the second
-    /// value is a warning to show, and the workspace starts empty (everything is built again).
+    /// Opens the workspace of `config`: takes its store, waiting while another process holds it (pie says so
+    /// once on stderr), and loads it. The store stays held until [`close_store`](Self::close_store) or the end of
+    /// the workspace.
+    ///
+    /// A store that cannot be used is not fatal: the second value is a warning to show, and the workspace starts
+    /// empty (everything is built again). A store that cannot even be locked (its folder is read-only, say) is
+    /// neither loaded nor saved.
     pub fn open(config: &Config, log: LogTarget) -> (Self, Option<String>) {
-        let store = config
+        let store_path = config
             .store
             .clone()
             .unwrap_or_else(|| default_store_path(&config.grammar));
-        let (pie, warning) = load_pie(&store, log);
+        let (store, pie, warning) = match StoreFile::open(&store_path) {
+            Ok(store) => {
+                let (pie, warning) = load_pie(&store, log);
+                (Some(store), pie, warning)
+            }
+            Err(error) => (
+                None,
+                Pie::with_tracker(new_tracker(log)),
+                Some(format!(
+                    "warning: {error}; building without the store (nothing is loaded or saved)"
+                )),
+            ),
+        };
         let workspace = Self {
             pie,
+            store_path,
             store,
             grammar: SourceFile::new(&config.grammar),
             rule: config.rule.clone(),
@@ -192,9 +219,9 @@ impl Workspace {
         &self.programs
     }
 
-    /// The store file.
+    /// The store file, as given.
     pub fn store_path(&self) -> &Path {
-        &self.store
+        &self.store_path
     }
 
     /// Builds incrementally in a new session: compiles the grammar and parses every program where needed.
@@ -260,9 +287,21 @@ impl Workspace {
         }
     }
 
-    /// Saves the store, creating its folder. The error is a message naming the store.
+    /// Saves the store; the workspace keeps holding it. Without the store (it could not be locked, or it was
+    /// closed) there is nothing to save. The error is a message naming the store.
     pub fn save_store(&self) -> Result<(), String> {
-        save_pie(&self.pie, &self.store)
+        match &self.store {
+            Some(store) => store.save(&self.pie).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Saves the store and releases it, so that another process may take it; later builds are not saved. The
+    /// error is a message naming the store (which is released all the same).
+    pub fn close_store(&mut self) -> Result<(), String> {
+        let result = self.save_store();
+        self.store = None;
+        result
     }
 }
 
@@ -270,22 +309,14 @@ fn new_tracker(log: LogTarget) -> BuildTracker {
     CompositeTracker(ExecutedTasks::default(), WritingTracker::new(log))
 }
 
-/// Loads the store at `path`, or starts empty with a warning when it cannot be used.
-fn load_pie(path: &Path, log: LogTarget) -> (ParserPie, Option<String>) {
+/// Loads the held store, or starts empty with a warning when it cannot be used.
+fn load_pie(store: &StoreFile, log: LogTarget) -> (ParserPie, Option<String>) {
     let fresh = log.fresh();
-    match Pie::load(path, new_tracker(log)) {
+    match store.load(new_tracker(log)) {
         Ok(pie) => (pie, None),
         Err(error) => (
             Pie::with_tracker(new_tracker(fresh)),
             Some(format!("warning: {error}; rebuilding everything")),
         ),
     }
-}
-
-fn save_pie(pie: &ParserPie, path: &Path) -> Result<(), String> {
-    if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder)
-            .map_err(|e| format!("cannot create the store's folder {}: {e}", folder.display()))?;
-    }
-    pie.save(path).map_err(|e| e.to_string())
 }

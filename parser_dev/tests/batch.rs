@@ -1,8 +1,10 @@
 //! End-to-end tests of batch mode: the real binary, run in a temporary folder holding a copy of the examples.
 
-use std::fs;
+use std::ffi::OsStr;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -17,7 +19,7 @@ fn examples() -> TempDir {
 }
 
 /// Runs parser_dev in `dir` with `args`.
-fn run(dir: &Path, args: &[&str]) -> Output {
+fn run<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parser_dev"))
         .current_dir(dir)
         .args(args)
@@ -273,4 +275,158 @@ fn usage_errors_exit_with_2() {
     let output = run(dir.path(), &["--frobnicate", "grammar.pest", "main", "program1.txt"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stdout(&output).is_empty());
+}
+
+/// Runs parser_dev in `dir` with `args`, its stdout and stderr going to the files `NAME.out` and `NAME.err` there
+/// (no pipe to fill up while it waits for the store).
+fn spawn(dir: &Path, name: &str, args: &[&str]) -> Child {
+    let file = |ext: &str| File::create(dir.join(format!("{name}.{ext}"))).expect("create an output file");
+    Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .current_dir(dir)
+        .args(args)
+        .stdout(file("out"))
+        .stderr(file("err"))
+        .spawn()
+        .expect("spawn parser_dev")
+}
+
+/// Waits for `child`, failing the test (and killing it) when it takes longer than a working lock ever would.
+fn finish(dir: &Path, name: &str, mut child: Child) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for parser_dev") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("run {name} did not finish in time");
+        }
+        // Polling for the exit; nothing is asserted about timing.
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |ext: &str| fs::read_to_string(dir.join(format!("{name}.{ext}"))).expect("read an output file");
+    let (out, err) = (read("out"), read("err"));
+    assert!(status.success(), "run {name}: {status}\n{out}{err}");
+    (out, err)
+}
+
+#[test]
+fn concurrent_runs_share_the_store_and_parse_each_program_once() {
+    let dir = examples();
+    let dir = dir.path();
+    let programs: Vec<String> = (1..=8).map(|i| format!("p{i}.txt")).collect();
+    for (i, program) in programs.iter().enumerate() {
+        fs::write(dir.join(program), format!("print {i};\n")).unwrap();
+    }
+    let mut args = vec!["--log", "grammar.pest", "main"];
+    args.extend(programs.iter().map(String::as_str));
+    let first = run(dir, &args);
+    assert!(
+        stdout(&first).ends_with("9 tasks executed (grammar compiled, 8 programs parsed)\n"),
+        "{}",
+        stdout(&first)
+    );
+    for (i, program) in programs.iter().enumerate() {
+        fs::write(dir.join(program), format!("let x{i} = {i};\n")).unwrap();
+    }
+
+    let runs: Vec<(String, Child)> = (0..8)
+        .map(|i| {
+            let name = format!("run{i}");
+            let child = spawn(dir, &name, &args);
+            (name, child)
+        })
+        .collect();
+    let outputs: Vec<(String, String)> = runs
+        .into_iter()
+        .map(|(name, child)| finish(dir, &name, child))
+        .collect();
+
+    for program in &programs {
+        let parsed = outputs
+            .iter()
+            .filter(|(out, _)| out.contains(&format!("✓ {program} (parsed)")))
+            .count();
+        let executed = outputs
+            .iter()
+            .map(|(_, err)| err.matches(&format!("▶ Parse(grammar.pest, main, {program})")).count())
+            .sum::<usize>();
+        assert_eq!((parsed, executed), (1, 1), "{program} is parsed once in all");
+    }
+    let summaries: Vec<&str> = outputs
+        .iter()
+        .map(|(out, _)| out.lines().last().unwrap_or_default())
+        .collect();
+    let did_the_work = summaries
+        .iter()
+        .filter(|s| **s == "8 tasks executed (8 programs parsed)")
+        .count();
+    let found_it_done = summaries
+        .iter()
+        .filter(|s| **s == "nothing to do: 0 tasks executed")
+        .count();
+    assert_eq!((did_the_work, found_it_done), (1, 7), "{summaries:#?}");
+
+    let ninth = run(dir, &args);
+    assert!(
+        stdout(&ninth).ends_with("nothing to do: 0 tasks executed\n"),
+        "{}",
+        stdout(&ninth)
+    );
+    assert!(!stderr(&ninth).contains('▶'), "{}", stderr(&ninth));
+}
+
+#[test]
+fn a_run_waits_for_the_store_and_says_who_holds_it() {
+    let dir = examples();
+    let store = store(dir.path());
+    let holder = pie::StoreFile::open(&store).expect("take the store");
+    let child = spawn(dir.path(), "waiting", &["grammar.pest", "main", "program1.txt"]);
+    // The run can only say it waits; it cannot finish while the store is held.
+    let notice_end = format!("parser_dev.store', held by process {}\n", std::process::id());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !fs::read_to_string(dir.path().join("waiting.err"))
+        .unwrap_or_default()
+        .contains(&notice_end)
+    {
+        assert!(Instant::now() < deadline, "the run never said it waits");
+        // Polling the run's stderr; nothing is asserted about timing.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(holder);
+    let (out, err) = finish(dir.path(), "waiting", child);
+    assert!(err.starts_with("pie: waiting for the store '"), "{err}");
+    assert!(
+        err.ends_with(&notice_end) && err.lines().count() == 1,
+        "said once: {err}"
+    );
+    assert!(
+        out.ends_with("2 tasks executed (grammar compiled, 1 program parsed)\n"),
+        "{out}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_program_whose_name_is_not_utf8_is_parsed_and_stored() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = examples();
+    let name = OsStr::from_bytes(b"caf\xe9.txt");
+    fs::write(dir.path().join(name), "print 1;\n").unwrap();
+    let args = [OsStr::new("grammar.pest"), OsStr::new("main"), name];
+    let output = run(dir.path(), &args);
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    assert!(err.is_empty(), "the store is saved without a warning: {err}");
+    assert!(out.contains("✓ caf\u{fffd}.txt (parsed)"), "{out}");
+
+    let again = run(dir.path(), &args);
+    assert!(stderr(&again).is_empty(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).ends_with("nothing to do: 0 tasks executed\n"),
+        "{}",
+        stdout(&again)
+    );
 }

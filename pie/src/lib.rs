@@ -79,12 +79,16 @@ mod persist;
 mod session;
 pub mod stamp;
 mod store;
+#[cfg(feature = "serde")]
+mod store_file;
 pub mod tracker;
 
 pub use gc::Garbage;
 #[cfg(feature = "serde")]
 pub use persist::{LoadError, SaveError};
 pub use session::Session;
+#[cfg(feature = "serde")]
+pub use store_file::{LockError, StoreFile};
 
 use crate::session::Marks;
 use crate::stamp::{FileStamper, OutputStamper};
