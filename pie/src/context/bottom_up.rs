@@ -100,12 +100,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     /// Whether a dependency of `id` on `file` is inconsistent now: a read (and, with `provided`, a provide) whose
-    /// stamp of the file changed. Stamps only that file.
-    fn file_deps_inconsistent(&self, id: TaskId, file: FileId, provided: bool) -> bool {
-        let path = self.store.file_path(file);
+    /// stamp of the file changed. Stamps only that file, reporting each check to the tracker as top-down does.
+    fn file_deps_inconsistent(&mut self, id: TaskId, file: FileId, provided: bool) -> bool {
         (0..self.store.dep_count(id)).any(|index| match self.store.dep(id, index) {
-            Dep::RequireFile(dep) if dep.file == file => !matches!(dep.check(path), Ok(None)),
-            Dep::ProvideFile(dep) if provided && dep.file == file => !matches!(dep.check(path), Ok(None)),
+            Dep::RequireFile(dep) if dep.file == file => self.check_file(dep, Some((id, index))),
+            Dep::ProvideFile(dep) if provided && dep.file == file => self.check_file(dep, None),
             _ => false,
         })
     }
@@ -179,12 +178,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// On success, every task on the path found is remembered as live for the rest of the session, so that walks
     /// from tasks below them stop there (a chain costs O(n) in all, not O(n²)).
     fn reaches_live(&mut self, id: TaskId, through_scheduled: bool) -> bool {
-        let stops = |this: &Self, id: TaskId| {
-            this.store.is_root(id)
-                || this.marks.known_live(id)
-                || matches!(this.marks.get(id), Mark::InProgress | Mark::Done)
+        // A scheduled task counts only when walking through scheduled tasks: otherwise it will execute first and
+        // require `id` again, or not.
+        let stops = |this: &Self, id: TaskId| match this.marks.get(id) {
+            Mark::InProgress | Mark::Done => true,
+            Mark::Scheduled if !through_scheduled => false,
+            _ => this.store.is_root(id) || this.marks.known_live(id),
         };
-        if stops(self, id) {
+        if self.store.is_root(id) || self.marks.known_live(id) || stops(self, id) {
             return true;
         }
         // Depth-first with the parent of each visited task, to mark the path that succeeded.

@@ -222,7 +222,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Checks a file dependency: a provided file (`read: None`) or a file that dependency `index` of task `id`
     /// requires (`read: Some((id, index))`).
-    fn check_file(&mut self, dep: FileDep, read: Option<(TaskId, usize)>) -> bool {
+    pub(super) fn check_file(&mut self, dep: FileDep, read: Option<(TaskId, usize)>) -> bool {
         let provided = read.is_none();
         let unrequired_provider = read.is_some_and(|(id, index)| !self.reads_after_provider(id, index, dep.file));
         let path = self.store.file_path(dep.file);

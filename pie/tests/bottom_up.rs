@@ -1,0 +1,296 @@
+//! Bottom-up builds (`Session::update_affected_by`): only what the changed files affect executes, in dependency
+//! order, with early cutoff; everything else is neither executed nor re-checked; results and soundness verdicts
+//! are those of a top-down build.
+
+mod common;
+
+use std::fs;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use pie::dependency::Dependency;
+use pie::stamp::FileStamper;
+use pie::tracker::event::EventTracker;
+use pie::tracker::{CompositeTracker, Tracker};
+use pie::Pie;
+
+const HIDDEN: &str = "Hidden dependency";
+const OVERLAP: &str = "Overlapping provided file";
+
+/// Counts the file dependencies that were re-checked (each one is a stamp of the file).
+#[derive(Clone, Default)]
+struct FileChecks(Arc<Mutex<Vec<std::path::PathBuf>>>);
+
+impl FileChecks {
+    fn take(&self) -> Vec<std::path::PathBuf> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+impl Tracker<TestTask> for FileChecks {
+    fn check_dependency_start(&mut self, dependency: &Dependency<TestTask, TestResult>) {
+        if let Dependency::RequireFile(file) | Dependency::ProvideFile(file) = dependency {
+            self.0.lock().unwrap().push(file.path().to_path_buf());
+        }
+    }
+}
+
+type CountingPie = Pie<TestTask, TestResult, CompositeTracker<EventTracker<TestTask, TestResult>, FileChecks>>;
+
+fn counting_pie() -> (CountingPie, FileChecks) {
+    let checks = FileChecks::default();
+    (
+        Pie::with_tracker(CompositeTracker(EventTracker::default(), checks.clone())),
+        checks,
+    )
+}
+
+fn executed(pie: &CountingPie) -> Vec<TestTask> {
+    pie.tracker().0.executed_tasks().into_iter().cloned().collect()
+}
+
+/// Builds `roots` top-down, then runs `update_affected_by(changed)` in a new session and returns what executed.
+fn update(pie: &mut TestPie, changed: &[&std::path::Path]) -> Vec<TestTask> {
+    pie.new_session().update_affected_by(changed.iter().copied());
+    pie.executed()
+}
+
+#[test]
+fn nothing_changed_executes_and_checks_nothing() {
+    let dir = temp_dir();
+    let a = dir.path().join("a");
+    write_file(&a, "a");
+    let task = to_upper(read(&a));
+    let (mut pie, checks) = counting_pie();
+    pie.new_session().require(&task).unwrap();
+    checks.take();
+    pie.new_session().update_affected_by(std::iter::empty::<&str>());
+    assert!(executed(&pie).is_empty());
+    pie.new_session().update_affected_by([dir.path().join("unrelated")]);
+    assert!(executed(&pie).is_empty());
+    assert!(checks.take().is_empty(), "no file is stamped");
+}
+
+#[test]
+fn directly_and_transitively_affected_tasks_execute_in_dependency_order() {
+    let dir = temp_dir();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    write_file(&a, "a");
+    write_file(&b, "b");
+    let upper_a = to_upper(read(&a));
+    let root = seq([upper_a.clone(), to_upper(read(&b))]);
+    let (mut pie, checks) = counting_pie();
+    pie.new_session().require(&root).unwrap();
+    checks.take();
+
+    write_file(&a, "changed");
+    pie.new_session().update_affected_by([&a]);
+    assert_eq!(executed(&pie), vec![read(&a), upper_a.clone(), root.clone()]);
+    assert_eq!(checks.take(), vec![a.clone()], "only the changed file is stamped, once");
+    let mut session = pie.new_session();
+    assert_eq!(session.require(&upper_a), ok("CHANGED"));
+    drop(session);
+    // A top-down session afterwards finds nothing to do.
+    pie.new_session().require(&root).unwrap();
+    assert!(executed(&pie).is_empty());
+}
+
+#[test]
+fn early_cutoff_stops_propagation() {
+    let dir = temp_dir();
+    let a = dir.path().join("a");
+    write_file(&a, "abc");
+    let upper = to_upper(read(&a));
+    let lower = to_lower(upper.clone());
+    let mut pie = test_pie();
+    pie.require(&lower).unwrap();
+    write_file(&a, "ABC");
+    assert_eq!(update(&mut pie, &[&a]), vec![read(&a), upper]);
+}
+
+#[test]
+fn several_changes_at_once() {
+    let dir = temp_dir();
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    for f in [&a, &b, &c] {
+        write_file(f, "x");
+    }
+    let root = seq([read(&a), read(&b), read(&c)]);
+    let (mut pie, mut top_down) = (test_pie(), test_pie());
+    pie.require(&root).unwrap();
+    top_down.require(&root).unwrap();
+    write_file(&a, "1");
+    write_file(&c, "3");
+    let executed = update(&mut pie, &[&c, &a, &a]);
+    // `read(a)` first; its output changed, so the root executes and requires `read(c)`, scheduled, which executes
+    // then: the order of a top-down build.
+    assert_eq!(executed, vec![read(&a), root.clone(), read(&c)]);
+    top_down.require(&root).unwrap();
+    assert_eq!(executed, top_down.executed());
+    let mut session = pie.new_session();
+    assert_eq!(session.require(&read(&a)), ok("1"));
+    assert_eq!(session.require(&read(&c)), ok("3"));
+}
+
+#[test]
+fn a_provided_file_changed_by_someone_else_makes_its_provider_execute() {
+    let dir = temp_dir();
+    let out = dir.path().join("out");
+    let writer = write(ret("generated"), &out);
+    let mut pie = test_pie();
+    pie.require(&writer).unwrap();
+    write_file(&out, "tampered");
+    assert_eq!(update(&mut pie, &[&out]), vec![writer.clone()]);
+    assert_eq!(read_file_to_string(&out), "generated");
+    pie.require_then_assert_no_execute(&writer).unwrap();
+}
+
+#[test]
+fn a_file_written_by_an_executed_task_schedules_its_changed_readers() {
+    let dir = temp_dir();
+    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+    write_file(&input, "one");
+    let writer = write(read(&input), &out);
+    let reader = read_after(writer.clone(), &out);
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&reader), ok("one"));
+    write_file(&input, "two");
+    // The writer's output (Unit) does not change; the reader runs again because the file it reads changed.
+    assert_eq!(update(&mut pie, &[&input]), vec![read(&input), writer, reader.clone()]);
+    assert_eq!(pie.require(&reader), ok("two"));
+}
+
+#[test]
+fn a_task_requiring_a_scheduled_task_gets_it_up_to_date_first() {
+    let dir = temp_dir();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    write_file(&a, "a");
+    write_file(&b, "b");
+    // The root reads `b` first, then requires the reader of `a`: both are scheduled; the reader of `a` is needed
+    // only through the scheduled root, so it executes when the root requires it.
+    let inner = read(&a);
+    let root = TestTask::ReadThenRequire(b.clone(), FileStamper::Modified, Box::new(inner.clone()));
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    write_file(&a, "A");
+    write_file(&b, "B");
+    assert_eq!(update(&mut pie, &[&a, &b]), vec![root.clone(), inner.clone()]);
+    let mut top_down = test_pie();
+    top_down.require(&root).unwrap();
+    assert_eq!(pie.require(&root), top_down.require(&root));
+}
+
+#[test]
+fn a_new_task_executes_as_in_top_down() {
+    let dir = temp_dir();
+    let config = dir.path().join("config");
+    write_file(&config, "off");
+    let new = to_upper(ret("new"));
+    let root = TestTask::RequireIfOn(config.clone(), Box::new(new.clone()));
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    write_file(&config, "on");
+    assert_eq!(
+        update(&mut pie, &[&config]),
+        vec![root.clone(), new.clone(), ret("new")]
+    );
+    pie.require_then_assert_no_execute(&root).unwrap();
+}
+
+#[test]
+fn dead_tasks_are_never_executed() {
+    let dir = temp_dir();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    write_file(&a, "a");
+    write_file(&b, "b");
+    let (read_a, read_b) = (read(&a), read(&b));
+    let mut pie = test_pie();
+    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    pie.unobserve(&read_a);
+    write_file(&a, "A");
+    write_file(&b, "B");
+    assert_eq!(update(&mut pie, &[&a, &b]), vec![read_b]);
+    // Observed again, the dead task is checked top-down: its change was never propagated to it.
+    assert_eq!(pie.require(&read_a), ok("A"));
+}
+
+#[test]
+fn a_hidden_dependency_left_by_a_dropped_require_is_refused() {
+    let dir = temp_dir();
+    let config = dir.path().join("config");
+    let out = dir.path().join("out");
+    write_file(&config, "on");
+    let writer = write(ret("x"), &out);
+    let middle = TestTask::RequireIfOn(config.clone(), Box::new(writer.clone()));
+    let reader = TestTask::ReadAfter(Box::new(middle), out.clone(), FileStamper::Hash);
+    let root = seq([reader.clone(), writer.clone()]);
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    write_file(&config, "off");
+    let message = expect_panic(|| pie.new_session().update_affected_by([&config]));
+    assert_message(&message, HIDDEN, &[&debug(&reader), &debug(&writer)]);
+}
+
+#[test]
+fn an_overlap_made_by_a_re_executed_task_is_refused() {
+    let dir = temp_dir();
+    let (name, one, two) = (dir.path().join("name"), dir.path().join("one"), dir.path().join("two"));
+    write_file(&name, "one");
+    write_file(&one, "1");
+    // The second writer copies `name`'s contents to the file it names: after the edit, `one`, which the first
+    // writer provides.
+    let first = write(ret("first"), &one);
+    let second = TestTask::CopyUpper(name.clone(), two.clone());
+    let mut pie = test_pie();
+    pie.require(&seq([first.clone(), second.clone()])).unwrap();
+    // Make the second task provide `one` as well: swap it for a writer of `one` whose input changes.
+    let rival = write(read(&name), &one);
+    let message = expect_panic(|| pie.require(&seq([first.clone(), rival.clone()])));
+    assert_message(&message, OVERLAP, &[&debug(&first), &debug(&rival)]);
+    // Bottom-up: the rival, now observed, re-executes when its input changes and is refused again.
+    write_file(&name, "changed");
+    let message = expect_panic(|| pie.new_session().update_affected_by([&name]));
+    assert_message(&message, OVERLAP, &[&debug(&first), &debug(&rival)]);
+}
+
+#[test]
+fn after_a_panic_the_next_bottom_up_build_checks_everything_top_down() {
+    let dir = temp_dir();
+    let (a, flag) = (dir.path().join("a"), dir.path().join("flag"));
+    write_file(&a, "a");
+    let reader = read(&a);
+    let panicky = panic_if_exists(&flag, ret("p"));
+    let mut pie = test_pie();
+    pie.new_session().require_all(&[reader.clone(), panicky.clone()]);
+    write_file(&flag, "");
+    assert_eq!(
+        expect_panic(|| pie.new_session().update_affected_by([&flag])),
+        TASK_PANIC_MESSAGE
+    );
+    fs::remove_file(&flag).unwrap();
+    // `a` changed but is not reported: the panicked session left the store unsettled, so the next bottom-up
+    // build checks every root top-down and finds it.
+    write_file(&a, "A");
+    let executed = update(&mut pie, &[&flag]);
+    assert!(
+        executed.contains(&reader) && executed.contains(&panicky),
+        "{executed:?}"
+    );
+    // Settled again: an unreported change is now the caller's broken promise, and bottom-up trusts it.
+    write_file(&a, "again");
+    assert!(update(&mut pie, &[] as &[&std::path::Path]).is_empty());
+}
+
+#[test]
+fn a_top_down_session_that_checked_only_some_roots_is_completed_by_the_next_bottom_up_build() {
+    let dir = temp_dir();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    write_file(&a, "a");
+    write_file(&b, "b");
+    let (read_a, read_b) = (read(&a), read(&b));
+    let mut pie = test_pie();
+    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    write_file(&b, "B");
+    pie.require(&read_a).unwrap(); // a top-down session that never looked at `read_b`
+    assert_eq!(update(&mut pie, &[] as &[&std::path::Path]), vec![read_b]);
+}
