@@ -352,7 +352,7 @@ pub fn test_pie_tracker() -> TestTracker {
 pub trait TestPieExt {
     /// The events of the last build.
     fn events(&self) -> &EventTracker<TestTask, TestResult>;
-    /// Requires `task` in a new session.
+    /// Requires `task` in a new session; fails the test on a dependency-check error.
     fn require(&mut self, task: &TestTask) -> TestResult;
     /// Requires `task` in a new session, then runs `check` on the events of that build.
     fn require_then_assert(
@@ -376,7 +376,16 @@ impl TestPieExt for TestPie {
     }
 
     fn require(&mut self, task: &TestTask) -> TestResult {
-        self.new_session().require(task)
+        let mut session = self.new_session();
+        let output = session.require(task);
+        // A dependency check that failed made a task execute again: a test that does not expect it would be
+        // asserting the wrong thing. Tests of failing checks use a `Session` directly.
+        assert!(
+            session.dependency_check_errors().is_empty(),
+            "unexpected dependency-check errors: {:?}",
+            session.dependency_check_errors()
+        );
+        output
     }
 
     fn require_then_assert(
