@@ -45,7 +45,7 @@ pub(crate) struct Scheduler {
     /// Scheduled tasks by (topological order when queued, id); the smallest first. Entries of tasks that are no
     /// longer scheduled are skipped when popped.
     queue: BinaryHeap<Reverse<(u64, u32)>>,
-    /// For each task executing (innermost last): the tasks it required in its previous execution.
+    /// For each task executing (innermost last): the tasks it required in its previous execution, sorted.
     previously_required: Vec<Vec<TaskId>>,
 }
 
@@ -135,9 +135,17 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    /// The lowest topological order of any queued task (a lower bound: skipped entries may still be queued).
+    /// The lowest topological order of any queued task (a lower bound: an entry whose order went stale may still
+    /// be queued). Drops entries of tasks that are no longer scheduled from the top first, so that tasks executed
+    /// on demand do not keep the bound low.
     fn lowest_queued_order(&mut self) -> Option<u64> {
-        self.scheduler().queue.peek().map(|Reverse((order, _))| *order)
+        loop {
+            let Reverse((order, raw)) = *self.scheduler().queue.peek()?;
+            if self.marks.get(TaskId::from_raw(raw)) == Mark::Scheduled {
+                return Some(order);
+            }
+            self.scheduler().queue.pop();
+        }
     }
 
     fn scheduler(&mut self) -> &mut Scheduler {
@@ -166,7 +174,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// this session (or is required by a task of this session through a recorded dependency).
     fn trusted(&mut self, id: TaskId) -> bool {
         if let Some(previous) = self.state.bottom_up.as_ref().and_then(|s| s.previously_required.last()) {
-            if previous.contains(&id) {
+            if previous.binary_search(&id).is_ok() {
                 return true;
             }
         }
