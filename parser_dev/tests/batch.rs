@@ -430,3 +430,111 @@ fn a_program_whose_name_is_not_utf8_is_parsed_and_stored() {
         stdout(&again)
     );
 }
+
+/// A generated program of `lines` statements, each with a parse tree of a dozen lines: a program whose stored
+/// parse tree is large.
+fn large_program(lines: usize) -> String {
+    (0..lines)
+        .map(|i| format!("let v{i} = {i} + {i} * ({i} - 2.5);\n"))
+        .collect()
+}
+
+fn file_size(path: &Path) -> u64 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .len()
+}
+
+#[test]
+fn a_program_no_longer_named_is_forgotten_and_the_store_shrinks() {
+    let dir = examples();
+    let dir = dir.path();
+    fs::write(dir.join("large.txt"), large_program(10_000)).unwrap();
+    let both = ["grammar.pest", "main", "large.txt", "program2.txt"];
+    let only_p2 = ["grammar.pest", "main", "program2.txt"];
+
+    let first = run(dir, &both);
+    assert!(
+        stdout(&first).ends_with("3 tasks executed (grammar compiled, 2 programs parsed)\n"),
+        "{}",
+        stdout(&first)
+    );
+    let with_large = file_size(&store(dir));
+
+    // Naming only program2: nothing needs building, and the large program's parse is removed before saving.
+    let second = run(dir, &only_p2);
+    assert!(
+        stdout(&second).ends_with("nothing to do: 0 tasks executed\n"),
+        "{}",
+        stdout(&second)
+    );
+    let without_large = file_size(&store(dir));
+
+    // What a run naming only program2 saves from scratch (same paths, another store).
+    let fresh = run(dir, &["--store", "fresh.store", "grammar.pest", "main", "program2.txt"]);
+    assert_eq!(fresh.status.code(), Some(0), "{}", stdout(&fresh));
+    let fresh_size = file_size(&dir.join("fresh.store"));
+    eprintln!(
+        "store sizes: with large.txt {with_large}, after naming only program2.txt {without_large}, fresh {fresh_size}"
+    );
+    assert!(
+        without_large < with_large / 10,
+        "the store shrinks: {with_large} -> {without_large} bytes"
+    );
+    assert!(
+        without_large <= 2 * fresh_size,
+        "the store holds about what a fresh run saves: {without_large} vs {fresh_size} bytes"
+    );
+
+    let third = run(dir, &only_p2);
+    assert!(
+        stdout(&third).ends_with("nothing to do: 0 tasks executed\n"),
+        "{}",
+        stdout(&third)
+    );
+    assert_eq!(file_size(&store(dir)), without_large, "nothing more to forget");
+
+    // The large program's result was removed, so naming it again parses it again (and only it).
+    let fourth = run(dir, &both);
+    let out = stdout(&fourth);
+    assert!(out.contains("✓ large.txt (parsed)"), "{out}");
+    assert!(out.contains("✓ program2.txt (cached)"), "{out}");
+    assert!(out.ends_with("1 task executed (1 program parsed)\n"), "{out}");
+}
+
+#[test]
+fn another_grammar_or_rule_replaces_the_old_results_in_the_store() {
+    let dir = examples();
+    let dir = dir.path();
+    fs::copy(dir.join("grammar.pest"), dir.join("other.pest")).unwrap();
+    let with = |grammar, rule| ["--store", "shared.store", grammar, rule, "program1.txt", "program2.txt"];
+    let everything = "3 tasks executed (grammar compiled, 2 programs parsed)\n";
+    let programs_only = "2 tasks executed (2 programs parsed)\n";
+
+    assert!(stdout(&run(dir, &with("grammar.pest", "main"))).ends_with(everything));
+    assert!(stdout(&run(dir, &with("other.pest", "main"))).ends_with(everything));
+    // grammar.pest's tasks were forgotten when other.pest's run saved the store.
+    let output = run(dir, &with("grammar.pest", "main"));
+    assert!(stdout(&output).ends_with(everything), "{}", stdout(&output));
+
+    // Likewise the parses with rule `main` once the programs are parsed with another rule.
+    let output = run(dir, &with("grammar.pest", "let_stmt"));
+    assert!(stdout(&output).ends_with(programs_only), "{}", stdout(&output));
+    let output = run(dir, &with("grammar.pest", "main"));
+    assert!(stdout(&output).ends_with(programs_only), "{}", stdout(&output));
+}
+
+#[test]
+fn log_says_how_many_tasks_were_forgotten() {
+    let dir = examples();
+    let dir = dir.path();
+    assert_eq!(run_examples(dir).status.code(), Some(0));
+    let output = run(dir, &["--log", "grammar.pest", "main", "program2.txt"]);
+    let err = stderr(&output);
+    assert!(
+        err.ends_with("forgot 1 task of programs, rules or grammars no longer named\n"),
+        "{err}"
+    );
+    let again = run(dir, &["--log", "grammar.pest", "main", "program2.txt"]);
+    assert!(!stderr(&again).contains("forgot"), "{}", stderr(&again));
+}

@@ -30,7 +30,11 @@ fn config(dir: &Path) -> Config {
 }
 
 fn open(dir: &Path) -> App {
-    let (workspace, warning) = Workspace::open(&config(dir), LogTarget::Memory(Vec::new()));
+    open_config(&config(dir))
+}
+
+fn open_config(config: &Config) -> App {
+    let (workspace, warning) = Workspace::open(config, LogTarget::Memory(Vec::new()));
     assert_eq!(warning, None);
     App::new(workspace).expect("open the buffers")
 }
@@ -274,4 +278,42 @@ fn a_cramped_terminal_shows_only_the_active_buffer() {
     let small = screen(&app, 40, 8);
     assert!(!small.contains("┌ grammar "), "{small}");
     assert!(small.contains("let x = 1 + 2;"), "{small}");
+}
+
+#[test]
+fn files_no_longer_open_are_forgotten_when_the_store_is_saved() {
+    let dir = examples();
+    let store = dir.path().join(".pie").join("parser_dev.store");
+    let large = dir.path().join("large.txt");
+    let text: String = (0..2000).map(|i| format!("let v{i} = {i} * ({i} + 1);\n")).collect();
+    fs::write(&large, text).unwrap();
+    let mut with_large = config(dir.path());
+    with_large.programs.push(large);
+
+    let mut app = open_config(&with_large);
+    assert!(log_text(&app).ends_with("build 1: 4 tasks executed (grammar compiled, 3 programs parsed)"));
+    assert_eq!(app.handle_input(key(Key::Esc)), Control::Quit);
+    let size_with_large = fs::metadata(&store).unwrap().len();
+
+    // Opened on the two example programs only: nothing to build, and quitting saves a store without large.txt.
+    let mut app = open(dir.path());
+    assert!(
+        log_text(&app).ends_with("build 1: nothing to do: 0 tasks executed"),
+        "{}",
+        log_text(&app)
+    );
+    assert_eq!(app.handle_input(key(Key::Esc)), Control::Quit);
+    let size_without = fs::metadata(&store).unwrap().len();
+    assert!(
+        size_without < size_with_large / 4,
+        "the store shrinks: {size_with_large} -> {size_without} bytes"
+    );
+
+    // Opening large.txt again parses it again, and only it.
+    let app = open_config(&with_large);
+    assert!(
+        log_text(&app).ends_with("build 1: 1 task executed (1 program parsed)"),
+        "{}",
+        log_text(&app)
+    );
 }
