@@ -398,6 +398,13 @@ fn child_process() {
             report.push_str(&format!("panic {}\n", message.replace('\n', " ")));
         }
         "saver" => save_forever(&dir),
+        "evolving-old-layout" => {
+            let mut pie: Pie<Evolving, u32> = Pie::default();
+            pie.new_session().require(&Evolving::Leaf(5));
+            if let Err(e) = pie.save(&store) {
+                panic!("saving failed: {e}");
+            }
+        }
         other => panic!("unknown child role {other}"),
     }
     report.push_str("done\n");
@@ -668,16 +675,113 @@ fn random_bytes_wrong_magic_and_trailing_bytes_are_refused() {
 fn store_of_another_format_version_is_refused() {
     let project = Project::new();
     let mut bytes = small_store(&project);
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let error = assert_refused(&project, &bytes, "format version 2");
-    assert!(matches!(
-        error,
-        LoadError::UnsupportedVersion {
-            found: 2,
-            supported: 1,
-            ..
+    for (version, message) in [(1u32, "format version 1"), (3, "format version 3")] {
+        bytes[8..12].copy_from_slice(&version.to_le_bytes());
+        let error = assert_refused(&project, &bytes, message);
+        assert!(
+            matches!(error, LoadError::UnsupportedVersion { found, supported: 2, .. } if found == version),
+            "{error}"
+        );
+    }
+}
+
+/// A task type whose serialised shape depends on the process, as a build script's task type does on the version
+/// of the script that was compiled: in a child process with the role `evolving-old-layout` it has the variant
+/// `Leaf` only; elsewhere it gained `Extra`, before `Leaf`. Its type name is the same in both.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum Evolving {
+    /// Outputs its number.
+    Leaf(u32),
+    /// Outputs its number plus 1000 (only in the new layout).
+    Extra(u32),
+}
+
+/// The old layout of [`Evolving`].
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Evolving")]
+enum OldLayout {
+    Leaf(u32),
+}
+
+/// The new layout of [`Evolving`].
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Evolving")]
+enum NewLayout {
+    Extra(u32),
+    Leaf(u32),
+}
+
+fn old_layout() -> bool {
+    std::env::var_os("PIE_PERSIST_CHILD").is_some_and(|role| role == "evolving-old-layout")
+}
+
+impl Serialize for Evolving {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match (old_layout(), self) {
+            (true, Evolving::Leaf(n)) => OldLayout::Leaf(*n).serialize(serializer),
+            (true, Evolving::Extra(_)) => Err(serde::ser::Error::custom("no Extra in the old layout")),
+            (false, Evolving::Leaf(n)) => NewLayout::Leaf(*n).serialize(serializer),
+            (false, Evolving::Extra(n)) => NewLayout::Extra(*n).serialize(serializer),
         }
-    ));
+    }
+}
+
+impl<'de> Deserialize<'de> for Evolving {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(if old_layout() {
+            match OldLayout::deserialize(deserializer)? {
+                OldLayout::Leaf(n) => Evolving::Leaf(n),
+            }
+        } else {
+            match NewLayout::deserialize(deserializer)? {
+                NewLayout::Extra(n) => Evolving::Extra(n),
+                NewLayout::Leaf(n) => Evolving::Leaf(n),
+            }
+        })
+    }
+}
+
+impl Task for Evolving {
+    type Output = u32;
+    fn execute<C: Context<Self>>(&self, _context: &mut C) -> u32 {
+        match self {
+            Evolving::Leaf(n) => *n,
+            Evolving::Extra(n) => n + 1000,
+        }
+    }
+}
+
+/// Regression (issue 8): a store written by a build script whose task enum later gained a variant before the
+/// others, under the same type name, was loaded (the fingerprint hashed type names only) and `Leaf(5)` decoded as
+/// `Extra(5)`, whose cached output 5 was then served instead of 1005. The old build script is a child process that
+/// sees the old layout.
+#[test]
+fn store_of_a_task_type_that_changed_shape_under_its_name_is_refused() {
+    let project = Project::new();
+    run_child("evolving-old-layout", project.dir.path());
+    match Pie::<Evolving, u32>::load(project.store(), NoopTracker) {
+        Err(error) => {
+            assert!(matches!(error, LoadError::TypeMismatch { .. }), "{error}");
+            let message = error.to_string();
+            assert!(message.contains(&project.store().display().to_string()), "{message}");
+            assert!(message.contains("Evolving"), "{message}");
+        }
+        Ok(mut pie) => {
+            let output = pie.new_session().require(&Evolving::Extra(5));
+            panic!("the old store was loaded; Extra(5) gave {output}, not 1005");
+        }
+    }
+    // The new layout builds and saves afresh.
+    fs::remove_file(project.store()).unwrap();
+    let mut pie: Pie<Evolving, u32> = Pie::default();
+    assert_eq!(pie.new_session().require(&Evolving::Extra(5)), 1005);
+    pie.save(project.store()).unwrap();
+    assert_eq!(
+        Pie::<Evolving, u32>::load(project.store(), NoopTracker)
+            .unwrap()
+            .task_count(),
+        1
+    );
 }
 
 /// A task type of another build script.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::shape::{self, Shape};
 use super::*;
 use crate::path::NormalPath;
 use crate::stamp::{FileStamp, FileStamper, OutputStamper};
@@ -104,11 +105,221 @@ fn format_is_pinned() {
         "0705",                                                   // next order 7, next version 5
     );
     assert_eq!(hex(&payload), expected);
-    assert_eq!(FORMAT_VERSION, 1);
+    assert_eq!(FORMAT_VERSION, 2);
     let header = seal(&[7; 32], &payload);
-    assert_eq!(&header[..12], b"PIESTORE\x01\x00\x00\x00");
+    assert_eq!(&header[..12], b"PIESTORE\x02\x00\x00\x00");
     assert_eq!(&header[12..44], &[7; 32]);
     assert_eq!(header[44..52], (payload.len() as u64).to_le_bytes());
+}
+
+#[test]
+fn type_fingerprint_is_pinned() {
+    // The fingerprint of `Node` tasks with `u64` outputs, the same in every process and every build. When this
+    // fails, the meaning of the fingerprint changed (a new serde-reflection that traces differently?): stores of
+    // unchanged types would be refused once. Bump `FORMAT_VERSION` if that is intended, and update the bytes here.
+    assert!(matches!(Shape::of::<Node>(), Shape::Traced(_)));
+    assert_eq!(
+        hex(&type_fingerprint::<Node>()),
+        "0b2573ac5efd0f63e2fffedb8dd42870f67f62857e563bae0c616a62b05c22f9"
+    );
+}
+
+/// Defines, in a module of its own, a task type `Task` with these variants (and `u64` outputs): types with one name
+/// whose shapes differ, as a build script's task type before and after an edit.
+macro_rules! task_type {
+    ($module:ident { $($variants:tt)* }) => {
+        mod $module {
+            use serde::{Deserialize, Serialize};
+
+            #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+            pub(super) enum Task {
+                $($variants)*
+            }
+
+            impl crate::Task for Task {
+                type Output = u64;
+                fn execute<C: crate::Context<Self>>(&self, _context: &mut C) -> u64 {
+                    0
+                }
+            }
+        }
+    };
+}
+
+task_type!(v1 { Leaf(u32), Sum(Vec<Task>) });
+task_type!(v1_elsewhere { Leaf(u32), Sum(Vec<Task>) });
+task_type!(v2_new_first_variant { Extra(u32), Leaf(u32), Sum(Vec<Task>) });
+task_type!(v2_new_last_variant { Leaf(u32), Sum(Vec<Task>), Extra(u32) });
+task_type!(v2_wider_field { Leaf(u64), Sum(Vec<Task>) });
+task_type!(v2_renamed_variant { Leaf(u32), Total(Vec<Task>) });
+task_type!(v2_struct_variant { Leaf { n: u32 }, Sum(Vec<Task>) });
+task_type!(v2_renamed_field_a { Leaf { n: u32 }, Sum(Vec<Task>) });
+task_type!(v2_renamed_field_b { Leaf { m: u32 }, Sum(Vec<Task>) });
+task_type!(v2_nested_enum { Leaf(u32, super::Mode), Sum(Vec<Task>) });
+
+/// A flag of the nested enum in `v2_nested_enum`.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+enum Mode {
+    Fast,
+    Exact,
+}
+
+/// The shape of `T` traced, or a failed test.
+fn traced<T: Serialize + DeserializeOwned>() -> Shape {
+    let shape = Shape::of::<T>();
+    assert!(matches!(shape, Shape::Traced(_)), "{} was not traced", type_name::<T>());
+    shape
+}
+
+/// Regression (issue 8): the fingerprint hashed type names only, so a store of a build script whose task enum
+/// gained a variant before the others (same type name) was loaded and its tasks decoded as the new variant. Types
+/// with one name and different shapes cannot live in one test binary, so types of one shape in different modules
+/// stand in: their fingerprints must be equal (this failed before, when module paths were hashed) and those of
+/// every changed shape must differ. That the difference comes from the shape alone is what the equal pair shows.
+#[test]
+fn type_fingerprint_covers_the_shape_and_not_the_module_path() {
+    let v1 = type_fingerprint::<v1::Task>();
+    assert_eq!(
+        v1,
+        type_fingerprint::<v1_elsewhere::Task>(),
+        "one shape, one fingerprint"
+    );
+    let changed = [
+        ("a new first variant", type_fingerprint::<v2_new_first_variant::Task>()),
+        ("a new last variant", type_fingerprint::<v2_new_last_variant::Task>()),
+        ("a wider field", type_fingerprint::<v2_wider_field::Task>()),
+        ("a renamed variant", type_fingerprint::<v2_renamed_variant::Task>()),
+        ("a struct variant", type_fingerprint::<v2_struct_variant::Task>()),
+        ("a nested enum", type_fingerprint::<v2_nested_enum::Task>()),
+    ];
+    for (change, fingerprint) in changed {
+        assert_ne!(v1, fingerprint, "{change} was not seen");
+    }
+    assert_ne!(
+        type_fingerprint::<v2_renamed_field_a::Task>(),
+        type_fingerprint::<v2_renamed_field_b::Task>(),
+        "a renamed field was not seen"
+    );
+    // The output type counts too.
+    let task = traced::<v1::Task>();
+    assert_ne!(
+        fingerprint(&task, &traced::<u64>()),
+        fingerprint(&task, &traced::<u32>())
+    );
+    // A nested enum's variants count, under their indices.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename = "Mode")]
+    enum ModeGrown {
+        Fast,
+        Exact,
+        Careful,
+    }
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename = "Mode")]
+    enum ModeReordered {
+        Exact,
+        Fast,
+    }
+    let output = traced::<u64>();
+    let with = |mode: Shape| fingerprint(&mode, &output);
+    let mode = with(traced::<Mode>());
+    assert_ne!(mode, with(traced::<ModeGrown>()));
+    assert_ne!(mode, with(traced::<ModeReordered>()));
+}
+
+/// The same change end to end: a store saved for `v1::Task` is used by a `Pie` of the same shape elsewhere and
+/// refused by one whose task type gained a first variant, with an error naming the file.
+#[test]
+fn store_of_a_changed_task_type_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let mut pie: Pie<v1::Task, u64> = Pie::default();
+    pie.new_session().require(&v1::Task::Sum(vec![v1::Task::Leaf(5)]));
+    pie.save(&path).unwrap();
+
+    let same: Pie<v1_elsewhere::Task, u64> = Pie::load(&path, crate::tracker::NoopTracker).unwrap();
+    assert_eq!(same.task_count(), 1);
+    let error = Pie::<v2_new_first_variant::Task, u64>::load(&path, crate::tracker::NoopTracker)
+        .map(|pie| pie.task_count())
+        .expect_err("a store of another shape was loaded");
+    assert!(matches!(error, LoadError::TypeMismatch { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("variants or fields changed"), "{message}");
+}
+
+#[test]
+fn types_that_cannot_be_traced_fall_back_to_their_names() {
+    /// Tracing would pick the first variant forever.
+    #[derive(Serialize, Deserialize)]
+    enum FirstVariantRecurses {
+        More(Box<FirstVariantRecurses>),
+        End,
+    }
+    /// Refuses the zero that tracing makes up.
+    #[derive(Serialize)]
+    struct NonZero(u32);
+    impl<'de> Deserialize<'de> for NonZero {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            match u32::deserialize(deserializer)? {
+                0 => Err(serde::de::Error::custom("zero")),
+                n => Ok(NonZero(n)),
+            }
+        }
+    }
+    /// Two containers named `Result`.
+    type TwoResults = (Result<u8, String>, Result<String, u8>);
+    /// Panics in its `Deserialize`.
+    #[derive(Serialize)]
+    struct Panics;
+    impl<'de> Deserialize<'de> for Panics {
+        fn deserialize<D: serde::Deserializer<'de>>(_deserializer: D) -> Result<Self, D::Error> {
+            panic!("a Deserialize impl that panics")
+        }
+    }
+    assert_eq!(
+        Shape::of::<FirstVariantRecurses>(),
+        Shape::Named(type_name::<FirstVariantRecurses>())
+    );
+    assert_eq!(Shape::of::<NonZero>(), Shape::Named(type_name::<NonZero>()));
+    assert_eq!(Shape::of::<TwoResults>(), Shape::Named(type_name::<TwoResults>()));
+    assert_eq!(Shape::of::<Panics>(), Shape::Named(type_name::<Panics>()));
+    // A name and a traced shape never give one fingerprint.
+    let output = traced::<u64>();
+    assert_ne!(
+        fingerprint(&Shape::Named("u64"), &output),
+        fingerprint(&Shape::Traced(b"u64".to_vec()), &output)
+    );
+}
+
+#[test]
+fn enums_nested_in_later_variants_are_traced_completely() {
+    #[derive(Serialize, Deserialize)]
+    enum Outer {
+        Plain(u8),
+        Flagged { mode: Mode, other: Option<Mode> },
+        Moded(Mode, Vec<Outer>),
+    }
+    /// `Outer` with the nested enum's variants swapped.
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename = "Outer")]
+    enum Reordered {
+        Plain(u8),
+        Flagged {
+            mode: ModeSwapped,
+            other: Option<ModeSwapped>,
+        },
+        Moded(ModeSwapped, Vec<Reordered>),
+    }
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename = "Mode")]
+    enum ModeSwapped {
+        Exact,
+        Fast,
+    }
+    let (_, registry) = shape::trace::<Outer>().unwrap();
+    assert_eq!(registry.len(), 2, "{registry:?}");
+    assert_ne!(traced::<Outer>(), traced::<Reordered>());
 }
 
 fn hex(bytes: &[u8]) -> String {
