@@ -541,6 +541,29 @@ fn payload_with_leftover_bytes_is_refused() {
     ));
 }
 
+#[test]
+fn counters_without_headroom_are_refused() {
+    for (next_order, next_version) in [(u64::MAX, 2), (4, u64::MAX), (u64::MAX / 2 + 1, 2), (4, 0)] {
+        let image = StoreImage {
+            next_order,
+            next_version,
+            ..valid_image()
+        };
+        match load_image(&image) {
+            Err(LoadError::InvalidGraph { reason, .. }) => assert!(reason.contains("counters"), "{reason}"),
+            Err(e) => panic!("counters {next_order}, {next_version}: expected an invalid graph, got {e}"),
+            Ok(_) => panic!("counters {next_order}, {next_version}: loaded"),
+        }
+    }
+    // Just below the limit, a store loads, and builds that create tasks and outputs do not overflow.
+    let mut image = valid_image();
+    image.next_order = u64::MAX / 2 - 100;
+    image.next_version = u64::MAX / 2 - 100;
+    image.task_data[3].order = u64::MAX / 2 - 101;
+    let mut pie = load_image(&image).unwrap();
+    build_everything(&mut pie);
+}
+
 /// A random, mostly valid image: tasks are leaves (their executions require nothing), dependencies mostly point to
 /// tasks ordered earlier, with occasional out-of-range ids, duplicates and broken orders.
 fn random_image(seed: u64, size: usize) -> StoreImage {
