@@ -49,25 +49,28 @@
 //!
 //! # Crash safety
 //!
-//! [`Pie::save`] never writes to the store file itself. It writes the complete new file to a temporary file in the
-//! same folder (`.NAME.tmp.PID.N`), flushes it to the disk (fsync), renames it over the store and flushes the
-//! folder. A rename within one file system replaces the folder entry atomically: every reader, and the file system
-//! after a crash, finds the name pointing either to the complete old file or to the complete new one. Flushing the
-//! temporary file before the rename means that after a power loss the name cannot point to a file whose contents
-//! never reached the disk; flushing the folder makes the rename itself durable before `save` returns. A process
-//! killed during `save` leaves the old store and at worst a stray temporary file, which is never read and may be
-//! deleted. Should the file be damaged anyway (a disk error, a file system without these guarantees, an edit by
-//! hand), the checksum refuses it. Two processes saving to one path concurrently each write a complete file; the
-//! last rename wins.
+//! [`Pie::save`] never writes to the store file itself. It writes the complete new file to a temporary file in the same
+//! folder (`.NAME.pie-tmp.PID.N`), flushes it to the disk (fsync), renames it over the store and flushes the folder. A
+//! rename within one file system replaces the folder entry atomically: every reader, and the file system after a crash,
+//! finds the name pointing either to the complete old file or to the complete new one. Flushing the temporary file
+//! before the rename means that after a power loss the name cannot point to a file whose contents never reached the
+//! disk; flushing the folder makes the rename itself durable before `save` returns. A process killed during `save`
+//! leaves the old store and at worst a stray temporary file, which is never read; the next `save` of the same store
+//! removes it, once the process that made it no longer runs (as far as can be told: on Linux) or it has not been
+//! written for an hour. A temporary file of a save in progress in another process is kept; removing one would not harm
+//! the store, only make that save fail. Should the file be damaged anyway (a disk error, a file system without these
+//! guarantees, an edit by hand), the checksum refuses it. Two processes saving to one path concurrently each write a
+//! complete file; the last rename wins.
 
 use std::any::{type_name, TypeId};
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -333,9 +336,9 @@ where
     /// [`load`](Self::load). The tracker is not saved.
     ///
     /// The whole store is written every time (about 25 ms for 100,000 tasks), also after a build that changed
-    /// nothing. The new store is first written to a temporary file `.NAME.tmp.PID.N` beside `path`; a crash can
-    /// leave such a file behind, which is never read and may be deleted. A symbolic link at `path` is replaced by
-    /// the store file, not followed.
+    /// nothing. The new store is first written to a temporary file `.NAME.pie-tmp.PID.N` beside `path`; a crash can
+    /// leave such a file behind, which is never read, and which a later `save` to `path` removes (see the module
+    /// doc). A symbolic link at `path` is replaced by the store file, not followed.
     ///
     /// # Errors
     /// A [`SaveError`] naming the file and the failed step when a task or output cannot be serialised or a file
@@ -518,6 +521,14 @@ where
     Ok(store)
 }
 
+/// The folder of the file at `path`.
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
 /// Replaces the file at `path` with `parts`, concatenated, atomically (see the module doc).
 fn write_atomically(path: &Path, parts: &[&[u8]]) -> Result<(), SaveError> {
     let failed = |step: String| {
@@ -531,10 +542,7 @@ fn write_atomically(path: &Path, parts: &[&[u8]]) -> Result<(), SaveError> {
         let source = io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file");
         return Err(failed("choosing the file name".to_string())(source));
     };
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+    let folder = folder_of(path);
     let created_folder = !folder.is_dir();
     if created_folder {
         fs::create_dir_all(folder).map_err(failed(format!("creating the folder '{}'", folder.display())))?;
@@ -554,18 +562,71 @@ fn write_atomically(path: &Path, parts: &[&[u8]]) -> Result<(), SaveError> {
         if let Some(parent) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_folder(parent).map_err(failed(format!("syncing the folder '{}'", parent.display())))?;
         }
+    } else {
+        remove_stale_temp_files(folder, name);
     }
     Ok(())
 }
 
-/// A temporary file name beside the store, unique among live processes and among saves within this process.
-fn temp_name(name: &std::ffi::OsStr) -> OsString {
+/// The marker between the store's name and the process id in a temporary file name: `.NAME.pie-tmp.PID.N`.
+const TEMP_MARKER: &str = ".pie-tmp.";
+
+/// A temporary file name beside the store, unique among live processes and among saves within this process:
+/// `.NAME.pie-tmp.PID.N`.
+fn temp_name(name: &OsStr) -> OsString {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut temp = OsString::from(".");
     temp.push(name);
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    temp.push(format!(".tmp.{}.{count}", std::process::id()));
+    temp.push(format!("{TEMP_MARKER}{}.{count}", std::process::id()));
     temp
+}
+
+/// The id of the process that made `file`, when it is a temporary file of the store `name` (see [`temp_name`]).
+fn temp_file_pid(file: &OsStr, name: &OsStr) -> Option<u32> {
+    let rest = file.as_encoded_bytes().strip_prefix(b".")?;
+    let rest = rest.strip_prefix(name.as_encoded_bytes())?;
+    let rest = std::str::from_utf8(rest.strip_prefix(TEMP_MARKER.as_bytes())?).ok()?;
+    let (pid, count) = rest.split_once('.')?;
+    count.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// How long a temporary file may go unwritten before it is taken to be a leftover even if a process of its id
+/// lives (ids are reused) or whether it lives cannot be told.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
+
+/// Removes the temporary files of the store `name` in `folder` that crashed or killed saves left behind: those of
+/// another process that no longer runs, or that have not been written for [`STALE_TEMP_AGE`]. The temporary file of
+/// a save in progress is left alone: its process runs (this process's own are never removed) and it is being
+/// written. Were one removed anyway, that save's rename would fail and report it; the store stays whole either
+/// way. Best effort: a leftover is never read, so failing to remove one is not an error.
+fn remove_stale_temp_files(folder: &Path, name: &OsStr) {
+    let Ok(entries) = fs::read_dir(folder) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let Some(pid) = temp_file_pid(&entry.file_name(), name) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        let idle = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| now.duration_since(modified).is_ok_and(|age| age >= STALE_TEMP_AGE));
+        if idle || process_is_gone(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether no process with id `pid` runs, as far as can be told: on Linux through `/proc`; elsewhere it cannot be
+/// told without more dependencies, and only the age of a temporary file counts.
+fn process_is_gone(pid: u32) -> bool {
+    cfg!(target_os = "linux") && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn write_and_sync(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
