@@ -335,10 +335,11 @@ where
     /// a crash at any moment the file holds either the previous store or the new one. Load it with
     /// [`load`](Self::load). The tracker is not saved.
     ///
-    /// The whole store is written every time (about 25 ms for 100,000 tasks), also after a build that changed
-    /// nothing. The new store is first written to a temporary file `.NAME.pie-tmp.PID.N` beside `path`; a crash can
-    /// leave such a file behind, which is never read, and which a later `save` to `path` removes (see the module
-    /// doc). A symbolic link at `path` is replaced by the store file, not followed.
+    /// The whole store is encoded every time; it is written (about 25 ms for 100,000 tasks) unless the file at `path`
+    /// already holds exactly these bytes, as after a build that changed nothing since the store was loaded from `path`
+    /// or last saved there. The new store is first written to a temporary file `.NAME.pie-tmp.PID.N` beside `path`; a
+    /// crash can leave such a file behind, which is never read, and which a later `save` to `path` removes (see the
+    /// module doc). A symbolic link at `path` is replaced by the store file, not followed.
     ///
     /// # Errors
     /// A [`SaveError`] naming the file and the failed step when a task or output cannot be serialised or a file
@@ -377,6 +378,13 @@ where
             reason: e.to_string(),
         })?;
         let header = seal(&type_fingerprint::<T>(), &payload);
+        if holds_exactly(path, &header, &payload) {
+            // Nothing changed since this store was loaded or last saved: no write, no new modification time.
+            if let Some(name) = path.file_name() {
+                remove_stale_temp_files(folder_of(path), name);
+            }
+            return Ok(());
+        }
         write_atomically(path, &[&header, &payload])
     }
 }
@@ -519,6 +527,35 @@ where
         reason,
     })?;
     Ok(store)
+}
+
+/// Whether the file at `path` is a regular file that already holds `header` followed by `payload`, so that saving
+/// them would change nothing; such a file is then flushed to the disk, as `save` would have, in case another
+/// program wrote it. Any doubt (an error, a symbolic link, another length or header) is a no, and `save` writes.
+/// The header holds the checksum of the whole file, so a changed store is told apart by its first bytes and costs
+/// one small read; an unchanged one is compared in full all the same, so that a damaged copy on the disk is
+/// rewritten.
+fn holds_exactly(path: &Path, header: &[u8], payload: &[u8]) -> bool {
+    let same_length = fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_file() && m.len() == (header.len() + payload.len()) as u64);
+    if !same_length {
+        return false;
+    }
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let mut buffer = vec![0; HEADER_LEN];
+    if file.read_exact(&mut buffer).is_err() || buffer != header {
+        return false;
+    }
+    buffer.resize(1 << 16, 0);
+    for expected in payload.chunks(buffer.len()) {
+        let read = &mut buffer[..expected.len()];
+        if file.read_exact(read).is_err() || read != expected {
+            return false;
+        }
+    }
+    file.sync_all().is_ok()
 }
 
 /// The folder of the file at `path`.

@@ -311,6 +311,64 @@ fn missing_store_loads_as_an_empty_pie_and_save_creates_its_folders() {
     assert_eq!(names.len(), 1, "{names:?}");
 }
 
+/// Identifies the file at `path`: a save that writes replaces it with a new file (a rename), one that finds
+/// nothing to write leaves it.
+#[cfg(unix)]
+fn file_identity(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = fs::metadata(path).unwrap();
+    (metadata.dev(), metadata.ino())
+}
+
+/// Issue 9: saving after a build that changed nothing rewrote the whole store. Now the file is kept when it holds
+/// exactly what would be written, and replaced whenever it does not: after a change, when damaged, when a link.
+#[cfg(unix)]
+#[test]
+fn save_writes_only_when_the_file_differs() {
+    let project = Project::new();
+    let dir = project.dir.path();
+    build_and_save(&project);
+    let first = file_identity(&project.store());
+
+    let mut pie = load(&project.store());
+    assert_eq!(pie.new_session().require(&root(dir)), Ok("ABCxc".into()));
+    assert_eq!(executed(&pie), vec![]);
+    save(&pie, &project.store());
+    assert_eq!(
+        file_identity(&project.store()),
+        first,
+        "a no-op build's save wrote the store"
+    );
+
+    // A change is written.
+    write_until_modified(project.path("c.txt"), "C").unwrap();
+    assert_eq!(pie.new_session().require(&root(dir)), Ok("ABCxC".into()));
+    save(&pie, &project.store());
+    let second = file_identity(&project.store());
+    assert_ne!(second, first, "a changed store was not written");
+    assert_eq!(
+        load(&project.store()).new_session().require(&root(dir)),
+        Ok("ABCxC".into())
+    );
+
+    // A damaged copy on the disk is rewritten, even where its header still matches.
+    let good = fs::read(project.store()).unwrap();
+    let mut damaged = good.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    fs::write(project.store(), &damaged).unwrap();
+    save(&pie, &project.store());
+    assert_eq!(fs::read(project.store()).unwrap(), good);
+
+    // A symbolic link to an identical file is replaced by the store, as documented.
+    let elsewhere = project.path("elsewhere.store");
+    fs::write(&elsewhere, &good).unwrap();
+    fs::remove_file(project.store()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, project.store()).unwrap();
+    save(&pie, &project.store());
+    assert!(fs::symlink_metadata(project.store()).unwrap().file_type().is_file());
+    assert_eq!(fs::read(project.store()).unwrap(), good);
+}
+
 #[test]
 fn odd_file_names_and_times_survive_a_round_trip() {
     let project = Project::new();
