@@ -688,10 +688,21 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     ///
     /// Checked: the tables agree in length and every id is in range; every path is absolute and normalised; every
     /// task dependency is ordered strictly before its dependent (which also rules out cycles); orders are unique
-    /// and below `next_order`, versions below `next_version`; every stamp was made by its dependency's stamper;
-    /// each file is provided at most once by at most one task, and its live provider edge agrees; reverse edges
-    /// name existing tasks.
+    /// and below `next_order`, versions below `next_version`; the counters leave room to grow (at most
+    /// `u64::MAX / 2`, and `next_version` at least 1, as in a new store); every stamp was made by its dependency's
+    /// stamper; each file is provided at most once by at most one task, and its live provider edge agrees; reverse
+    /// edges name existing tasks.
     pub(crate) fn validate(&self) -> Result<(), String> {
+        // The counters grow by one per new task, new output or move in the order, so no build gets near this limit
+        // (2^63 steps); a store file that starts near `u64::MAX` would make them overflow. (A crafted store just
+        // below the limit passes this check until its counters cross it, long before they could overflow.)
+        const COUNTER_LIMIT: u64 = u64::MAX / 2;
+        if self.next_order > COUNTER_LIMIT || self.next_version > COUNTER_LIMIT || self.next_version == 0 {
+            return Err(format!(
+                "the order and version counters ({} and {}) are not between 1 and {COUNTER_LIMIT}",
+                self.next_order, self.next_version
+            ));
+        }
         let task_count = self.task_data.len();
         let file_count = self.file_data.len();
         if self.tasks.len() != task_count {
