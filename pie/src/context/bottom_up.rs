@@ -27,6 +27,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
+use std::fmt::Debug;
+use std::hash::Hash;
 
 use rustc_hash::FxHashSet;
 use std::path::Path;
@@ -35,7 +37,7 @@ use crate::dependency::Dep;
 use crate::path::NormalPath;
 use crate::session::Mark;
 use crate::stamp::OutputStamper;
-use crate::store::{FileId, TaskId};
+use crate::store::{FileId, Store, TaskId};
 use crate::tracker::Tracker;
 use crate::Task;
 
@@ -49,6 +51,8 @@ pub(crate) struct Scheduler {
     queue: BinaryHeap<Reverse<(u64, u32)>>,
     /// For each task executing (innermost last): the tasks it required in its previous execution, sorted.
     previously_required: Vec<Vec<TaskId>>,
+    /// Emptied vectors kept for reuse: an execution costs no allocation for this bookkeeping.
+    spare: Vec<Vec<TaskId>>,
 }
 
 /// What a task required before it executed again (see [`TopDownContext::before_execution`]).
@@ -304,7 +308,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Remembers what is needed after task `id` executes in a bottom-up session.
     pub(super) fn before_execution(&mut self, id: TaskId) -> BeforeExecution {
-        let mut previous: Vec<TaskId> = self.store.required_tasks(id).collect();
+        let mut previous = self.scheduler().spare.pop().unwrap_or_default();
+        previous.extend(self.store.required_tasks(id));
         previous.sort_unstable();
         previous.dedup();
         self.scheduler().previously_required.push(previous);
@@ -315,7 +320,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Schedules what task `id`'s execution affected (see the module doc, step 3).
     pub(super) fn after_execution(&mut self, id: TaskId, before: BeforeExecution) {
-        let previous = self
+        let mut previous = self
             .scheduler()
             .previously_required
             .pop()
@@ -323,43 +328,46 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         // Dependents whose stamper sees the new output.
         let version = self.store.version(id);
         if version != before.version {
-            let dependents: Vec<TaskId> = self.store.live_dependents(id).collect();
-            for dependent in dependents {
-                if self.marks.get(dependent) == Mark::Unseen && self.task_deps_inconsistent(dependent, id, version) {
-                    self.schedule(dependent);
+            let scheduler = self
+                .state
+                .bottom_up
+                .as_mut()
+                .expect("BUG: bottom-up scheduling outside a bottom-up session");
+            for dependent in self.store.live_dependents(id) {
+                if self.marks.get(dependent) == Mark::Unseen
+                    && task_deps_inconsistent(self.store, dependent, id, version)
+                {
+                    self.marks.set(dependent, Mark::Scheduled);
+                    scheduler
+                        .queue
+                        .push(Reverse((self.store.order(dependent), dependent.raw())));
                 }
             }
         }
-        // Readers of the files it wrote whose stamps changed.
-        let provided: Vec<FileId> = (0..self.store.dep_count(id))
-            .filter_map(|index| match self.store.dep(id, index) {
-                Dep::ProvideFile(dep) => Some(dep.file),
-                _ => None,
-            })
-            .collect();
-        for file in provided {
-            let readers: Vec<TaskId> = self.store.requirers(file).filter(|r| *r != id).collect();
-            for reader in readers {
-                if self.marks.get(reader) == Mark::Unseen && self.file_deps_inconsistent(reader, file, false) {
-                    self.schedule(reader);
+        // Readers of the files it wrote whose stamps changed (rare: most tasks provide nothing).
+        for index in 0..self.store.dep_count(id) {
+            if let Dep::ProvideFile(dep) = self.store.dep(id, index) {
+                let readers: Vec<TaskId> = self.store.requirers(dep.file).filter(|r| *r != id).collect();
+                for reader in readers {
+                    if self.marks.get(reader) == Mark::Unseen && self.file_deps_inconsistent(reader, dep.file, false) {
+                        self.schedule(reader);
+                    }
                 }
             }
         }
-        // Readers that may have lost their path to a provider through a require this execution dropped.
-        let mut now: Vec<TaskId> = self.store.required_tasks(id).collect();
+        // Readers that may have lost their path to a provider through a require this execution dropped. Keeps in
+        // `previous` the tasks no longer required.
+        let mut now = self.scheduler().spare.pop().unwrap_or_default();
+        now.extend(self.store.required_tasks(id));
         now.sort_unstable();
-        let dropped: Vec<TaskId> = previous.into_iter().filter(|t| now.binary_search(t).is_err()).collect();
-        if !dropped.is_empty() {
-            self.schedule_readers_cut_off_below(&dropped);
+        previous.retain(|t| now.binary_search(t).is_err());
+        if !previous.is_empty() {
+            self.schedule_readers_cut_off_below(&previous);
         }
-    }
-
-    /// Whether a dependency of `dependent` on task `id` is inconsistent with `id`'s output version `version`.
-    fn task_deps_inconsistent(&self, dependent: TaskId, id: TaskId, version: u64) -> bool {
-        (0..self.store.dep_count(dependent)).any(|index| match self.store.dep(dependent, index) {
-            Dep::RequireTask(dep) if dep.task == id => dep.is_inconsistent(version),
-            _ => false,
-        })
+        for mut spare in [previous, now] {
+            spare.clear();
+            self.scheduler().spare.push(spare);
+        }
     }
 
     /// For every file provided by the tasks in `roots` or below them, schedules the readers that no longer depend
@@ -393,4 +401,17 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
         }
     }
+}
+
+/// Whether a dependency of `dependent` on task `id` is inconsistent with `id`'s output version `version`.
+fn task_deps_inconsistent<T: Eq + Hash + Clone + Debug, O: Eq>(
+    store: &Store<T, O>,
+    dependent: TaskId,
+    id: TaskId,
+    version: u64,
+) -> bool {
+    (0..store.dep_count(dependent)).any(|index| match store.dep(dependent, index) {
+        Dep::RequireTask(dep) if dep.task == id => dep.is_inconsistent(version),
+        _ => false,
+    })
 }
