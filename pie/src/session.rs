@@ -126,6 +126,8 @@ pub(crate) struct SessionState {
     /// Bottom-up state, from the first `update_affected_by` of the session on: requires then trust what it made
     /// consistent.
     pub(crate) bottom_up: Option<Scheduler>,
+    /// Tasks that became roots in this session: they may have been dead (and so stale) when it started.
+    pub(crate) new_roots: Vec<TaskId>,
 }
 
 /// A build session: within it each task is checked or executed at most once, so file changes made during a

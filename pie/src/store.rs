@@ -203,6 +203,16 @@ pub(crate) struct Store<T, O> {
     /// built something: that session brought all roots up to date (top-down, or bottom-up) and no panic escaped
     /// it. Bottom-up builds rely on it; without it they first check every root top-down.
     settled: bool,
+    /// The lowest position that a reordering gave a task since [`take_reorder_floor`](Self::take_reorder_floor)
+    /// (`u64::MAX`: none). Bottom-up builds bound their searches with it: a queued task's position may have
+    /// dropped below the one it was queued with. Not persisted.
+    #[cfg_attr(feature = "serde", serde(skip, default = "no_floor"))]
+    reorder_floor: u64,
+}
+
+#[cfg(feature = "serde")]
+fn no_floor() -> u64 {
+    u64::MAX
 }
 
 impl<T, O> Default for Store<T, O> {
@@ -215,6 +225,7 @@ impl<T, O> Default for Store<T, O> {
             next_order: 0,
             next_version: 1,
             settled: true,
+            reorder_floor: u64::MAX,
         }
     }
 }
@@ -228,6 +239,16 @@ impl<T, O> Store<T, O> {
     /// See the field `settled`.
     pub(crate) fn set_settled(&mut self, settled: bool) {
         self.settled = settled;
+    }
+
+    /// The lowest position a reordering gave a task since the last call (`u64::MAX`: none); resets it.
+    pub(crate) fn take_reorder_floor(&mut self) -> u64 {
+        std::mem::replace(&mut self.reorder_floor, u64::MAX)
+    }
+
+    /// The lowest position a reordering gave a task since [`take_reorder_floor`](Self::take_reorder_floor).
+    pub(crate) fn reorder_floor(&self) -> u64 {
+        self.reorder_floor
     }
 
     /// The roots, in id order.
@@ -584,6 +605,9 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             .map(|id| self.data(*id).order)
             .collect();
         slots.sort_unstable();
+        if let Some(lowest) = slots.first() {
+            self.reorder_floor = self.reorder_floor.min(*lowest);
+        }
         for (id, order) in backward.into_iter().chain(forward).zip(slots) {
             self.data_mut(id).order = order;
         }
@@ -688,10 +712,21 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     ///
     /// Checked: the tables agree in length and every id is in range; every path is absolute and normalised; every
     /// task dependency is ordered strictly before its dependent (which also rules out cycles); orders are unique
-    /// and below `next_order`, versions below `next_version`; every stamp was made by its dependency's stamper;
-    /// each file is provided at most once by at most one task, and its live provider edge agrees; reverse edges
-    /// name existing tasks.
+    /// and below `next_order`, versions below `next_version`; the counters leave room to grow (at most
+    /// `u64::MAX / 2`, and `next_version` at least 1, as in a new store); every stamp was made by its dependency's
+    /// stamper; each file is provided at most once by at most one task, and its live provider edge agrees; reverse
+    /// edges name existing tasks.
     pub(crate) fn validate(&self) -> Result<(), String> {
+        // The counters grow by one per new task, new output or move in the order, so no build gets near this limit
+        // (2^63 steps); a store file that starts near `u64::MAX` would make them overflow. (A crafted store just
+        // below the limit passes this check until its counters cross it, long before they could overflow.)
+        const COUNTER_LIMIT: u64 = u64::MAX / 2;
+        if self.next_order > COUNTER_LIMIT || self.next_version > COUNTER_LIMIT || self.next_version == 0 {
+            return Err(format!(
+                "the order and version counters ({} and {}) are not between 1 and {COUNTER_LIMIT}",
+                self.next_order, self.next_version
+            ));
+        }
         let task_count = self.task_data.len();
         let file_count = self.file_data.len();
         if self.tasks.len() != task_count {

@@ -295,6 +295,50 @@ fn a_top_down_session_that_checked_only_some_roots_is_completed_by_the_next_bott
     assert_eq!(update(&mut pie, &[] as &[&std::path::Path]), vec![read_b]);
 }
 
+#[test]
+fn a_task_revived_after_being_dead_sees_the_changes_made_while_it_was_dead() {
+    let dir = temp_dir();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    write_file(&a, "a");
+    write_file(&b, "b");
+    let (read_a, read_b) = (read(&a), read(&b));
+    let mut pie = test_pie();
+    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    pie.unobserve(&read_a);
+    write_file(&a, "changed while dead");
+    assert!(update(&mut pie, &[&a]).is_empty(), "a dead task is not executed");
+    // Required again in a bottom-up session: it was dead when the session started, so it is checked.
+    let mut session = pie.new_session();
+    session.update_affected_by(std::iter::empty::<&str>());
+    assert_eq!(session.require(&read_a), ok("changed while dead"));
+}
+
+#[test]
+fn the_top_down_fallback_after_a_panic_checks_below_re_executed_tasks() {
+    let dir = temp_dir();
+    let (a, b, flag) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("flag"));
+    write_file(&a, "a");
+    write_file(&b, "b");
+    let middle = to_upper(read(&a));
+    let root = TestTask::ReadThenRequire(b.clone(), FileStamper::Modified, Box::new(middle.clone()));
+    let panicky = panic_if_exists(&flag, ret("p"));
+    let mut pie = test_pie();
+    pie.new_session().require_all(&[root.clone(), panicky.clone()]);
+    write_file(&flag, "");
+    assert_eq!(
+        expect_panic(|| pie.new_session().update_affected_by([&flag])),
+        TASK_PANIC_MESSAGE
+    );
+    fs::remove_file(&flag).unwrap();
+    // Unreported changes below and at the root: the fallback re-executes the root, which requires `middle`; that
+    // require must check `middle` top-down rather than trust it.
+    write_file(&a, "new");
+    write_file(&b, "B");
+    pie.new_session().update_affected_by([&flag]);
+    let mut session = pie.new_session();
+    session.update_affected_by(std::iter::empty::<&str>());
+    assert_eq!(session.require(&middle), ok("NEW"));
+}
 /// Found by the oracle (`pie/tests/oracle.rs`): a dead task whose input changed is scheduled by
 /// `update_affected_by` but never executed (no root needs it); it must still count as dead, so a new task may take
 /// over the file it provided, as in a top-down session.

@@ -14,10 +14,10 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
+use dev_util::Dir;
 use pie::tracker::NoopTracker;
 use pie::{Context, LockError, Pie, StoreFile, Task};
 use serde::{Deserialize, Serialize};
-use tempfile::TempDir;
 
 /// How long any child may take to reach its next step; far beyond what a working lock needs.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -48,23 +48,26 @@ fn count(store: &Path) -> usize {
 
 /// A folder for one test, with the store's path in it.
 struct Fixture {
-    dir: TempDir,
+    dir: Dir,
 }
 
 impl Fixture {
     fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("creating a temporary folder"),
-        }
+        Self { dir: Dir::new() }
     }
 
     fn store(&self) -> PathBuf {
-        self.dir.path().join("store").join("pie.store")
+        self.dir.join("store/pie.store")
+    }
+
+    /// The lock file beside the store.
+    fn lock(&self) -> PathBuf {
+        self.dir.join("store/pie.store.lock")
     }
 
     /// The event log that children append to.
     fn log(&self) -> PathBuf {
-        self.dir.path().join("events")
+        self.dir.join("events")
     }
 
     fn events(&self) -> Vec<String> {
@@ -393,9 +396,9 @@ fn a_second_handle_in_this_process_is_refused_until_the_first_is_dropped() {
 #[test]
 fn a_holder_that_wrote_no_id_is_another_process() {
     let fixture = Fixture::new();
-    fs::create_dir_all(fixture.store().parent().unwrap()).unwrap();
+    fixture.dir.create_dir("store");
     // A lock taken by something other than `StoreFile`: nothing in the file.
-    let foreign = File::create(fixture.dir.path().join("store").join("pie.store.lock")).unwrap();
+    let foreign = File::create(fixture.lock()).unwrap();
     foreign.lock().unwrap();
     let error = StoreFile::try_open(fixture.store()).expect_err("the foreign lock holds");
     assert!(matches!(error, LockError::Held { pid: None, .. }), "{error:?}");
@@ -406,27 +409,21 @@ fn a_holder_that_wrote_no_id_is_another_process() {
 fn open_creates_the_folder_and_a_lock_file_beside_the_store() {
     let fixture = Fixture::new();
     let handle = StoreFile::open(fixture.store()).unwrap();
-    assert_eq!(
-        handle.lock_path(),
-        fixture.dir.path().join("store").join("pie.store.lock")
-    );
+    assert_eq!(handle.lock_path(), fixture.lock());
     assert!(handle.lock_path().is_file());
     let mut pie: Counter = handle.load(NoopTracker).expect("no store yet: an empty Pie");
     assert_eq!(pie.task_count(), 0);
     increment(&mut pie);
     handle.save(&pie).unwrap();
     drop(handle);
-    assert!(
-        fixture.dir.path().join("store").join("pie.store.lock").is_file(),
-        "never deleted"
-    );
+    assert!(fixture.lock().is_file(), "never deleted");
     assert_eq!(count(&fixture.store()), 1);
 }
 
 #[test]
 fn a_path_without_a_file_name_is_an_error_naming_it() {
     let fixture = Fixture::new();
-    let path = fixture.dir.path().join("missing").join("..");
+    let path = fixture.dir.join("missing/..");
     let error = StoreFile::try_open(&path).expect_err("no file name");
     assert!(matches!(&error, LockError::Io { .. }), "{error:?}");
     assert_eq!(error.path(), path);

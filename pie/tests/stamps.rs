@@ -19,9 +19,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
+use dev_util::Dir;
 use pie::stamp::FileStamper;
-
-const STAMPERS: [FileStamper; 3] = [FileStamper::Exists, FileStamper::Modified, FileStamper::Hash];
 
 /// Generous: a build here takes milliseconds; only a blocked `open` or an endless read takes this long.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -79,70 +78,68 @@ fn probe_hash(pie: TestPie, path: &Path) -> (TestPie, TestResult, bool) {
 
 #[test]
 fn hash_stamp_tells_an_empty_file_from_an_empty_directory() {
-    let dir = temp_dir();
-    let path = dir.path().join("thing");
-    write_file(&path, "");
+    let dir = Dir::new();
+    let path = dir.create("thing", "");
     let probe = TestTask::ProbeFile(path.clone(), FileStamper::Hash);
     let mut pie = test_pie();
     assert_eq!(pie.require(&probe), ok("some:"));
 
-    fs::remove_file(&path).unwrap();
-    fs::create_dir(&path).unwrap();
+    dir.remove(&path);
+    dir.create_dir(&path);
     assert_eq!(pie.require_then_assert_one_execute(&probe), ok("none"));
     assert_eq!(pie.require_then_assert_no_execute(&probe), ok("none"));
 
-    fs::remove_dir(&path).unwrap();
-    write_file(&path, "");
+    dir.remove(&path);
+    dir.create(&path, "");
     assert_eq!(pie.require_then_assert_one_execute(&probe), ok("some:"));
 }
 
 #[test]
 fn hash_stamp_tells_a_file_from_a_directory_whose_entries_its_bytes_spell() {
-    let dir = temp_dir();
-    let path = dir.path().join("thing");
+    let dir = Dir::new();
     // The old digest of a directory was its sorted entry names, each followed by a zero byte.
-    write_file(&path, "x\0");
+    let path = dir.create("thing", "x\0");
     let probe = TestTask::ProbeFile(path.clone(), FileStamper::Hash);
     let mut pie = test_pie();
     assert_eq!(pie.require(&probe), ok("some:x\0"));
 
-    fs::remove_file(&path).unwrap();
-    fs::create_dir(&path).unwrap();
-    write_file(path.join("x"), "inside");
+    dir.remove(&path);
+    dir.create_dir(&path);
+    dir.create(path.join("x"), "inside");
     assert_eq!(pie.require_then_assert_one_execute(&probe), ok("none"));
     assert_eq!(clean_output(&probe), ok("none"));
 }
 
 #[test]
 fn requiring_a_fifo_never_blocks_and_is_none_for_every_stamper() {
-    let dir = temp_dir();
-    let fifo = dir.path().join("pipe");
+    let dir = Dir::new();
+    let fifo = dir.join("pipe");
     mkfifo(&fifo);
     assert_none_without_blocking_for_every_stamper(&fifo);
 }
 
 #[test]
 fn hash_stamp_tells_a_fifo_from_a_file_and_a_directory() {
-    let dir = temp_dir();
-    let path = dir.path().join("thing");
+    let dir = Dir::new();
+    let path = dir.join("thing");
     mkfifo(&path);
     let (pie, output, _) = probe_hash(test_pie(), &path);
     assert_eq!(output, ok("none"));
 
-    fs::remove_file(&path).unwrap();
-    write_file(&path, "");
+    dir.remove(&path);
+    dir.create(&path, "");
     let (pie, output, executed) = probe_hash(pie, &path);
     assert_eq!(output, ok("some:"));
     assert!(executed, "a FIFO replaced by an empty file re-executes");
 
-    fs::remove_file(&path).unwrap();
+    dir.remove(&path);
     mkfifo(&path);
     let (pie, output, executed) = probe_hash(pie, &path);
     assert_eq!(output, ok("none"));
     assert!(executed, "an empty file replaced by a FIFO re-executes");
 
-    fs::remove_file(&path).unwrap();
-    fs::create_dir(&path).unwrap();
+    dir.remove(&path);
+    dir.create_dir(&path);
     let (_, output, executed) = probe_hash(pie, &path);
     assert_eq!(output, ok("none"));
     assert!(executed, "a FIFO replaced by a directory re-executes");
@@ -150,8 +147,8 @@ fn hash_stamp_tells_a_fifo_from_a_file_and_a_directory() {
 
 #[test]
 fn requiring_a_socket_is_none_for_every_stamper() {
-    let dir = temp_dir();
-    let path = dir.path().join("socket");
+    let dir = Dir::new();
+    let path = dir.join("socket");
     let _listener = UnixListener::bind(&path).expect("cannot bind a Unix socket");
     assert_none_without_blocking_for_every_stamper(&path);
 }
@@ -171,10 +168,10 @@ fn top_down_and_reference(probe: &TestTask) -> (TestResult, TestResult) {
 
 #[test]
 fn reference_context_resolves_dot_dot_lexically_like_top_down() {
-    let dir = temp_dir();
-    write_file(dir.path().join("f"), "here");
+    let dir = Dir::new();
+    dir.create("f", "here");
     // The operating system would look for the missing folder and fail; lexically this is `dir/f`.
-    let path = dir.path().join("missing").join("..").join("f");
+    let path = dir.join("missing/../f");
     for stamper in STAMPERS {
         let probe = TestTask::ProbeFile(path.clone(), stamper);
         assert_eq!(
@@ -187,10 +184,10 @@ fn reference_context_resolves_dot_dot_lexically_like_top_down() {
 
 #[test]
 fn reference_context_ignores_a_trailing_slash_after_a_file_like_top_down() {
-    let dir = temp_dir();
-    write_file(dir.path().join("f"), "here");
+    let dir = Dir::new();
+    dir.create("f", "here");
     // The operating system says "not a directory"; normalised, this is `dir/f`.
-    let path: PathBuf = dir.path().join("f/");
+    let path: PathBuf = dir.join("f/");
     assert!(path.as_os_str().as_encoded_bytes().ends_with(b"f/"));
     for stamper in STAMPERS {
         let probe = TestTask::ProbeFile(path.clone(), stamper);

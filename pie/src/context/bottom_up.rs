@@ -58,9 +58,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Brings every live task affected by changes to `changed` up to date: a bottom-up build.
     pub(crate) fn update_affected_by<P: AsRef<Path>>(&mut self, changed: impl IntoIterator<Item = P>) {
         self.recover_from_unwind();
-        self.state.bottom_up.get_or_insert_with(Scheduler::default);
         self.tracker.build_start();
-        if self.store.is_settled() {
+        if self.store.is_settled() && !self.state.panicked {
+            self.state.bottom_up.get_or_insert_with(Scheduler::default);
+            self.store.take_reorder_floor();
             for path in changed {
                 // A path that names no file (it cannot be made absolute) has no dependents.
                 if let Ok(normal) = NormalPath::new(path.as_ref()) {
@@ -75,11 +76,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 }
             }
         } else {
-            // Earlier changes may not have reached every live task: check every root top-down.
+            // Earlier changes may not have reached every live task: check every root top-down (purely top-down:
+            // no bottom-up state while it runs), after which every live task is done for this session.
+            self.state.bottom_up = None;
             let roots: Vec<TaskId> = self.store.roots().collect();
             for root in roots {
                 self.or_unwind(root, OutputStamper::Equals, |this| this.make_consistent(root, None));
             }
+            self.state.bottom_up = Some(Scheduler::default());
         }
         self.state.bottom_up_completed = true;
         self.tracker.build_end();
@@ -135,14 +139,15 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    /// The lowest topological order of any queued task (a lower bound: an entry whose order went stale may still
-    /// be queued). Drops entries of tasks that are no longer scheduled from the top first, so that tasks executed
-    /// on demand do not keep the bound low.
+    /// A lower bound of the topological order of every scheduled task: the lowest key queued, or lower where a
+    /// reordering since the build started moved a task lower than the key it was queued with. Drops entries of
+    /// tasks that are no longer scheduled from the top first, so that tasks executed on demand do not keep the
+    /// bound low.
     fn lowest_queued_order(&mut self) -> Option<u64> {
         loop {
             let Reverse((order, raw)) = *self.scheduler().queue.peek()?;
             if self.marks.get(TaskId::from_raw(raw)) == Mark::Scheduled {
-                return Some(order);
+                return Some(order.min(self.store.reorder_floor()));
             }
             self.scheduler().queue.pop();
         }
@@ -170,8 +175,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.reaches_live(id, false)
     }
 
-    /// Whether the state of `id` can be trusted, i.e. bottom-up propagation reached it: it was live at the start of
-    /// this session (or is required by a task of this session through a recorded dependency).
+    /// Whether the state of `id` can be trusted, i.e. bottom-up propagation reached it: it was live when the
+    /// session started (required through a recorded dependency by the executing task's previous execution, or
+    /// reachable through current dependents from a task that was a root then), or it was made consistent in this
+    /// session (every dependency recorded in this session was made when its task was consistent).
     fn trusted(&mut self, id: TaskId) -> bool {
         if let Some(previous) = self.state.bottom_up.as_ref().and_then(|s| s.previously_required.last()) {
             if previous.binary_search(&id).is_ok() {
@@ -181,19 +188,25 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.reaches_live(id, true)
     }
 
-    /// Walks up from `id` through current dependents until it meets a root, a task of this session (in progress or
-    /// done) or a task already known to be live; scheduled dependents are walked through only `through_scheduled`.
-    /// On success, every task on the path found is remembered as live for the rest of the session, so that walks
-    /// from tasks below them stop there (a chain costs O(n) in all, not O(n²)).
-    fn reaches_live(&mut self, id: TaskId, through_scheduled: bool) -> bool {
-        // A scheduled task counts only when walking through scheduled tasks: otherwise it will execute first and
-        // require `id` again, or not.
-        let stops = |this: &Self, id: TaskId| match this.marks.get(id) {
-            Mark::InProgress | Mark::Done => true,
-            Mark::Scheduled if !through_scheduled => false,
-            _ => this.store.is_root(id) || this.marks.known_live(id),
+    /// Walks up from `id` through current dependents until it meets a task that was a root when the session
+    /// started or a task already known to have been live then (*certified*), or, unless `trust` is asked for, a
+    /// task of this session (in progress or done). With `trust`, scheduled dependents are walked through;
+    /// without, they are not (they execute first and require `id` again, or not). On a certified success, every
+    /// task on the path found is remembered as live for the rest of the session, so that walks from tasks below
+    /// them stop there (a chain costs O(n) in all, not O(n²)).
+    ///
+    /// A task in progress does not certify a task below it for `trust`: it may be a task that was dead, being
+    /// checked top-down, whose old dependencies have not been checked yet.
+    fn reaches_live(&mut self, id: TaskId, trust: bool) -> bool {
+        let certified = |this: &Self, id: TaskId| {
+            this.marks.known_live(id) || (this.store.is_root(id) && !this.state.new_roots.contains(&id))
         };
-        if self.store.is_root(id) || self.marks.known_live(id) || stops(self, id) {
+        let stops = |this: &Self, id: TaskId| match this.marks.get(id) {
+            Mark::InProgress | Mark::Done if !trust => true,
+            Mark::Scheduled if !trust => false,
+            _ => certified(this, id),
+        };
+        if certified(self, id) || (!trust && self.store.is_root(id)) {
             return true;
         }
         // Depth-first with the parent of each visited task, to mark the path that succeeded.
@@ -208,14 +221,16 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     continue;
                 }
                 if stops(self, dependent) {
-                    let mut index = at;
-                    while index != usize::MAX {
-                        self.marks.set_known_live(parent[index].0);
-                        index = parent[index].1;
+                    if certified(self, dependent) {
+                        let mut index = at;
+                        while index != usize::MAX {
+                            self.marks.set_known_live(parent[index].0);
+                            index = parent[index].1;
+                        }
                     }
                     return true;
                 }
-                if through_scheduled || self.marks.get(dependent) != Mark::Scheduled {
+                if trust || self.marks.get(dependent) != Mark::Scheduled {
                     parent.push((dependent, at));
                     stack.push(parent.len() - 1);
                 }

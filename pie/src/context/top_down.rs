@@ -49,7 +49,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     pub(crate) fn require_initial(&mut self, task: &T) -> T::Output {
         self.recover_from_unwind();
         let id = self.store.get_or_create_task(task);
-        self.store.set_root(id, true);
+        if !self.store.is_root(id) {
+            self.state.new_roots.push(id);
+            self.store.set_root(id, true);
+        }
         self.tracker.build_start();
         let output = self.require_task_with_stamper(task, OutputStamper::Equals);
         self.tracker.build_end();
@@ -66,7 +69,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
         self.state.current = None;
         if self.state.building {
+            // What a bottom-up build of this session scheduled and trusted is no longer reliable.
             self.state.panicked = true;
+            self.state.bottom_up = None;
         }
         self.state.built = true;
         self.state.building = true;

@@ -14,12 +14,22 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use dev_util::write_until_modified;
+use dev_util::{write_until_modified, Dir};
 use pie::stamp::{FileStamper, OutputStamper};
 use pie::tracker::event::EventTracker;
 use pie::tracker::writing::WritingTracker;
 use pie::tracker::CompositeTracker;
 use pie::{Context, Pie, Task};
+
+/// The start of the message of a panic on overlapping provided files.
+pub const OVERLAP: &str = "Overlapping provided file";
+/// The start of the message of a panic on a hidden dependency.
+pub const HIDDEN: &str = "Hidden dependency";
+/// The start of the message of a panic on a cyclic task dependency.
+pub const CYCLE: &str = "Cyclic task dependency";
+
+/// Every file stamper, for tests that hold for each of them.
+pub const STAMPERS: [FileStamper; 3] = [FileStamper::Exists, FileStamper::Modified, FileStamper::Hash];
 
 /// A successful output of a [`TestTask`].
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -443,9 +453,9 @@ pub fn clean_output(task: &TestTask) -> TestResult {
     pie::context::non_incremental::NonIncrementalContext.require(task)
 }
 
-/// A new temporary directory.
-pub fn temp_dir() -> dev_util::TempDir {
-    dev_util::create_temp_dir().expect("cannot create a temporary directory")
+/// A new temporary folder: [`Dir::new`], for the tests that still spell their setup with `dir.path().join(..)`.
+pub fn temp_dir() -> Dir {
+    Dir::new()
 }
 
 /// Runs `f`, returning the message of its panic as `Err`.
@@ -495,7 +505,18 @@ pub fn debug(task: &TestTask) -> String {
     format!("{task:?}")
 }
 
-/// Writes `contents` to `path`, making sure its modification time changes.
+/// Replaces whatever is at `path` (nothing, a file, a link) with a symbolic link to itself: stamping or opening it
+/// fails with a "too many levels of symbolic links" error, for every user, root included.
+pub fn make_unreadable(path: &Path) {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => panic!("cannot remove {}: {e}", path.display()),
+        _ => {}
+    }
+    std::os::unix::fs::symlink(path, path).expect("cannot create a symbolic link");
+}
+
+/// Writes `contents` to `path`, making sure its modification time changes. In a [`Dir`], `dir.create` and
+/// `dir.write` say the same in fewer words; this is for paths that are not spelled relative to one.
 pub fn write_file(path: impl AsRef<Path>, contents: &str) {
     write_until_modified(path, contents).expect("cannot write test file");
 }
