@@ -1736,6 +1736,7 @@ impl Oracle {
             };
             for i in during_update {
                 after_update.records[i] = self.sides[1].model.records[i].clone();
+                after_update.partial[i] = self.sides[1].model.partial[i].clone();
             }
             let live_after_update = after_update.reachable(&roots_before);
             for i in in_requires {
