@@ -41,6 +41,11 @@ pub struct Row {
     pub touch_ms: Option<f64>,
     /// Rebuild after changing one input's bytes; `null` when the workload has no input files.
     pub modify_ms: Option<f64>,
+    /// The `touch_ms` edit, rebuilt bottom-up: a new session, `update_affected_by([changed])`, then `require` of
+    /// the root (which returns at once). Rounds alternate with top-down ones.
+    pub bottom_up_touch_ms: Option<f64>,
+    /// The `modify_ms` edit, rebuilt bottom-up as for `bottom_up_touch_ms`.
+    pub bottom_up_modify_ms: Option<f64>,
     /// A loop of `fs::metadata` (and the mtime) over the inputs: the floor of a Modified no-op.
     pub stat_floor_ms: f64,
     /// A loop that opens, reads and blake3-hashes the inputs: the floor of a Hash no-op.
@@ -78,13 +83,6 @@ const COLD_REPEAT: usize = 5;
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
-}
-
-/// The median of `repeat` runs of `f`, in milliseconds; `f` returns the duration it measured.
-fn median(repeat: usize, mut f: impl FnMut() -> io::Result<Duration>) -> io::Result<f64> {
-    let mut times = (0..repeat).map(|_| f().map(ms)).collect::<io::Result<Vec<f64>>>()?;
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
 }
 
 fn middle(mut times: Vec<f64>) -> f64 {
@@ -141,26 +139,51 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
     }
     let (noop_ms, stat_floor_ms, hash_floor_ms) = (middle(noop), middle(stat_floor), middle(hash_floor));
 
-    let (touch_ms, modify_ms) = if inputs.is_empty() {
-        (None, None)
+    let (touch_ms, modify_ms, bottom_up_touch_ms, bottom_up_modify_ms) = if inputs.is_empty() {
+        (None, None, None, None)
     } else {
         let changed = input_path(shape.changed_input());
         let original_mtime = fs::metadata(&changed)?.modified()?;
         let mut step = 0;
-        let touch_ms = median(REPEAT, || {
+        // Each round: the edit rebuilt top-down, then the same kind of edit rebuilt bottom-up.
+        let top_down = |pie: &mut Pie<BenchTask, u64>| timed(|| pie.new_session().require(&root));
+        let bottom_up = |pie: &mut Pie<BenchTask, u64>| {
+            timed(|| {
+                let mut session = pie.new_session();
+                session.update_affected_by([&changed]);
+                session.require(&root)
+            })
+        };
+        let (mut touch_td, mut touch_bu) = (Vec::new(), Vec::new());
+        for _ in 0..REPEAT {
             step += 1;
             touch(&changed, step)?;
-            Ok(timed(|| pie.new_session().require(&root)).1)
-        })?;
+            let (expected_output, time) = top_down(&mut pie);
+            touch_td.push(ms(time));
+            step += 1;
+            touch(&changed, step)?;
+            let (output, time) = bottom_up(&mut pie);
+            assert_eq!(output, expected_output, "bottom-up and top-down rebuilds disagree");
+            touch_bu.push(ms(time));
+        }
         let original = fs::read(&changed)?;
         let mut version = 0;
-        let modify_ms = median(REPEAT, || {
-            version += 1;
-            step += 1;
-            fs::write(&changed, format!("modified {version}\n"))?;
-            touch(&changed, step)?; // a distinct mtime even on a coarse clock
-            Ok(timed(|| pie.new_session().require(&root)).1)
-        })?;
+        let (mut modify_td, mut modify_bu) = (Vec::new(), Vec::new());
+        for _ in 0..REPEAT {
+            for bottom_up_round in [false, true] {
+                version += 1;
+                step += 1;
+                fs::write(&changed, format!("modified {version}\n"))?;
+                touch(&changed, step)?; // a distinct mtime even on a coarse clock
+                if bottom_up_round {
+                    modify_bu.push(ms(bottom_up(&mut pie).1));
+                } else {
+                    modify_td.push(ms(top_down(&mut pie).1));
+                }
+            }
+        }
+        let (touch_ms, modify_ms) = (middle(touch_td), middle(modify_td));
+        let (bottom_up_touch_ms, bottom_up_modify_ms) = (middle(touch_bu), middle(modify_bu));
         // Back to the original bytes and mtime, so that the stored outputs match the inputs for the save below and
         // ninja's outputs are newer than every input again.
         fs::write(&changed, original)?;
@@ -169,7 +192,12 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
             .open(&changed)?
             .set_modified(original_mtime)?;
         pie.new_session().require(&root);
-        (Some(touch_ms), Some(modify_ms))
+        (
+            Some(touch_ms),
+            Some(modify_ms),
+            Some(bottom_up_touch_ms),
+            Some(bottom_up_modify_ms),
+        )
     };
 
     let persisted = Some(crate::persist::measure(&pie, dir)?);
@@ -223,6 +251,8 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
         noop_cold_load_ms: cold.as_ref().map(|c| c.load_ms),
         touch_ms,
         modify_ms,
+        bottom_up_touch_ms,
+        bottom_up_modify_ms,
         stat_floor_ms,
         hash_floor_ms,
         ninja_noop_ms,

@@ -24,6 +24,8 @@ pub fn table(rows: &[Row]) -> String {
         "cold-proc",
         "touch",
         "modify",
+        "bu-touch",
+        "bu-modify",
         "stat-fl",
         "hash-fl",
         "ninja",
@@ -53,6 +55,10 @@ pub fn table(rows: &[Row]) -> String {
             opt(row.noop_cold_process_ms),
             row.touch_ms.map_or_else(|| "-".to_string(), |v| format!("{v:.2}")),
             row.modify_ms.map_or_else(|| "-".to_string(), |v| format!("{v:.2}")),
+            row.bottom_up_touch_ms
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.3}")),
+            row.bottom_up_modify_ms
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.3}")),
             format!("{:.2}", row.stat_floor_ms),
             format!("{:.2}", row.hash_floor_ms),
             opt(row.ninja_noop_ms),
@@ -182,6 +188,32 @@ pub fn targets(rows: &[Row]) -> String {
                 ),
                 format!("{lattice:.3} / {wide:.3} µs/task = {:.2}x", lattice / wide),
                 lattice <= 2.0 * wide,
+            );
+        }
+    }
+    // Bottom-up builds (issue 10).
+    if let Some(r) = find(rows, Workload::Wide, StamperArg::Modified) {
+        if let (Some(bottom_up), Some(top_down)) = (r.bottom_up_touch_ms, r.touch_ms) {
+            let ratio = bottom_up / top_down;
+            line(
+                &format!("wide {} Modified bottom-up touch ≤ 0.001x top-down touch", r.n),
+                format!("{bottom_up:.4} ms / {top_down:.2} ms = {ratio:.5}x"),
+                ratio <= 0.001,
+            );
+        }
+    }
+    for r in rows {
+        if let (Some(bottom_up), Some(top_down)) = (r.bottom_up_modify_ms, r.modify_ms) {
+            let limit = if r.workload == Workload::Chain { 1.1 } else { 1.0 };
+            line(
+                &format!(
+                    "{} {} {} bottom-up modify ≤ {limit}x top-down modify",
+                    r.workload.name(),
+                    r.n,
+                    r.stamper.name()
+                ),
+                format!("{bottom_up:.3} ms / {top_down:.3} ms = {:.3}x", bottom_up / top_down),
+                bottom_up <= limit * top_down,
             );
         }
     }

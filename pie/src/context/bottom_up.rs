@@ -27,6 +27,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
+
+use rustc_hash::FxHashSet;
 use std::path::Path;
 
 use crate::dependency::Dep;
@@ -211,24 +213,18 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
         // Depth-first with the parent of each visited task, to mark the path that succeeded.
         let mut parent: Vec<(TaskId, usize)> = vec![(id, usize::MAX)];
-        let mut visited = HashSet::from([id]);
+        let mut visited = FxHashSet::default();
+        visited.insert(id);
         let mut stack = vec![0usize];
-        while let Some(at) = stack.pop() {
-            let task = parent[at].0;
-            let dependents: Vec<TaskId> = self.store.live_dependents(task).collect();
-            for dependent in dependents {
+        let mut found = None;
+        'walk: while let Some(at) = stack.pop() {
+            for dependent in self.store.live_dependents(parent[at].0) {
                 if !visited.insert(dependent) {
                     continue;
                 }
                 if stops(self, dependent) {
-                    if certified(self, dependent) {
-                        let mut index = at;
-                        while index != usize::MAX {
-                            self.marks.set_known_live(parent[index].0);
-                            index = parent[index].1;
-                        }
-                    }
-                    return true;
+                    found = Some((at, certified(self, dependent)));
+                    break 'walk;
                 }
                 if trust || self.marks.get(dependent) != Mark::Scheduled {
                     parent.push((dependent, at));
@@ -236,7 +232,16 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 }
             }
         }
-        false
+        let Some((mut index, certified)) = found else {
+            return false;
+        };
+        if certified {
+            while index != usize::MAX {
+                self.marks.set_known_live(parent[index].0);
+                index = parent[index].1;
+            }
+        }
+        true
     }
 
     /// Requires task `id` while executing in a bottom-up session: done tasks return at once; a scheduled task
