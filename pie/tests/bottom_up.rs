@@ -339,3 +339,241 @@ fn the_top_down_fallback_after_a_panic_checks_below_re_executed_tasks() {
     session.update_affected_by(std::iter::empty::<&str>());
     assert_eq!(session.require(&middle), ok("NEW"));
 }
+/// Found by the oracle (`pie/tests/oracle.rs`): a dead task whose input changed is scheduled by
+/// `update_affected_by` but never executed (no root needs it); it must still count as dead, so a new task may take
+/// over the file it provided, as in a top-down session.
+#[test]
+fn a_dead_task_scheduled_by_a_change_makes_no_claims() {
+    let dir = temp_dir();
+    let (a, out) = (dir.path().join("a"), dir.path().join("out"));
+    write_file(&a, "a");
+    // The old task reads `a` itself, so the change schedules it.
+    let old = TestTask::CopyUpper(a.clone(), out.clone());
+    let new = write(ret("new"), &out);
+    let mut pie = test_pie();
+    pie.require(&old).unwrap();
+    pie.retain_roots(|_| false);
+    write_file(&a, "A");
+    let mut session = pie.new_session();
+    session.update_affected_by([&a]);
+    assert_eq!(session.require(&new), Ok(TestOutput::Unit));
+    drop(session);
+    assert!(!pie.executed().contains(&old), "the dead task never executes");
+    assert_eq!(read_file_to_string(&out), "new");
+}
+
+/// The same as a reader: a dead reader of a file, scheduled by a change to that file but never executed, is no
+/// hidden dependency of a new task that provides the file.
+#[test]
+fn a_dead_reader_scheduled_by_a_change_is_no_hidden_dependency() {
+    let dir = temp_dir();
+    let out = dir.path().join("out");
+    write_file(&out, "hand-written");
+    let reader = read(&out);
+    let writer = write(ret("generated"), &out);
+    let mut pie = test_pie();
+    pie.require(&reader).unwrap();
+    pie.retain_roots(|_| false);
+    write_file(&out, "edited by hand");
+    let mut session = pie.new_session();
+    session.update_affected_by([&out]);
+    assert_eq!(session.require(&writer), Ok(TestOutput::Unit));
+    drop(session);
+    assert_eq!(read_file_to_string(&out), "generated");
+}
+
+/// Found by the oracle: a scheduled task that is not needed yet (reachable only through a scheduled task) waits;
+/// when that task executes and requires it again through a task that is not scheduled, it must still execute
+/// first, so that the task in between does not return an output computed from the old file.
+#[test]
+fn a_waiting_task_required_through_an_unscheduled_task_executes_first() {
+    let dir = temp_dir();
+    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+    write_file(&input, "b");
+    let reader = read(&input);
+    let middle = require(reader.clone());
+    // Reads `in` itself, then requires the middle task: both it and `reader` are scheduled by a change to `in`.
+    let top = TestTask::ReadThenRequire(input.clone(), FileStamper::Hash, Box::new(middle.clone()));
+    let root = write(top, &out);
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    write_file(&input, "a");
+    let mut session = pie.new_session();
+    session.update_affected_by([&input]);
+    assert_eq!(session.require(&middle), ok("a"));
+    drop(session);
+    pie.require_then_assert_no_execute(&middle).unwrap();
+}
+
+/// Found by the oracle: a task that was dead when the session started (its dependent dropped it while a change to
+/// its input was pending) missed that change; required after `update_affected_by`, it must be checked top-down,
+/// not trusted because requiring it has just made it a root.
+#[test]
+fn a_task_dead_when_the_session_started_is_checked_when_required_after_an_update() {
+    let dir = temp_dir();
+    let (a, config) = (dir.path().join("a"), dir.path().join("config"));
+    write_file(&a, "a");
+    write_file(&config, "on");
+    let reader = read(&a);
+    let root = TestTask::RequireIfOn(config.clone(), Box::new(reader.clone()));
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    // Both change: the reader waits for the root, which then drops it, so the reader never sees `A`.
+    write_file(&config, "off");
+    write_file(&a, "A");
+    assert_eq!(update(&mut pie, &[&config, &a]), vec![root.clone()]);
+    let mut session = pie.new_session();
+    session.update_affected_by(std::iter::empty::<&std::path::Path>());
+    assert_eq!(session.require(&reader), ok("A"));
+}
+
+/// Found by the oracle: after a task's panic escaped `update_affected_by`, a `require` in the same session of a
+/// root that requires the failed task must fail again (as it does in a top-down session that goes on after a
+/// caught panic, and in a new session), not return the root's old output.
+#[test]
+fn a_require_after_a_panicked_update_in_the_same_session_does_not_serve_an_old_output() {
+    let dir = temp_dir();
+    let flag = dir.path().join("flag");
+    let failing = panic_if_exists(&flag, ret("x"));
+    let root = TestTask::RequireInconsequential(Box::new(failing.clone()));
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    write_file(&flag, "");
+    let mut session = pie.new_session();
+    assert_eq!(expect_panic(|| session.update_affected_by([&flag])), TASK_PANIC_MESSAGE);
+    assert_eq!(expect_panic(|| session.require(&root)), TASK_PANIC_MESSAGE);
+}
+
+/// Found by the oracle: on an unsettled store (a panic escaped the last session), `update_affected_by` checks every
+/// root top-down; a root without output executes first and requires another root that has not been checked yet,
+/// which must then be checked (its file changed), not returned as it was.
+#[test]
+fn an_unsettled_store_checks_a_root_that_an_executing_root_requires() {
+    let dir = temp_dir();
+    let (a, flag) = (dir.path().join("a"), dir.path().join("flag"));
+    write_file(&a, "a");
+    let reader = read(&a);
+    let root = panic_if_exists(&flag, reader.clone());
+    let mut pie = test_pie();
+    pie.new_session().require_all(&[root.clone(), reader.clone()]);
+    write_file(&flag, "");
+    assert_eq!(expect_panic(|| pie.require(&root)), TASK_PANIC_MESSAGE);
+    fs::remove_file(&flag).unwrap();
+    write_file(&a, "A");
+    let mut session = pie.new_session();
+    session.update_affected_by([&flag, &a]);
+    assert_eq!(session.require(&root), ok("A"));
+    assert_eq!(session.require(&reader), ok("A"));
+}
+
+/// Found by the oracle: a provided file changed by someone else makes its provider execute, which restores it. A
+/// reader that requires the provider before reading the file (`Hash` stamper) reads what it read before: top-down,
+/// checking the reader's dependencies in order restores the file before comparing its stamp, and the reader does
+/// not execute. Bottom-up should execute exactly the same tasks.
+#[test]
+fn a_reader_of_a_provided_file_restored_by_its_provider_does_not_execute() {
+    let build = |bottom_up: bool| {
+        let dir = temp_dir();
+        let out = dir.path().join("out");
+        let writer = write(ret("generated"), &out);
+        let reader = TestTask::ReadAfter(Box::new(writer.clone()), out.clone(), FileStamper::Hash);
+        let mut pie = test_pie();
+        pie.require(&reader).unwrap();
+        write_file(&out, "tampered");
+        let executed = if bottom_up {
+            update(&mut pie, &[&out])
+        } else {
+            pie.require(&reader).unwrap();
+            pie.executed()
+        };
+        assert_eq!(read_file_to_string(&out), "generated");
+        (executed, writer)
+    };
+    let (top_down, writer) = build(false);
+    assert_eq!(top_down, vec![writer]);
+    let (bottom_up, writer) = build(true);
+    assert_eq!(bottom_up, vec![writer]);
+}
+
+/// Found by the oracle: on an unsettled store (the last session checked only some roots), `update_affected_by`
+/// checks every root top-down; a task that was live only through a root that now drops it was never checked, and
+/// requiring it afterwards in the same session must check it, not trust it.
+#[test]
+fn on_an_unsettled_store_a_task_dropped_by_the_update_is_checked_when_required() {
+    let dir = temp_dir();
+    let (a, config) = (dir.path().join("a"), dir.path().join("config"));
+    write_file(&a, "a");
+    write_file(&config, "on");
+    let reader = read(&a);
+    let root = TestTask::RequireIfOn(config.clone(), Box::new(reader.clone()));
+    let other = ret("other");
+    let mut pie = test_pie();
+    pie.new_session().require_all(&[root.clone(), other.clone()]);
+    pie.require(&other).unwrap(); // checks one root of two: the store is unsettled
+    write_file(&config, "off");
+    write_file(&a, "A");
+    let mut session = pie.new_session();
+    session.update_affected_by([&config, &a]);
+    assert_eq!(session.require(&reader), ok("A"));
+}
+
+/// The one principled way in which a bottom-up build executes more than a top-down one (see `bottom_up_executed_more`
+/// in `oracle.rs`). `x` and `j` change; `d` requires `j` and, while `j` says `on`, `x`. Bottom-up, `x` comes first in
+/// the topological order (it was created before `j`) and is needed through `d`, which is not scheduled yet, so it
+/// executes; its new output schedules `d`, which requires `j` (now `off`) and drops `x`. Top-down, `d` checks `j`
+/// first, executes, drops `x`, and never gets to it. Results are the same, and `x` is dead afterwards.
+#[test]
+fn a_task_dropped_later_in_the_build_by_its_dependent_may_execute_bottom_up_only() {
+    let build = |bottom_up: bool| {
+        let dir = temp_dir();
+        let (x_in, j_in) = (dir.path().join("x"), dir.path().join("j"));
+        write_file(&x_in, "x");
+        write_file(&j_in, "on");
+        let (x, j) = (read(&x_in), read(&j_in));
+        let d = TestTask::RequireIfOutputOn(Box::new(j.clone()), Box::new(x.clone()));
+        // A first root makes `x` older than `j` in the topological order; then it goes.
+        let e = require(x.clone());
+        let mut pie = test_pie();
+        pie.new_session().require_all(&[e.clone(), d.clone()]);
+        pie.unobserve(&e);
+        write_file(&x_in, "X");
+        write_file(&j_in, "off");
+        let executed = if bottom_up {
+            update(&mut pie, &[&x_in, &j_in])
+        } else {
+            pie.require(&d).unwrap();
+            pie.executed()
+        };
+        pie.require_then_assert_no_execute(&d).unwrap();
+        (executed, x, j, d)
+    };
+    let (top_down, _, j, d) = build(false);
+    assert_eq!(top_down, vec![j, d]);
+    let (mut bottom_up, x, j, d) = build(true);
+    bottom_up.sort_by_key(|t| format!("{t:?}"));
+    let mut expected = vec![x, j, d];
+    expected.sort_by_key(|t| format!("{t:?}"));
+    assert_eq!(bottom_up, expected, "top-down's tasks, and `x`");
+}
+
+/// Found by the oracle: after a session that checked only some roots (an unsettled store, so `update_affected_by`
+/// schedules nothing and checks the roots top-down), a task that was dead when the session started is required,
+/// checked and executes. What it requires again, as in its previous execution, was dead too and missed the same
+/// change: it must be checked as well, not trusted because the executing task required it before.
+#[test]
+fn a_task_required_again_by_a_revived_task_is_checked() {
+    let dir = temp_dir();
+    let a = dir.path().join("a");
+    write_file(&a, "a");
+    let reader = read(&a);
+    let revived = TestTask::ReadThenRequire(a.clone(), FileStamper::Modified, Box::new(reader.clone()));
+    let mut pie = test_pie();
+    pie.require(&revived).unwrap();
+    pie.require(&reader).unwrap(); // checks one root of two: the store is unsettled
+    pie.retain_roots(|_| false);
+    write_file(&a, "A");
+    let mut session = pie.new_session();
+    session.update_affected_by([&a]);
+    assert_eq!(session.require(&revived), ok("A"));
+    assert_eq!(session.require(&reader), ok("A"));
+}

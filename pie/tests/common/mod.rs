@@ -132,6 +132,9 @@ pub enum TestTask {
     /// Link `index` of a chain of `len` tasks: requires link `index + 1`; the last link requires the bottom task.
     /// Returns the bottom task's output.
     Chain(u32, u32, Box<TestTask>),
+    /// Requires the first task; while its string output is `on`, requires the second task. Returns `Unit`. What
+    /// it requires depends on another task's output, not on a file it reads itself.
+    RequireIfOutputOn(Box<TestTask>, Box<TestTask>),
 }
 
 /// The message of a [`TestTask::PanicIfExists`] panic.
@@ -273,6 +276,12 @@ impl Task for TestTask {
                     "{}:{text}",
                     if caught { "caught" } else { "ok" }
                 )))
+            }
+            RequireIfOutputOn(condition, task) => {
+                if require_string(context, condition)? == "on" {
+                    context.require_task(task)?;
+                }
+                Ok(TestOutput::Unit)
             }
             Chain(index, len, bottom) => {
                 if index + 1 < *len {
