@@ -21,7 +21,8 @@ use crate::store::{Store, TaskId};
 /// Whether `id` is live: required in this session (by `marks`), or (transitively) required by a root or by a
 /// task required in this session.
 pub(crate) fn is_live<T: Eq + Hash + Clone + Debug, O: Eq>(store: &Store<T, O>, marks: &Marks, id: TaskId) -> bool {
-    let keeps_live = |id: TaskId| store.is_root(id) || marks.get(id) != Mark::Unseen;
+    // A task merely scheduled by a bottom-up build was not required in this session.
+    let keeps_live = |id: TaskId| store.is_root(id) || matches!(marks.get(id), Mark::InProgress | Mark::Done);
     if keeps_live(id) {
         return true;
     }

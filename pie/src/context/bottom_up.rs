@@ -44,7 +44,7 @@ use crate::Task;
 use super::top_down::TopDownContext;
 
 /// The bottom-up state of a session: the queue of scheduled tasks, and what executing tasks required before.
-#[derive(Default, Debug)]
+#[derive(Debug)]
 pub(crate) struct Scheduler {
     /// Scheduled tasks by (topological order when queued, id); the smallest first. Entries of tasks that are no
     /// longer scheduled are skipped when popped.
@@ -53,6 +53,28 @@ pub(crate) struct Scheduler {
     previously_required: Vec<Vec<TaskId>>,
     /// Emptied vectors kept for reuse: an execution costs no allocation for this bookkeeping.
     spare: Vec<Vec<TaskId>>,
+    /// Whether each executing task (innermost last) was live when the session started, so that what it
+    /// previously required was too.
+    certified: Vec<bool>,
+    /// The lowest topological order of a scheduled task taken from the queue but not needed yet (`u64::MAX`: none):
+    /// it waits for a task above it to require it, and searches for scheduled tasks must still see it.
+    waiting_floor: u64,
+    /// The files that may have changed since the last session: the changed paths, and the files written by the
+    /// tasks executed since. Every other file is consistent by the caller's promise.
+    touched: FxHashSet<FileId>,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self {
+            queue: BinaryHeap::new(),
+            previously_required: Vec::new(),
+            spare: Vec::new(),
+            certified: Vec::new(),
+            waiting_floor: u64::MAX,
+            touched: FxHashSet::default(),
+        }
+    }
 }
 
 /// What a task required before it executed again (see [`TopDownContext::before_execution`]).
@@ -72,13 +94,23 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 // A path that names no file (it cannot be made absolute) has no dependents.
                 if let Ok(normal) = NormalPath::new(path.as_ref()) {
                     if let Some(file) = self.store.find_file(&normal) {
+                        self.scheduler().touched.insert(file);
                         self.schedule_dependents_of_changed_file(file);
                     }
                 }
             }
             while let Some(id) = self.pop() {
                 if self.needed(id) {
-                    self.execute_scheduled(id);
+                    if self.still_inconsistent(id) {
+                        self.execute_scheduled(id);
+                    } else {
+                        self.marks.set(id, Mark::Done);
+                    }
+                } else {
+                    // It waits, scheduled, for a task above it to require it: searches must still find it.
+                    let order = self.store.order(id);
+                    let scheduler = self.scheduler();
+                    scheduler.waiting_floor = scheduler.waiting_floor.min(order);
                 }
             }
         } else {
@@ -150,13 +182,21 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// tasks that are no longer scheduled from the top first, so that tasks executed on demand do not keep the
     /// bound low.
     fn lowest_queued_order(&mut self) -> Option<u64> {
-        loop {
-            let Reverse((order, raw)) = *self.scheduler().queue.peek()?;
+        let queued = loop {
+            let Some(Reverse((order, raw))) = self.scheduler().queue.peek().copied() else {
+                break None;
+            };
             if self.marks.get(TaskId::from_raw(raw)) == Mark::Scheduled {
-                return Some(order.min(self.store.reorder_floor()));
+                break Some(order);
             }
             self.scheduler().queue.pop();
-        }
+        };
+        let waiting = Some(self.scheduler().waiting_floor).filter(|floor| *floor != u64::MAX);
+        let lowest = match (queued, waiting) {
+            (Some(q), Some(w)) => q.min(w),
+            (q, w) => q.or(w)?,
+        };
+        Some(lowest.min(self.store.reorder_floor()))
     }
 
     fn scheduler(&mut self) -> &mut Scheduler {
@@ -164,6 +204,38 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             .bottom_up
             .as_mut()
             .expect("BUG: bottom-up scheduling outside a bottom-up session")
+    }
+
+    /// Whether the scheduled task `id` is still inconsistent, checked as top-down would, in the order its
+    /// dependencies were made, but stamping only touched files: a required task is brought up to date first and
+    /// its output version compared; a read of an untouched file is only checked against its provider. A task
+    /// scheduled by a file that a task then wrote back as it was, or by a required task that has since been cut
+    /// off, does not execute.
+    fn still_inconsistent(&mut self, id: TaskId) -> bool {
+        for index in 0..self.store.dep_count(id) {
+            let inconsistent = match self.store.dep(id, index) {
+                Dep::RequireTask(dep) => {
+                    if dep.saw_panic() || self.store.output(dep.task).is_none() {
+                        return true;
+                    }
+                    if self.marks.get(dep.task) != Mark::Done {
+                        let task = self.store.task(dep.task).clone();
+                        self.bring_up_to_date_or_unwind(dep.task, &task, dep.stamper);
+                    }
+                    dep.is_inconsistent(self.store.version(dep.task))
+                }
+                Dep::RequireFile(dep) if self.scheduler().touched.contains(&dep.file) => {
+                    self.check_file(dep, Some((id, index)))
+                }
+                Dep::RequireFile(dep) => !self.reads_after_provider(id, index, dep.file),
+                Dep::ProvideFile(dep) if self.scheduler().touched.contains(&dep.file) => self.check_file(dep, None),
+                Dep::ProvideFile(_) => false,
+            };
+            if inconsistent {
+                return true;
+            }
+        }
+        self.store.output(id).is_none()
     }
 
     /// Executes the scheduled task `id` (popped, or required while scheduled).
@@ -186,9 +258,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// reachable through current dependents from a task that was a root then), or it was made consistent in this
     /// session (every dependency recorded in this session was made when its task was consistent).
     fn trusted(&mut self, id: TaskId) -> bool {
-        if let Some(previous) = self.state.bottom_up.as_ref().and_then(|s| s.previously_required.last()) {
-            if previous.binary_search(&id).is_ok() {
-                return true;
+        if let Some(scheduler) = self.state.bottom_up.as_ref() {
+            if let (Some(previous), Some(true)) = (scheduler.previously_required.last(), scheduler.certified.last()) {
+                if previous.binary_search(&id).is_ok() {
+                    return true;
+                }
             }
         }
         self.reaches_live(id, true)
@@ -312,7 +386,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         previous.extend(self.store.required_tasks(id));
         previous.sort_unstable();
         previous.dedup();
+        let certified = self.marks.known_live(id) || (self.store.is_root(id) && !self.state.new_roots.contains(&id));
         self.scheduler().previously_required.push(previous);
+        self.scheduler().certified.push(certified);
         BeforeExecution {
             version: self.store.version(id),
         }
@@ -325,6 +401,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             .previously_required
             .pop()
             .expect("BUG: an execution without its previous requirements");
+        self.scheduler().certified.pop();
         // Dependents whose stamper sees the new output.
         let version = self.store.version(id);
         if version != before.version {
@@ -347,6 +424,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         // Readers of the files it wrote whose stamps changed (rare: most tasks provide nothing).
         for index in 0..self.store.dep_count(id) {
             if let Dep::ProvideFile(dep) = self.store.dep(id, index) {
+                self.scheduler().touched.insert(dep.file);
                 let readers: Vec<TaskId> = self.store.requirers(dep.file).filter(|r| *r != id).collect();
                 for reader in readers {
                     if self.marks.get(reader) == Mark::Unseen && self.file_deps_inconsistent(reader, dep.file, false) {

@@ -274,7 +274,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// the require that connected them while this task's own dependencies stayed consistent; then the read is
     /// inconsistent, and executing the task again decides whether it is a hidden dependency, as in a clean build.
     /// A dead provider loses its claim on the file.
-    fn reads_after_provider(&mut self, id: TaskId, index: usize, file: FileId) -> bool {
+    pub(super) fn reads_after_provider(&mut self, id: TaskId, index: usize, file: FileId) -> bool {
         match self.store.provider(file) {
             Some(provider) if !self.store.depends_on_before(id, index, provider) => self.release_if_dead(provider),
             _ => true,
