@@ -70,6 +70,18 @@ pub struct Row {
     pub output_bytes: usize,
     /// `bytes_per_task` less the tasks' and outputs' own sizes: pie's overhead per task.
     pub overhead_bytes_per_task: f64,
+    /// `Pie::collect_garbage(false)` of a store in which about half the tasks are dead (see `Shape::half_root`);
+    /// median of five, each on a freshly loaded copy.
+    pub gc_ms: f64,
+    /// Tasks in that store before collecting (the workload's tasks, plus the half root where it is a task of its
+    /// own).
+    pub gc_tasks_before: usize,
+    /// Tasks the collection removed.
+    pub gc_removed_tasks: usize,
+    /// Size of that store, saved before collecting.
+    pub store_bytes_before_gc: u64,
+    /// Size of that store, saved after collecting.
+    pub store_bytes_after_gc: u64,
 }
 
 /// How many times each repeated figure is taken (the median is reported).
@@ -233,6 +245,9 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
         }
     }
 
+    // Garbage collection last, so that nothing above is affected by it.
+    let gc = crate::gc::measure(&shape, stamper, dir)?;
+
     let rss_growth_bytes = rss_after.saturating_sub(rss_before);
     let bytes_per_task = rss_growth_bytes as f64 / tasks as f64;
     let task_own_bytes = own_task_bytes(&shape, stamper, &root);
@@ -265,6 +280,11 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
         task_own_bytes,
         output_bytes,
         overhead_bytes_per_task: bytes_per_task - task_own_bytes - output_bytes as f64,
+        gc_ms: gc.gc_ms,
+        gc_tasks_before: gc.tasks_before,
+        gc_removed_tasks: gc.removed_tasks,
+        store_bytes_before_gc: gc.store_bytes_before,
+        store_bytes_after_gc: gc.store_bytes_after,
     })
 }
 

@@ -58,7 +58,7 @@ pub fn measure(pie: &Pie<BenchTask, u64>, dir: &Path) -> io::Result<Persisted> {
 
 /// Remembers whether any task executed.
 #[derive(Default)]
-struct Executed(bool);
+pub struct Executed(pub bool);
 
 impl Tracker<BenchTask> for Executed {
     fn execute_start(&mut self, _task: &BenchTask) {

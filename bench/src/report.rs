@@ -35,6 +35,10 @@ pub fn table(rows: &[Row]) -> String {
         "peakRSS-MB",
         "B/task",
         "ovh-B/task",
+        "gc",
+        "gc-removed",
+        "pre-gc-MB",
+        "post-gc-MB",
     ];
     let mut lines = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     for row in rows {
@@ -69,6 +73,10 @@ pub fn table(rows: &[Row]) -> String {
             format!("{:.1}", row.peak_rss_bytes as f64 / 1e6),
             format!("{:.0}", row.bytes_per_task),
             format!("{:.0}", row.overhead_bytes_per_task),
+            format!("{:.1}", row.gc_ms),
+            format!("{}/{}", row.gc_removed_tasks, row.gc_tasks_before),
+            format!("{:.2}", row.store_bytes_before_gc as f64 / 1e6),
+            format!("{:.2}", row.store_bytes_after_gc as f64 / 1e6),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -107,7 +115,8 @@ pub fn table(rows: &[Row]) -> String {
         out,
         "\nTimes in ms (medians). cold = load + build inside a new process; cold-proc = that process's whole wall \
          time (like ninja's). B/task = RSS growth over the fresh build / tasks; ovh = less the tasks' and outputs' own \
-         sizes."
+         sizes. gc = collect_garbage of a store with about half the tasks dead (gc-removed = removed/tasks); \
+         pre-gc-MB, post-gc-MB = that store saved before and after."
     )
     .expect("write to String");
     out
