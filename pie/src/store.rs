@@ -208,6 +208,10 @@ pub(crate) struct Store<T, O> {
     /// dropped below the one it was queued with. Not persisted.
     #[cfg_attr(feature = "serde", serde(skip, default = "no_floor"))]
     reorder_floor: u64,
+    /// The tasks whose `root` flag is set, in no particular order (derived from the flags; not persisted), so that
+    /// listing the roots costs their number, not the store's size.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    roots: Vec<TaskId>,
 }
 
 #[cfg(feature = "serde")]
@@ -226,6 +230,7 @@ impl<T, O> Default for Store<T, O> {
             next_version: 1,
             settled: true,
             reorder_floor: u64::MAX,
+            roots: Vec::new(),
         }
     }
 }
@@ -253,14 +258,15 @@ impl<T, O> Store<T, O> {
 
     /// The roots, in id order.
     pub(crate) fn roots(&self) -> impl Iterator<Item = TaskId> + '_ {
-        (0..self.task_data.len() as u32)
-            .map(TaskId)
-            .filter(|id| self.root_flag(*id))
+        self.roots.iter().copied()
     }
 
-    #[inline]
-    fn root_flag(&self, id: TaskId) -> bool {
-        self.task_data[id.index()].root
+    /// Rebuilds the list of roots from the tasks' flags (after loading or renumbering).
+    fn rebuild_roots(&mut self) {
+        self.roots = (0..self.task_data.len() as u32)
+            .map(TaskId)
+            .filter(|id| self.task_data[id.index()].root)
+            .collect();
     }
 }
 
@@ -309,7 +315,16 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// Makes `id` a root or not.
     #[inline]
     pub(crate) fn set_root(&mut self, id: TaskId, root: bool) {
-        self.data_mut(id).root = root;
+        let data = self.data_mut(id);
+        if data.root == root {
+            return;
+        }
+        data.root = root;
+        if root {
+            self.roots.push(id);
+        } else {
+            self.roots.retain(|r| *r != id);
+        }
     }
 
     /// Forgets the last execution of `id` (a dead task whose claim on a file another task now takes): drops its
@@ -691,6 +706,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         self.tasks = tasks;
         self.task_data = task_data;
         self.files = files;
+        self.rebuild_roots();
         self.rebuild_reverse_edges()
             .expect("BUG: a collected store has a dependency on a node that does not exist");
         removed_paths
@@ -834,6 +850,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         if self.tasks.len() != task_count || task_count >= u32::MAX as usize {
             return Err(format!("{} tasks but {task_count} task records", self.tasks.len()));
         }
+        self.rebuild_roots();
         self.rebuild_reverse_edges()?;
         self.validate()
     }
