@@ -194,6 +194,8 @@ fn hash(path: &Path) -> io::Result<Option<[u8; 32]>> {
 /// read is needed to prove it. A small file thus costs one `open`, one `fstat` and one `read`, where reading to
 /// an empty read without asking the kind cost one `open` and two `read`s. A file that grew since it was opened is
 /// read to its end, as is a file whose stated length is 0 (as under `/proc`).
+// Not inlined: its 64 KiB buffer would otherwise put a stack probe on every stamp, of every stamper.
+#[inline(never)]
 fn file_digest(mut file: File, len: u64) -> io::Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     let mut buffer = [0; 64 * 1024];

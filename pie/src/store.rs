@@ -212,6 +212,9 @@ pub(crate) struct Store<T, O> {
     /// listing the roots costs their number, not the store's size.
     #[cfg_attr(feature = "serde", serde(skip))]
     roots: Vec<TaskId>,
+    /// See [`any_provider`](Self::any_provider). Derived; not persisted.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    any_provider: bool,
 }
 
 #[cfg(feature = "serde")]
@@ -231,6 +234,7 @@ impl<T, O> Default for Store<T, O> {
             settled: true,
             reorder_floor: u64::MAX,
             roots: Vec::new(),
+            any_provider: false,
         }
     }
 }
@@ -449,7 +453,15 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         let edge = self.edge_from(id);
         let file = &mut self.file_data[dep.file.0 as usize];
         file.provider = Some(edge);
+        self.any_provider = true;
         push_dep(&mut self.data_mut(id).deps, Dep::ProvideFile(dep));
+    }
+
+    /// Whether any task ever provided a file (since this store was made, loaded or collected): while none did,
+    /// no file has a provider, and checks of reads can skip asking for one.
+    #[inline]
+    pub(crate) fn any_provider(&self) -> bool {
+        self.any_provider
     }
 
     /// Records that `id` required task `dep.task`, keeping the topological order. The caller has ruled out
@@ -882,6 +894,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
                     }
                     Dep::ProvideFile(d) => {
                         self.file_data.get_mut(d.file.0 as usize).ok_or_else(missing)?.provider = Some(edge);
+                        self.any_provider = true;
                     }
                 }
             }

@@ -275,6 +275,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// inconsistent, and executing the task again decides whether it is a hidden dependency, as in a clean build.
     /// A dead provider loses its claim on the file.
     pub(super) fn reads_after_provider(&mut self, id: TaskId, index: usize, file: FileId) -> bool {
+        if !self.store.any_provider() {
+            return true;
+        }
         match self.store.provider(file) {
             Some(provider) if !self.store.depends_on_before(id, index, provider) => self.release_if_dead(provider),
             _ => true,
