@@ -101,11 +101,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
             while let Some(id) = self.pop() {
                 if self.needed(id) {
-                    if self.still_inconsistent(id) {
-                        self.execute_scheduled(id);
-                    } else {
-                        self.marks.set(id, Mark::Done);
-                    }
+                    self.update_scheduled(id);
                 } else {
                     // It waits, scheduled, for a task above it to require it: searches must still find it.
                     let order = self.store.order(id);
@@ -238,12 +234,18 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.store.output(id).is_none()
     }
 
-    /// Executes the scheduled task `id` (popped, or required while scheduled).
-    fn execute_scheduled(&mut self, id: TaskId) {
+    /// Brings the scheduled task `id` (popped, or required while scheduled) up to date: executes it when it is
+    /// still inconsistent (see [`still_inconsistent`](Self::still_inconsistent)). In progress meanwhile, so that
+    /// a cycle through it is caught. Returns whether it executed.
+    fn update_scheduled(&mut self, id: TaskId) -> bool {
         self.enter(id);
-        crate::grow_stack(|| self.execute(id, None));
+        let inconsistent = self.still_inconsistent(id);
+        if inconsistent {
+            crate::grow_stack(|| self.execute(id, None));
+        }
         self.state.stack.pop();
         self.marks.set(id, Mark::Done);
+        inconsistent
     }
 
     /// Whether the scheduled task `id` must execute now: a root, or reachable from a root (or a task of this
@@ -334,21 +336,17 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         match self.marks.get(id) {
             Mark::Done => return false,
             Mark::InProgress => self.cycle(id),
-            Mark::Scheduled => {
-                self.execute_scheduled(id);
-                return true;
-            }
+            Mark::Scheduled => return self.update_scheduled(id),
             Mark::Unseen => {}
         }
         if self.store.output(id).is_none() || !self.trusted(id) {
             return self.make_consistent(id, Some(task));
         }
         while let Some(below) = self.lowest_scheduled_below(id) {
-            self.execute_scheduled(below);
+            self.update_scheduled(below);
         }
         if self.marks.get(id) == Mark::Scheduled {
-            self.execute_scheduled(id);
-            return true;
+            return self.update_scheduled(id);
         }
         self.marks.set(id, Mark::Done);
         false
