@@ -1,6 +1,6 @@
 //! pie's benchmark harness: generates workloads in a temporary folder and measures fresh builds, no-op rebuilds
 //! (in-process and in a new process), rebuilds after touching and after modifying one input, persistence and
-//! memory, next to a stat floor, a hash floor and ninja.
+//! memory, and garbage collection of a half-dead store, next to a stat floor, a hash floor and ninja.
 //!
 //! Every workload/stamper pair is measured in a child process of its own (`bench measure-child`), so that its RSS
 //! figures are not polluted by another's; the new-process no-op spawns a further child (`bench cold-child`).
@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand};
 use crate::measure::{ColdReport, Row};
 use crate::workload::{set_workspace, Shape, StamperArg, Workload};
 
+mod gc;
 mod measure;
 mod ninja;
 mod persist;

@@ -41,6 +41,11 @@ pub struct Row {
     pub touch_ms: Option<f64>,
     /// Rebuild after changing one input's bytes; `null` when the workload has no input files.
     pub modify_ms: Option<f64>,
+    /// The `touch_ms` edit, rebuilt bottom-up: a new session, `update_affected_by([changed])`, then `require` of
+    /// the root (which returns at once). Rounds alternate with top-down ones.
+    pub bottom_up_touch_ms: Option<f64>,
+    /// The `modify_ms` edit, rebuilt bottom-up as for `bottom_up_touch_ms`.
+    pub bottom_up_modify_ms: Option<f64>,
     /// A loop of `fs::metadata` (and the mtime) over the inputs: the floor of a Modified no-op.
     pub stat_floor_ms: f64,
     /// A loop that opens, reads and blake3-hashes the inputs: the floor of a Hash no-op.
@@ -65,6 +70,18 @@ pub struct Row {
     pub output_bytes: usize,
     /// `bytes_per_task` less the tasks' and outputs' own sizes: pie's overhead per task.
     pub overhead_bytes_per_task: f64,
+    /// `Pie::collect_garbage(false)` of a store in which about half the tasks are dead (see `Shape::half_root`);
+    /// median of five, each on a freshly loaded copy.
+    pub gc_ms: f64,
+    /// Tasks in that store before collecting (the workload's tasks, plus the half root where it is a task of its
+    /// own).
+    pub gc_tasks_before: usize,
+    /// Tasks the collection removed.
+    pub gc_removed_tasks: usize,
+    /// Size of that store, saved before collecting.
+    pub store_bytes_before_gc: u64,
+    /// Size of that store, saved after collecting.
+    pub store_bytes_after_gc: u64,
 }
 
 /// How many times each repeated figure is taken (the median is reported).
@@ -78,13 +95,6 @@ const COLD_REPEAT: usize = 5;
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
-}
-
-/// The median of `repeat` runs of `f`, in milliseconds; `f` returns the duration it measured.
-fn median(repeat: usize, mut f: impl FnMut() -> io::Result<Duration>) -> io::Result<f64> {
-    let mut times = (0..repeat).map(|_| f().map(ms)).collect::<io::Result<Vec<f64>>>()?;
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
 }
 
 fn middle(mut times: Vec<f64>) -> f64 {
@@ -141,26 +151,51 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
     }
     let (noop_ms, stat_floor_ms, hash_floor_ms) = (middle(noop), middle(stat_floor), middle(hash_floor));
 
-    let (touch_ms, modify_ms) = if inputs.is_empty() {
-        (None, None)
+    let (touch_ms, modify_ms, bottom_up_touch_ms, bottom_up_modify_ms) = if inputs.is_empty() {
+        (None, None, None, None)
     } else {
         let changed = input_path(shape.changed_input());
         let original_mtime = fs::metadata(&changed)?.modified()?;
         let mut step = 0;
-        let touch_ms = median(REPEAT, || {
+        // Each round: the edit rebuilt top-down, then the same kind of edit rebuilt bottom-up.
+        let top_down = |pie: &mut Pie<BenchTask, u64>| timed(|| pie.new_session().require(&root));
+        let bottom_up = |pie: &mut Pie<BenchTask, u64>| {
+            timed(|| {
+                let mut session = pie.new_session();
+                session.update_affected_by([&changed]);
+                session.require(&root)
+            })
+        };
+        let (mut touch_td, mut touch_bu) = (Vec::new(), Vec::new());
+        for _ in 0..REPEAT {
             step += 1;
             touch(&changed, step)?;
-            Ok(timed(|| pie.new_session().require(&root)).1)
-        })?;
+            let (expected_output, time) = top_down(&mut pie);
+            touch_td.push(ms(time));
+            step += 1;
+            touch(&changed, step)?;
+            let (output, time) = bottom_up(&mut pie);
+            assert_eq!(output, expected_output, "bottom-up and top-down rebuilds disagree");
+            touch_bu.push(ms(time));
+        }
         let original = fs::read(&changed)?;
         let mut version = 0;
-        let modify_ms = median(REPEAT, || {
-            version += 1;
-            step += 1;
-            fs::write(&changed, format!("modified {version}\n"))?;
-            touch(&changed, step)?; // a distinct mtime even on a coarse clock
-            Ok(timed(|| pie.new_session().require(&root)).1)
-        })?;
+        let (mut modify_td, mut modify_bu) = (Vec::new(), Vec::new());
+        for _ in 0..REPEAT {
+            for bottom_up_round in [false, true] {
+                version += 1;
+                step += 1;
+                fs::write(&changed, format!("modified {version}\n"))?;
+                touch(&changed, step)?; // a distinct mtime even on a coarse clock
+                if bottom_up_round {
+                    modify_bu.push(ms(bottom_up(&mut pie).1));
+                } else {
+                    modify_td.push(ms(top_down(&mut pie).1));
+                }
+            }
+        }
+        let (touch_ms, modify_ms) = (middle(touch_td), middle(modify_td));
+        let (bottom_up_touch_ms, bottom_up_modify_ms) = (middle(touch_bu), middle(modify_bu));
         // Back to the original bytes and mtime, so that the stored outputs match the inputs for the save below and
         // ninja's outputs are newer than every input again.
         fs::write(&changed, original)?;
@@ -169,7 +204,12 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
             .open(&changed)?
             .set_modified(original_mtime)?;
         pie.new_session().require(&root);
-        (Some(touch_ms), Some(modify_ms))
+        (
+            Some(touch_ms),
+            Some(modify_ms),
+            Some(bottom_up_touch_ms),
+            Some(bottom_up_modify_ms),
+        )
     };
 
     let persisted = Some(crate::persist::measure(&pie, dir)?);
@@ -205,6 +245,9 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
         }
     }
 
+    // Garbage collection last, so that nothing above is affected by it.
+    let gc = crate::gc::measure(&shape, stamper, dir)?;
+
     let rss_growth_bytes = rss_after.saturating_sub(rss_before);
     let bytes_per_task = rss_growth_bytes as f64 / tasks as f64;
     let task_own_bytes = own_task_bytes(&shape, stamper, &root);
@@ -223,6 +266,8 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
         noop_cold_load_ms: cold.as_ref().map(|c| c.load_ms),
         touch_ms,
         modify_ms,
+        bottom_up_touch_ms,
+        bottom_up_modify_ms,
         stat_floor_ms,
         hash_floor_ms,
         ninja_noop_ms,
@@ -235,6 +280,11 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
         task_own_bytes,
         output_bytes,
         overhead_bytes_per_task: bytes_per_task - task_own_bytes - output_bytes as f64,
+        gc_ms: gc.gc_ms,
+        gc_tasks_before: gc.tasks_before,
+        gc_removed_tasks: gc.removed_tasks,
+        store_bytes_before_gc: gc.store_bytes_before,
+        store_bytes_after_gc: gc.store_bytes_after,
     })
 }
 

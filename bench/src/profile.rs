@@ -18,6 +18,9 @@ pub enum Phase {
     Noop,
     /// A rebuild after modifying one input.
     Modify,
+    /// `collect_garbage(false)` with about half the tasks dead (see `Shape::half_root`), in `profile_phase_gc`;
+    /// each round first builds a new `Pie` with the whole and the half root and unobserves the whole one.
+    Gc,
 }
 
 /// Runs `phase` `repeat` times and prints the total time of the profiled part.
@@ -25,8 +28,20 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
     set_workspace(dir);
     generate_inputs(&shape)?;
     let root = shape.root(stamper.stamper());
-    let mut pie: Pie<BenchTask, u64> = Pie::default();
     let mut total = Duration::ZERO;
+    if phase == Phase::Gc {
+        let roots = [root.clone(), shape.half_root(stamper.stamper())];
+        for _ in 0..repeat {
+            let mut pie: Pie<BenchTask, u64> = Pie::default();
+            pie.new_session().require_all(&roots);
+            pie.unobserve(&root);
+            let start = Instant::now();
+            std::hint::black_box(profile_phase_gc(&mut pie));
+            total += start.elapsed();
+        }
+        return report(total, repeat);
+    }
+    let mut pie: Pie<BenchTask, u64> = Pie::default();
     if phase != Phase::Fresh {
         pie.new_session().require(&root);
     }
@@ -46,12 +61,22 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
         std::hint::black_box(profile_phase(&mut pie, &root));
         total += start.elapsed();
     }
+    report(total, repeat)
+}
+
+/// Prints the time per run and the peak RSS.
+fn report(total: Duration, repeat: u32) -> io::Result<()> {
     println!(
         "{:.3} ms per run; peak RSS {:.1} MB",
         total.as_secs_f64() * 1e3 / f64::from(repeat.max(1)),
         crate::measure::proc_status_bytes("VmHWM") as f64 / 1e6
     );
     Ok(())
+}
+
+#[inline(never)]
+fn profile_phase_gc(pie: &mut Pie<BenchTask, u64>) -> usize {
+    pie.collect_garbage(false).removed_tasks
 }
 
 #[inline(never)]

@@ -24,6 +24,8 @@ pub fn table(rows: &[Row]) -> String {
         "cold-proc",
         "touch",
         "modify",
+        "bu-touch",
+        "bu-modify",
         "stat-fl",
         "hash-fl",
         "ninja",
@@ -33,6 +35,10 @@ pub fn table(rows: &[Row]) -> String {
         "peakRSS-MB",
         "B/task",
         "ovh-B/task",
+        "gc",
+        "gc-removed",
+        "pre-gc-MB",
+        "post-gc-MB",
     ];
     let mut lines = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
     for row in rows {
@@ -53,6 +59,10 @@ pub fn table(rows: &[Row]) -> String {
             opt(row.noop_cold_process_ms),
             row.touch_ms.map_or_else(|| "-".to_string(), |v| format!("{v:.2}")),
             row.modify_ms.map_or_else(|| "-".to_string(), |v| format!("{v:.2}")),
+            row.bottom_up_touch_ms
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.3}")),
+            row.bottom_up_modify_ms
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.3}")),
             format!("{:.2}", row.stat_floor_ms),
             format!("{:.2}", row.hash_floor_ms),
             opt(row.ninja_noop_ms),
@@ -63,6 +73,10 @@ pub fn table(rows: &[Row]) -> String {
             format!("{:.1}", row.peak_rss_bytes as f64 / 1e6),
             format!("{:.0}", row.bytes_per_task),
             format!("{:.0}", row.overhead_bytes_per_task),
+            format!("{:.1}", row.gc_ms),
+            format!("{}/{}", row.gc_removed_tasks, row.gc_tasks_before),
+            format!("{:.2}", row.store_bytes_before_gc as f64 / 1e6),
+            format!("{:.2}", row.store_bytes_after_gc as f64 / 1e6),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -101,7 +115,8 @@ pub fn table(rows: &[Row]) -> String {
         out,
         "\nTimes in ms (medians). cold = load + build inside a new process; cold-proc = that process's whole wall \
          time (like ninja's). B/task = RSS growth over the fresh build / tasks; ovh = less the tasks' and outputs' own \
-         sizes."
+         sizes. gc = collect_garbage of a store with about half the tasks dead (gc-removed = removed/tasks); \
+         pre-gc-MB, post-gc-MB = that store saved before and after."
     )
     .expect("write to String");
     out
@@ -182,6 +197,32 @@ pub fn targets(rows: &[Row]) -> String {
                 ),
                 format!("{lattice:.3} / {wide:.3} µs/task = {:.2}x", lattice / wide),
                 lattice <= 2.0 * wide,
+            );
+        }
+    }
+    // Bottom-up builds (issue 10).
+    if let Some(r) = find(rows, Workload::Wide, StamperArg::Modified) {
+        if let (Some(bottom_up), Some(top_down)) = (r.bottom_up_touch_ms, r.touch_ms) {
+            let ratio = bottom_up / top_down;
+            line(
+                &format!("wide {} Modified bottom-up touch ≤ 0.001x top-down touch", r.n),
+                format!("{bottom_up:.4} ms / {top_down:.2} ms = {ratio:.5}x"),
+                ratio <= 0.001,
+            );
+        }
+    }
+    for r in rows {
+        if let (Some(bottom_up), Some(top_down)) = (r.bottom_up_modify_ms, r.modify_ms) {
+            let limit = if r.workload == Workload::Chain { 1.1 } else { 1.0 };
+            line(
+                &format!(
+                    "{} {} {} bottom-up modify ≤ {limit}x top-down modify",
+                    r.workload.name(),
+                    r.n,
+                    r.stamper.name()
+                ),
+                format!("{bottom_up:.3} ms / {top_down:.3} ms = {:.3}x", bottom_up / top_down),
+                bottom_up <= limit * top_down,
             );
         }
     }

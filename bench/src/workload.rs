@@ -112,6 +112,26 @@ impl Shape {
         }
     }
 
+    /// The root of the workload's lower half, for the garbage-collection figures: its tasks are tasks of the whole
+    /// workload, so with both roots observed and then the whole one unobserved, about half the tasks are dead.
+    ///
+    /// - `trivial`, `wide`: the root of tasks `0..n/2` (the whole root and tasks `n/2..n` die);
+    /// - `chain`: link `n/2 - 1` (links `n/2..n` die; the input reader stays live);
+    /// - `lattice`: the root of the bottom `layers/2` layers, which are the same tasks (the top `layers - layers/2`
+    ///   layers and the whole root die).
+    pub fn half_root(&self, stamper: FileStamper) -> BenchTask {
+        match self.workload {
+            Workload::Trivial => BenchTask::TrivialRoot(self.n / 2),
+            Workload::Chain => BenchTask::Chain((self.n / 2).saturating_sub(1), stamper),
+            Workload::Wide => BenchTask::WideRoot(self.n / 2, stamper),
+            Workload::Lattice => BenchTask::LatticeRoot {
+                layers: (self.layers() / 2).max(1),
+                width: self.width.min(self.n),
+                stamper,
+            },
+        }
+    }
+
     /// The input file that `touch` and `modify` change: the middle one.
     pub fn changed_input(&self) -> u32 {
         self.inputs() / 2

@@ -1,7 +1,9 @@
 //! The editor's state and logic, apart from the terminal: buffers, key handling, builds and rendering.
 //!
 //! [`App`] owns the [`Workspace`] (and so the one long-lived `Pie`); every Ctrl+S writes the modified buffers and
-//! runs one incremental build. Rendering draws into any ratatui [`Frame`], so tests use `TestBackend`, and
+//! runs one incremental build. The buffers are the workspace's files, open from start to quit (there is no command
+//! to open or close one), so the tasks of the open buffers are the builds' roots, and quitting saves a store that
+//! forgets the files an earlier run had open and this one does not ([`Workspace::save_store`]). Rendering draws into any ratatui [`Frame`], so tests use `TestBackend`, and
 //! the terminal loop in `main.rs` only forwards key presses to [`App::handle_input`].
 
 use std::fs;
@@ -27,7 +29,7 @@ const MAX_LOG_LINES: usize = 2000;
 pub enum Control {
     /// Keep going.
     Continue,
-    /// Quit: the store has been saved (or [`App::store_error`] says why not).
+    /// Quit: the store has been saved (or [`App::store_error`] says why not) and released.
     Quit,
 }
 
@@ -237,7 +239,8 @@ impl App {
     }
 
     fn quit(&mut self) {
-        self.store_error = self.workspace.save_store().err();
+        // Released at once: another parser_dev waiting for the store need not wait for this process to end.
+        self.store_error = self.workspace.close_store().err();
     }
 
     fn trim_log(&mut self) {

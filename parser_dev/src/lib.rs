@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+mod path_bytes;
 pub mod report;
 pub mod task;
 pub mod workspace;

@@ -58,7 +58,7 @@ fn batch(config: &Config, log: bool) -> ExitCode {
         eprintln!("{warning}");
     }
     let report = workspace.build();
-    if let Err(error) = workspace.save_store() {
+    if let Err(error) = workspace.close_store() {
         eprintln!("warning: {error}; the next run will build everything again");
     }
     print!(

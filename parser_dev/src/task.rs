@@ -21,7 +21,8 @@ use pie::{Context, Task};
 use serde::{Deserialize, Serialize};
 
 /// A task of parser_dev. Paths are absolute (see [`crate::workspace::SourceFile`]), so that a store stays sound
-/// when the tool runs from another working directory.
+/// when the tool runs from another working directory, and are stored as bytes, so that a file name need not be
+/// UTF-8.
 ///
 /// `Debug` (which pie's build log shows) abbreviates paths under the working directory to relative ones.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,15 +30,18 @@ pub enum ParserTask {
     /// Reads the grammar file and parses, validates and optimizes it with pest_meta.
     CompileGrammar {
         /// The grammar file.
+        #[serde(with = "crate::path_bytes")]
         grammar: PathBuf,
     },
     /// Parses the program file with `rule` of the grammar compiled by [`ParserTask::CompileGrammar`].
     Parse {
         /// The grammar file.
+        #[serde(with = "crate::path_bytes")]
         grammar: PathBuf,
         /// The rule to start parsing with.
         rule: String,
         /// The program file.
+        #[serde(with = "crate::path_bytes")]
         program: PathBuf,
     },
 }

@@ -1,14 +1,24 @@
 //! A grammar, a rule and programs, with the long-lived [`Pie`] that builds them and the store it persists to.
 //!
 //! Both modes go through [`Workspace::build`]: batch mode builds once, the editor once per save. Each build is one
-//! pie session that requires the grammar's compile task and every program's parse task.
+//! pie session that requires the grammar's compile task and every program's parse task; those tasks are the
+//! session's roots. Before the store is saved, the roots of earlier runs that this workspace does not name (a
+//! program no longer given, another rule or grammar) are unobserved and everything only they required is removed
+//! ([`Workspace::save_store`]), so the store holds what the current project needs and no more: one run with a huge
+//! program does not leave its parse tree in the store forever.
+//!
+//! A workspace holds its store with a [`StoreFile`] from [`Workspace::open`] (which loads it) until
+//! [`Workspace::close_store`] or the end of the workspace, so the whole load–build–save cycle of a batch run, and
+//! the whole life of an editor, is exclusive: a second parser_dev on the same store waits, then starts from what
+//! the first saved, and no run's results are lost.
 
+use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use pie::tracker::writing::WritingTracker;
 use pie::tracker::{CompositeTracker, Tracker};
-use pie::Pie;
+use pie::{Pie, StoreFile};
 
 use crate::task::{CompiledGrammar, GrammarError, Outcome, ParserTask, ProgramError};
 
@@ -152,23 +162,45 @@ impl BuildReport {
 #[derive(Debug)]
 pub struct Workspace {
     pie: ParserPie,
-    store: PathBuf,
+    /// The store as given (or the default).
+    store_path: PathBuf,
+    /// The store, held; `None` when it could not be locked (the warning of [`Workspace::open`] said so) or after
+    /// [`Workspace::close_store`].
+    store: Option<StoreFile>,
     grammar: SourceFile,
     rule: String,
     programs: Vec<SourceFile>,
 }
 
 impl Workspace {
-    /// Opens the workspace of `config`, loading its store. A store that cannot be used is not fatal: the second
-    /// value is a warning to show, and the workspace starts empty (everything is built again).
+    /// Opens the workspace of `config`: takes its store, waiting while another process holds it (pie says so
+    /// once on stderr), and loads it. The store stays held until [`close_store`](Self::close_store) or the end of
+    /// the workspace.
+    ///
+    /// A store that cannot be used is not fatal: the second value is a warning to show, and the workspace starts
+    /// empty (everything is built again). A store that cannot even be locked (its folder is read-only, say) is
+    /// neither loaded nor saved.
     pub fn open(config: &Config, log: LogTarget) -> (Self, Option<String>) {
-        let store = config
+        let store_path = config
             .store
             .clone()
             .unwrap_or_else(|| default_store_path(&config.grammar));
-        let (pie, warning) = load_pie(&store, log);
+        let (store, pie, warning) = match StoreFile::open(&store_path) {
+            Ok(store) => {
+                let (pie, warning) = load_pie(&store, log);
+                (Some(store), pie, warning)
+            }
+            Err(error) => (
+                None,
+                Pie::with_tracker(new_tracker(log)),
+                Some(format!(
+                    "warning: {error}; building without the store (nothing is loaded or saved)"
+                )),
+            ),
+        };
         let workspace = Self {
             pie,
+            store_path,
             store,
             grammar: SourceFile::new(&config.grammar),
             rule: config.rule.clone(),
@@ -192,18 +224,18 @@ impl Workspace {
         &self.programs
     }
 
-    /// The store file.
+    /// The store file, as given.
     pub fn store_path(&self) -> &Path {
-        &self.store
+        &self.store_path
     }
 
-    /// Builds incrementally in a new session: compiles the grammar and parses every program where needed.
-    pub fn build(&mut self) -> BuildReport {
-        self.pie.tracker_mut().0 .0.clear();
+    /// The tasks this workspace requires: the grammar's compile task, and one parse task per program in the
+    /// order given. They are the roots of every build, and the only roots [`save_store`](Self::save_store) keeps.
+    fn tasks(&self) -> (ParserTask, Vec<ParserTask>) {
         let compile = ParserTask::CompileGrammar {
             grammar: self.grammar.path.clone(),
         };
-        let parses: Vec<ParserTask> = self
+        let parses = self
             .programs
             .iter()
             .map(|program| ParserTask::Parse {
@@ -212,15 +244,23 @@ impl Workspace {
                 program: program.path.clone(),
             })
             .collect();
+        (compile, parses)
+    }
+
+    /// Builds incrementally in a new session: compiles the grammar and parses every program where needed.
+    pub fn build(&mut self) -> BuildReport {
+        self.pie.tracker_mut().0 .0.clear();
+        let (compile, parses) = self.tasks();
 
         let mut session = self.pie.new_session();
         let grammar = match session.require(&compile) {
             Outcome::Grammar(result) => result,
             Outcome::Program(_) => panic!("BUG: CompileGrammar task returned a program outcome"),
         };
-        let results: Vec<Result<String, ProgramError>> = parses
-            .iter()
-            .map(|task| match session.require(task) {
+        let results: Vec<Result<String, ProgramError>> = session
+            .require_all(&parses)
+            .into_iter()
+            .map(|outcome| match outcome {
                 Outcome::Program(result) => result,
                 Outcome::Grammar(_) => panic!("BUG: Parse task returned a grammar outcome"),
             })
@@ -260,9 +300,46 @@ impl Workspace {
         }
     }
 
-    /// Saves the store, creating its folder. The error is a message naming the store.
-    pub fn save_store(&self) -> Result<(), String> {
-        save_pie(&self.pie, &self.store)
+    /// Unobserves every root that is not one of [`tasks`](Self::tasks) and removes every task that only such roots
+    /// required, with its output; the build log says how many were removed, if any.
+    fn forget_unnamed(&mut self) {
+        let (compile, parses) = self.tasks();
+        let named: HashSet<ParserTask> = parses.into_iter().chain([compile]).collect();
+        self.pie.retain_roots(|root| named.contains(root));
+        // parser_dev's tasks only read files (they provide none), so there is no file for the collection to delete.
+        let removed = self.pie.collect_garbage(false).removed_tasks;
+        if removed > 0 {
+            let tasks = if removed == 1 { "task" } else { "tasks" };
+            let _ = writeln!(
+                self.pie.tracker_mut().1.writer_mut(),
+                "forgot {removed} {tasks} of programs, rules or grammars no longer named"
+            );
+        }
+    }
+
+    /// Forgets what the workspace does not name, then saves the store; the workspace keeps holding it.
+    ///
+    /// Forgetting unobserves every root that is not one of this workspace's tasks (a program no longer given, a
+    /// parse with another rule, another grammar's tasks, from an earlier run or another workspace on the same
+    /// store) and removes every task that only such roots required, with its output, so the saved store holds the
+    /// current project's results and no more. Without the store (it could not be locked, or it was closed) there
+    /// is nothing to forget or save. The error is a message naming the store.
+    pub fn save_store(&mut self) -> Result<(), String> {
+        if self.store.is_some() {
+            self.forget_unnamed();
+        }
+        match &self.store {
+            Some(store) => store.save(&self.pie).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Saves the store and releases it, so that another process may take it; later builds are not saved. The
+    /// error is a message naming the store (which is released all the same).
+    pub fn close_store(&mut self) -> Result<(), String> {
+        let result = self.save_store();
+        self.store = None;
+        result
     }
 }
 
@@ -270,22 +347,14 @@ fn new_tracker(log: LogTarget) -> BuildTracker {
     CompositeTracker(ExecutedTasks::default(), WritingTracker::new(log))
 }
 
-/// Loads the store at `path`, or starts empty with a warning when it cannot be used.
-fn load_pie(path: &Path, log: LogTarget) -> (ParserPie, Option<String>) {
+/// Loads the held store, or starts empty with a warning when it cannot be used.
+fn load_pie(store: &StoreFile, log: LogTarget) -> (ParserPie, Option<String>) {
     let fresh = log.fresh();
-    match Pie::load(path, new_tracker(log)) {
+    match store.load(new_tracker(log)) {
         Ok(pie) => (pie, None),
         Err(error) => (
             Pie::with_tracker(new_tracker(fresh)),
             Some(format!("warning: {error}; rebuilding everything")),
         ),
     }
-}
-
-fn save_pie(pie: &ParserPie, path: &Path) -> Result<(), String> {
-    if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder)
-            .map_err(|e| format!("cannot create the store's folder {}: {e}", folder.display()))?;
-    }
-    pie.save(path).map_err(|e| e.to_string())
 }

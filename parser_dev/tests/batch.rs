@@ -1,23 +1,23 @@
 //! End-to-end tests of batch mode: the real binary, run in a temporary folder holding a copy of the examples.
 
-use std::fs;
+use std::ffi::OsStr;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
+use dev_util::Dir;
 
-/// A temporary folder with the example grammar and two example programs.
-fn examples() -> TempDir {
-    let dir = tempfile::tempdir().expect("create a temporary folder");
+/// A temporary folder with the example grammar, two example programs and one with a syntax error.
+fn examples() -> Dir {
+    let dir = Dir::new();
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    for name in ["grammar.pest", "program1.txt", "program2.txt", "error.txt"] {
-        fs::copy(source.join(name), dir.path().join(name)).expect("copy an example");
-    }
+    dir.copy_from(source, &["grammar.pest", "program1.txt", "program2.txt", "error.txt"]);
     dir
 }
 
 /// Runs parser_dev in `dir` with `args`.
-fn run(dir: &Path, args: &[&str]) -> Output {
+fn run<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parser_dev"))
         .current_dir(dir)
         .args(args)
@@ -77,7 +77,7 @@ fn second_run_with_nothing_changed_executes_nothing() {
 fn editing_one_program_parses_only_that_program() {
     let dir = examples();
     assert_eq!(run_examples(dir.path()).status.code(), Some(0));
-    fs::write(dir.path().join("program2.txt"), "print 42;\n").unwrap();
+    dir.write("program2.txt", "print 42;\n");
     let output = run_examples(dir.path());
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{out}{}", stderr(&output));
@@ -91,12 +91,8 @@ fn editing_one_program_parses_only_that_program() {
 fn editing_the_grammar_compiles_it_and_parses_every_program() {
     let dir = examples();
     assert_eq!(run_examples(dir.path()).status.code(), Some(0));
-    let grammar = fs::read_to_string(dir.path().join("grammar.pest")).unwrap();
-    fs::write(
-        dir.path().join("grammar.pest"),
-        grammar.replace("\"print\"", "\"show\""),
-    )
-    .unwrap();
+    let grammar = dir.read("grammar.pest");
+    dir.write("grammar.pest", grammar.replace("\"print\"", "\"show\""));
     let output = run_examples(dir.path());
     let out = stdout(&output);
     // Both programs use `print`, which is no longer a keyword.
@@ -111,11 +107,7 @@ fn editing_the_grammar_compiles_it_and_parses_every_program() {
 #[test]
 fn invalid_grammar_is_reported_once_with_line_and_column() {
     let dir = examples();
-    fs::write(
-        dir.path().join("grammar.pest"),
-        "main = { SOI ~ item* ~ EOI }\nitem = { \"x\" ~ }\n",
-    )
-    .unwrap();
+    dir.write("grammar.pest", "main = { SOI ~ item* ~ EOI }\nitem = { \"x\" ~ }\n");
     let output = run_examples(dir.path());
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{out}");
@@ -159,7 +151,7 @@ fn missing_program_is_reported_and_the_others_still_parse() {
     );
 
     // Creating the file later is seen.
-    fs::write(dir.path().join("missing.txt"), "print 1;\n").unwrap();
+    dir.create("missing.txt", "print 1;\n");
     let output = run(dir.path(), &["grammar.pest", "main", "program1.txt", "missing.txt"]);
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{out}");
@@ -199,8 +191,7 @@ fn unknown_rule_lists_the_grammars_rules() {
 #[test]
 fn corrupt_store_warns_then_rebuilds_and_saves_a_fresh_store() {
     let dir = examples();
-    fs::create_dir_all(dir.path().join(".pie")).unwrap();
-    fs::write(store(dir.path()), b"\x00\x17 this is not a store \xff").unwrap();
+    dir.create(store(dir.path()), b"\x00\x17 this is not a store \xff");
     let output = run_examples(dir.path());
     let (out, err) = (stdout(&output), stderr(&output));
     assert_eq!(output.status.code(), Some(0), "{out}{err}");
@@ -243,7 +234,7 @@ fn store_option_chooses_the_store_file() {
         &["--store", "my.store", "grammar.pest", "main", "program1.txt"],
     );
     assert_eq!(output.status.code(), Some(0));
-    assert!(dir.path().join("my.store").is_file());
+    assert!(dir.join("my.store").is_file());
     assert!(!store(dir.path()).exists());
 }
 
@@ -273,4 +264,265 @@ fn usage_errors_exit_with_2() {
     let output = run(dir.path(), &["--frobnicate", "grammar.pest", "main", "program1.txt"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stdout(&output).is_empty());
+}
+
+/// Runs parser_dev in `dir` with `args`, its stdout and stderr going to the files `NAME.out` and `NAME.err` there
+/// (no pipe to fill up while it waits for the store).
+fn spawn(dir: &Path, name: &str, args: &[&str]) -> Child {
+    let file = |ext: &str| File::create(dir.join(format!("{name}.{ext}"))).expect("create an output file");
+    Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .current_dir(dir)
+        .args(args)
+        .stdout(file("out"))
+        .stderr(file("err"))
+        .spawn()
+        .expect("spawn parser_dev")
+}
+
+/// Waits for `child`, failing the test (and killing it) when it takes longer than a working lock ever would.
+fn finish(dir: &Path, name: &str, mut child: Child) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for parser_dev") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("run {name} did not finish in time");
+        }
+        // Polling for the exit; nothing is asserted about timing.
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |ext: &str| fs::read_to_string(dir.join(format!("{name}.{ext}"))).expect("read an output file");
+    let (out, err) = (read("out"), read("err"));
+    assert!(status.success(), "run {name}: {status}\n{out}{err}");
+    (out, err)
+}
+
+#[test]
+fn concurrent_runs_share_the_store_and_parse_each_program_once() {
+    let dir = examples();
+    let programs: Vec<String> = (1..=8).map(|i| format!("p{i}.txt")).collect();
+    for (i, program) in programs.iter().enumerate() {
+        dir.create(program, format!("print {i};\n"));
+    }
+    let mut args = vec!["--log", "grammar.pest", "main"];
+    args.extend(programs.iter().map(String::as_str));
+    let first = run(dir.path(), &args);
+    assert!(
+        stdout(&first).ends_with("9 tasks executed (grammar compiled, 8 programs parsed)\n"),
+        "{}",
+        stdout(&first)
+    );
+    for (i, program) in programs.iter().enumerate() {
+        dir.write(program, format!("let x{i} = {i};\n"));
+    }
+
+    let runs: Vec<(String, Child)> = (0..8)
+        .map(|i| {
+            let name = format!("run{i}");
+            let child = spawn(dir.path(), &name, &args);
+            (name, child)
+        })
+        .collect();
+    let outputs: Vec<(String, String)> = runs
+        .into_iter()
+        .map(|(name, child)| finish(dir.path(), &name, child))
+        .collect();
+
+    for program in &programs {
+        let parsed = outputs
+            .iter()
+            .filter(|(out, _)| out.contains(&format!("✓ {program} (parsed)")))
+            .count();
+        let executed = outputs
+            .iter()
+            .map(|(_, err)| err.matches(&format!("▶ Parse(grammar.pest, main, {program})")).count())
+            .sum::<usize>();
+        assert_eq!((parsed, executed), (1, 1), "{program} is parsed once in all");
+    }
+    let summaries: Vec<&str> = outputs
+        .iter()
+        .map(|(out, _)| out.lines().last().unwrap_or_default())
+        .collect();
+    let did_the_work = summaries
+        .iter()
+        .filter(|s| **s == "8 tasks executed (8 programs parsed)")
+        .count();
+    let found_it_done = summaries
+        .iter()
+        .filter(|s| **s == "nothing to do: 0 tasks executed")
+        .count();
+    assert_eq!((did_the_work, found_it_done), (1, 7), "{summaries:#?}");
+
+    let ninth = run(dir.path(), &args);
+    assert!(
+        stdout(&ninth).ends_with("nothing to do: 0 tasks executed\n"),
+        "{}",
+        stdout(&ninth)
+    );
+    assert!(!stderr(&ninth).contains('▶'), "{}", stderr(&ninth));
+}
+
+#[test]
+fn a_run_waits_for_the_store_and_says_who_holds_it() {
+    let dir = examples();
+    let store = store(dir.path());
+    let holder = pie::StoreFile::open(&store).expect("take the store");
+    let child = spawn(dir.path(), "waiting", &["grammar.pest", "main", "program1.txt"]);
+    // The run can only say it waits; it cannot finish while the store is held.
+    let notice_end = format!("parser_dev.store', held by process {}\n", std::process::id());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !fs::read_to_string(dir.join("waiting.err"))
+        .unwrap_or_default()
+        .contains(&notice_end)
+    {
+        assert!(Instant::now() < deadline, "the run never said it waits");
+        // Polling the run's stderr; nothing is asserted about timing.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(holder);
+    let (out, err) = finish(dir.path(), "waiting", child);
+    assert!(err.starts_with("pie: waiting for the store '"), "{err}");
+    assert!(
+        err.ends_with(&notice_end) && err.lines().count() == 1,
+        "said once: {err}"
+    );
+    assert!(
+        out.ends_with("2 tasks executed (grammar compiled, 1 program parsed)\n"),
+        "{out}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_program_whose_name_is_not_utf8_is_parsed_and_stored() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = examples();
+    let name = OsStr::from_bytes(b"caf\xe9.txt");
+    dir.create(name, "print 1;\n");
+    let args = [OsStr::new("grammar.pest"), OsStr::new("main"), name];
+    let output = run(dir.path(), &args);
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    assert!(err.is_empty(), "the store is saved without a warning: {err}");
+    assert!(out.contains("✓ caf\u{fffd}.txt (parsed)"), "{out}");
+
+    let again = run(dir.path(), &args);
+    assert!(stderr(&again).is_empty(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).ends_with("nothing to do: 0 tasks executed\n"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+/// A generated program of `lines` statements, each with a parse tree of a dozen lines: a program whose stored
+/// parse tree is large.
+fn large_program(lines: usize) -> String {
+    (0..lines)
+        .map(|i| format!("let v{i} = {i} + {i} * ({i} - 2.5);\n"))
+        .collect()
+}
+
+fn file_size(path: &Path) -> u64 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .len()
+}
+
+#[test]
+fn a_program_no_longer_named_is_forgotten_and_the_store_shrinks() {
+    let dir = examples();
+    dir.create("large.txt", large_program(10_000));
+    let dir = dir.path();
+    let both = ["grammar.pest", "main", "large.txt", "program2.txt"];
+    let only_p2 = ["grammar.pest", "main", "program2.txt"];
+
+    let first = run(dir, &both);
+    assert!(
+        stdout(&first).ends_with("3 tasks executed (grammar compiled, 2 programs parsed)\n"),
+        "{}",
+        stdout(&first)
+    );
+    let with_large = file_size(&store(dir));
+
+    // Naming only program2: nothing needs building, and the large program's parse is removed before saving.
+    let second = run(dir, &only_p2);
+    assert!(
+        stdout(&second).ends_with("nothing to do: 0 tasks executed\n"),
+        "{}",
+        stdout(&second)
+    );
+    let without_large = file_size(&store(dir));
+
+    // What a run naming only program2 saves from scratch (same paths, another store).
+    let fresh = run(dir, &["--store", "fresh.store", "grammar.pest", "main", "program2.txt"]);
+    assert_eq!(fresh.status.code(), Some(0), "{}", stdout(&fresh));
+    let fresh_size = file_size(&dir.join("fresh.store"));
+    eprintln!(
+        "store sizes: with large.txt {with_large}, after naming only program2.txt {without_large}, fresh {fresh_size}"
+    );
+    assert!(
+        without_large < with_large / 10,
+        "the store shrinks: {with_large} -> {without_large} bytes"
+    );
+    assert!(
+        without_large <= 2 * fresh_size,
+        "the store holds about what a fresh run saves: {without_large} vs {fresh_size} bytes"
+    );
+
+    let third = run(dir, &only_p2);
+    assert!(
+        stdout(&third).ends_with("nothing to do: 0 tasks executed\n"),
+        "{}",
+        stdout(&third)
+    );
+    assert_eq!(file_size(&store(dir)), without_large, "nothing more to forget");
+
+    // The large program's result was removed, so naming it again parses it again (and only it).
+    let fourth = run(dir, &both);
+    let out = stdout(&fourth);
+    assert!(out.contains("✓ large.txt (parsed)"), "{out}");
+    assert!(out.contains("✓ program2.txt (cached)"), "{out}");
+    assert!(out.ends_with("1 task executed (1 program parsed)\n"), "{out}");
+}
+
+#[test]
+fn another_grammar_or_rule_replaces_the_old_results_in_the_store() {
+    let dir = examples();
+    dir.create("other.pest", dir.read("grammar.pest"));
+    let dir = dir.path();
+    let with = |grammar, rule| ["--store", "shared.store", grammar, rule, "program1.txt", "program2.txt"];
+    let everything = "3 tasks executed (grammar compiled, 2 programs parsed)\n";
+    let programs_only = "2 tasks executed (2 programs parsed)\n";
+
+    assert!(stdout(&run(dir, &with("grammar.pest", "main"))).ends_with(everything));
+    assert!(stdout(&run(dir, &with("other.pest", "main"))).ends_with(everything));
+    // grammar.pest's tasks were forgotten when other.pest's run saved the store.
+    let output = run(dir, &with("grammar.pest", "main"));
+    assert!(stdout(&output).ends_with(everything), "{}", stdout(&output));
+
+    // Likewise the parses with rule `main` once the programs are parsed with another rule.
+    let output = run(dir, &with("grammar.pest", "let_stmt"));
+    assert!(stdout(&output).ends_with(programs_only), "{}", stdout(&output));
+    let output = run(dir, &with("grammar.pest", "main"));
+    assert!(stdout(&output).ends_with(programs_only), "{}", stdout(&output));
+}
+
+#[test]
+fn log_says_how_many_tasks_were_forgotten() {
+    let dir = examples();
+    let dir = dir.path();
+    assert_eq!(run_examples(dir).status.code(), Some(0));
+    let output = run(dir, &["--log", "grammar.pest", "main", "program2.txt"]);
+    let err = stderr(&output);
+    assert!(
+        err.ends_with("forgot 1 task of programs, rules or grammars no longer named\n"),
+        "{err}"
+    );
+    let again = run(dir, &["--log", "grammar.pest", "main", "program2.txt"]);
+    assert!(!stderr(&again).contains("forgot"), "{}", stderr(&again));
 }

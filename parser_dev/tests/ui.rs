@@ -3,20 +3,18 @@
 use std::fs;
 use std::path::Path;
 
+use dev_util::Dir;
 use parser_dev::app::{App, Control, HELP};
 use parser_dev::workspace::{Config, LogTarget, Workspace};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use ratatui_textarea::{Input, Key};
-use tempfile::TempDir;
 
 /// A temporary folder with the example grammar and two programs.
-fn examples() -> TempDir {
-    let dir = tempfile::tempdir().expect("create a temporary folder");
+fn examples() -> Dir {
+    let dir = Dir::new();
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    for name in ["grammar.pest", "program1.txt", "program2.txt"] {
-        fs::copy(source.join(name), dir.path().join(name)).expect("copy an example");
-    }
+    dir.copy_from(source, &["grammar.pest", "program1.txt", "program2.txt"]);
     dir
 }
 
@@ -30,7 +28,11 @@ fn config(dir: &Path) -> Config {
 }
 
 fn open(dir: &Path) -> App {
-    let (workspace, warning) = Workspace::open(&config(dir), LogTarget::Memory(Vec::new()));
+    open_config(&config(dir))
+}
+
+fn open_config(config: &Config) -> App {
+    let (workspace, warning) = Workspace::open(config, LogTarget::Memory(Vec::new()));
     assert_eq!(warning, None);
     App::new(workspace).expect("open the buffers")
 }
@@ -84,7 +86,7 @@ fn rendering_shows_buffers_feedback_log_and_help() {
     let dir = examples();
     let app = open(dir.path());
     let screen = screen(&app, 200, 40);
-    let grammar = dir.path().join("grammar.pest").display().to_string();
+    let grammar = dir.join("grammar.pest").display().to_string();
     assert!(screen.contains(&format!(" grammar {grammar} ")), "{screen}");
     assert!(screen.contains("program1.txt"), "{screen}");
     assert!(screen.contains("program2.txt"), "{screen}");
@@ -131,7 +133,7 @@ fn ctrl_s_saves_the_buffer_and_rebuilds_only_what_changed() {
     type_text(&mut app, "print 7;\n");
     assert_eq!(app.handle_input(ctrl('s')), Control::Continue);
 
-    let saved = fs::read_to_string(dir.path().join("program1.txt")).unwrap();
+    let saved = dir.read("program1.txt");
     assert_eq!(saved, "print 7;\nlet x = 1 + 2;\nprint x * 3;\n");
     assert!(!app.buffers()[1].is_modified());
     assert!(
@@ -159,7 +161,7 @@ fn a_syntax_error_shows_in_the_programs_feedback() {
     app.handle_input(ctrl('t'));
     type_text(&mut app, "let = 3;\n");
     app.handle_input(ctrl('s'));
-    let program = dir.path().join("program2.txt").display().to_string();
+    let program = dir.join("program2.txt").display().to_string();
     let Err(error) = app.buffers()[2].feedback() else {
         panic!("program2 should fail: {:?}", app.buffers()[2].feedback());
     };
@@ -196,11 +198,9 @@ fn escape_with_unsaved_changes_asks_again_then_quits_and_saves_the_store() {
     assert!(screen(&app, 200, 40).contains("Esc again quits without saving"));
     assert_eq!(app.handle_input(key(Key::Esc)), Control::Quit);
     assert_eq!(app.store_error(), None);
-    assert!(dir.path().join(".pie").join("parser_dev.store").is_file());
+    assert!(dir.join(".pie/parser_dev.store").is_file());
     // The unsaved edit was not written.
-    assert!(fs::read_to_string(dir.path().join("grammar.pest"))
-        .unwrap()
-        .starts_with("// A tiny"));
+    assert!(dir.read("grammar.pest").starts_with("// A tiny"));
 }
 
 #[test]
@@ -227,7 +227,7 @@ fn a_reopened_app_reuses_the_saved_store() {
 fn a_missing_program_opens_empty_and_saving_creates_it() {
     let dir = examples();
     let mut config = config(dir.path());
-    config.programs.push(dir.path().join("new.txt"));
+    config.programs.push(dir.join("new.txt"));
     let (workspace, _) = Workspace::open(&config, LogTarget::Memory(Vec::new()));
     let mut app = App::new(workspace).expect("open the buffers");
     assert!(log_text(&app).contains("new.txt: new file, Ctrl+S creates it"));
@@ -237,7 +237,7 @@ fn a_missing_program_opens_empty_and_saving_creates_it() {
     }
     type_text(&mut app, "print 1;");
     app.handle_input(ctrl('s'));
-    assert_eq!(fs::read_to_string(dir.path().join("new.txt")).unwrap(), "print 1;\n");
+    assert_eq!(dir.read("new.txt"), "print 1;\n");
     assert!(app.buffers()[3].feedback().is_ok(), "{:?}", app.buffers()[3].feedback());
 }
 
@@ -274,4 +274,41 @@ fn a_cramped_terminal_shows_only_the_active_buffer() {
     let small = screen(&app, 40, 8);
     assert!(!small.contains("┌ grammar "), "{small}");
     assert!(small.contains("let x = 1 + 2;"), "{small}");
+}
+
+#[test]
+fn files_no_longer_open_are_forgotten_when_the_store_is_saved() {
+    let dir = examples();
+    let store = dir.join(".pie/parser_dev.store");
+    let text: String = (0..2000).map(|i| format!("let v{i} = {i} * ({i} + 1);\n")).collect();
+    let large = dir.create("large.txt", text);
+    let mut with_large = config(dir.path());
+    with_large.programs.push(large);
+
+    let mut app = open_config(&with_large);
+    assert!(log_text(&app).ends_with("build 1: 4 tasks executed (grammar compiled, 3 programs parsed)"));
+    assert_eq!(app.handle_input(key(Key::Esc)), Control::Quit);
+    let size_with_large = fs::metadata(&store).unwrap().len();
+
+    // Opened on the two example programs only: nothing to build, and quitting saves a store without large.txt.
+    let mut app = open(dir.path());
+    assert!(
+        log_text(&app).ends_with("build 1: nothing to do: 0 tasks executed"),
+        "{}",
+        log_text(&app)
+    );
+    assert_eq!(app.handle_input(key(Key::Esc)), Control::Quit);
+    let size_without = fs::metadata(&store).unwrap().len();
+    assert!(
+        size_without < size_with_large / 4,
+        "the store shrinks: {size_with_large} -> {size_without} bytes"
+    );
+
+    // Opening large.txt again parses it again, and only it.
+    let app = open_config(&with_large);
+    assert!(
+        log_text(&app).ends_with("build 1: 1 task executed (1 program parsed)"),
+        "{}",
+        log_text(&app)
+    );
 }

@@ -50,10 +50,33 @@ pub(crate) struct TaskDep {
     pub(crate) version: u64,
 }
 
+/// The version a [`TaskDep`] records when the required task panicked and the requiring task caught the panic.
+/// Real versions start at 1.
+const PANICKED: u64 = 0;
+
 impl TaskDep {
+    /// The dependency of a task that caught the panic of required task `task`.
+    pub(crate) fn panicked(task: TaskId, stamper: OutputStamper) -> Self {
+        Self {
+            task,
+            stamper,
+            version: PANICKED,
+        }
+    }
+
+    /// Whether the requiring task saw the required task panic (and caught it): whatever the required task does now,
+    /// the requiring task must execute again to see it.
+    #[inline]
+    pub(crate) fn saw_panic(&self) -> bool {
+        self.version == PANICKED
+    }
+
     /// Whether this dependency is inconsistent, given the required task's current output version.
     #[inline]
     pub(crate) fn is_inconsistent(&self, current_version: u64) -> bool {
+        if self.saw_panic() {
+            return true;
+        }
         match self.stamper {
             OutputStamper::Inconsequential => false,
             OutputStamper::Equals => self.version != current_version,
@@ -145,6 +168,13 @@ pub enum Inconsistency<'a, O> {
     File(FileStamp),
     /// The required task's output changed; this is the new output.
     Task(&'a O),
+    /// The required task panicked when it was last required by this task, which caught the panic: this task
+    /// executes again and requires it anew.
+    Panicked,
+    /// The file's stamp is unchanged, but the file is provided by a task that this task no longer (transitively)
+    /// requires before reading it: a required task further down dropped the require. This task executes again,
+    /// which refuses the read as a hidden dependency if it still makes it.
+    UnrequiredProvider,
 }
 
 /// The stamp shown to trackers for a dependency whose stamping failed when it was recorded.

@@ -35,8 +35,7 @@ impl<T> Default for Interner<T> {
 }
 
 impl<T: Hash + Eq> Interner<T> {
-    /// An empty interner with room for `capacity` values (used when loading a store).
-    #[cfg(feature = "serde")]
+    /// An empty interner with room for `capacity` values (used when loading or collecting a store).
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             values: Vec::with_capacity(capacity),
@@ -69,8 +68,19 @@ impl<T: Hash + Eq> Interner<T> {
         (self.insert_new(hash, value.clone()), true)
     }
 
+    /// The id of `value`, if it was interned.
+    #[inline]
+    pub(crate) fn find(&self, value: &T) -> Option<u32> {
+        let hash = FxBuildHasher.hash_one(value);
+        self.table.find(hash, |id| self.values[*id as usize] == *value).copied()
+    }
+
+    /// The values in id order, consuming the interner.
+    pub(crate) fn into_values(self) -> Vec<T> {
+        self.values
+    }
+
     /// The id of `value`, adding it when it is new; whether it was added.
-    #[cfg(any(test, feature = "serde"))]
     pub(crate) fn intern(&mut self, value: T) -> (u32, bool) {
         let hash = FxBuildHasher.hash_one(&value);
         if let Some(id) = self.table.find(hash, |id| self.values[*id as usize] == value) {
@@ -109,8 +119,7 @@ pub(crate) struct PathInterner {
 }
 
 impl PathInterner {
-    /// An empty interner with room for `capacity` paths (used when loading a store).
-    #[cfg(feature = "serde")]
+    /// An empty interner with room for `capacity` paths (used when loading or collecting a store).
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             bytes: Vec::new(),
@@ -146,6 +155,13 @@ impl PathInterner {
     /// The paths in id order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Path> + '_ {
         (0..self.len() as u32).filter_map(|id| self.get(id))
+    }
+
+    /// The id of `path`, if it was interned.
+    pub(crate) fn find(&self, path: &Path) -> Option<u32> {
+        let key = path.as_os_str().as_encoded_bytes();
+        let hash = FxBuildHasher.hash_one(key);
+        self.table.find(hash, |id| self.encoded(*id) == Some(key)).copied()
     }
 
     /// The id of `path`, adding it when it is new; whether it was added.

@@ -47,6 +47,18 @@
 //!
 //! With the `serde` cargo feature (on by default), [`Pie::load`] and [`Pie::save`] keep the dependency graph and
 //! cached outputs in a file between processes, so that a build tool's next run executes only what changed.
+//!
+//! # Limitations
+//!
+//! - **Paths are compared lexically.** A path is made absolute against the current directory and its `.` and `..`
+//!   components are removed without asking the file system, so `dir/link/../f` is `dir/f` even when `link` is a
+//!   symbolic link to a folder elsewhere (where the operating system would find another `f`), and a file reached
+//!   through a symbolic link to a folder is another path than the same file reached directly: dependencies,
+//!   overlapping-file and hidden-dependency checks do not see through links. Spell each file one way.
+//! - **[`FileStamper::Modified`] cannot see a change that keeps the modification time**: two writes within one
+//!   tick of the file system's clock (up to two seconds on FAT, a few milliseconds on Linux's usual file systems),
+//!   or a file replaced by a copy that keeps its time. The task that read the first version then does not execute
+//!   again. Use [`FileStamper::Hash`] for files that may change that quickly or that way.
 
 #![warn(missing_docs)]
 
@@ -58,18 +70,25 @@ use std::path::Path;
 
 pub mod context;
 pub mod dependency;
+mod gc;
 mod intern;
+mod liveness;
 mod path;
 #[cfg(feature = "serde")]
 mod persist;
 mod session;
 pub mod stamp;
 mod store;
+#[cfg(feature = "serde")]
+mod store_file;
 pub mod tracker;
 
+pub use gc::Garbage;
 #[cfg(feature = "serde")]
 pub use persist::{LoadError, SaveError};
 pub use session::Session;
+#[cfg(feature = "serde")]
+pub use store_file::{LockError, StoreFile};
 
 use crate::session::Marks;
 use crate::stamp::{FileStamper, OutputStamper};
@@ -97,7 +116,9 @@ pub trait Context<T: Task> {
     ///
     /// `Ok(Some(file))` for an existing regular file, `Ok(None)` when nothing (or a directory) is at the path; the
     /// dependency is recorded either way. An I/O error (say, permission denied) is returned and the dependency is
-    /// recorded as never consistent, so the task executes again in the next session.
+    /// recorded as never consistent, so the task executes again in the next session. A path that names no file
+    /// (the empty path, which cannot be made absolute) is an `InvalidInput` error and records nothing: requiring it
+    /// again gives the same error.
     ///
     /// # Panics
     /// `Hidden dependency` when another task provides the file and the executing task does not (transitively)
@@ -205,6 +226,101 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
         self.threads
     }
 
+    /// The roots: the tasks passed to [`Session::require`] or [`Session::require_all`] and not since unobserved.
+    /// They are saved with the store. The order is unspecified.
+    ///
+    /// A task is *live* while a root requires it, directly or transitively, or while it has been required in the
+    /// session in progress; every other task is *dead*. Dead tasks count neither as providers nor as requirers of
+    /// files, and [`collect_garbage`](Self::collect_garbage) removes them.
+    pub fn roots(&self) -> impl Iterator<Item = &T> {
+        self.store.roots().map(|id| self.store.task(id))
+    }
+
+    /// Stops observing `task`: it is no longer a root, so what only it required becomes dead. Does nothing when
+    /// `task` is not a root.
+    pub fn unobserve(&mut self, task: &T) {
+        if let Some(id) = self.store.find_task(task) {
+            self.store.set_root(id, false);
+        }
+    }
+
+    /// Keeps as roots only those for which `keep` returns `true`; the others are unobserved.
+    ///
+    /// This is how an edited build script keeps using its store: the tasks it no longer requires (say, a task
+    /// whose list of inputs changed, while it still writes the same file) stop being roots, so their claims on
+    /// files no longer conflict with the tasks that replace them.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::path::PathBuf;
+    /// use pie::{Context, Pie, Task};
+    ///
+    /// /// Concatenates the inputs into the output file.
+    /// #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+    /// struct Concat(Vec<PathBuf>, PathBuf);
+    ///
+    /// impl Task for Concat {
+    ///     type Output = ();
+    ///     fn execute<C: Context<Self>>(&self, context: &mut C) {
+    ///         let mut text = String::new();
+    ///         for input in &self.0 {
+    ///             if let Ok(Some(mut file)) = context.require_file(input) {
+    ///                 let _ = file.read_to_string(&mut text);
+    ///             }
+    ///         }
+    ///         std::fs::write(&self.1, text).unwrap();
+    ///         context.provide_file(&self.1).unwrap();
+    ///     }
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let [a, b, c, out] = ["a", "b", "c", "out.txt"].map(|name| dir.path().join(name));
+    /// for input in [&a, &b, &c] {
+    ///     std::fs::write(input, "x")?;
+    /// }
+    /// let mut pie = Pie::default();
+    /// pie.new_session().require(&Concat(vec![a.clone(), b.clone(), c], out.clone()));
+    ///
+    /// // The build script is edited: the task that writes `out.txt` now has two inputs. Keep only the roots that
+    /// // the edited script still has (here: none of the old ones), then build.
+    /// let edited = Concat(vec![a, b], out.clone());
+    /// pie.retain_roots(|root| *root == edited);
+    /// pie.new_session().require(&edited);
+    /// assert_eq!(std::fs::read_to_string(&out)?, "xx");
+    ///
+    /// // The old task is dead; collecting garbage removes it from the store.
+    /// let garbage = pie.collect_garbage(false);
+    /// assert_eq!(garbage.removed_tasks, 1);
+    /// assert_eq!(pie.roots().collect::<Vec<_>>(), vec![&edited]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn retain_roots(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        let roots: Vec<_> = self.store.roots().collect();
+        for id in roots {
+            if !keep(self.store.task(id)) {
+                self.store.set_root(id, false);
+            }
+        }
+    }
+
+    /// Removes every dead task (see [`roots`](Self::roots)) with its output, dependencies and claims on files,
+    /// renumbering the store so that it has no holes; a saved store shrinks accordingly. Returns what was removed.
+    ///
+    /// With `delete_provided_files`, also deletes from disk the files that removed tasks provided and no live task
+    /// provides (never a file a live task provides, never a file no task provided); a file that is already gone
+    /// is skipped, one that cannot be deleted is listed in [`Garbage::failed_deletions`].
+    ///
+    /// Between sessions, only roots keep tasks live: call this after [`retain_roots`](Self::retain_roots) or
+    /// [`unobserve`](Self::unobserve), typically just before saving the store.
+    pub fn collect_garbage(&mut self, delete_provided_files: bool) -> Garbage {
+        let garbage = gc::collect(&mut self.store, delete_provided_files);
+        if garbage.removed_tasks > 0 {
+            // Task ids were renumbered: marks of earlier sessions must not be read against new ids.
+            self.marks = Marks::default();
+        }
+        garbage
+    }
+
     /// The number of tasks in the dependency graph (every task ever required and not since removed).
     pub fn task_count(&self) -> usize {
         self.store.task_count()
@@ -227,11 +343,9 @@ impl<T, O, A: Debug> Debug for Pie<T, O, A> {
 
 /// Opens the file at `path` for reading: `Ok(None)` when nothing or a directory is there.
 pub(crate) fn open_if_file(path: &Path) -> io::Result<Option<File>> {
-    match File::open(path) {
-        Ok(file) if file.metadata()?.is_file() => Ok(Some(file)),
-        Ok(_) => Ok(None),
-        Err(e) if stamp::is_missing(&e) => Ok(None),
-        Err(e) => Err(e),
+    match stamp::open_entry(path)? {
+        stamp::Entry::File(file, _) => Ok(Some(file)),
+        stamp::Entry::Missing | stamp::Entry::Directory | stamp::Entry::Special => Ok(None),
     }
 }
 

@@ -5,7 +5,9 @@
 //! the session's epoch, so starting a session is O(1): marks of earlier sessions simply read as unseen.
 
 use std::io;
+use std::path::Path;
 
+use crate::context::bottom_up::Scheduler;
 use crate::context::top_down::TopDownContext;
 use crate::store::TaskId;
 use crate::tracker::{NoopTracker, Tracker};
@@ -15,15 +17,20 @@ use crate::{Pie, Task};
 #[derive(Copy, Clone, Eq, PartialEq, Debug)]
 pub(crate) enum Mark {
     Unseen,
+    /// Scheduled by a bottom-up build: inconsistent, to be executed (not yet checked or executed).
+    Scheduled,
     InProgress,
     Done,
 }
 
-/// Epoch-stamped per-task marks, reused across sessions.
+/// Epoch-stamped per-task marks, reused across sessions; also the session's cache of tasks known to be live.
 #[derive(Clone, Debug)]
 pub(crate) struct Marks {
     epoch: u32,
+    /// `epoch << 2 | state`, state 0 in progress, 1 done, 2 scheduled; any other epoch reads as unseen.
     marks: Vec<u32>,
+    /// `epoch` for a task known to be live in this session (see `crate::liveness`).
+    live: Vec<u32>,
 }
 
 impl Default for Marks {
@@ -31,16 +38,18 @@ impl Default for Marks {
         Self {
             epoch: 1,
             marks: Vec::new(),
+            live: Vec::new(),
         }
     }
 }
 
 impl Marks {
-    /// Starts a new session: every mark reads as [`Mark::Unseen`].
+    /// Starts a new session: every mark reads as [`Mark::Unseen`], no task is known to be live.
     pub(crate) fn new_session(&mut self) {
         self.epoch += 1;
-        if self.epoch >= u32::MAX >> 1 {
+        if self.epoch >= u32::MAX >> 2 {
             self.marks.clear();
+            self.live.clear();
             self.epoch = 1;
         }
     }
@@ -48,13 +57,11 @@ impl Marks {
     #[inline]
     pub(crate) fn get(&self, id: TaskId) -> Mark {
         match self.marks.get(id.index()) {
-            Some(m) if m >> 1 == self.epoch => {
-                if m & 1 == 1 {
-                    Mark::Done
-                } else {
-                    Mark::InProgress
-                }
-            }
+            Some(m) if m >> 2 == self.epoch => match m & 3 {
+                0 => Mark::InProgress,
+                1 => Mark::Done,
+                _ => Mark::Scheduled,
+            },
             _ => Mark::Unseen,
         }
     }
@@ -67,9 +74,25 @@ impl Marks {
         }
         self.marks[index] = match mark {
             Mark::Unseen => 0,
-            Mark::InProgress => self.epoch << 1,
-            Mark::Done => (self.epoch << 1) | 1,
+            Mark::InProgress => self.epoch << 2,
+            Mark::Done => (self.epoch << 2) | 1,
+            Mark::Scheduled => (self.epoch << 2) | 2,
         };
+    }
+
+    /// Whether `id` is known to be live in this session.
+    #[inline]
+    pub(crate) fn known_live(&self, id: TaskId) -> bool {
+        self.live.get(id.index()) == Some(&self.epoch)
+    }
+
+    /// Remembers that `id` is live for the rest of this session.
+    pub(crate) fn set_known_live(&mut self, id: TaskId) {
+        let index = id.index();
+        if index >= self.live.len() {
+            self.live.resize(index + 1, 0);
+        }
+        self.live[index] = self.epoch;
     }
 }
 
@@ -92,13 +115,43 @@ pub(crate) struct SessionState {
     /// The task whose `execute` is running, to which new dependencies are attached.
     pub(crate) current: Option<TaskId>,
     pub(crate) errors: Vec<io::Error>,
+    /// Whether a build ran in this session (an empty session says nothing about consistency).
+    pub(crate) built: bool,
+    /// Whether a build is running; still `true` after a build when a panic escaped it.
+    pub(crate) building: bool,
+    /// Whether a panic escaped a build of this session.
+    pub(crate) panicked: bool,
+    /// Whether a bottom-up build of this session completed: every live task is then consistent.
+    pub(crate) bottom_up_completed: bool,
+    /// Bottom-up state, from the first `update_affected_by` of the session on: requires then trust what it made
+    /// consistent.
+    pub(crate) bottom_up: Option<Scheduler>,
+    /// Tasks that became roots in this session: they may have been dead (and so stale) when it started.
+    pub(crate) new_roots: Vec<TaskId>,
 }
 
 /// A build session: within it each task is checked or executed at most once, so file changes made during a
 /// session are only seen by the next one. Create one with [`Pie::new_session`].
-pub struct Session<'p, T, O, A = NoopTracker> {
+pub struct Session<'p, T: Task, O, A: Tracker<T> = NoopTracker> {
     pie: &'p mut Pie<T, O, A>,
     state: SessionState,
+}
+
+impl<T: Task, O, A: Tracker<T>> Drop for Session<'_, T, O, A> {
+    /// Records whether this session left every live task consistent, which later bottom-up builds rely on.
+    fn drop(&mut self) {
+        let state = &self.state;
+        if !state.built {
+            return;
+        }
+        let store = &mut self.pie.store;
+        let marks = &self.pie.marks;
+        let settled = !state.panicked
+            && !state.building
+            && ((state.bottom_up_completed && store.is_settled())
+                || store.roots().all(|root| marks.get(root) == Mark::Done));
+        store.set_settled(settled);
+    }
 }
 
 impl<'p, T: Task, A: Tracker<T>> Session<'p, T, T::Output, A> {
@@ -116,14 +169,85 @@ impl<'p, T: Task, A: Tracker<T>> Session<'p, T, T::Output, A> {
     /// On an unsound build script (messages start with `Overlapping provided file`, `Hidden dependency` or
     /// `Cyclic task dependency`), and when a task panics. The [`Pie`] stays usable afterwards.
     pub fn require(&mut self, task: &T) -> T::Output {
+        self.context().require_initial(task)
+    }
+
+    /// Brings every live task affected by changes to the files at `changed` up to date, bottom-up: executes the
+    /// live tasks whose recorded dependencies on those files are inconsistent, then, in dependency order, the live
+    /// tasks that their executions affected (a required task's output that changed, with early cutoff; a file
+    /// that an executed task wrote, for the tasks whose stamp of it changed). It checks or executes nothing else:
+    /// it stamps only the changed files. Trackers see `build_start` and `build_end` around it.
+    ///
+    /// Afterwards, in this session, [`require`](Self::require) of a live task that the changes did not affect
+    /// executes nothing and re-checks no file.
+    ///
+    /// **When to use it.** The caller promises that `changed` names every file changed since the last session
+    /// that built something, as a file watcher or a change journal can. Without such a source of changes, use
+    /// [`require`](Self::require) (top-down), which re-checks everything. Paths are compared after
+    /// normalisation; paths that no task depends on are ignored. If the last session did not leave every live
+    /// task consistent (a panic escaped it, or it required only some roots top-down), this first checks every
+    /// root top-down. Results equal those of a top-down build, and every soundness check holds.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::path::PathBuf;
+    /// use pie::{Context, Pie, Task};
+    /// use pie::stamp::FileStamper;
+    /// use pie::tracker::event::EventTracker;
+    ///
+    /// #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+    /// struct ReadFile(PathBuf);
+    /// impl Task for ReadFile {
+    ///     type Output = String;
+    ///     fn execute<C: Context<Self>>(&self, context: &mut C) -> String {
+    ///         let mut text = String::new();
+    ///         // Hash: a test that writes twice within one clock tick still sees the change.
+    ///         if let Ok(Some(mut file)) = context.require_file_with_stamper(&self.0, FileStamper::Hash) {
+    ///             file.read_to_string(&mut text).unwrap();
+    ///         }
+    ///         text
+    ///     }
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+    /// std::fs::write(&a, "a")?;
+    /// std::fs::write(&b, "b")?;
+    /// let (read_a, read_b) = (ReadFile(a.clone()), ReadFile(b.clone()));
+    /// let mut pie = Pie::with_tracker(EventTracker::default());
+    /// pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    ///
+    /// // A watcher reports that `a.txt` changed: only its reader executes, and `b.txt` is not even stamped.
+    /// std::fs::write(&a, "A")?;
+    /// pie.new_session().update_affected_by([&a]);
+    /// assert!(pie.tracker().one_execute_of(&read_a));
+    /// assert!(!pie.tracker().any_execute_of(&read_b));
+    ///
+    /// // In the session of a bottom-up build, requiring a task returns its up-to-date output at once.
+    /// std::fs::write(&b, "B")?;
+    /// let mut session = pie.new_session();
+    /// session.update_affected_by([&b]);
+    /// assert_eq!(session.require(&read_a), "A");
+    /// assert_eq!(session.require(&read_b), "B");
+    /// drop(session);
+    /// assert!(!pie.tracker().any_execute(), "the last build, `require(&read_b)`, had nothing left to do");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// As [`require`](Self::require); the [`Pie`] stays usable afterwards.
+    pub fn update_affected_by<P: AsRef<Path>>(&mut self, changed: impl IntoIterator<Item = P>) {
+        self.context().update_affected_by(changed)
+    }
+
+    fn context(&mut self) -> TopDownContext<'_, T, T::Output, A> {
         let pie = &mut *self.pie;
-        let mut context = TopDownContext {
+        TopDownContext {
             store: &mut pie.store,
             tracker: &mut pie.tracker,
             marks: &mut pie.marks,
             state: &mut self.state,
-        };
-        context.require_initial(task)
+        }
     }
 
     /// Makes every task of `tasks` consistent, like [`require`](Self::require) for each in order, and returns

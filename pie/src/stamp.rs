@@ -7,11 +7,14 @@
 //! Invariant: stamping never changes the file system and a stamp of a missing file is a value, not an error.
 
 use std::fs::{self, File};
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Read};
 use std::path::Path;
 use std::time::SystemTime;
 
 /// How a file is stamped.
+///
+/// Whatever the stamper, requiring a path never blocks and reads nothing but a regular file: a FIFO, a socket or
+/// a device at the path is `Ok(None)` from [`require_file`](crate::Context::require_file), like a directory.
 ///
 /// ```
 /// use pie::stamp::{FileStamp, FileStamper};
@@ -25,13 +28,24 @@ use std::time::SystemTime;
 #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum FileStamper {
-    /// Whether something exists at the path.
+    /// Whether something exists at the path: a regular file, a directory or anything else alike. A file replaced
+    /// by a directory keeps its stamp, although [`require_file`](crate::Context::require_file) then gives
+    /// `Ok(None)`: use it where only existence matters, and `Modified` or `Hash` for a file that is read.
     Exists,
     /// The last-modified time of the file (`None` when missing). The default: one `stat` per check.
+    ///
+    /// It cannot see a change that keeps the modification time: two writes within one tick of the file system's
+    /// clock (up to two seconds on FAT, a few milliseconds on Linux's usual file systems), or a file replaced by a
+    /// copy that keeps its time (`cp -p`, an unpacked archive). Use `Hash` when that matters.
     #[default]
     Modified,
     /// A blake3 digest of the file's contents (`None` when missing); rewriting identical bytes is consistent.
-    /// For a directory, a digest of its sorted entry names.
+    /// For a directory, a digest of its sorted entry names, made so that it is never the digest of a file.
+    ///
+    /// Something that is neither a regular file nor a directory (a FIFO, a socket, a device) is never read: it
+    /// could block, or never end. Its digest is one fixed value, unlike any file's or directory's, so that such a
+    /// thing replaced by a file or a directory (or the reverse) is a change, while one FIFO replaced by another is
+    /// not: [`require_file`](crate::Context::require_file) gives `Ok(None)` for both.
     Hash,
 }
 
@@ -71,33 +85,169 @@ pub(crate) fn is_missing(error: &io::Error) -> bool {
     matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
 }
 
-fn hash(path: &Path) -> io::Result<Option<[u8; 32]>> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if is_missing(&e) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    // On Linux, reading a directory fails with `EISDIR` before anything is read, which saves a `stat` per check of
-    // a regular file; elsewhere (some systems let a directory be read) the kind is asked first.
-    let is_dir = !cfg!(target_os = "linux") && file.metadata()?.is_dir();
-    if !is_dir {
-        let mut hasher = blake3::Hasher::new();
-        match hasher.update_reader(file) {
-            Ok(_) => return Ok(Some(*hasher.finalize().as_bytes())),
-            Err(e) if cfg!(target_os = "linux") && e.kind() == ErrorKind::IsADirectory => {}
-            Err(e) => return Err(e),
+/// What is at a path, as [`open_entry`] found it.
+pub(crate) enum Entry {
+    /// Nothing (or a path through a regular file).
+    Missing,
+    /// A regular file, open for reading, and its length when it was opened.
+    File(File, u64),
+    /// A directory.
+    Directory,
+    /// Something that is neither a regular file nor a directory: a FIFO, a socket, a device. Never read: reading a
+    /// FIFO would block or take another reader's data, and a device such as `/dev/zero` never ends.
+    Special,
+}
+
+/// Opens what is at `path` for reading and tells what it is, without blocking and without reading anything.
+///
+/// The open asks not to block (`O_NONBLOCK`), so that a FIFO without a writer opens at once; `fstat` on the open
+/// file then tells the kind, race-free. That is one `open` and one `fstat` for a regular file, as `File::open`
+/// followed by `metadata` costs; the path's metadata is asked only when the open fails (a socket cannot be
+/// opened; on Windows, neither can a directory). `O_NONBLOCK` has no effect on reading a regular file (open(2)).
+/// Opening a FIFO does wake a writer that waits for a reader; nothing is read from it.
+pub(crate) fn open_entry(path: &Path) -> io::Result<Entry> {
+    #[cfg(unix)]
+    if O_NONBLOCK.is_none() {
+        // Without the flag, opening a FIFO would block: look first. Racy, but only on targets not listed there.
+        match fs::metadata(path) {
+            Ok(metadata) if is_special(&metadata) => return Ok(Entry::Special),
+            Err(e) if is_missing(&e) => return Ok(Entry::Missing),
+            _ => {}
         }
     }
+    let file = match open_without_blocking(path) {
+        Ok(file) => file,
+        Err(e) if is_missing(&e) => return Ok(Entry::Missing),
+        Err(e) => {
+            return match fs::metadata(path) {
+                Ok(metadata) if metadata.is_dir() => Ok(Entry::Directory),
+                Ok(metadata) if is_special(&metadata) => Ok(Entry::Special),
+                _ => Err(e),
+            }
+        }
+    };
+    let metadata = file.metadata()?;
+    Ok(if metadata.is_file() {
+        Entry::File(file, metadata.len())
+    } else if metadata.is_dir() {
+        Entry::Directory
+    } else {
+        Entry::Special
+    })
+}
+
+fn is_special(metadata: &fs::Metadata) -> bool {
+    !metadata.is_file() && !metadata.is_dir()
+}
+
+fn open_without_blocking(path: &Path) -> io::Result<File> {
+    #[cfg(unix)]
+    if let Some(flag) = O_NONBLOCK {
+        use std::os::unix::fs::OpenOptionsExt;
+        return fs::OpenOptions::new().read(true).custom_flags(flag).open(path);
+    }
+    File::open(path)
+}
+
+/// The target's `O_NONBLOCK` open flag, as its C headers define it (std has no name for it, and one number does
+/// not justify a `libc` dependency of the core library); `None` on a Unix not listed here.
+#[cfg(unix)]
+const O_NONBLOCK: Option<i32> = if cfg!(any(target_os = "linux", target_os = "android")) {
+    if cfg!(any(
+        target_arch = "mips",
+        target_arch = "mips64",
+        target_arch = "mips32r6",
+        target_arch = "mips64r6"
+    )) {
+        Some(0x80)
+    } else if cfg!(any(target_arch = "sparc", target_arch = "sparc64")) {
+        Some(0x4000)
+    } else {
+        Some(0x800)
+    }
+} else if cfg!(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+)) {
+    Some(0x4)
+} else if cfg!(any(target_os = "solaris", target_os = "illumos")) {
+    Some(0x80)
+} else {
+    None
+};
+
+fn hash(path: &Path) -> io::Result<Option<[u8; 32]>> {
+    Ok(Some(match open_entry(path)? {
+        Entry::Missing => return Ok(None),
+        Entry::File(file, len) => file_digest(file, len)?,
+        Entry::Directory => directory_digest(path)?,
+        Entry::Special => special_digest(),
+    }))
+}
+
+/// blake3 of the bytes of `file`, whose length was `len` when it was opened.
+///
+/// Reading stops at a short read that ends exactly at `len`: that read met the end of the file, so no further
+/// read is needed to prove it. A small file thus costs one `open`, one `fstat` and one `read`, where reading to
+/// an empty read without asking the kind cost one `open` and two `read`s. A file that grew since it was opened is
+/// read to its end, as is a file whose stated length is 0 (as under `/proc`).
+// Not inlined: its 64 KiB buffer would otherwise put a stack probe on every stamp, of every stamper.
+#[inline(never)]
+fn file_digest(mut file: File, len: u64) -> io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = [0; 64 * 1024];
+    let mut total: u64 = 0;
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..read]);
+        total += read as u64;
+        if read < buffer.len() && total == len {
+            break;
+        }
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// The blake3 key-derivation context of the digest of something that is neither a file nor a directory.
+const SPECIAL_CONTEXT: &str = "pie 2026-05 FileStamper::Hash neither a file nor a directory";
+
+/// The one digest of everything that is neither a file nor a directory: unlike any file's (blake3's plain mode)
+/// and any directory's (another context).
+fn special_digest() -> [u8; 32] {
+    blake3::derive_key(SPECIAL_CONTEXT, &[])
+}
+
+/// The blake3 key-derivation context of a directory's digest. A file's digest is blake3's plain hash of its bytes
+/// and a directory's is blake3 in key-derivation mode: the two modes are domain-separated inside blake3, so no
+/// file's bytes have the digest of any directory.
+const DIRECTORY_CONTEXT: &str = "pie 2026-05 FileStamper::Hash directory entry names";
+
+/// The digest of the directory at `path`: its entry names, sorted.
+fn directory_digest(path: &Path) -> io::Result<[u8; 32]> {
     let mut names = fs::read_dir(path)?
         .map(|entry| entry.map(|e| e.file_name()))
         .collect::<io::Result<Vec<_>>>()?;
     names.sort();
-    let mut hasher = blake3::Hasher::new();
+    Ok(entries_digest(names.iter().map(|name| name.as_encoded_bytes())))
+}
+
+/// The digest of a list of entry names. Each name is prefixed with its length, so that no two lists encode to the
+/// same bytes, whatever bytes the names hold.
+fn entries_digest<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(DIRECTORY_CONTEXT);
     for name in names {
-        hasher.update(name.as_encoded_bytes());
-        hasher.update(&[0]);
+        hasher.update(&(name.len() as u64).to_le_bytes());
+        hasher.update(name);
     }
-    Ok(Some(*hasher.finalize().as_bytes()))
+    *hasher.finalize().as_bytes()
 }
 
 /// The serialised form of a modification time: whole seconds relative to the Unix epoch (negative before it) and
@@ -226,6 +376,103 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let stamp = FileStamper::Modified.stamp(&dir.path().join("nope")).unwrap();
         assert_eq!(stamp, FileStamp::Modified(None));
+    }
+
+    fn digest(path: &Path) -> [u8; 32] {
+        match FileStamper::Hash.stamp(path).unwrap() {
+            FileStamp::Hash(Some(digest)) => digest,
+            other => panic!("expected a digest of {}, got {other:?}", path.display()),
+        }
+    }
+
+    #[test]
+    fn hash_of_a_file_is_blake3_of_its_bytes() {
+        // Unchanged from earlier versions, so that stored `Hash` stamps of files stay consistent.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        for len in [0, 1, 65_535, 65_536, 65_537, 200_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            fs::write(&path, &bytes).unwrap();
+            assert_eq!(digest(&path), *blake3::hash(&bytes).as_bytes(), "{len} bytes");
+        }
+    }
+
+    #[test]
+    fn hash_digests_of_an_empty_file_and_an_empty_directory_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        let folder = dir.path().join("folder");
+        fs::write(&file, "").unwrap();
+        fs::create_dir(&folder).unwrap();
+        assert_ne!(digest(&file), digest(&folder));
+    }
+
+    #[test]
+    fn hash_digest_of_a_file_differs_from_a_directory_whose_entries_its_bytes_spell() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        let folder = dir.path().join("folder");
+        fs::create_dir(&folder).unwrap();
+        fs::write(folder.join("x"), "").unwrap();
+        let mut length_prefixed = 1u64.to_le_bytes().to_vec();
+        length_prefixed.push(b'x');
+        for bytes in [&b"x\0"[..], b"x", &length_prefixed] {
+            fs::write(&file, bytes).unwrap();
+            assert_ne!(digest(&file), digest(&folder), "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn entry_lists_are_told_apart_whatever_bytes_the_names_hold() {
+        let lists: [&[&[u8]]; 7] = [
+            &[],
+            &[b"a"],
+            &[b"a", b"b"],
+            &[b"ab"],
+            &[b"a\0b"],
+            &[b"a\0", b"b"],
+            &[b"\x01\0\0\0\0\0\0\0a"],
+        ];
+        for (i, first) in lists.iter().enumerate() {
+            for second in &lists[i + 1..] {
+                assert_ne!(
+                    entries_digest(first.iter().copied()),
+                    entries_digest(second.iter().copied()),
+                    "{first:?} and {second:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_digest_of_what_is_neither_file_nor_directory_is_neither_a_files_nor_a_directorys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        let special = special_digest();
+        assert_ne!(special, digest(&file));
+        assert_ne!(special, digest(dir.path()));
+        assert_ne!(special, entries_digest([]));
+        #[cfg(unix)]
+        assert_eq!(digest(Path::new("/dev/null")), special, "a character device");
+    }
+
+    /// The flag is a number taken from C headers: check it against what the kernel reports for an open file.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn o_nonblock_is_the_flag_the_kernel_reports() {
+        use std::os::fd::AsRawFd;
+        fn flags(file: &File) -> i32 {
+            let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", file.as_raw_fd())).unwrap();
+            let line = info.lines().find_map(|l| l.strip_prefix("flags:")).unwrap();
+            i32::from_str_radix(line.trim(), 8).unwrap()
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, "").unwrap();
+        let blocking = flags(&File::open(&path).unwrap());
+        let non_blocking = flags(&open_without_blocking(&path).unwrap());
+        assert_eq!(blocking ^ non_blocking, O_NONBLOCK.unwrap());
     }
 
     #[test]

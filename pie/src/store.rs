@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::dependency::{Dep, FileDep, TaskDep};
 use crate::intern::{Interner, PathInterner};
@@ -42,6 +42,18 @@ impl TaskId {
     #[inline]
     pub(crate) fn index(self) -> usize {
         self.0 as usize
+    }
+
+    /// The id as a bare integer (for compact keys).
+    #[inline]
+    pub(crate) fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// The id of a bare integer from [`raw`](Self::raw).
+    #[inline]
+    pub(crate) fn from_raw(raw: u32) -> Self {
+        Self(raw)
     }
 
     #[cfg(test)]
@@ -77,6 +89,9 @@ struct TaskData<O> {
     #[cfg_attr(feature = "serde", serde(skip, default = "first_generation"))]
     generation: Generation,
     order: u64,
+    /// Whether the task is a root: required by a session and not since unobserved. Roots (and what they require,
+    /// transitively) are live; see `crate::liveness`.
+    root: bool,
     deps: Vec<Dep>,
     /// Not persisted (derived from `deps`); see [`Store::rebuild_after_load`].
     #[cfg_attr(feature = "serde", serde(skip))]
@@ -184,6 +199,27 @@ pub(crate) struct Store<T, O> {
     file_data: Vec<FileData>,
     next_order: u64,
     next_version: u64,
+    /// Whether every live task was consistent with the files as they were at the end of the last session that
+    /// built something: that session brought all roots up to date (top-down, or bottom-up) and no panic escaped
+    /// it. Bottom-up builds rely on it; without it they first check every root top-down.
+    settled: bool,
+    /// The lowest position that a reordering gave a task since [`take_reorder_floor`](Self::take_reorder_floor)
+    /// (`u64::MAX`: none). Bottom-up builds bound their searches with it: a queued task's position may have
+    /// dropped below the one it was queued with. Not persisted.
+    #[cfg_attr(feature = "serde", serde(skip, default = "no_floor"))]
+    reorder_floor: u64,
+    /// The tasks whose `root` flag is set, in no particular order (derived from the flags; not persisted), so that
+    /// listing the roots costs their number, not the store's size.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    roots: Vec<TaskId>,
+    /// See [`any_provider`](Self::any_provider). Derived; not persisted.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    any_provider: bool,
+}
+
+#[cfg(feature = "serde")]
+fn no_floor() -> u64 {
+    u64::MAX
 }
 
 impl<T, O> Default for Store<T, O> {
@@ -195,7 +231,46 @@ impl<T, O> Default for Store<T, O> {
             file_data: Vec::new(),
             next_order: 0,
             next_version: 1,
+            settled: true,
+            reorder_floor: u64::MAX,
+            roots: Vec::new(),
+            any_provider: false,
         }
+    }
+}
+
+impl<T, O> Store<T, O> {
+    /// See the field `settled`.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.settled
+    }
+
+    /// See the field `settled`.
+    pub(crate) fn set_settled(&mut self, settled: bool) {
+        self.settled = settled;
+    }
+
+    /// The lowest position a reordering gave a task since the last call (`u64::MAX`: none); resets it.
+    pub(crate) fn take_reorder_floor(&mut self) -> u64 {
+        std::mem::replace(&mut self.reorder_floor, u64::MAX)
+    }
+
+    /// The lowest position a reordering gave a task since [`take_reorder_floor`](Self::take_reorder_floor).
+    pub(crate) fn reorder_floor(&self) -> u64 {
+        self.reorder_floor
+    }
+
+    /// The roots, in id order.
+    pub(crate) fn roots(&self) -> impl Iterator<Item = TaskId> + '_ {
+        self.roots.iter().copied()
+    }
+
+    /// Rebuilds the list of roots from the tasks' flags (after loading or renumbering).
+    fn rebuild_roots(&mut self) {
+        self.roots = (0..self.task_data.len() as u32)
+            .map(TaskId)
+            .filter(|id| self.task_data[id.index()].root)
+            .collect();
     }
 }
 
@@ -223,10 +298,44 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             version: 0,
             generation: FIRST_GENERATION,
             order,
+            root: false,
             deps: Vec::new(),
             dependents: EdgeList::Empty,
         });
         TaskId(index)
+    }
+
+    /// The id of `task`, if it has a node.
+    pub(crate) fn find_task(&self, task: &T) -> Option<TaskId> {
+        self.tasks.find(task).map(TaskId)
+    }
+
+    /// Whether `id` is a root.
+    #[inline]
+    pub(crate) fn is_root(&self, id: TaskId) -> bool {
+        self.data(id).root
+    }
+
+    /// Makes `id` a root or not.
+    #[inline]
+    pub(crate) fn set_root(&mut self, id: TaskId, root: bool) {
+        let data = self.data_mut(id);
+        if data.root == root {
+            return;
+        }
+        data.root = root;
+        if root {
+            self.roots.push(id);
+        } else {
+            self.roots.retain(|r| *r != id);
+        }
+    }
+
+    /// Forgets the last execution of `id` (a dead task whose claim on a file another task now takes): drops its
+    /// dependencies, and thereby its claims as a provider and requirer of files, and its output, so that it
+    /// executes again if it is ever required.
+    pub(crate) fn invalidate(&mut self, id: TaskId) {
+        self.start_execution(id);
     }
 
     /// The task of node `id`.
@@ -241,6 +350,17 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             self.file_data.push(FileData::default());
         }
         FileId(index)
+    }
+
+    /// The id of the file at `path`, if it has a node.
+    pub(crate) fn find_file(&self, path: &NormalPath<'_>) -> Option<FileId> {
+        self.files.find(path.as_path()).map(FileId)
+    }
+
+    /// The position of `id` in the topological order (dependencies first).
+    #[inline]
+    pub(crate) fn order(&self, id: TaskId) -> u64 {
+        self.data(id).order
     }
 
     /// The normalised path of file node `id`.
@@ -333,7 +453,15 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         let edge = self.edge_from(id);
         let file = &mut self.file_data[dep.file.0 as usize];
         file.provider = Some(edge);
+        self.any_provider = true;
         push_dep(&mut self.data_mut(id).deps, Dep::ProvideFile(dep));
+    }
+
+    /// Whether any task ever provided a file (since this store was made, loaded or collected): while none did,
+    /// no file has a provider, and checks of reads can skip asking for one.
+    #[inline]
+    pub(crate) fn any_provider(&self) -> bool {
+        self.any_provider
     }
 
     /// Records that `id` required task `dep.task`, keeping the topological order. The caller has ruled out
@@ -366,16 +494,37 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     }
 
     /// Whether `from` requires `to` directly or transitively (or is `to`).
-    ///
-    /// Searches the dependencies of `from` depth-first, pruning every task ordered before `to`: no such task can
-    /// reach `to`, because dependencies are always ordered before their dependents.
+    #[cfg(test)]
     pub(crate) fn depends_on(&self, from: TaskId, to: TaskId) -> bool {
+        self.depends_on_before(from, self.dep_count(from), to)
+    }
+
+    /// Whether `from` is `to` or requires it, directly or transitively, through one of its first `prefix`
+    /// dependencies (the dependencies of the tasks it reaches count whole).
+    ///
+    /// A reader depends on the provider of a file only through what it required *before* reading the file:
+    /// requiring the provider afterwards does not make the read sound, as a clean build would have refused it.
+    ///
+    /// Scans the prefix for `to` first (the common case: the reader required the provider directly), then searches
+    /// depth-first, pruning every task ordered before `to`: no such task can reach `to`, because dependencies are
+    /// always ordered before their dependents.
+    pub(crate) fn depends_on_before(&self, from: TaskId, prefix: usize, to: TaskId) -> bool {
         if from == to {
+            return true;
+        }
+        let direct = &self.data(from).deps[..prefix];
+        if direct.iter().any(|d| matches!(d, Dep::RequireTask(d) if d.task == to)) {
             return true;
         }
         let bound = self.data(to).order;
         let mut visited = HashSet::new();
-        let mut stack = vec![from];
+        let mut stack: Vec<TaskId> = direct
+            .iter()
+            .filter_map(|d| match d {
+                Dep::RequireTask(d) if self.data(d.task).order > bound => Some(d.task),
+                _ => None,
+            })
+            .collect();
         while let Some(id) = stack.pop() {
             for dep in &self.data(id).deps {
                 if let Dep::RequireTask(d) = dep {
@@ -391,6 +540,14 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         false
     }
 
+    /// The index of the first dependency of `id` that requires `file`, if any.
+    pub(crate) fn first_require_of(&self, id: TaskId, file: FileId) -> Option<usize> {
+        self.data(id)
+            .deps
+            .iter()
+            .position(|d| matches!(d, Dep::RequireFile(d) if d.file == file))
+    }
+
     fn take_order(&mut self) -> u64 {
         let order = self.next_order;
         self.next_order += 1;
@@ -401,7 +558,8 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         self.data(id).dependents.as_slice().iter().any(|e| self.is_live(*e))
     }
 
-    fn live_dependents(&self, id: TaskId) -> impl Iterator<Item = TaskId> + '_ {
+    /// The tasks that currently require `id` (a task may appear more than once).
+    pub(crate) fn live_dependents(&self, id: TaskId) -> impl Iterator<Item = TaskId> + '_ {
         self.data(id)
             .dependents
             .as_slice()
@@ -474,9 +632,96 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             .map(|id| self.data(*id).order)
             .collect();
         slots.sort_unstable();
+        if let Some(lowest) = slots.first() {
+            self.reorder_floor = self.reorder_floor.min(*lowest);
+        }
         for (id, order) in backward.into_iter().chain(forward).zip(slots) {
             self.data_mut(id).order = order;
         }
+    }
+
+    /// The tasks required by `id` through its recorded dependencies.
+    pub(crate) fn required_tasks(&self, id: TaskId) -> impl Iterator<Item = TaskId> + '_ {
+        self.data(id).deps.iter().filter_map(|d| match d {
+            Dep::RequireTask(d) => Some(d.task),
+            _ => None,
+        })
+    }
+
+    /// Keeps only the tasks for which `keep[id]` holds, with their outputs, dependencies and claims, and the files
+    /// that kept tasks depend on; ids are renumbered densely in their old order, and the topological order is
+    /// compacted. Every task required by a kept task must be kept. Returns the paths of the files that removed
+    /// tasks provided and no kept task provides.
+    pub(crate) fn retain_tasks(&mut self, keep: &[bool]) -> Vec<PathBuf> {
+        assert_eq!(keep.len(), self.task_data.len(), "BUG: a keep flag per task");
+        let mut task_map = vec![u32::MAX; keep.len()];
+        let mut kept = 0u32;
+        for (index, keep) in keep.iter().enumerate() {
+            if *keep {
+                task_map[index] = kept;
+                kept += 1;
+            }
+        }
+        let mut file_map = vec![u32::MAX; self.files.len()];
+        let mut files = PathInterner::with_capacity(self.files.len());
+        let mut provided_by_kept = vec![false; self.files.len()];
+        let mut provided_by_removed = Vec::new();
+        let old_tasks = std::mem::take(&mut self.tasks).into_values();
+        let old_data = std::mem::take(&mut self.task_data);
+        let mut tasks = Interner::with_capacity(kept as usize);
+        let mut task_data = Vec::with_capacity(kept as usize);
+        for ((task, mut data), keep) in old_tasks.into_iter().zip(old_data).zip(keep) {
+            if !keep {
+                provided_by_removed.extend(data.deps.iter().filter_map(|d| match d {
+                    Dep::ProvideFile(d) => Some(d.file),
+                    _ => None,
+                }));
+                continue;
+            }
+            for dep in &mut data.deps {
+                if let Dep::ProvideFile(d) = dep {
+                    provided_by_kept[d.file.0 as usize] = true;
+                }
+                match dep {
+                    Dep::RequireTask(d) => {
+                        let new = task_map[d.task.index()];
+                        assert!(new != u32::MAX, "BUG: a kept task requires a removed task");
+                        d.task = TaskId(new);
+                    }
+                    Dep::RequireFile(d) | Dep::ProvideFile(d) => {
+                        let old = d.file.0 as usize;
+                        if file_map[old] == u32::MAX {
+                            let path = self.files.get(old as u32).expect("BUG: file id without a file node");
+                            file_map[old] = files.intern(path).0;
+                        }
+                        d.file = FileId(file_map[old]);
+                    }
+                }
+            }
+            tasks.intern(task);
+            task_data.push(data);
+        }
+        let mut removed_paths: Vec<PathBuf> = provided_by_removed
+            .into_iter()
+            .filter(|file| !provided_by_kept[file.0 as usize])
+            .map(|file| self.file_path(file).to_path_buf())
+            .collect();
+        removed_paths.sort();
+        removed_paths.dedup();
+        // Compact the topological order: the relative order of kept tasks stays.
+        let mut by_order: Vec<usize> = (0..task_data.len()).collect();
+        by_order.sort_unstable_by_key(|index| task_data[*index].order);
+        for (order, index) in by_order.into_iter().enumerate() {
+            task_data[index].order = order as u64;
+        }
+        self.next_order = task_data.len() as u64;
+        self.tasks = tasks;
+        self.task_data = task_data;
+        self.files = files;
+        self.rebuild_roots();
+        self.rebuild_reverse_edges()
+            .expect("BUG: a collected store has a dependency on a node that does not exist");
+        removed_paths
     }
 
     fn task_debug(&self, id: TaskId) -> String {
@@ -495,10 +740,21 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     ///
     /// Checked: the tables agree in length and every id is in range; every path is absolute and normalised; every
     /// task dependency is ordered strictly before its dependent (which also rules out cycles); orders are unique
-    /// and below `next_order`, versions below `next_version`; every stamp was made by its dependency's stamper;
-    /// each file is provided at most once by at most one task, and its live provider edge agrees; reverse edges
-    /// name existing tasks.
+    /// and below `next_order`, versions below `next_version`; the counters leave room to grow (at most
+    /// `u64::MAX / 2`, and `next_version` at least 1, as in a new store); every stamp was made by its dependency's
+    /// stamper; each file is provided at most once by at most one task, and its live provider edge agrees; reverse
+    /// edges name existing tasks.
     pub(crate) fn validate(&self) -> Result<(), String> {
+        // The counters grow by one per new task, new output or move in the order, so no build gets near this limit
+        // (2^63 steps); a store file that starts near `u64::MAX` would make them overflow. (A crafted store just
+        // below the limit passes this check until its counters cross it, long before they could overflow.)
+        const COUNTER_LIMIT: u64 = u64::MAX / 2;
+        if self.next_order > COUNTER_LIMIT || self.next_version > COUNTER_LIMIT || self.next_version == 0 {
+            return Err(format!(
+                "the order and version counters ({} and {}) are not between 1 and {COUNTER_LIMIT}",
+                self.next_order, self.next_version
+            ));
+        }
         let task_count = self.task_data.len();
         let file_count = self.file_data.len();
         if self.tasks.len() != task_count {
@@ -606,6 +862,14 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         if self.tasks.len() != task_count || task_count >= u32::MAX as usize {
             return Err(format!("{} tasks but {task_count} task records", self.tasks.len()));
         }
+        self.rebuild_roots();
+        self.rebuild_reverse_edges()?;
+        self.validate()
+    }
+
+    /// Rebuilds the reverse edges from the tasks' dependencies, every task at its first generation.
+    fn rebuild_reverse_edges(&mut self) -> Result<(), String> {
+        let task_count = self.task_data.len();
         self.file_data = vec![FileData::default(); self.files.len()];
         for data in &mut self.task_data {
             data.generation = FIRST_GENERATION;
@@ -630,11 +894,12 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
                     }
                     Dep::ProvideFile(d) => {
                         self.file_data.get_mut(d.file.0 as usize).ok_or_else(missing)?.provider = Some(edge);
+                        self.any_provider = true;
                     }
                 }
             }
         }
-        self.validate()
+        Ok(())
     }
 }
 

@@ -8,25 +8,17 @@ mod common;
 
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
 
 use common::*;
+use dev_util::Dir;
 use pie::stamp::FileStamper;
-
-const STAMPERS: [FileStamper; 3] = [FileStamper::Exists, FileStamper::Modified, FileStamper::Hash];
-
-/// Replaces whatever is at `path` with a symbolic link to itself.
-fn make_unreadable(path: &Path) {
-    let _ = fs::remove_file(path);
-    symlink(path, path).expect("cannot create a symbolic link");
-}
 
 #[test]
 fn missing_file_gives_none_for_every_stamper() {
-    let dir = temp_dir();
+    let dir = Dir::new();
     for stamper in STAMPERS {
-        let probe = TestTask::ProbeFile(dir.path().join("missing.txt"), stamper);
+        let probe = TestTask::ProbeFile(dir.join("missing.txt"), stamper);
         let mut pie = test_pie();
         assert_eq!(pie.require(&probe), ok("none"), "{stamper:?}");
         assert!(pie.new_session().dependency_check_errors().is_empty());
@@ -35,9 +27,8 @@ fn missing_file_gives_none_for_every_stamper() {
 
 #[test]
 fn path_through_a_regular_file_is_missing() {
-    let dir = temp_dir();
-    let file = dir.path().join("file.txt");
-    write_file(&file, "not a folder");
+    let dir = Dir::new();
+    let file = dir.create("file.txt", "not a folder");
     for stamper in STAMPERS {
         let probe = TestTask::ProbeFile(file.join("inside.txt"), stamper);
         let mut pie = test_pie();
@@ -48,8 +39,8 @@ fn path_through_a_regular_file_is_missing() {
 
 #[test]
 fn unreadable_file_is_an_io_error_from_require_file() {
-    let dir = temp_dir();
-    let path = dir.path().join("loop");
+    let dir = Dir::new();
+    let path = dir.join("loop");
     make_unreadable(&path);
     for stamper in STAMPERS {
         let probe = TestTask::ProbeFile(path.clone(), stamper);
@@ -66,10 +57,10 @@ fn unreadable_file_is_an_io_error_from_require_file() {
 
 #[test]
 fn failing_dependency_check_is_reported_and_reexecutes() {
-    let dir = temp_dir();
-    let path = dir.path().join("in.txt");
+    let dir = Dir::new();
+    let path = dir.join("in.txt");
     for stamper in STAMPERS {
-        write_file(&path, "readable");
+        dir.create(&path, "readable");
         let probe = TestTask::ProbeFile(path.clone(), stamper);
         let mut pie = test_pie();
         assert_eq!(pie.require(&probe), ok("some:readable"));
@@ -101,8 +92,8 @@ fn failing_dependency_check_is_reported_and_reexecutes() {
         drop(session);
         assert!(pie.events().one_execute_of(&probe));
 
-        fs::remove_file(&path).unwrap();
-        write_file(&path, "fixed");
+        dir.remove(&path);
+        dir.create(&path, "fixed");
         let mut session = pie.new_session();
         assert_eq!(session.require(&probe), ok("some:fixed"), "{stamper:?}");
         assert!(session.dependency_check_errors().is_empty());
@@ -112,15 +103,14 @@ fn failing_dependency_check_is_reported_and_reexecutes() {
             ok("some:fixed"),
             "{stamper:?}"
         );
-        fs::remove_file(&path).unwrap();
+        dir.remove(&path);
     }
 }
 
 #[test]
 fn dependency_check_errors_are_per_session() {
-    let dir = temp_dir();
-    let path = dir.path().join("in.txt");
-    write_file(&path, "x");
+    let dir = Dir::new();
+    let path = dir.create("in.txt", "x");
     let probe = TestTask::ProbeFile(path.clone(), FileStamper::Modified);
     let other = ret("unrelated");
     let mut pie = test_pie();
@@ -140,9 +130,8 @@ fn dependency_check_errors_are_per_session() {
 
 #[test]
 fn unreadable_dependency_of_a_dependency_reexecutes_the_chain() {
-    let dir = temp_dir();
-    let path = dir.path().join("in.txt");
-    write_file(&path, "Deep");
+    let dir = Dir::new();
+    let path = dir.create("in.txt", "Deep");
     let read = read(&path);
     let upper = to_upper(read.clone());
     let mut pie = test_pie();
@@ -159,11 +148,9 @@ fn unreadable_dependency_of_a_dependency_reexecutes_the_chain() {
 
 #[test]
 fn permission_denied_is_an_io_error_when_not_root() {
-    let dir = temp_dir();
-    let locked = dir.path().join("locked");
-    fs::create_dir(&locked).unwrap();
-    let path = locked.join("in.txt");
-    write_file(&path, "secret");
+    let dir = Dir::new();
+    let locked = dir.create_dir("locked");
+    let path = dir.create("locked/in.txt", "secret");
     let probe = TestTask::ProbeFile(path.clone(), FileStamper::Modified);
     let mut pie = test_pie();
     assert_eq!(pie.require(&probe), ok("some:secret"));
@@ -188,7 +175,10 @@ fn path_that_cannot_be_made_absolute_is_an_io_error_not_a_panic() {
     let probe = TestTask::ProbeFile(std::path::PathBuf::new(), FileStamper::Modified);
     let mut pie = test_pie();
     let error = pie.require(&probe).unwrap_err();
-    assert_ne!(error, ErrorKind::NotFound);
+    assert_eq!(error, ErrorKind::InvalidInput);
+    // It names no file, so nothing is recorded for it; requiring the task again gives the same error without
+    // executing it (the output is cached like any other).
+    assert_eq!(pie.require_then_assert_no_execute(&probe), Err(ErrorKind::InvalidInput));
     let write = write(ret("text"), std::path::PathBuf::new());
     assert!(pie.require(&write).is_err());
     pie.check_invariants();

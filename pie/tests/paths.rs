@@ -3,32 +3,29 @@
 
 mod common;
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
-
-const OVERLAP: &str = "Overlapping provided file";
-const HIDDEN: &str = "Hidden dependency";
+use dev_util::Dir;
 
 /// `dir/f` in four spellings: plain, with `.`, with `sub/..`, and relative to the current directory.
-fn spellings(dir: &Path) -> [PathBuf; 4] {
-    fs::create_dir_all(dir.join("sub")).unwrap();
+fn spellings(dir: &Dir) -> [PathBuf; 4] {
+    dir.create_dir("sub");
     [
         dir.join("f"),
-        dir.join(".").join("f"),
-        dir.join("sub").join("..").join("f"),
+        dir.join("./f"),
+        dir.join("sub/../f"),
         relative_form(&dir.join("f")),
     ]
 }
 
 #[test]
 fn every_spelling_is_one_file_for_dependencies() {
-    let dir = temp_dir();
-    let forms = spellings(dir.path());
+    let dir = Dir::new();
+    let forms = spellings(&dir);
     for (index, form) in forms.iter().enumerate() {
         let task = read(form);
-        write_file(&forms[0], "before");
+        dir.create(&forms[0], "before");
         let mut pie = test_pie();
         assert_eq!(pie.require(&task), ok("before"));
         // The event keeps the spelling the task used; queries compare normalised paths.
@@ -51,8 +48,8 @@ fn every_spelling_is_one_file_for_dependencies() {
 
 #[test]
 fn every_pair_of_spellings_overlaps() {
-    let dir = temp_dir();
-    let forms = spellings(dir.path());
+    let dir = Dir::new();
+    let forms = spellings(&dir);
     for first in &forms {
         for second in &forms {
             let write_1 = write(ret("one"), first);
@@ -66,8 +63,8 @@ fn every_pair_of_spellings_overlaps() {
 
 #[test]
 fn every_pair_of_spellings_is_a_hidden_dependency_on_the_require_side() {
-    let dir = temp_dir();
-    let forms = spellings(dir.path());
+    let dir = Dir::new();
+    let forms = spellings(&dir);
     for provided in &forms {
         for required in &forms {
             let write = write(ret("generated"), provided);
@@ -86,9 +83,9 @@ fn every_pair_of_spellings_is_a_hidden_dependency_on_the_require_side() {
 
 #[test]
 fn every_pair_of_spellings_is_a_hidden_dependency_on_the_provide_side() {
-    let dir = temp_dir();
-    let forms = spellings(dir.path());
-    write_file(&forms[0], "input");
+    let dir = Dir::new();
+    let forms = spellings(&dir);
+    dir.create(&forms[0], "input");
     for required in &forms {
         for provided in &forms {
             let read = read(required);
@@ -101,15 +98,15 @@ fn every_pair_of_spellings_is_a_hidden_dependency_on_the_provide_side() {
                 HIDDEN,
                 &[&forms[0].display().to_string(), &debug(&write), &debug(&read)],
             );
-            write_file(&forms[0], "input");
+            dir.write(&forms[0], "input");
         }
     }
 }
 
 #[test]
 fn reading_through_the_provider_with_another_spelling_is_fine() {
-    let dir = temp_dir();
-    let forms = spellings(dir.path());
+    let dir = Dir::new();
+    let forms = spellings(&dir);
     for provided in &forms {
         for required in &forms {
             let write = write(ret("generated"), provided);
@@ -117,22 +114,22 @@ fn reading_through_the_provider_with_another_spelling_is_fine() {
             let mut pie = test_pie();
             assert_eq!(pie.require(&reader), ok("generated"));
             pie.require_then_assert_no_execute(&reader).unwrap();
-            fs::remove_file(&forms[0]).unwrap();
+            dir.remove(&forms[0]);
             assert_eq!(
                 pie.require_then_assert_executed(&reader, &[&write, &reader]),
                 ok("generated")
             );
             pie.check_invariants();
-            fs::remove_file(&forms[0]).unwrap();
+            dir.remove(&forms[0]);
         }
     }
 }
 
 #[test]
 fn in_place_edit_is_refused_through_a_spelling_of_the_provided_file() {
-    let dir = temp_dir();
-    let forms = spellings(dir.path());
-    write_file(&forms[0], "lower");
+    let dir = Dir::new();
+    let forms = spellings(&dir);
+    dir.create(&forms[0], "lower");
     for from in &forms {
         for to in &forms {
             let edit = TestTask::CopyUpper(from.clone(), to.clone());
@@ -142,7 +139,7 @@ fn in_place_edit_is_refused_through_a_spelling_of_the_provided_file() {
                 HIDDEN,
                 &[&forms[0].display().to_string(), &debug(&edit), "in-place"],
             );
-            write_file(&forms[0], "lower");
+            dir.write(&forms[0], "lower");
         }
     }
 }

@@ -2,7 +2,8 @@
 //! the `Pie` that saved it; saving is atomic under SIGKILL; bad store files are refused with an error naming the
 //! file and the reason, never a panic.
 //!
-//! "A new process" is this test binary run again with `PIE_PERSIST_CHILD` naming a role (see [`child_process`]).
+//! "A new process" is this test binary run again with `PIE_PERSIST_CHILD` naming a role: it runs only the test
+//! [`child_process`], which plays that role (without a role, it tests the child entry itself).
 #![cfg(feature = "serde")]
 
 use std::fs;
@@ -310,6 +311,64 @@ fn missing_store_loads_as_an_empty_pie_and_save_creates_its_folders() {
     assert_eq!(names.len(), 1, "{names:?}");
 }
 
+/// Identifies the file at `path`: a save that writes replaces it with a new file (a rename), one that finds
+/// nothing to write leaves it.
+#[cfg(unix)]
+fn file_identity(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = fs::metadata(path).unwrap();
+    (metadata.dev(), metadata.ino())
+}
+
+/// Issue 9: saving after a build that changed nothing rewrote the whole store. Now the file is kept when it holds
+/// exactly what would be written, and replaced whenever it does not: after a change, when damaged, when a link.
+#[cfg(unix)]
+#[test]
+fn save_writes_only_when_the_file_differs() {
+    let project = Project::new();
+    let dir = project.dir.path();
+    build_and_save(&project);
+    let first = file_identity(&project.store());
+
+    let mut pie = load(&project.store());
+    assert_eq!(pie.new_session().require(&root(dir)), Ok("ABCxc".into()));
+    assert_eq!(executed(&pie), vec![]);
+    save(&pie, &project.store());
+    assert_eq!(
+        file_identity(&project.store()),
+        first,
+        "a no-op build's save wrote the store"
+    );
+
+    // A change is written.
+    write_until_modified(project.path("c.txt"), "C").unwrap();
+    assert_eq!(pie.new_session().require(&root(dir)), Ok("ABCxC".into()));
+    save(&pie, &project.store());
+    let second = file_identity(&project.store());
+    assert_ne!(second, first, "a changed store was not written");
+    assert_eq!(
+        load(&project.store()).new_session().require(&root(dir)),
+        Ok("ABCxC".into())
+    );
+
+    // A damaged copy on the disk is rewritten, even where its header still matches.
+    let good = fs::read(project.store()).unwrap();
+    let mut damaged = good.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    fs::write(project.store(), &damaged).unwrap();
+    save(&pie, &project.store());
+    assert_eq!(fs::read(project.store()).unwrap(), good);
+
+    // A symbolic link to an identical file is replaced by the store, as documented.
+    let elsewhere = project.path("elsewhere.store");
+    fs::write(&elsewhere, &good).unwrap();
+    fs::remove_file(project.store()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, project.store()).unwrap();
+    save(&pie, &project.store());
+    assert!(fs::symlink_metadata(project.store()).unwrap().file_type().is_file());
+    assert_eq!(fs::read(project.store()).unwrap(), good);
+}
+
 #[test]
 fn odd_file_names_and_times_survive_a_round_trip() {
     let project = Project::new();
@@ -362,13 +421,22 @@ fn child_command(role: &str, dir: &Path) -> Command {
     command
 }
 
-/// The entry of a child process; does nothing in an ordinary test run.
+/// The entry of a child process, started by [`child_command`] with a role; in an ordinary test run (no role set),
+/// a test of that entry itself: a child started with the role `build` on a saved project executes nothing.
 #[test]
 fn child_process() {
     let (Some(role), Some(dir)) = (
         std::env::var_os("PIE_PERSIST_CHILD"),
         std::env::var_os("PIE_PERSIST_DIR"),
     ) else {
+        let project = Project::new();
+        build_and_save(&project);
+        let report = run_child("build", project.dir.path());
+        assert_eq!(
+            report,
+            vec![r#"output Ok("ABCxc")"#, "done"],
+            "a child process builds from the saved store"
+        );
         return;
     };
     let role = role.to_string_lossy().into_owned();
@@ -398,6 +466,13 @@ fn child_process() {
             report.push_str(&format!("panic {}\n", message.replace('\n', " ")));
         }
         "saver" => save_forever(&dir),
+        "evolving-old-layout" => {
+            let mut pie: Pie<Evolving, u32> = Pie::default();
+            pie.new_session().require(&Evolving::Leaf(5));
+            if let Err(e) = pie.save(&store) {
+                panic!("saving failed: {e}");
+            }
+        }
         other => panic!("unknown child role {other}"),
     }
     report.push_str("done\n");
@@ -534,7 +609,7 @@ fn killed_saves_leave_the_old_or_the_new_store() {
         rng ^= rng << 17;
         rng
     };
-    let (mut saw_a, mut saw_b) = (0, 0);
+    let (mut saw_a, mut saw_b, mut strays) = (0, 0, 0);
     for round in 0..60 {
         let mut child = child_command("saver", dir)
             .stdout(Stdio::piped())
@@ -548,6 +623,8 @@ fn killed_saves_leave_the_old_or_the_new_store() {
         child.kill().expect("killing the saver (SIGKILL)");
         child.wait().expect("reaping the saver");
 
+        // Stray temporary files from killed saves are never read; only they and the store are in the folder.
+        strays += temp_files(&project).len();
         let bytes = fs::read(project.store()).unwrap();
         assert!(
             bytes == ref_a || bytes == ref_b,
@@ -572,14 +649,77 @@ fn killed_saves_leave_the_old_or_the_new_store() {
             write_until_modified(&inputs[3], text).unwrap();
         }
     }
-    // Stray temporary files from killed saves are never read; only they and the store are in the folder.
-    let mut strays = 0;
+    // The next save removes the temporary files that killed saves left (their processes are gone).
+    save(&load(&project.store()), &project.store());
+    if cfg!(target_os = "linux") {
+        assert_eq!(temp_files(&project), Vec::<String>::new());
+    }
+    eprintln!("seed {seed}: after a kill the store held A {saw_a} times, B {saw_b} times; {strays} strays seen");
+}
+
+/// The names of the files beside the store other than the store, all of which must be temporary files of the store.
+fn temp_files(project: &Project) -> Vec<String> {
+    let mut names = Vec::new();
     for entry in fs::read_dir(project.store().parent().unwrap()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(name == "pie.store" || name.starts_with(".pie.store.tmp."), "{name}");
-        strays += usize::from(name != "pie.store");
+        if name != "pie.store" {
+            assert!(name.starts_with(".pie.store.pie-tmp."), "{name}");
+            names.push(name);
+        }
     }
-    eprintln!("seed {seed}: after a kill the store held A {saw_a} times, B {saw_b} times; {strays} kills hit a write");
+    names.sort();
+    names
+}
+
+/// Plants a file `name` beside the store, last written `age` ago.
+fn plant(project: &Project, name: &str, age: Duration) {
+    let path = project.path("store").join(name);
+    fs::write(&path, "half a store").unwrap();
+    let file = fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(SystemTime::now() - age).unwrap();
+}
+
+/// Regression (issue 9): temporary files left by killed saves piled up beside the store. A save removes those of
+/// its store whose process is gone, or that nobody wrote for an hour; never one that a live save may be writing.
+#[test]
+fn save_removes_stale_temporary_files_of_its_store_only() {
+    let project = Project::new();
+    let saved = build_and_save(&project);
+    // No process has an id beyond Linux's largest possible one (2^22); process 1 always runs.
+    let gone = ".pie.store.pie-tmp.4194305.0";
+    let gone_old = ".pie.store.pie-tmp.4194305.1";
+    let live_fresh = ".pie.store.pie-tmp.1.0";
+    let live_idle = ".pie.store.pie-tmp.1.1";
+    let own = format!(".pie.store.pie-tmp.{}.999", std::process::id());
+    let other_store = ".other.store.pie-tmp.4194305.0";
+    let not_temp = ".pie.store.pie-tmp.notes";
+    let minute = Duration::from_secs(60);
+    for (name, age) in [
+        (gone, minute),
+        (gone_old, 120 * minute),
+        (live_fresh, minute),
+        (live_idle, 120 * minute),
+        (own.as_str(), minute),
+        (other_store, 120 * minute),
+        (not_temp, 120 * minute),
+    ] {
+        plant(&project, name, age);
+    }
+    save(&load(&project.store()), &project.store());
+    let mut expected = vec![live_fresh, own.as_str(), other_store, not_temp];
+    if !cfg!(target_os = "linux") {
+        // Whether a process runs is only told on Linux; elsewhere a temporary file goes when it is an hour old.
+        expected.push(gone);
+    }
+    expected.sort();
+    let mut left: Vec<String> = fs::read_dir(project.path("store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "pie.store")
+        .collect();
+    left.sort();
+    assert_eq!(left, expected);
+    assert_eq!(load(&project.store()).task_count(), saved.task_count());
 }
 
 // Bad stores: refused with an error that names the file and the reason, never a panic.
@@ -668,16 +808,113 @@ fn random_bytes_wrong_magic_and_trailing_bytes_are_refused() {
 fn store_of_another_format_version_is_refused() {
     let project = Project::new();
     let mut bytes = small_store(&project);
-    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let error = assert_refused(&project, &bytes, "format version 2");
-    assert!(matches!(
-        error,
-        LoadError::UnsupportedVersion {
-            found: 2,
-            supported: 1,
-            ..
+    for (version, message) in [(1u32, "format version 1"), (3, "format version 3")] {
+        bytes[8..12].copy_from_slice(&version.to_le_bytes());
+        let error = assert_refused(&project, &bytes, message);
+        assert!(
+            matches!(error, LoadError::UnsupportedVersion { found, supported: 2, .. } if found == version),
+            "{error}"
+        );
+    }
+}
+
+/// A task type whose serialised shape depends on the process, as a build script's task type does on the version
+/// of the script that was compiled: in a child process with the role `evolving-old-layout` it has the variant
+/// `Leaf` only; elsewhere it gained `Extra`, before `Leaf`. Its type name is the same in both.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum Evolving {
+    /// Outputs its number.
+    Leaf(u32),
+    /// Outputs its number plus 1000 (only in the new layout).
+    Extra(u32),
+}
+
+/// The old layout of [`Evolving`].
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Evolving")]
+enum OldLayout {
+    Leaf(u32),
+}
+
+/// The new layout of [`Evolving`].
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Evolving")]
+enum NewLayout {
+    Extra(u32),
+    Leaf(u32),
+}
+
+fn old_layout() -> bool {
+    std::env::var_os("PIE_PERSIST_CHILD").is_some_and(|role| role == "evolving-old-layout")
+}
+
+impl Serialize for Evolving {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match (old_layout(), self) {
+            (true, Evolving::Leaf(n)) => OldLayout::Leaf(*n).serialize(serializer),
+            (true, Evolving::Extra(_)) => Err(serde::ser::Error::custom("no Extra in the old layout")),
+            (false, Evolving::Leaf(n)) => NewLayout::Leaf(*n).serialize(serializer),
+            (false, Evolving::Extra(n)) => NewLayout::Extra(*n).serialize(serializer),
         }
-    ));
+    }
+}
+
+impl<'de> Deserialize<'de> for Evolving {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(if old_layout() {
+            match OldLayout::deserialize(deserializer)? {
+                OldLayout::Leaf(n) => Evolving::Leaf(n),
+            }
+        } else {
+            match NewLayout::deserialize(deserializer)? {
+                NewLayout::Extra(n) => Evolving::Extra(n),
+                NewLayout::Leaf(n) => Evolving::Leaf(n),
+            }
+        })
+    }
+}
+
+impl Task for Evolving {
+    type Output = u32;
+    fn execute<C: Context<Self>>(&self, _context: &mut C) -> u32 {
+        match self {
+            Evolving::Leaf(n) => *n,
+            Evolving::Extra(n) => n + 1000,
+        }
+    }
+}
+
+/// Regression (issue 8): a store written by a build script whose task enum later gained a variant before the
+/// others, under the same type name, was loaded (the fingerprint hashed type names only) and `Leaf(5)` decoded as
+/// `Extra(5)`, whose cached output 5 was then served instead of 1005. The old build script is a child process that
+/// sees the old layout.
+#[test]
+fn store_of_a_task_type_that_changed_shape_under_its_name_is_refused() {
+    let project = Project::new();
+    run_child("evolving-old-layout", project.dir.path());
+    match Pie::<Evolving, u32>::load(project.store(), NoopTracker) {
+        Err(error) => {
+            assert!(matches!(error, LoadError::TypeMismatch { .. }), "{error}");
+            let message = error.to_string();
+            assert!(message.contains(&project.store().display().to_string()), "{message}");
+            assert!(message.contains("Evolving"), "{message}");
+        }
+        Ok(mut pie) => {
+            let output = pie.new_session().require(&Evolving::Extra(5));
+            panic!("the old store was loaded; Extra(5) gave {output}, not 1005");
+        }
+    }
+    // The new layout builds and saves afresh.
+    fs::remove_file(project.store()).unwrap();
+    let mut pie: Pie<Evolving, u32> = Pie::default();
+    assert_eq!(pie.new_session().require(&Evolving::Extra(5)), 1005);
+    pie.save(project.store()).unwrap();
+    assert_eq!(
+        Pie::<Evolving, u32>::load(project.store(), NoopTracker)
+            .unwrap()
+            .task_count(),
+        1
+    );
 }
 
 /// A task type of another build script.
@@ -737,7 +974,7 @@ fn failed_save_names_the_file_and_leaves_nothing_behind() {
     let leftovers: Vec<_> = fs::read_dir(project.dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+        .filter(|e| e.file_name().to_string_lossy().contains(".pie-tmp."))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // The parent "folder" is a file.

@@ -4,19 +4,16 @@
 
 mod common;
 
-use std::fs;
+use std::path::PathBuf;
 
 use common::*;
-
-const OVERLAP: &str = "Overlapping provided file";
-const HIDDEN: &str = "Hidden dependency";
-const CYCLE: &str = "Cyclic task dependency";
+use dev_util::Dir;
 
 /// Files for a task that panics while a flag file exists.
 struct Flagged {
-    _dir: dev_util::TempDir,
-    input: std::path::PathBuf,
-    flag: std::path::PathBuf,
+    dir: Dir,
+    input: PathBuf,
+    flag: PathBuf,
     read: TestTask,
     panicky: TestTask,
     upper: TestTask,
@@ -24,15 +21,14 @@ struct Flagged {
 
 /// `upper` = upper-case(`panicky`), `panicky` = panic if the flag exists, else `read` the input.
 fn flagged() -> Flagged {
-    let dir = temp_dir();
-    let input = dir.path().join("in.txt");
-    let flag = dir.path().join("panic.flag");
-    write_file(&input, "first");
+    let dir = Dir::new();
+    let input = dir.create("in.txt", "first");
+    let flag = dir.join("panic.flag");
     let read = read(&input);
     let panicky = panic_if_exists(&flag, read.clone());
     let upper = to_upper(panicky.clone());
     Flagged {
-        _dir: dir,
+        dir,
         input,
         flag,
         read,
@@ -47,8 +43,8 @@ fn task_panic_leaves_the_pie_usable_and_the_failed_task_runs_again() {
     let mut pie = test_pie();
     assert_eq!(pie.require(&f.upper), ok("FIRST"));
 
-    write_file(&f.input, "second");
-    write_file(&f.flag, "");
+    f.dir.write(&f.input, "second");
+    f.dir.create(&f.flag, "");
     let message = expect_panic(|| pie.require(&f.upper));
     assert_eq!(message, TASK_PANIC_MESSAGE);
 
@@ -59,7 +55,7 @@ fn task_panic_leaves_the_pie_usable_and_the_failed_task_runs_again() {
     assert_eq!(expect_panic(|| session.require(&f.panicky)), TASK_PANIC_MESSAGE);
     drop(session);
 
-    fs::remove_file(&f.flag).unwrap();
+    f.dir.remove(&f.flag);
     pie.require_then_assert(&f.upper, |events| {
         assert!(events.one_execute_of(&f.panicky), "the failed task runs again");
         assert!(events.one_execute_of(&f.upper));
@@ -77,7 +73,7 @@ fn task_panic_leaves_the_pie_usable_and_the_failed_task_runs_again() {
 fn task_panic_then_continuing_in_the_same_session() {
     let f = flagged();
     let mut pie = test_pie();
-    write_file(&f.flag, "");
+    f.dir.create(&f.flag, "");
     let mut session = pie.new_session();
     assert_eq!(expect_panic(|| session.require(&f.upper)), TASK_PANIC_MESSAGE);
 
@@ -86,7 +82,7 @@ fn task_panic_then_continuing_in_the_same_session() {
     assert_eq!(session.require(&unrelated), ok("unrelated"));
     // The panicked tasks are not mistaken for a cycle, and they run again once the flag is gone. (The flag is a
     // dependency of the failed execution, which is discarded, so the new state of the file is seen.)
-    fs::remove_file(&f.flag).unwrap();
+    f.dir.remove(&f.flag);
     assert_eq!(session.require(&f.upper), ok("FIRST"));
     drop(session);
     assert!(pie.events().one_execute_of(&f.panicky));
@@ -102,12 +98,12 @@ fn panic_while_checking_does_not_serve_the_dependent_stale_output() {
     assert_eq!(pie.require(&f.upper), ok("FIRST"));
 
     // `upper` has an output and is only being checked when its dependency panics.
-    write_file(&f.flag, "");
+    f.dir.create(&f.flag, "");
     assert_eq!(expect_panic(|| pie.require(&f.upper)), TASK_PANIC_MESSAGE);
-    write_file(&f.input, "second");
+    f.dir.write(&f.input, "second");
     assert_eq!(expect_panic(|| pie.require(&f.upper)), TASK_PANIC_MESSAGE);
 
-    fs::remove_file(&f.flag).unwrap();
+    f.dir.remove(&f.flag);
     assert_eq!(pie.require(&f.upper), ok("SECOND"));
     assert!(pie.events().one_execute_of(&f.upper));
     assert_eq!(pie.require_then_assert_no_execute(&f.upper), ok("SECOND"));
@@ -115,24 +111,23 @@ fn panic_while_checking_does_not_serve_the_dependent_stale_output() {
 
 #[test]
 fn panic_of_a_provider_does_not_leave_its_old_file_trusted() {
-    let dir = temp_dir();
-    let input = dir.path().join("in.txt");
-    let output = dir.path().join("out.txt");
-    let flag = dir.path().join("panic.flag");
-    write_file(&input, "first");
+    let dir = Dir::new();
+    let input = dir.create("in.txt", "first");
+    let output = dir.join("out.txt");
+    let flag = dir.join("panic.flag");
     let write = write(panic_if_exists(&flag, read(&input)), &output);
     let reader = read_after(write.clone(), &output);
     let mut pie = test_pie();
     assert_eq!(pie.require(&reader), ok("first"));
 
-    write_file(&input, "second");
-    write_file(&flag, "");
+    dir.write(&input, "second");
+    dir.create(&flag, "");
     assert_eq!(expect_panic(|| pie.require(&reader)), TASK_PANIC_MESSAGE);
     assert_eq!(expect_panic(|| pie.require(&reader)), TASK_PANIC_MESSAGE);
-    fs::remove_file(&flag).unwrap();
+    dir.remove(&flag);
     assert_eq!(pie.require(&reader), ok("second"));
     assert!(pie.events().one_execute_of(&write));
-    assert_eq!(read_file_to_string(&output), "second");
+    assert_eq!(dir.read(&output), "second");
     pie.require_then_assert_no_execute(&reader).unwrap();
     pie.check_invariants();
 }
@@ -168,18 +163,18 @@ fn assert_violation_repeats(pie: &mut TestPie, task: &TestTask, prefix: &str, un
 
 #[test]
 fn repeated_overlap_after_a_caught_panic_has_the_same_message() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
     let sequence = seq([write(ret("one"), &output), write(ret("two"), &output)]);
-    let unrelated = write(ret("fine"), dir.path().join("other.txt"));
+    let unrelated = write(ret("fine"), dir.join("other.txt"));
     let mut pie = test_pie();
     assert_violation_repeats(&mut pie, &sequence, OVERLAP, &unrelated);
 }
 
 #[test]
 fn repeated_overlap_across_tasks_after_a_caught_panic_has_the_same_message() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
     let write_1 = write(ret("one"), &output);
     let write_2 = write(ret("two"), &output);
     let unrelated = to_upper(ret("fine"));
@@ -188,24 +183,24 @@ fn repeated_overlap_across_tasks_after_a_caught_panic_has_the_same_message() {
     assert_violation_repeats(&mut pie, &write_2, OVERLAP, &unrelated);
     // The refused task wrote the file before providing it; the first provider, still its owner, notices and
     // writes it again.
-    assert_eq!(read_file_to_string(&output), "two");
+    assert_eq!(dir.read(&output), "two");
     pie.require_then_assert_one_execute(&write_1).unwrap();
-    assert_eq!(read_file_to_string(&output), "one");
+    assert_eq!(dir.read(&output), "one");
     pie.require_then_assert_no_execute(&write_1).unwrap();
 }
 
 #[test]
 fn repeated_provide_twice_after_a_caught_panic_has_the_same_message() {
-    let dir = temp_dir();
-    let task = TestTask::ProvideTwice(Box::new(ret("x")), dir.path().join("out.txt"));
+    let dir = Dir::new();
+    let task = TestTask::ProvideTwice(Box::new(ret("x")), dir.join("out.txt"));
     let mut pie = test_pie();
     assert_violation_repeats(&mut pie, &task, OVERLAP, &ret("fine"));
 }
 
 #[test]
 fn repeated_hidden_dependency_on_the_require_side_has_the_same_message() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
     let write = write(ret("generated"), &output);
     let read = read(&output);
     let mut pie = test_pie();
@@ -215,9 +210,8 @@ fn repeated_hidden_dependency_on_the_require_side_has_the_same_message() {
 
 #[test]
 fn repeated_hidden_dependency_on_the_provide_side_has_the_same_message() {
-    let dir = temp_dir();
-    let file = dir.path().join("file.txt");
-    write_file(&file, "input");
+    let dir = Dir::new();
+    let file = dir.create("file.txt", "input");
     let read = read(&file);
     let write = write(ret("generated"), &file);
     let mut pie = test_pie();
@@ -227,8 +221,8 @@ fn repeated_hidden_dependency_on_the_provide_side_has_the_same_message() {
 
 #[test]
 fn repeated_hidden_dependency_within_one_build_has_the_same_message() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
     let sequence = seq([write(ret("generated"), &output), read(&output)]);
     let mut pie = test_pie();
     assert_violation_repeats(&mut pie, &sequence, HIDDEN, &ret("fine"));
@@ -236,9 +230,8 @@ fn repeated_hidden_dependency_within_one_build_has_the_same_message() {
 
 #[test]
 fn repeated_in_place_edit_has_the_same_message() {
-    let dir = temp_dir();
-    let file = dir.path().join("file.txt");
-    write_file(&file, "lower");
+    let dir = Dir::new();
+    let file = dir.create("file.txt", "lower");
     let edit = TestTask::EditInPlace(file.clone());
     let mut pie = test_pie();
     assert_violation_repeats(&mut pie, &edit, HIDDEN, &ret("fine"));
@@ -255,10 +248,9 @@ fn repeated_cycle_has_the_same_message() {
 
 #[test]
 fn violation_deep_inside_a_graph_leaves_consistent_parts_reusable() {
-    let dir = temp_dir();
-    let input = dir.path().join("in.txt");
-    let output = dir.path().join("out.txt");
-    write_file(&input, "shared");
+    let dir = Dir::new();
+    let input = dir.create("in.txt", "shared");
+    let output = dir.join("out.txt");
     let shared = to_upper(read(&input));
     let good = write(shared.clone(), &output);
     let bad = write(ret("clash"), &output);
@@ -270,10 +262,58 @@ fn violation_deep_inside_a_graph_leaves_consistent_parts_reusable() {
     // What finished before the panic is consistent and is reused; only the file that the refused task clobbered
     // is written again by its provider.
     assert_eq!(pie.require_then_assert_no_execute(&shared), ok("SHARED"));
-    assert_eq!(read_file_to_string(&output), "clash");
+    assert_eq!(dir.read(&output), "clash");
     pie.require_then_assert_one_execute(&good).unwrap();
-    assert_eq!(read_file_to_string(&output), "SHARED");
+    assert_eq!(dir.read(&output), "SHARED");
     // The root never finished: requiring it again runs it again and meets the same violation.
     assert_eq!(expect_panic(|| pie.require(&root)), message);
     pie.check_invariants();
+}
+
+// A task that catches the panic of a task it requires (one that collects failures, say).
+
+/// After catching the panic, the catching task's later dependencies are its own (not the panicked task's), so an
+/// edit of a file it reads afterwards makes it execute again; while the required task keeps panicking, the catching
+/// task executes again each session (as a clean build would: it requires the failing task anew); once the required
+/// task succeeds, the catching task sees its output.
+#[test]
+fn task_catching_a_required_tasks_panic_keeps_its_own_dependencies() {
+    let f = flagged();
+    let other = f.dir.create("other.txt", "one");
+    f.dir.create(&f.flag, "");
+    let collector = TestTask::CatchThenRead(Box::new(f.panicky.clone()), other.clone());
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&collector), ok("caught:one"));
+    pie.check_invariants();
+
+    f.dir.write(&other, "two");
+    assert_eq!(pie.require(&collector), ok("caught:two"));
+    assert_eq!(clean_output(&collector), ok("caught:two"));
+    assert!(pie.events().one_execute_of(&collector));
+    assert!(pie.events().one_execute_of(&f.panicky), "the failing task runs again");
+
+    f.dir.remove(&f.flag);
+    assert_eq!(pie.require(&collector), ok("ok:two"));
+    assert!(pie.events().one_execute_of(&f.panicky));
+    assert!(pie.events().one_execute_of(&collector));
+    pie.require_then_assert_no_execute(&collector).unwrap();
+    pie.check_invariants();
+}
+
+/// Within one session, a task that catches a panic can require the same failing task again: it executes again (it
+/// has no output) instead of being mistaken for a cycle or a finished task.
+#[test]
+fn failing_task_required_twice_by_a_catching_task_runs_again() {
+    let f = flagged();
+    f.dir.create(&f.flag, "");
+    let first = TestTask::CatchThenRead(Box::new(f.panicky.clone()), f.input.clone());
+    let root = seq([first.clone(), to_lower(f.panicky.clone())]);
+    let mut pie = test_pie();
+    let message = expect_panic(|| pie.require(&root));
+    assert_eq!(message, TASK_PANIC_MESSAGE);
+    assert_eq!(
+        pie.executed().iter().filter(|t| **t == f.panicky).count(),
+        2,
+        "the failing task executed once for each require"
+    );
 }

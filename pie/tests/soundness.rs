@@ -6,11 +6,8 @@ mod common;
 use std::path::Path;
 
 use common::*;
+use dev_util::Dir;
 use pie::stamp::FileStamper;
-
-const OVERLAP: &str = "Overlapping provided file";
-const HIDDEN: &str = "Hidden dependency";
-const CYCLE: &str = "Cyclic task dependency";
 
 fn display(path: &Path) -> String {
     path.display().to_string()
@@ -21,10 +18,9 @@ fn display(path: &Path) -> String {
 #[test]
 #[should_panic(expected = "Overlapping provided file")]
 fn overlapping_provided_file_panics() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
-    let input = dir.path().join("in.txt");
-    write_file(&input, "Hello, World!");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
+    let input = dir.create("in.txt", "Hello, World!");
     let write_1 = write(ret("Hi there"), &output);
     let write_2 = write(read(&input), &output);
     test_pie().require(&seq([write_1, write_2])).unwrap();
@@ -32,8 +28,8 @@ fn overlapping_provided_file_panics() {
 
 #[test]
 fn overlap_within_one_build_names_the_file_and_both_tasks() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
     let write_1 = write(ret("one"), &output);
     let write_2 = write(ret("two"), &output);
     let mut pie = test_pie();
@@ -47,10 +43,9 @@ fn overlap_within_one_build_names_the_file_and_both_tasks() {
 
 #[test]
 fn overlap_across_separately_required_tasks_panics() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
-    let input = dir.path().join("in.txt");
-    write_file(&input, "Hello, World!");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
+    let input = dir.create("in.txt", "Hello, World!");
     let write_1 = write(ret("Hi there"), &output);
     let write_2 = write(read(&input), &output);
     let mut pie = test_pie();
@@ -65,8 +60,8 @@ fn overlap_across_separately_required_tasks_panics() {
 
 #[test]
 fn overlap_across_tasks_required_in_one_session_panics() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
     let write_1 = write(ret("one"), &output);
     let write_2 = write(ret("two"), &output);
     let mut pie = test_pie();
@@ -82,29 +77,27 @@ fn overlap_across_tasks_required_in_one_session_panics() {
 
 #[test]
 fn reexecuting_the_same_providing_task_is_not_an_overlap() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
-    let input = dir.path().join("in.txt");
-    write_file(&input, "Hi there");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
+    let input = dir.create("in.txt", "Hi there");
     let read = read(&input);
     let write = write(read.clone(), &output);
     let mut pie = test_pie();
     pie.require_then_assert_executed(&write, &[&write, &read]).unwrap();
-    assert_eq!(read_file_to_string(&output), "Hi there");
+    assert_eq!(dir.read(&output), "Hi there");
 
-    write_file(&input, "Hello there");
+    dir.write(&input, "Hello there");
     pie.require_then_assert_executed(&write, &[&read, &write]).unwrap();
-    assert_eq!(read_file_to_string(&output), "Hello there");
+    assert_eq!(dir.read(&output), "Hello there");
     pie.require_then_assert_no_execute(&write).unwrap();
 }
 
 #[test]
 fn separate_output_files_are_fine() {
-    let dir = temp_dir();
-    let output_1 = dir.path().join("out_1.txt");
-    let output_2 = dir.path().join("out_2.txt");
-    let input = dir.path().join("in.txt");
-    write_file(&input, "Hello, World!");
+    let dir = Dir::new();
+    let output_1 = dir.join("out_1.txt");
+    let output_2 = dir.join("out_2.txt");
+    let input = dir.create("in.txt", "Hello, World!");
     let ret = ret("Hi there");
     let read = read(&input);
     let write_1 = write(ret.clone(), &output_1);
@@ -113,22 +106,22 @@ fn separate_output_files_are_fine() {
     let mut pie = test_pie();
 
     pie.require(&sequence).unwrap();
-    assert_eq!(read_file_to_string(&output_1), "Hi there");
-    assert_eq!(read_file_to_string(&output_2), "Hello, World!");
+    assert_eq!(dir.read(&output_1), "Hi there");
+    assert_eq!(dir.read(&output_2), "Hello, World!");
 
-    write_file(&input, "World, Hello?");
+    dir.write(&input, "World, Hello?");
     // Requiring `write_1` makes only `output_1` consistent, which it already is.
     pie.require_then_assert_no_execute(&write_1).unwrap();
-    assert_eq!(read_file_to_string(&output_1), "Hi there");
+    assert_eq!(dir.read(&output_1), "Hi there");
     pie.require_then_assert_executed(&write_2, &[&read, &write_2]).unwrap();
-    assert_eq!(read_file_to_string(&output_2), "World, Hello?");
+    assert_eq!(dir.read(&output_2), "World, Hello?");
     pie.require_then_assert_no_execute(&sequence).unwrap();
 }
 
 #[test]
 fn providing_the_same_file_twice_in_one_execution_panics() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
     let task = TestTask::ProvideTwice(Box::new(ret("twice")), output.clone());
     let message = expect_panic(|| test_pie().require(&task));
     assert_message(&message, OVERLAP, &[&display(&output), &debug(&task)]);
@@ -138,8 +131,8 @@ fn providing_the_same_file_twice_in_one_execution_panics() {
 
 #[test]
 fn requiring_a_provided_file_without_its_provider_panics() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
     let write = write(ret("generated"), &output);
     let read = read(&output);
     let mut pie = test_pie();
@@ -149,8 +142,8 @@ fn requiring_a_provided_file_without_its_provider_panics() {
 
 #[test]
 fn requiring_a_file_provided_in_an_earlier_session_without_its_provider_panics() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
     let write = write(ret("generated"), &output);
     let read = read_with(&output, FileStamper::Hash);
     let mut pie = test_pie();
@@ -161,9 +154,8 @@ fn requiring_a_file_provided_in_an_earlier_session_without_its_provider_panics()
 
 #[test]
 fn providing_a_file_that_another_task_required_without_requiring_the_provider_panics() {
-    let dir = temp_dir();
-    let file = dir.path().join("file.txt");
-    write_file(&file, "plain input");
+    let dir = Dir::new();
+    let file = dir.create("file.txt", "plain input");
     let read = read(&file);
     let write = write(ret("generated"), &file);
     let mut pie = test_pie();
@@ -173,9 +165,8 @@ fn providing_a_file_that_another_task_required_without_requiring_the_provider_pa
 
 #[test]
 fn providing_a_file_required_in_an_earlier_session_without_requiring_the_provider_panics() {
-    let dir = temp_dir();
-    let file = dir.path().join("file.txt");
-    write_file(&file, "plain input");
+    let dir = Dir::new();
+    let file = dir.create("file.txt", "plain input");
     let read = read(&file);
     let write = write(ret("generated"), &file);
     let mut pie = test_pie();
@@ -186,10 +177,9 @@ fn providing_a_file_required_in_an_earlier_session_without_requiring_the_provide
 
 #[test]
 fn reading_a_provided_file_through_its_provider_is_fine() {
-    let dir = temp_dir();
-    let output = dir.path().join("out.txt");
-    let input = dir.path().join("in.txt");
-    write_file(&input, "first");
+    let dir = Dir::new();
+    let output = dir.join("out.txt");
+    let input = dir.create("in.txt", "first");
     let write = write(read(&input), &output);
     let direct = read_after(write.clone(), &output);
     // Transitively: `indirect` requires `require(write)`, which requires `write`.
@@ -198,7 +188,7 @@ fn reading_a_provided_file_through_its_provider_is_fine() {
     assert_eq!(pie.require(&direct), ok("first"));
     assert_eq!(pie.require(&indirect), ok("first"));
 
-    write_file(&input, "second");
+    dir.write(&input, "second");
     assert_eq!(pie.require(&indirect), ok("second"));
     assert_eq!(pie.require(&direct), ok("second"));
     pie.require_then_assert_no_execute(&direct).unwrap();
@@ -207,9 +197,8 @@ fn reading_a_provided_file_through_its_provider_is_fine() {
 
 #[test]
 fn requiring_a_file_then_providing_it_is_refused_as_an_in_place_edit() {
-    let dir = temp_dir();
-    let file = dir.path().join("file.txt");
-    write_file(&file, "lower");
+    let dir = Dir::new();
+    let file = dir.create("file.txt", "lower");
     let edit = TestTask::EditInPlace(file.clone());
     let message = expect_panic(|| test_pie().require(&edit));
     assert_message(&message, HIDDEN, &[&display(&file), &debug(&edit), "in-place"]);
@@ -243,4 +232,60 @@ fn two_task_cycle_names_both_tasks() {
         CYCLE,
         &[&debug(&TestTask::RequireCycleA), &debug(&TestTask::RequireCycleB)],
     );
+}
+
+// Regressions: holes where an incremental build accepted what a clean build refuses.
+
+/// A task reads a file and only *afterwards* requires the task that (from the second session on) provides it.
+/// Requiring the provider after the read does not make the read sound: the provide-side check counts only the
+/// dependencies the reader made before its first read of the file.
+#[test]
+fn read_before_requiring_the_new_provider_is_a_hidden_dependency() {
+    let dir = Dir::new();
+    let config = dir.create("config", "off");
+    let file = dir.create("f", "source");
+    let writer = TestTask::WriteIfOn(config.clone(), "generated", file.clone());
+    let reader = TestTask::ReadThenRequire(file.clone(), FileStamper::Hash, Box::new(writer.clone()));
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&reader), ok("source"));
+
+    dir.write(&config, "on");
+    let message = expect_panic(|| pie.require(&reader));
+    assert_message(&message, HIDDEN, &[&display(&file), &debug(&reader), &debug(&writer)]);
+    // A clean build refuses the script too: the reader reads `f` before requiring its provider.
+    dir.write(&file, "source");
+    let clean = expect_panic(|| clean_build(&reader));
+    assert_message(&clean, HIDDEN, &[]);
+}
+
+/// The reader's path to the provider of the file it reads goes through a middle task that drops the require when
+/// a config changes; the middle task's output stays the same, so the reader is cut off early. Checking the
+/// reader's recorded read must notice that it no longer depends on the file's (still live) provider.
+#[test]
+fn dropped_transitive_require_of_a_provider_is_a_hidden_dependency() {
+    let dir = Dir::new();
+    let config = dir.create("config", "on");
+    let out = dir.join("out");
+    let writer = write(ret("x"), &out);
+    let middle = TestTask::RequireIfOn(config.clone(), Box::new(writer.clone()));
+    let reader = TestTask::ReadAfter(Box::new(middle), out.clone(), FileStamper::Hash);
+    let root = seq([reader.clone(), writer.clone()]);
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    pie.require_then_assert_no_execute(&root).unwrap();
+
+    dir.write(&config, "off");
+    let message = expect_panic(|| pie.require(&root));
+    assert_message(&message, HIDDEN, &[&display(&out), &debug(&reader), &debug(&writer)]);
+    // The refusal is not a one-off: the next session refuses too.
+    let message = expect_panic(|| pie.require(&root));
+    assert_message(&message, HIDDEN, &[&display(&out)]);
+    // A clean build (last: it rewrites `out`) refuses the script too.
+    let clean = expect_panic(|| clean_build(&root));
+    assert_message(&clean, HIDDEN, &[]);
+}
+
+/// A clean build of `task` with a fresh `Pie` (soundness checks included), returning its output or panicking.
+fn clean_build(task: &TestTask) -> TestResult {
+    test_pie().require(task)
 }

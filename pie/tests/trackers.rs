@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use dev_util::Dir;
 use pie::dependency::{Dependency, FileDependency, Inconsistency, TaskDependency};
 use pie::stamp::{FileStamper, OutputStamper};
 use pie::tracker::event::{Event, EventTracker};
@@ -68,10 +69,9 @@ fn writing_tracker_logs_consistent_dependency_checks() {
 
 #[test]
 fn writing_tracker_logs_required_and_provided_files_and_inconsistent_checks() {
-    let dir = temp_dir();
-    let input = dir.path().join("in.txt");
-    let output = dir.path().join("out.txt");
-    write_file(&input, "text");
+    let dir = Dir::new();
+    let input = dir.create("in.txt", "text");
+    let output = dir.join("out.txt");
     let read = read(&input);
     let write = write(read.clone(), &output);
     let mut pie = log_pie();
@@ -94,7 +94,7 @@ fn writing_tracker_logs_required_and_provided_files_and_inconsistent_checks() {
     let p_line = &lines[position(&p)];
     assert_eq!(p_line.len() - p_line.trim_start().len(), 4, "{lines:#?}");
 
-    write_file(&input, "changed");
+    dir.write(&input, "changed");
     let (_, lines) = require_and_log(&mut pie, &write);
     let trimmed: Vec<&str> = lines.iter().map(|l| l.trim_start()).collect();
     assert!(trimmed.contains(&format!("? {r}").as_str()), "{lines:#?}");
@@ -126,14 +126,12 @@ fn writing_tracker_logs_required_and_provided_files_and_inconsistent_checks() {
 
 #[test]
 fn writing_tracker_logs_failed_checks() {
-    let dir = temp_dir();
-    let path = dir.path().join("in.txt");
-    write_file(&path, "x");
+    let dir = Dir::new();
+    let path = dir.create("in.txt", "x");
     let probe = TestTask::ProbeFile(path.clone(), FileStamper::Modified);
     let mut pie = log_pie();
     require_and_log(&mut pie, &probe).0.unwrap();
-    std::fs::remove_file(&path).unwrap();
-    std::os::unix::fs::symlink(&path, &path).unwrap();
+    make_unreadable(&path);
     let (_, lines) = require_and_log(&mut pie, &probe);
     let prefix = format!("✗ r {} (check failed:", path.display());
     assert!(lines.iter().any(|l| l.trim_start().starts_with(&prefix)), "{lines:#?}");
@@ -153,32 +151,30 @@ impl Write for FailingWriter {
 
 #[test]
 fn writing_tracker_whose_writer_fails_never_fails_a_build() {
-    let dir = temp_dir();
-    let input = dir.path().join("in.txt");
-    let output = dir.path().join("out.txt");
-    write_file(&input, "text");
+    let dir = Dir::new();
+    let input = dir.create("in.txt", "text");
+    let output = dir.join("out.txt");
     let write = write(to_upper(read(&input)), &output);
     let reader = read_after(write.clone(), &output);
     let tracker = CompositeTracker(EventTracker::default(), WritingTracker::new(FailingWriter));
     let mut pie = Pie::with_tracker(tracker);
 
     assert_eq!(pie.new_session().require(&reader), ok("TEXT"));
-    write_file(&input, "again");
+    dir.write(&input, "again");
     assert_eq!(pie.new_session().require(&reader), ok("AGAIN"));
     assert!(pie.tracker().0.one_execute_of(&write));
     pie.new_session().require(&reader).unwrap();
     assert!(!pie.tracker().0.any_execute());
     // Soundness checks still work: the violation, not the log, is what panics.
     let message = expect_panic(|| pie.new_session().require(&read(&output)));
-    assert_message(&message, "Hidden dependency", &[]);
+    assert_message(&message, HIDDEN, &[]);
 }
 
 #[test]
 fn event_tracker_queries_describe_the_last_build() {
-    let dir = temp_dir();
-    let input = dir.path().join("in.txt");
-    let output = dir.path().join("out.txt");
-    write_file(&input, "text");
+    let dir = Dir::new();
+    let input = dir.create("in.txt", "text");
+    let output = dir.join("out.txt");
     let read = read(&input);
     let write = write(read.clone(), &output);
     let unrelated = ret("unrelated");
@@ -301,16 +297,15 @@ impl Tracker<TestTask> for Recorder {
 
 #[test]
 fn composite_tracker_forwards_every_event_to_both_in_order() {
-    let dir = temp_dir();
-    let input = dir.path().join("in.txt");
-    let output = dir.path().join("out.txt");
-    write_file(&input, "text");
+    let dir = Dir::new();
+    let input = dir.create("in.txt", "text");
+    let output = dir.join("out.txt");
     let write = write(read(&input), &output);
     let log = Arc::new(Mutex::new(Vec::new()));
     let recorder = |name| Recorder { name, log: log.clone() };
     let mut pie = Pie::with_tracker(CompositeTracker(recorder("a"), recorder("b")));
     pie.new_session().require(&write).unwrap();
-    write_file(&input, "changed");
+    dir.write(&input, "changed");
     pie.new_session().require(&write).unwrap();
 
     let log = log.lock().unwrap();
@@ -351,10 +346,9 @@ fn composite_of_event_and_writing_trackers_both_observe() {
 
 #[test]
 fn noop_tracker_builds_incrementally() {
-    let dir = temp_dir();
-    let input = dir.path().join("in.txt");
-    let output = dir.path().join("out.txt");
-    write_file(&input, "Quiet");
+    let dir = Dir::new();
+    let input = dir.create("in.txt", "Quiet");
+    let output = dir.join("out.txt");
     let write = write(to_upper(read(&input)), &output);
     let reader = read_after(write, &output);
     let mut pie: Pie<TestTask, TestResult> = Pie::default();
@@ -367,16 +361,15 @@ fn noop_tracker_builds_incrementally() {
         written,
         "a consistent writer does not write again"
     );
-    write_file(&input, "Loud");
+    dir.write(&input, "Loud");
     assert_eq!(pie.new_session().require(&reader), ok("LOUD"));
-    assert_eq!(read_file_to_string(&output), "LOUD");
+    assert_eq!(dir.read(&output), "LOUD");
 }
 
 #[test]
 fn shared_dependency_is_checked_once_per_session() {
-    let dir = temp_dir();
-    let input = dir.path().join("in.txt");
-    write_file(&input, "Shared");
+    let dir = Dir::new();
+    let input = dir.create("in.txt", "Shared");
     let read = read(&input);
     let diamond = seq([to_lower(read.clone()), to_upper(read.clone()), require(read.clone())]);
     let mut pie = log_pie();

@@ -9,5 +9,6 @@
 //!
 //! Invariant: only contexts execute tasks, and only `top_down` writes to the store.
 
+pub(crate) mod bottom_up;
 pub mod non_incremental;
 pub(crate) mod top_down;

@@ -4,12 +4,15 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use crate::path::NormalPath;
 use crate::stamp::{FileStamper, OutputStamper};
 use crate::{open_if_file, Context, Task};
 
 /// Executes every required task, every time: no caching, no dependency tracking, no soundness checks.
 ///
-/// Useful as the reference in tests: an incremental build must produce what this produces.
+/// Useful as the reference in tests: an incremental build must produce what this produces. Paths are normalised
+/// exactly as the incremental contexts normalise them (lexically: `dir/missing/../f` is `dir/f`, and so is
+/// `dir/f/`), so both read the same file.
 ///
 /// ```
 /// use pie::context::non_incremental::NonIncrementalContext;
@@ -29,14 +32,14 @@ impl NonIncrementalContext {
 
 impl<T: Task> Context<T> for NonIncrementalContext {
     fn require_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<Option<File>> {
-        open_if_file(path.as_ref())
+        open_normalised(path.as_ref())
     }
     fn require_file_with_stamper<P: AsRef<Path>>(
         &mut self,
         path: P,
         _stamper: FileStamper,
     ) -> io::Result<Option<File>> {
-        open_if_file(path.as_ref())
+        open_normalised(path.as_ref())
     }
     fn provide_file<P: AsRef<Path>>(&mut self, _path: P) -> io::Result<()> {
         Ok(())
@@ -50,4 +53,11 @@ impl<T: Task> Context<T> for NonIncrementalContext {
     fn require_task_with_stamper(&mut self, task: &T, _stamper: OutputStamper) -> T::Output {
         task.execute(self)
     }
+}
+
+/// Opens the file at the normalised form of `path`, as the top-down context does.
+fn open_normalised(path: &Path) -> io::Result<Option<File>> {
+    let normal = NormalPath::new(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot make path '{}' absolute: {e}", path.display())))?;
+    open_if_file(normal.as_path())
 }

@@ -22,11 +22,13 @@
 
 use std::fs::File;
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use crate::dependency::{
     missing_stamp, Dep, Dependency, FileDep, FileDependency, Inconsistency, TaskDep, TaskDependency,
 };
+use crate::liveness;
 use crate::path::NormalPath;
 use crate::session::{Frame, Mark, Marks, SessionState};
 use crate::stamp::{FileStamper, OutputStamper};
@@ -43,22 +45,36 @@ pub(crate) struct TopDownContext<'s, T, O, A> {
 }
 
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
-    /// Requires `task` as the root of a build.
+    /// Requires `task` as the root of a build, making it a root of the store (see `crate::liveness`).
     pub(crate) fn require_initial(&mut self, task: &T) -> T::Output {
         self.recover_from_unwind();
+        let id = self.store.get_or_create_task(task);
+        if !self.store.is_root(id) {
+            self.state.new_roots.push(id);
+            self.store.set_root(id, true);
+        }
         self.tracker.build_start();
         let output = self.require_task_with_stamper(task, OutputStamper::Equals);
         self.tracker.build_end();
+        self.state.building = false;
         output
     }
 
     /// After a panic escaped an earlier build of this session, forget what was in progress then, so that those
     /// tasks are checked (and, lacking output, executed) again instead of being mistaken for a cycle.
-    fn recover_from_unwind(&mut self) {
+    /// Also starts the bookkeeping of a new build (see `SessionState::building`).
+    pub(super) fn recover_from_unwind(&mut self) {
         for frame in self.state.stack.drain(..) {
             self.marks.set(frame.id, Mark::Unseen);
         }
         self.state.current = None;
+        if self.state.building {
+            // What a bottom-up build of this session scheduled and trusted is no longer reliable.
+            self.state.panicked = true;
+            self.state.bottom_up = None;
+        }
+        self.state.built = true;
+        self.state.building = true;
     }
 
     /// Makes task `id` consistent; `task` is the task value when the caller has it (saves a clone). Returns
@@ -68,11 +84,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// (`state.stack`), so checking a deep graph costs a few bytes per level instead of a native stack frame.
     /// Only executing recurses natively (a task's `execute` requires tasks through this context); that recursion
     /// goes through [`grow_stack`].
-    fn make_consistent(&mut self, id: TaskId, task: Option<&T>) -> bool {
+    pub(super) fn make_consistent(&mut self, id: TaskId, task: Option<&T>) -> bool {
         match self.marks.get(id) {
             Mark::Done => return false,
             Mark::InProgress => self.cycle(id),
-            Mark::Unseen => {}
+            Mark::Unseen | Mark::Scheduled => {}
         }
         let base = self.state.stack.len();
         self.enter(id);
@@ -88,6 +104,37 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
         }
         false
+    }
+
+    /// [`make_consistent`](Self::make_consistent), leaving the session as it was if a panic unwinds through it (a
+    /// task's own panic or a soundness violation), so that a requiring task that catches the panic goes on with a
+    /// sound context: the executing task is restored, the frames pushed since are popped and their tasks are
+    /// unseen again (they execute again when next required, a task without output never counts as done), and the
+    /// requiring task depends on the task that panicked, so that it executes again as long as that task has no
+    /// output.
+    fn make_consistent_or_unwind(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> bool {
+        self.or_unwind(id, stamper, |this| this.make_consistent(id, Some(task)))
+    }
+
+    /// Runs `f`, which makes task `id` consistent, restoring the session if a panic unwinds through it (see
+    /// [`make_consistent_or_unwind`](Self::make_consistent_or_unwind)).
+    pub(super) fn or_unwind(&mut self, id: TaskId, stamper: OutputStamper, f: impl FnOnce(&mut Self) -> bool) -> bool {
+        let base = self.state.stack.len();
+        let current = self.state.current;
+        match panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(executed) => executed,
+            Err(payload) => {
+                for frame in self.state.stack.drain(base..) {
+                    self.marks.set(frame.id, Mark::Unseen);
+                }
+                self.state.current = current;
+                // A task still in progress is the cycle that panicked: an edge to it would close the cycle.
+                if let (Some(current), false) = (current, self.marks.get(id) == Mark::InProgress) {
+                    self.store.add_require_task(current, TaskDep::panicked(id, stamper));
+                }
+                panic::resume_unwind(payload)
+            }
+        }
     }
 
     /// Checks the frames above `base` until the task of the top frame must execute (`true`, the frame stays) or
@@ -116,7 +163,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Marks `id` in progress and pushes its frame.
     #[inline]
-    fn enter(&mut self, id: TaskId) {
+    pub(super) fn enter(&mut self, id: TaskId) {
         self.marks.set(id, Mark::InProgress);
         self.state.stack.push(Frame {
             id,
@@ -137,8 +184,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let mut resume = frame.resume;
         for index in frame.next as usize..self.store.dep_count(id) {
             let inconsistent = match self.store.dep(id, index) {
-                Dep::RequireFile(dep) => self.check_file(dep, false),
-                Dep::ProvideFile(dep) => self.check_file(dep, true),
+                Dep::RequireFile(dep) => self.check_file(dep, Some((id, index))),
+                Dep::ProvideFile(dep) => self.check_file(dep, None),
                 Dep::RequireTask(dep) => {
                     if !std::mem::take(&mut resume) {
                         let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
@@ -146,7 +193,17 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         match self.marks.get(dep.task) {
                             Mark::Done => {}
                             Mark::InProgress => self.cycle(dep.task),
-                            Mark::Unseen => {
+                            Mark::Unseen | Mark::Scheduled if dep.saw_panic() => {
+                                // This task caught the panic of the required task: it executes again and requires
+                                // it anew (inside its own `catch_unwind`), as a clean build would. Making the
+                                // required task consistent first would let its panic escape this check.
+                                self.tracker.check_dependency_end(
+                                    &Dependency::RequireTask(view),
+                                    Ok(Some(&Inconsistency::Panicked)),
+                                );
+                                return Some(true);
+                            }
+                            Mark::Unseen | Mark::Scheduled => {
                                 let top = self.state.stack.len() - 1;
                                 self.state.stack[top] = Frame {
                                     id,
@@ -168,7 +225,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         Some(false)
     }
 
-    fn check_file(&mut self, dep: FileDep, provided: bool) -> bool {
+    /// Checks a file dependency: a provided file (`read: None`) or a file that dependency `index` of task `id`
+    /// requires (`read: Some((id, index))`).
+    pub(super) fn check_file(&mut self, dep: FileDep, read: Option<(TaskId, usize)>) -> bool {
+        let provided = read.is_none();
+        let unrequired_provider = read.is_some_and(|(id, index)| !self.reads_after_provider(id, index, dep.file));
         let path = self.store.file_path(dep.file);
         let view = FileDependency::new(
             path,
@@ -182,6 +243,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         };
         self.tracker.check_dependency_start(&dependency);
         match dep.check(path) {
+            Ok(None) if unrequired_provider => {
+                self.tracker
+                    .check_dependency_end(&dependency, Ok(Some(&Inconsistency::UnrequiredProvider)));
+                true
+            }
             Ok(None) => {
                 self.tracker.check_dependency_end(&dependency, Ok(None));
                 false
@@ -203,6 +269,46 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
+    /// Whether task `id`, whose dependency `index` reads `file`, still depends on the file's live provider (if
+    /// any) through the dependencies it made before that read. A re-executed task further down may have dropped
+    /// the require that connected them while this task's own dependencies stayed consistent; then the read is
+    /// inconsistent, and executing the task again decides whether it is a hidden dependency, as in a clean build.
+    /// A dead provider loses its claim on the file.
+    pub(super) fn reads_after_provider(&mut self, id: TaskId, index: usize, file: FileId) -> bool {
+        if !self.store.any_provider() {
+            return true;
+        }
+        match self.store.provider(file) {
+            Some(provider) if !self.store.depends_on_before(id, index, provider) => self.release_if_dead(provider),
+            _ => true,
+        }
+    }
+
+    /// Whether `id` is live (see `crate::liveness`). Called only on a conflict, never on the no-op path.
+    fn is_live(&self, id: TaskId) -> bool {
+        liveness::is_live(self.store, self.marks, id)
+    }
+
+    /// When `id` is dead, makes it give up its claims on files (its last execution is forgotten) and returns
+    /// `true`; a live task keeps them (`false`). Dead tasks count neither as providers nor as requirers.
+    fn release_if_dead(&mut self, id: TaskId) -> bool {
+        if self.is_live(id) {
+            return false;
+        }
+        self.store.invalidate(id);
+        true
+    }
+
+    fn hidden_read(&self, reader: TaskId, file: FileId, provider: TaskId) -> ! {
+        panic!(
+            "Hidden dependency: task {:?} requires file '{}', which is provided by task {:?}, without \
+             (transitively) requiring that task first; require the providing task before reading the file",
+            self.store.task(reader),
+            self.store.file_path(file).display(),
+            self.store.task(provider)
+        );
+    }
+
     /// Compares the output version of the (now consistent) required task with the recorded one.
     fn finish_task_check(&mut self, dep: TaskDep) -> bool {
         let inconsistent = dep.is_inconsistent(self.store.version(dep.task));
@@ -217,7 +323,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         inconsistent
     }
 
-    fn execute(&mut self, id: TaskId, task: Option<&T>) {
+    pub(super) fn execute(&mut self, id: TaskId, task: Option<&T>) {
         let owned;
         let task = match task {
             Some(task) => task,
@@ -227,11 +333,16 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
         };
         self.tracker.execute_start(task);
+        let bottom_up = self.state.bottom_up.is_some();
+        let before = bottom_up.then(|| self.before_execution(id));
         let previous = self.store.start_execution(id);
         let parent = self.state.current.replace(id);
         let output = task.execute(self);
         self.state.current = parent;
         self.store.finish_execution(id, output, previous);
+        if let Some(before) = before {
+            self.after_execution(id, before);
+        }
         let output = self.store.output(id).expect("BUG: executed task without output");
         self.tracker.execute_end(task, output);
     }
@@ -243,7 +354,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    fn cycle(&self, id: TaskId) -> ! {
+    pub(super) fn cycle(&self, id: TaskId) -> ! {
         let start = self.state.stack.iter().position(|f| f.id == id).unwrap_or(0);
         let cycle: Vec<String> = self.state.stack[start..]
             .iter()
@@ -275,14 +386,9 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
         let current = self.current("require_file");
         let file = self.file_node(path)?;
         if let Some(provider) = self.store.provider(file) {
-            if !self.store.depends_on(current, provider) {
-                panic!(
-                    "Hidden dependency: task {:?} requires file '{}', which is provided by task {:?}, without \
-                     (transitively) requiring that task; require the providing task before reading the file",
-                    self.store.task(current),
-                    self.store.file_path(file).display(),
-                    self.store.task(provider)
-                );
+            let prefix = self.store.dep_count(current);
+            if !self.store.depends_on_before(current, prefix, provider) && !self.release_if_dead(provider) {
+                self.hidden_read(current, file, provider);
             }
         }
         let normal = self.store.file_path(file);
@@ -317,6 +423,8 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
                     self.store.task(current)
                 );
             }
+        }
+        if let Some(provider) = self.store.provider(file).filter(|p| !self.release_if_dead(*p)) {
             panic!(
                 "Overlapping provided file: file '{}' is provided by task {:?} and by task {:?}; a file may have \
                  only one providing task",
@@ -335,10 +443,13 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
                     self.store.file_path(file).display()
                 );
             }
-            if !self.store.depends_on(requirer, current) {
+            // Only what the requirer required before its first read of the file counts: requiring the provider
+            // after reading is too late.
+            let read = self.store.first_require_of(requirer, file).unwrap_or(0);
+            if !self.store.depends_on_before(requirer, read, current) && !self.release_if_dead(requirer) {
                 panic!(
                     "Hidden dependency: task {:?} provides file '{}', which is required by task {:?} without \
-                     (transitively) requiring the providing task",
+                     (transitively) requiring the providing task first",
                     self.store.task(current),
                     self.store.file_path(file).display(),
                     self.store.task(requirer)
@@ -374,7 +485,11 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
     fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
         self.tracker.require_task_start(task, &stamper);
         let id = self.store.get_or_create_task(task);
-        let executed = self.make_consistent(id, Some(task));
+        let executed = if self.state.bottom_up.is_some() {
+            self.bring_up_to_date_or_unwind(id, task, stamper)
+        } else {
+            self.make_consistent_or_unwind(id, task, stamper)
+        };
         if let Some(current) = self.state.current {
             let version = self.store.version(id);
             self.store.add_require_task(

@@ -127,6 +127,10 @@ impl<T: Task, W: Write + Send> Tracker<T> for WritingTracker<W> {
             Ok(None) => self.line(format_args!("✓ {what}")),
             Ok(Some(Inconsistency::File(stamp))) => self.line(format_args!("✗ {what} (now {stamp:?})")),
             Ok(Some(Inconsistency::Task(output))) => self.line(format_args!("✗ {what} (now {output:?})")),
+            Ok(Some(Inconsistency::Panicked)) => self.line(format_args!("✗ {what} (it panicked when last required)")),
+            Ok(Some(Inconsistency::UnrequiredProvider)) => self.line(format_args!(
+                "✗ {what} (its provider is no longer required before the read)"
+            )),
             Err(e) => self.line(format_args!("✗ {what} (check failed: {e})")),
         }
     }

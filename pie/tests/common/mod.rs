@@ -14,12 +14,22 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use dev_util::write_until_modified;
+use dev_util::{write_until_modified, Dir};
 use pie::stamp::{FileStamper, OutputStamper};
 use pie::tracker::event::EventTracker;
 use pie::tracker::writing::WritingTracker;
 use pie::tracker::CompositeTracker;
 use pie::{Context, Pie, Task};
+
+/// The start of the message of a panic on overlapping provided files.
+pub const OVERLAP: &str = "Overlapping provided file";
+/// The start of the message of a panic on a hidden dependency.
+pub const HIDDEN: &str = "Hidden dependency";
+/// The start of the message of a panic on a cyclic task dependency.
+pub const CYCLE: &str = "Cyclic task dependency";
+
+/// Every file stamper, for tests that hold for each of them.
+pub const STAMPERS: [FileStamper; 3] = [FileStamper::Exists, FileStamper::Modified, FileStamper::Hash];
 
 /// A successful output of a [`TestTask`].
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -109,9 +119,22 @@ pub enum TestTask {
     /// Requires the file with the stamper and returns `"none"` when nothing is there (`Ok(None)`), otherwise
     /// `"some:"` followed by its contents; an I/O error from `require_file` becomes `Err(kind)`.
     ProbeFile(PathBuf, FileStamper),
+    /// Requires the file with the stamper, *then* requires the task; returns the file's contents. Reading before
+    /// requiring the file's provider is a hidden dependency.
+    ReadThenRequire(PathBuf, FileStamper, Box<TestTask>),
+    /// Reads the config file; requires the task only while the config says `on`. Returns `Unit` either way.
+    RequireIfOn(PathBuf, Box<TestTask>),
+    /// Reads the config file; while it says `on`, writes the text to the file and provides it. Returns `Unit`.
+    WriteIfOn(PathBuf, &'static str, PathBuf),
+    /// Requires the task inside `catch_unwind` (a task that collects failures), then reads the file. Returns
+    /// `"caught:"` or `"ok:"` followed by the file's contents.
+    CatchThenRead(Box<TestTask>, PathBuf),
     /// Link `index` of a chain of `len` tasks: requires link `index + 1`; the last link requires the bottom task.
     /// Returns the bottom task's output.
     Chain(u32, u32, Box<TestTask>),
+    /// Requires the first task; while its string output is `on`, requires the second task. Returns `Unit`. What
+    /// it requires depends on another task's output, not on a file it reads itself.
+    RequireIfOutputOn(Box<TestTask>, Box<TestTask>),
 }
 
 /// The message of a [`TestTask::PanicIfExists`] panic.
@@ -229,6 +252,37 @@ impl Task for TestTask {
                     Ok(TestOutput::String(format!("some:{text}")))
                 }
             },
+            ReadThenRequire(path, stamper, task) => {
+                let text = read_file(context, path, *stamper)?;
+                context.require_task(task)?;
+                Ok(TestOutput::String(text))
+            }
+            RequireIfOn(config, task) => {
+                if read_file(context, config, FileStamper::Modified)? == "on" {
+                    context.require_task(task)?;
+                }
+                Ok(TestOutput::Unit)
+            }
+            WriteIfOn(config, text, path) => {
+                if read_file(context, config, FileStamper::Modified)? == "on" {
+                    write_and_provide(context, text, path, FileStamper::Modified)?;
+                }
+                Ok(TestOutput::Unit)
+            }
+            CatchThenRead(task, path) => {
+                let caught = panic::catch_unwind(AssertUnwindSafe(|| context.require_task(task))).is_err();
+                let text = read_file(context, path, FileStamper::Modified)?;
+                Ok(TestOutput::String(format!(
+                    "{}:{text}",
+                    if caught { "caught" } else { "ok" }
+                )))
+            }
+            RequireIfOutputOn(condition, task) => {
+                if require_string(context, condition)? == "on" {
+                    context.require_task(task)?;
+                }
+                Ok(TestOutput::Unit)
+            }
             Chain(index, len, bottom) => {
                 if index + 1 < *len {
                     context.require_task(&Chain(index + 1, *len, bottom.clone()))
@@ -300,19 +354,24 @@ pub type TestPie = Pie<TestTask, TestResult, TestTracker>;
 
 /// A `Pie` for tests: records events, and logs each build to stderr when `PIE_TEST_LOG` is set.
 pub fn test_pie() -> TestPie {
+    Pie::with_tracker(test_pie_tracker())
+}
+
+/// The tracker of a [`test_pie`], for loading a store into a `TestPie`.
+pub fn test_pie_tracker() -> TestTracker {
     let log: LogWriter = if std::env::var_os("PIE_TEST_LOG").is_some() {
         Box::new(io::stderr())
     } else {
         Box::new(io::sink())
     };
-    Pie::with_tracker(CompositeTracker(EventTracker::default(), WritingTracker::new(log)))
+    CompositeTracker(EventTracker::default(), WritingTracker::new(log))
 }
 
 /// Assertions on a [`TestPie`]; each `require*` method builds in a new session.
 pub trait TestPieExt {
     /// The events of the last build.
     fn events(&self) -> &EventTracker<TestTask, TestResult>;
-    /// Requires `task` in a new session.
+    /// Requires `task` in a new session; fails the test on a dependency-check error.
     fn require(&mut self, task: &TestTask) -> TestResult;
     /// Requires `task` in a new session, then runs `check` on the events of that build.
     fn require_then_assert(
@@ -336,7 +395,16 @@ impl TestPieExt for TestPie {
     }
 
     fn require(&mut self, task: &TestTask) -> TestResult {
-        self.new_session().require(task)
+        let mut session = self.new_session();
+        let output = session.require(task);
+        // A dependency check that failed made a task execute again: a test that does not expect it would be
+        // asserting the wrong thing. Tests of failing checks use a `Session` directly.
+        assert!(
+            session.dependency_check_errors().is_empty(),
+            "unexpected dependency-check errors: {:?}",
+            session.dependency_check_errors()
+        );
+        output
     }
 
     fn require_then_assert(
@@ -385,9 +453,9 @@ pub fn clean_output(task: &TestTask) -> TestResult {
     pie::context::non_incremental::NonIncrementalContext.require(task)
 }
 
-/// A new temporary directory.
-pub fn temp_dir() -> dev_util::TempDir {
-    dev_util::create_temp_dir().expect("cannot create a temporary directory")
+/// A new temporary folder: [`Dir::new`], for the tests that still spell their setup with `dir.path().join(..)`.
+pub fn temp_dir() -> Dir {
+    Dir::new()
 }
 
 /// Runs `f`, returning the message of its panic as `Err`.
@@ -437,7 +505,18 @@ pub fn debug(task: &TestTask) -> String {
     format!("{task:?}")
 }
 
-/// Writes `contents` to `path`, making sure its modification time changes.
+/// Replaces whatever is at `path` (nothing, a file, a link) with a symbolic link to itself: stamping or opening it
+/// fails with a "too many levels of symbolic links" error, for every user, root included.
+pub fn make_unreadable(path: &Path) {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => panic!("cannot remove {}: {e}", path.display()),
+        _ => {}
+    }
+    std::os::unix::fs::symlink(path, path).expect("cannot create a symbolic link");
+}
+
+/// Writes `contents` to `path`, making sure its modification time changes. In a [`Dir`], `dir.create` and
+/// `dir.write` say the same in fewer words; this is for paths that are not spelled relative to one.
 pub fn write_file(path: impl AsRef<Path>, contents: &str) {
     write_until_modified(path, contents).expect("cannot write test file");
 }

@@ -1,0 +1,493 @@
+//! Bottom-up building: bring the live tasks affected by a set of changed files up to date, at a cost that scales
+//! with what the change affects, not with the size of the project.
+//!
+//! Algorithm (after Konat, Erdweg and Visser, *Scalable Incremental Building with Dynamic Task Dependencies*):
+//! 1. *Schedule* the tasks whose recorded dependencies on the changed files are inconsistent: readers whose stamp
+//!    of a file changed, and the provider of a file that someone else changed. Only the changed files are stamped.
+//! 2. Take scheduled tasks from a priority queue keyed by the store's topological order (dependencies first; a key
+//!    that went stale because the order changed is re-queued, never re-sorted) and execute each one that is still
+//!    *needed*: reachable from a root through tasks that are not themselves scheduled. A task reachable only
+//!    through scheduled tasks waits: those execute first and require it again (it then executes on demand), or drop
+//!    it. A task that no root reaches is dead and never executes.
+//! 3. After a task executes: if its output changed, schedule the dependents whose stamper sees the change (early
+//!    cutoff); for every file it provides, schedule the readers whose stamp of the file changed; and for every task
+//!    it no longer requires, check the readers of the files provided below that task: a reader that no longer
+//!    depends on a file's provider is scheduled, so that executing it decides the hidden dependency as a top-down
+//!    check would.
+//!
+//! While a task executes, requiring a task (see [`TopDownContext::bring_up_to_date`]) returns at once when the
+//! task is done or unaffected; a scheduled task, or one that depends on a scheduled task, is brought up to date
+//! first. The search for scheduled tasks below a required task visits only tasks ordered after the lowest queued
+//! task, which no other task can reach. A task whose state cannot be trusted (new, without output, or dead when
+//! the session started, so that earlier changes were never propagated to it) is checked top-down instead.
+//!
+//! Bottom-up relies on every live task having been consistent at the end of the last session that built
+//! something (`Store::is_settled`); when that does not hold (a panic escaped, or a top-down session left roots
+//! unchecked), it checks every root top-down first, which subsumes the changed files.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use rustc_hash::FxHashSet;
+use std::path::Path;
+
+use crate::dependency::Dep;
+use crate::path::NormalPath;
+use crate::session::Mark;
+use crate::stamp::OutputStamper;
+use crate::store::{FileId, Store, TaskId};
+use crate::tracker::Tracker;
+use crate::Task;
+
+use super::top_down::TopDownContext;
+
+/// The bottom-up state of a session: the queue of scheduled tasks, and what executing tasks required before.
+#[derive(Debug)]
+pub(crate) struct Scheduler {
+    /// Scheduled tasks by (topological order when queued, id); the smallest first. Entries of tasks that are no
+    /// longer scheduled are skipped when popped.
+    queue: BinaryHeap<Reverse<(u64, u32)>>,
+    /// For each task executing (innermost last): the tasks it required in its previous execution, sorted.
+    previously_required: Vec<Vec<TaskId>>,
+    /// Emptied vectors kept for reuse: an execution costs no allocation for this bookkeeping.
+    spare: Vec<Vec<TaskId>>,
+    /// Whether each executing task (innermost last) was live when the session started, so that what it
+    /// previously required was too.
+    certified: Vec<bool>,
+    /// The lowest topological order of a scheduled task taken from the queue but not needed yet (`u64::MAX`: none):
+    /// it waits for a task above it to require it, and searches for scheduled tasks must still see it.
+    waiting_floor: u64,
+    /// The files that may have changed since the last session: the changed paths, and the files written by the
+    /// tasks executed since. Every other file is consistent by the caller's promise.
+    touched: FxHashSet<FileId>,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Self {
+            queue: BinaryHeap::new(),
+            previously_required: Vec::new(),
+            spare: Vec::new(),
+            certified: Vec::new(),
+            waiting_floor: u64::MAX,
+            touched: FxHashSet::default(),
+        }
+    }
+}
+
+/// What a task required before it executed again (see [`TopDownContext::before_execution`]).
+pub(crate) struct BeforeExecution {
+    version: u64,
+}
+
+impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
+    /// Brings every live task affected by changes to `changed` up to date: a bottom-up build.
+    pub(crate) fn update_affected_by<P: AsRef<Path>>(&mut self, changed: impl IntoIterator<Item = P>) {
+        self.recover_from_unwind();
+        self.tracker.build_start();
+        if self.store.is_settled() && !self.state.panicked {
+            self.state.bottom_up.get_or_insert_with(Scheduler::default);
+            self.store.take_reorder_floor();
+            for path in changed {
+                // A path that names no file (it cannot be made absolute) has no dependents.
+                if let Ok(normal) = NormalPath::new(path.as_ref()) {
+                    if let Some(file) = self.store.find_file(&normal) {
+                        self.scheduler().touched.insert(file);
+                        self.schedule_dependents_of_changed_file(file);
+                    }
+                }
+            }
+            while let Some(id) = self.pop() {
+                if self.needed(id) {
+                    self.update_scheduled(id);
+                } else {
+                    // It waits, scheduled, for a task above it to require it: searches must still find it.
+                    let order = self.store.order(id);
+                    let scheduler = self.scheduler();
+                    scheduler.waiting_floor = scheduler.waiting_floor.min(order);
+                }
+            }
+        } else {
+            // Earlier changes may not have reached every live task: check every root top-down (purely top-down:
+            // no bottom-up state while it runs), after which every live task is done for this session.
+            self.state.bottom_up = None;
+            let roots: Vec<TaskId> = self.store.roots().collect();
+            for root in roots {
+                self.or_unwind(root, OutputStamper::Equals, |this| this.make_consistent(root, None));
+            }
+            self.state.bottom_up = Some(Scheduler::default());
+        }
+        self.state.bottom_up_completed = true;
+        self.tracker.build_end();
+        self.state.building = false;
+    }
+
+    /// Schedules the tasks whose dependencies on `file` (read or provided) are inconsistent with it now.
+    fn schedule_dependents_of_changed_file(&mut self, file: FileId) {
+        let mut tasks: Vec<TaskId> = self.store.requirers(file).collect();
+        tasks.extend(self.store.provider(file));
+        tasks.sort_unstable();
+        tasks.dedup();
+        for id in tasks {
+            if self.file_deps_inconsistent(id, file, true) {
+                self.schedule(id);
+            }
+        }
+    }
+
+    /// Whether a dependency of `id` on `file` is inconsistent now: a read (and, with `provided`, a provide) whose
+    /// stamp of the file changed. Stamps only that file, reporting each check to the tracker as top-down does.
+    fn file_deps_inconsistent(&mut self, id: TaskId, file: FileId, provided: bool) -> bool {
+        (0..self.store.dep_count(id)).any(|index| match self.store.dep(id, index) {
+            Dep::RequireFile(dep) if dep.file == file => self.check_file(dep, Some((id, index))),
+            Dep::ProvideFile(dep) if provided && dep.file == file => self.check_file(dep, None),
+            _ => false,
+        })
+    }
+
+    /// Schedules `id` unless it is already scheduled, in progress or done in this session.
+    fn schedule(&mut self, id: TaskId) {
+        if self.marks.get(id) == Mark::Unseen {
+            self.marks.set(id, Mark::Scheduled);
+            let order = self.store.order(id);
+            self.scheduler().queue.push(Reverse((order, id.raw())));
+        }
+    }
+
+    /// The scheduled task first in the topological order, if any.
+    fn pop(&mut self) -> Option<TaskId> {
+        loop {
+            let Reverse((order, raw)) = self.scheduler().queue.pop()?;
+            let id = TaskId::from_raw(raw);
+            if self.marks.get(id) != Mark::Scheduled {
+                continue;
+            }
+            let current = self.store.order(id);
+            if current != order {
+                self.scheduler().queue.push(Reverse((current, raw)));
+                continue;
+            }
+            return Some(id);
+        }
+    }
+
+    /// A lower bound of the topological order of every scheduled task: the lowest key queued, or lower where a
+    /// reordering since the build started moved a task lower than the key it was queued with. Drops entries of
+    /// tasks that are no longer scheduled from the top first, so that tasks executed on demand do not keep the
+    /// bound low.
+    fn lowest_queued_order(&mut self) -> Option<u64> {
+        let queued = loop {
+            let Some(Reverse((order, raw))) = self.scheduler().queue.peek().copied() else {
+                break None;
+            };
+            if self.marks.get(TaskId::from_raw(raw)) == Mark::Scheduled {
+                break Some(order);
+            }
+            self.scheduler().queue.pop();
+        };
+        let waiting = Some(self.scheduler().waiting_floor).filter(|floor| *floor != u64::MAX);
+        let lowest = match (queued, waiting) {
+            (Some(q), Some(w)) => q.min(w),
+            (q, w) => q.or(w)?,
+        };
+        Some(lowest.min(self.store.reorder_floor()))
+    }
+
+    fn scheduler(&mut self) -> &mut Scheduler {
+        self.state
+            .bottom_up
+            .as_mut()
+            .expect("BUG: bottom-up scheduling outside a bottom-up session")
+    }
+
+    /// Whether the scheduled task `id` is still inconsistent, checked as top-down would, in the order its
+    /// dependencies were made, but stamping only touched files: a required task is brought up to date first and
+    /// its output version compared; a read of an untouched file is only checked against its provider. A task
+    /// scheduled by a file that a task then wrote back as it was, or by a required task that has since been cut
+    /// off, does not execute.
+    fn still_inconsistent(&mut self, id: TaskId) -> bool {
+        for index in 0..self.store.dep_count(id) {
+            let inconsistent = match self.store.dep(id, index) {
+                Dep::RequireTask(dep) => {
+                    if dep.saw_panic() || self.store.output(dep.task).is_none() {
+                        return true;
+                    }
+                    if self.marks.get(dep.task) != Mark::Done {
+                        let task = self.store.task(dep.task).clone();
+                        self.bring_up_to_date_or_unwind(dep.task, &task, dep.stamper);
+                    }
+                    dep.is_inconsistent(self.store.version(dep.task))
+                }
+                Dep::RequireFile(dep) if self.scheduler().touched.contains(&dep.file) => {
+                    self.check_file(dep, Some((id, index)))
+                }
+                Dep::RequireFile(dep) => !self.reads_after_provider(id, index, dep.file),
+                Dep::ProvideFile(dep) if self.scheduler().touched.contains(&dep.file) => self.check_file(dep, None),
+                Dep::ProvideFile(_) => false,
+            };
+            if inconsistent {
+                return true;
+            }
+        }
+        self.store.output(id).is_none()
+    }
+
+    /// Brings the scheduled task `id` (popped, or required while scheduled) up to date: executes it when it is
+    /// still inconsistent (see [`still_inconsistent`](Self::still_inconsistent)). In progress meanwhile, so that
+    /// a cycle through it is caught. Returns whether it executed.
+    fn update_scheduled(&mut self, id: TaskId) -> bool {
+        self.enter(id);
+        let inconsistent = self.still_inconsistent(id);
+        if inconsistent {
+            crate::grow_stack(|| self.execute(id, None));
+        }
+        self.state.stack.pop();
+        self.marks.set(id, Mark::Done);
+        inconsistent
+    }
+
+    /// Whether the scheduled task `id` must execute now: a root, or reachable from a root (or a task of this
+    /// session) through tasks that are not scheduled themselves. A task reachable only through scheduled tasks is
+    /// executed on demand if they still require it; a task no root reaches is dead.
+    fn needed(&mut self, id: TaskId) -> bool {
+        self.reaches_live(id, false)
+    }
+
+    /// Whether the state of `id` can be trusted, i.e. bottom-up propagation reached it: it was live when the
+    /// session started (required through a recorded dependency by the executing task's previous execution, or
+    /// reachable through current dependents from a task that was a root then), or it was made consistent in this
+    /// session (every dependency recorded in this session was made when its task was consistent).
+    fn trusted(&mut self, id: TaskId) -> bool {
+        if let Some(scheduler) = self.state.bottom_up.as_ref() {
+            if let (Some(previous), Some(true)) = (scheduler.previously_required.last(), scheduler.certified.last()) {
+                if previous.binary_search(&id).is_ok() {
+                    return true;
+                }
+            }
+        }
+        self.reaches_live(id, true)
+    }
+
+    /// Walks up from `id` through current dependents until it meets a task that was a root when the session
+    /// started or a task already known to have been live then (*certified*), or, unless `trust` is asked for, a
+    /// task of this session (in progress or done). With `trust`, scheduled dependents are walked through;
+    /// without, they are not (they execute first and require `id` again, or not). On a certified success, every
+    /// task on the path found is remembered as live for the rest of the session, so that walks from tasks below
+    /// them stop there (a chain costs O(n) in all, not O(n²)).
+    ///
+    /// A task in progress does not certify a task below it for `trust`: it may be a task that was dead, being
+    /// checked top-down, whose old dependencies have not been checked yet.
+    fn reaches_live(&mut self, id: TaskId, trust: bool) -> bool {
+        let certified = |this: &Self, id: TaskId| {
+            this.marks.known_live(id) || (this.store.is_root(id) && !this.state.new_roots.contains(&id))
+        };
+        let stops = |this: &Self, id: TaskId| match this.marks.get(id) {
+            Mark::InProgress | Mark::Done if !trust => true,
+            Mark::Scheduled if !trust => false,
+            _ => certified(this, id),
+        };
+        if certified(self, id) || (!trust && self.store.is_root(id)) {
+            return true;
+        }
+        // Depth-first with the parent of each visited task, to mark the path that succeeded.
+        let mut parent: Vec<(TaskId, usize)> = vec![(id, usize::MAX)];
+        let mut visited = FxHashSet::default();
+        visited.insert(id);
+        let mut stack = vec![0usize];
+        let mut found = None;
+        'walk: while let Some(at) = stack.pop() {
+            for dependent in self.store.live_dependents(parent[at].0) {
+                if !visited.insert(dependent) {
+                    continue;
+                }
+                if stops(self, dependent) {
+                    found = Some((at, certified(self, dependent)));
+                    break 'walk;
+                }
+                if trust || self.marks.get(dependent) != Mark::Scheduled {
+                    parent.push((dependent, at));
+                    stack.push(parent.len() - 1);
+                }
+            }
+        }
+        let Some((mut index, certified)) = found else {
+            return false;
+        };
+        if certified {
+            while index != usize::MAX {
+                self.marks.set_known_live(parent[index].0);
+                index = parent[index].1;
+            }
+        }
+        true
+    }
+
+    /// Requires task `id` while executing in a bottom-up session: done tasks return at once; a scheduled task
+    /// executes; an unaffected task whose state can be trusted first has the scheduled tasks below it brought up
+    /// to date, then executes if that scheduled it, and otherwise returns at once without checking anything; any
+    /// other task is checked top-down. Returns whether it executed. Restores the session on a panic.
+    pub(super) fn bring_up_to_date_or_unwind(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> bool {
+        self.or_unwind(id, stamper, |this| this.bring_up_to_date(id, task))
+    }
+
+    fn bring_up_to_date(&mut self, id: TaskId, task: &T) -> bool {
+        match self.marks.get(id) {
+            Mark::Done => return false,
+            Mark::InProgress => self.cycle(id),
+            Mark::Scheduled => return self.update_scheduled(id),
+            Mark::Unseen => {}
+        }
+        if self.store.output(id).is_none() || !self.trusted(id) {
+            return self.make_consistent(id, Some(task));
+        }
+        while let Some(below) = self.lowest_scheduled_below(id) {
+            self.update_scheduled(below);
+        }
+        if self.marks.get(id) == Mark::Scheduled {
+            return self.update_scheduled(id);
+        }
+        self.marks.set(id, Mark::Done);
+        false
+    }
+
+    /// The scheduled task first in topological order among those that `id` (transitively) requires. Visits only
+    /// tasks ordered after the lowest queued task: no task ordered before it can reach a queued task.
+    fn lowest_scheduled_below(&mut self, id: TaskId) -> Option<TaskId> {
+        let bound = self.lowest_queued_order()?;
+        if self.store.order(id) <= bound {
+            return None;
+        }
+        let mut lowest: Option<TaskId> = None;
+        let mut visited = HashSet::new();
+        let mut stack = vec![id];
+        while let Some(at) = stack.pop() {
+            for required in self.store.required_tasks(at) {
+                if self.store.order(required) < bound || !visited.insert(required) {
+                    continue;
+                }
+                if self.marks.get(required) == Mark::Scheduled
+                    && lowest.is_none_or(|l| self.store.order(required) < self.store.order(l))
+                {
+                    lowest = Some(required);
+                }
+                stack.push(required);
+            }
+        }
+        lowest
+    }
+
+    /// Remembers what is needed after task `id` executes in a bottom-up session.
+    pub(super) fn before_execution(&mut self, id: TaskId) -> BeforeExecution {
+        let mut previous = self.scheduler().spare.pop().unwrap_or_default();
+        previous.extend(self.store.required_tasks(id));
+        previous.sort_unstable();
+        previous.dedup();
+        let certified = self.marks.known_live(id) || (self.store.is_root(id) && !self.state.new_roots.contains(&id));
+        self.scheduler().previously_required.push(previous);
+        self.scheduler().certified.push(certified);
+        BeforeExecution {
+            version: self.store.version(id),
+        }
+    }
+
+    /// Schedules what task `id`'s execution affected (see the module doc, step 3).
+    pub(super) fn after_execution(&mut self, id: TaskId, before: BeforeExecution) {
+        let mut previous = self
+            .scheduler()
+            .previously_required
+            .pop()
+            .expect("BUG: an execution without its previous requirements");
+        self.scheduler().certified.pop();
+        // Dependents whose stamper sees the new output.
+        let version = self.store.version(id);
+        if version != before.version {
+            let scheduler = self
+                .state
+                .bottom_up
+                .as_mut()
+                .expect("BUG: bottom-up scheduling outside a bottom-up session");
+            for dependent in self.store.live_dependents(id) {
+                if self.marks.get(dependent) == Mark::Unseen
+                    && task_deps_inconsistent(self.store, dependent, id, version)
+                {
+                    self.marks.set(dependent, Mark::Scheduled);
+                    scheduler
+                        .queue
+                        .push(Reverse((self.store.order(dependent), dependent.raw())));
+                }
+            }
+        }
+        // Readers of the files it wrote whose stamps changed (rare: most tasks provide nothing).
+        for index in 0..self.store.dep_count(id) {
+            if let Dep::ProvideFile(dep) = self.store.dep(id, index) {
+                self.scheduler().touched.insert(dep.file);
+                let readers: Vec<TaskId> = self.store.requirers(dep.file).filter(|r| *r != id).collect();
+                for reader in readers {
+                    if self.marks.get(reader) == Mark::Unseen && self.file_deps_inconsistent(reader, dep.file, false) {
+                        self.schedule(reader);
+                    }
+                }
+            }
+        }
+        // Readers that may have lost their path to a provider through a require this execution dropped. Keeps in
+        // `previous` the tasks no longer required.
+        let mut now = self.scheduler().spare.pop().unwrap_or_default();
+        now.extend(self.store.required_tasks(id));
+        now.sort_unstable();
+        previous.retain(|t| now.binary_search(t).is_err());
+        if !previous.is_empty() {
+            self.schedule_readers_cut_off_below(&previous);
+        }
+        for mut spare in [previous, now] {
+            spare.clear();
+            self.scheduler().spare.push(spare);
+        }
+    }
+
+    /// For every file provided by the tasks in `roots` or below them, schedules the readers that no longer depend
+    /// on the file's provider through what they required before reading it.
+    fn schedule_readers_cut_off_below(&mut self, roots: &[TaskId]) {
+        let mut visited: HashSet<TaskId> = roots.iter().copied().collect();
+        let mut stack = roots.to_vec();
+        let mut files = Vec::new();
+        while let Some(at) = stack.pop() {
+            for index in 0..self.store.dep_count(at) {
+                match self.store.dep(at, index) {
+                    Dep::ProvideFile(dep) => files.push(dep.file),
+                    Dep::RequireTask(dep) if visited.insert(dep.task) => stack.push(dep.task),
+                    _ => {}
+                }
+            }
+        }
+        for file in files {
+            let Some(provider) = self.store.provider(file) else {
+                continue;
+            };
+            let readers: Vec<TaskId> = self.store.requirers(file).collect();
+            for reader in readers {
+                if reader == provider || !matches!(self.marks.get(reader), Mark::Unseen) {
+                    continue;
+                }
+                let read = self.store.first_require_of(reader, file).unwrap_or(0);
+                if !self.store.depends_on_before(reader, read, provider) {
+                    self.schedule(reader);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a dependency of `dependent` on task `id` is inconsistent with `id`'s output version `version`.
+fn task_deps_inconsistent<T: Eq + Hash + Clone + Debug, O: Eq>(
+    store: &Store<T, O>,
+    dependent: TaskId,
+    id: TaskId,
+    version: u64,
+) -> bool {
+    (0..store.dep_count(dependent)).any(|index| match store.dep(dependent, index) {
+        Dep::RequireTask(dep) if dep.task == id => dep.is_inconsistent(version),
+        _ => false,
+    })
+}
