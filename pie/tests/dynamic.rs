@@ -1071,38 +1071,4 @@ mod regressions {
             vec![round(vec![], &[3]), round(vec![Edit::Directory(2)], &[3])],
         );
     }
-
-    /// Hole 4: p0 catches the panic of p1 and goes on to read f0; that dependency must be p0's (it used to be
-    /// recorded on p1), so that an edit of f0 makes p0 execute again.
-    #[test]
-    fn dependencies_after_a_caught_panic_belong_to_the_catching_task() {
-        agrees(
-            ["try p1; read f0 hash", "if f1 exists: panic", "", ""],
-            [Some("a"), Some(""), None, None],
-            vec![round(vec![], &[0]), round(vec![Edit::Write(0, "b".into())], &[0])],
-        );
-    }
-
-    /// Hole 4, seen from the session: after p1 caught the panic of p2, requiring p2 as the next root of the same
-    /// session must execute it again (and panic), not report a cycle through a task left "in progress".
-    #[test]
-    fn a_task_whose_panic_was_caught_panics_again_as_the_next_root() {
-        agrees(
-            ["", "try p2", "if f0 exists: panic", ""],
-            [Some(""), None, None, None],
-            vec![round(vec![], &[1]), round(vec![], &[1, 2])],
-        );
-    }
-
-    /// Found by the oracle: p0 catches the panics of p1. p1 starts panicking; the clean build executes p0, which
-    /// catches it. The incremental build checks p0's dependency on p1 first, executes p1 there, and its panic
-    /// escaped the build although p0, had it executed, would have caught it.
-    #[test]
-    fn a_panic_met_while_checking_is_caught_by_the_task_that_catches_it() {
-        agrees(
-            ["try p1", "", "", ""],
-            [None; 4],
-            vec![round(vec![], &[0]), round(vec![Edit::Program(1, prog("panic"))], &[0])],
-        );
-    }
 }
