@@ -1071,4 +1071,16 @@ mod regressions {
             vec![round(vec![], &[3]), round(vec![Edit::Directory(2)], &[3])],
         );
     }
+
+    /// Found by the oracle on the merged fixes: p3 starts requiring p2, which requires p3. The cycle is found while
+    /// p3 executes and p2's dependencies are checked; unwinding through p3's require of p2 recorded the edge
+    /// p3 → p2 (a dependency that saw a panic), closing the cycle p2 → p3 → p2 in the store.
+    #[test]
+    fn a_cycle_found_while_checking_leaves_the_graph_acyclic() {
+        agrees(
+            ["", "", "reqi p3", ""],
+            [None; 4],
+            vec![round(vec![], &[2]), round(vec![Edit::Program(3, prog("req p2"))], &[3])],
+        );
+    }
 }

@@ -128,8 +128,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     self.marks.set(frame.id, Mark::Unseen);
                 }
                 self.state.current = current;
-                // A task still in progress is the cycle that panicked: an edge to it would close the cycle.
-                if let (Some(current), false) = (current, self.marks.get(id) == Mark::InProgress) {
+                // No edge that would close a cycle: the panic may be a cycle found at `id` or below it (then `id`
+                // already reaches the requiring task through recorded dependencies).
+                let closes_cycle = |this: &Self, current: TaskId| {
+                    this.marks.get(id) == Mark::InProgress
+                        || this.store.depends_on_before(id, this.store.dep_count(id), current)
+                };
+                if let Some(current) = current.filter(|c| !closes_cycle(self, *c)) {
                     self.store.add_require_task(current, TaskDep::panicked(id, stamper));
                 }
                 panic::resume_unwind(payload)
