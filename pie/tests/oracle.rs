@@ -444,6 +444,11 @@ impl Model {
             }
         }
         for (j, stamper, version) in &record.tasks {
+            // A required task that panicked (whatever the stamper): the requiring task executes and meets the
+            // panic where it requires the task, as in a clean build.
+            if self.outputs[*j].is_none() {
+                return Some(format!("task {j} panicked"));
+            }
             if *stamper == OutputStamper::Equals && self.versions[*j] != *version {
                 return Some(format!("output of task {j} changed"));
             }
