@@ -16,11 +16,13 @@
 //! each root, and the same roots in a fresh `Pie` on the copy. Each root's result is a [`Verdict`]: its output, or
 //! the kind of its panic. Then:
 //! - when both succeed, outputs are equal; when every root succeeds in both, every file of the two folders is
-//!   equal and an immediate rebuild (a new session, nothing changed) executes nothing;
+//!   equal and an immediate rebuild (a new session, nothing changed) executes nothing but what a caught panic
+//!   leaves behind (the task that panicked has no output, so it and the task that caught it execute again);
 //! - **the incremental build never accepts what the clean build refuses**: a root that panics in the clean build
 //!   panics in the incremental one, with the same kind (see [`compare`] for the one relaxation);
 //! - the store's invariants hold after every build, also after panics, and the next round goes on with the same
-//!   `Pie` (every other round with a saved-and-loaded copy of it).
+//!   `Pie` (every other round with a saved-and-loaded copy of it; some rounds first unobserve the other roots and
+//!   collect the garbage).
 //!
 //! Verdicts are compared root by root up to the first root that panics in either build: after a panic the two
 //! sessions have done different partial work, so later roots are built (which exercises recovery) but not
