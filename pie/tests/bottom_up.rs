@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use common::*;
@@ -16,10 +17,10 @@ use pie::Pie;
 
 /// Counts the file dependencies that were re-checked (each one is a stamp of the file).
 #[derive(Clone, Default)]
-struct FileChecks(Arc<Mutex<Vec<std::path::PathBuf>>>);
+struct FileChecks(Arc<Mutex<Vec<PathBuf>>>);
 
 impl FileChecks {
-    fn take(&self) -> Vec<std::path::PathBuf> {
+    fn take(&self) -> Vec<PathBuf> {
         std::mem::take(&mut self.0.lock().unwrap())
     }
 }
@@ -46,10 +47,54 @@ fn executed(pie: &CountingPie) -> Vec<TestTask> {
     pie.tracker().0.executed_tasks().into_iter().cloned().collect()
 }
 
-/// Builds `roots` top-down, then runs `update_affected_by(changed)` in a new session and returns what executed.
-fn update(pie: &mut TestPie, changed: &[&std::path::Path]) -> Vec<TestTask> {
+/// Runs `update_affected_by(changed)` in a new session and returns what executed.
+fn update(pie: &mut TestPie, changed: &[&Path]) -> Vec<TestTask> {
     pie.new_session().update_affected_by(changed.iter().copied());
     pie.executed()
+}
+
+/// Brings `root` up to date after `changed` changed, bottom-up ([`update`]) or top-down (`require`), and returns
+/// what executed.
+fn rebuild(pie: &mut TestPie, bottom_up: bool, changed: &[&Path], root: &TestTask) -> Vec<TestTask> {
+    if bottom_up {
+        update(pie, changed)
+    } else {
+        pie.require(root).unwrap();
+        pie.executed()
+    }
+}
+
+/// Two inputs `a` = "a" and `b` = "b", their readers, and a `Pie` in which both readers are roots:
+/// `(dir, [a, b], [read_a, read_b], pie)`.
+fn two_readers() -> (Dir, [PathBuf; 2], [TestTask; 2], TestPie) {
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
+    let b = dir.create("b", "b");
+    let (read_a, read_b) = (read(&a), read(&b));
+    let mut pie = test_pie();
+    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    (dir, [a, b], [read_a, read_b], pie)
+}
+
+/// An input `a` = "a", its reader, and a root that requires the reader while the input `config` says `on` (it
+/// does): `(a, config, reader, root)`.
+fn reader_behind_config(dir: &Dir) -> (PathBuf, PathBuf, TestTask, TestTask) {
+    let a = dir.create("a", "a");
+    let config = dir.create("config", "on");
+    let reader = read(&a);
+    let root = TestTask::RequireIfOn(config.clone(), Box::new(reader.clone()));
+    (a, config, reader, root)
+}
+
+/// Creates `flag` and reports it changed: the task that panics while the flag exists panics out of
+/// `update_affected_by`, leaving the store unsettled. Then removes the flag again.
+fn panic_out_of_an_update(pie: &mut TestPie, dir: &Dir, flag: &Path) {
+    dir.create(flag, "");
+    assert_eq!(
+        expect_panic(|| pie.new_session().update_affected_by([flag])),
+        TASK_PANIC_MESSAGE
+    );
+    dir.remove(flag);
 }
 
 #[test]
@@ -192,12 +237,7 @@ fn a_new_task_executes_as_in_top_down() {
 
 #[test]
 fn dead_tasks_are_never_executed() {
-    let dir = Dir::new();
-    let a = dir.create("a", "a");
-    let b = dir.create("b", "b");
-    let (read_a, read_b) = (read(&a), read(&b));
-    let mut pie = test_pie();
-    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    let (dir, [a, b], [read_a, read_b], mut pie) = two_readers();
     pie.unobserve(&read_a);
     dir.write(&a, "A");
     dir.write(&b, "B");
@@ -253,12 +293,7 @@ fn after_a_panic_the_next_bottom_up_build_checks_everything_top_down() {
     let panicky = panic_if_exists(&flag, ret("p"));
     let mut pie = test_pie();
     pie.new_session().require_all(&[reader.clone(), panicky.clone()]);
-    dir.create(&flag, "");
-    assert_eq!(
-        expect_panic(|| pie.new_session().update_affected_by([&flag])),
-        TASK_PANIC_MESSAGE
-    );
-    dir.remove(&flag);
+    panic_out_of_an_update(&mut pie, &dir, &flag);
     // `a` changed but is not reported: the panicked session left the store unsettled, so the next bottom-up
     // build checks every root top-down and finds it.
     dir.write(&a, "A");
@@ -269,30 +304,20 @@ fn after_a_panic_the_next_bottom_up_build_checks_everything_top_down() {
     );
     // Settled again: an unreported change is now the caller's broken promise, and bottom-up trusts it.
     dir.write(&a, "again");
-    assert!(update(&mut pie, &[] as &[&std::path::Path]).is_empty());
+    assert!(update(&mut pie, &[] as &[&Path]).is_empty());
 }
 
 #[test]
 fn a_top_down_session_that_checked_only_some_roots_is_completed_by_the_next_bottom_up_build() {
-    let dir = Dir::new();
-    let a = dir.create("a", "a");
-    let b = dir.create("b", "b");
-    let (read_a, read_b) = (read(&a), read(&b));
-    let mut pie = test_pie();
-    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    let (dir, [_, b], [read_a, read_b], mut pie) = two_readers();
     dir.write(&b, "B");
     pie.require(&read_a).unwrap(); // a top-down session that never looked at `read_b`
-    assert_eq!(update(&mut pie, &[] as &[&std::path::Path]), vec![read_b]);
+    assert_eq!(update(&mut pie, &[] as &[&Path]), vec![read_b]);
 }
 
 #[test]
 fn a_task_revived_after_being_dead_sees_the_changes_made_while_it_was_dead() {
-    let dir = Dir::new();
-    let a = dir.create("a", "a");
-    let b = dir.create("b", "b");
-    let (read_a, read_b) = (read(&a), read(&b));
-    let mut pie = test_pie();
-    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    let (dir, [a, _], [read_a, _], mut pie) = two_readers();
     pie.unobserve(&read_a);
     dir.write(&a, "changed while dead");
     assert!(update(&mut pie, &[&a]).is_empty(), "a dead task is not executed");
@@ -313,12 +338,7 @@ fn the_top_down_fallback_after_a_panic_checks_below_re_executed_tasks() {
     let panicky = panic_if_exists(&flag, ret("p"));
     let mut pie = test_pie();
     pie.new_session().require_all(&[root.clone(), panicky.clone()]);
-    dir.create(&flag, "");
-    assert_eq!(
-        expect_panic(|| pie.new_session().update_affected_by([&flag])),
-        TASK_PANIC_MESSAGE
-    );
-    dir.remove(&flag);
+    panic_out_of_an_update(&mut pie, &dir, &flag);
     // Unreported changes below and at the root: the fallback re-executes the root, which requires `middle`; that
     // require must check `middle` top-down rather than trust it.
     dir.write(&a, "new");
@@ -399,10 +419,7 @@ fn a_waiting_task_required_through_an_unscheduled_task_executes_first() {
 #[test]
 fn a_task_dead_when_the_session_started_is_checked_when_required_after_an_update() {
     let dir = Dir::new();
-    let a = dir.create("a", "a");
-    let config = dir.create("config", "on");
-    let reader = read(&a);
-    let root = TestTask::RequireIfOn(config.clone(), Box::new(reader.clone()));
+    let (a, config, reader, root) = reader_behind_config(&dir);
     let mut pie = test_pie();
     pie.require(&root).unwrap();
     // Both change: the reader waits for the root, which then drops it, so the reader never sees `A`.
@@ -410,7 +427,7 @@ fn a_task_dead_when_the_session_started_is_checked_when_required_after_an_update
     dir.write(&a, "A");
     assert_eq!(update(&mut pie, &[&config, &a]), vec![root.clone()]);
     let mut session = pie.new_session();
-    session.update_affected_by(std::iter::empty::<&std::path::Path>());
+    session.update_affected_by(std::iter::empty::<&Path>());
     assert_eq!(session.require(&reader), ok("A"));
 }
 
@@ -467,12 +484,7 @@ fn a_reader_of_a_provided_file_restored_by_its_provider_does_not_execute() {
         let mut pie = test_pie();
         pie.require(&reader).unwrap();
         dir.write(&out, "tampered");
-        let executed = if bottom_up {
-            update(&mut pie, &[&out])
-        } else {
-            pie.require(&reader).unwrap();
-            pie.executed()
-        };
+        let executed = rebuild(&mut pie, bottom_up, &[&out], &reader);
         assert_eq!(dir.read(&out), "generated");
         (executed, writer)
     };
@@ -488,10 +500,7 @@ fn a_reader_of_a_provided_file_restored_by_its_provider_does_not_execute() {
 #[test]
 fn on_an_unsettled_store_a_task_dropped_by_the_update_is_checked_when_required() {
     let dir = Dir::new();
-    let a = dir.create("a", "a");
-    let config = dir.create("config", "on");
-    let reader = read(&a);
-    let root = TestTask::RequireIfOn(config.clone(), Box::new(reader.clone()));
+    let (a, config, reader, root) = reader_behind_config(&dir);
     let other = ret("other");
     let mut pie = test_pie();
     pie.new_session().require_all(&[root.clone(), other.clone()]);
@@ -523,12 +532,7 @@ fn a_task_dropped_later_in_the_build_by_its_dependent_may_execute_bottom_up_only
         pie.unobserve(&e);
         dir.write(&x_in, "X");
         dir.write(&j_in, "off");
-        let executed = if bottom_up {
-            update(&mut pie, &[&x_in, &j_in])
-        } else {
-            pie.require(&d).unwrap();
-            pie.executed()
-        };
+        let executed = rebuild(&mut pie, bottom_up, &[&x_in, &j_in], &d);
         pie.require_then_assert_no_execute(&d).unwrap();
         (executed, x, j, d)
     };
