@@ -52,6 +52,7 @@ impl Buffer {
                 String::new(),
                 Some(format!("{}: new file, Ctrl+S creates it", file.shown)),
             ),
+            Err(_) if file.path.is_dir() => return Err(format!("error: cannot open {}: is a directory", file.shown)),
             Err(e) => return Err(format!("error: cannot open {}: {e}", file.shown)),
         };
         let editor = TextArea::new(text.lines().map(str::to_string).collect());
@@ -232,7 +233,7 @@ impl App {
 
         let grammar = self.workspace.grammar().shown.clone();
         let rule = self.workspace.rule().to_string();
-        self.buffers[0].feedback = grammar_feedback(&report, &grammar, &rule);
+        self.buffers[0].feedback = grammar_feedback(&report.grammar, &grammar, &rule);
         for (buffer, program) in self.buffers[1..].iter_mut().zip(&report.programs) {
             buffer.feedback = program_feedback(program, &rule);
         }

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use crossterm::event::{self, Event, KeyEventKind};
 use parser_dev::app::{App, Control};
-use parser_dev::report::batch_output;
-use parser_dev::workspace::{Config, LogTarget, Workspace};
+use parser_dev::report::{batch_end, batch_grammar, batch_program};
+use parser_dev::workspace::{Config, LogTarget, Reached, Workspace};
 
 /// Develop a pest grammar against example programs. Each program is parsed with RULE of the grammar; results
 /// are cached in a store, so only what changed since the last run is compiled or parsed again.
@@ -57,14 +57,17 @@ fn batch(config: &Config, log: bool) -> ExitCode {
     if let Some(warning) = warning {
         eprintln!("{warning}");
     }
-    let report = workspace.build();
+    // Each result is printed as soon as the build reaches it; the summary once the store is saved.
+    let grammar = workspace.grammar().shown.clone();
+    let rule = workspace.rule().to_string();
+    let report = workspace.build_with(|reached| match reached {
+        Reached::Grammar(outcome) => print!("{}", batch_grammar(outcome, &grammar, &rule)),
+        Reached::Program(program) => print!("{}", batch_program(program, &rule)),
+    });
     if let Err(error) = workspace.close_store() {
         eprintln!("warning: {error}; the next run will build everything again");
     }
-    print!(
-        "{}",
-        batch_output(&report, &workspace.grammar().shown, workspace.rule())
-    );
+    print!("{}", batch_end(&report));
     if report.success() {
         ExitCode::SUCCESS
     } else {

@@ -185,7 +185,12 @@ fn editing_the_grammar_reparses_every_program_and_reports_errors_once() {
     for program in &app.buffers()[1..] {
         assert_eq!(program.feedback(), &Err("not parsed: the grammar failed".to_string()));
     }
-    assert!(log_text(&app).ends_with("build 2: 3 tasks executed (grammar compiled, 2 programs parsed)"));
+    // The programs' tasks executed, but found the grammar failed: they are not counted as parsed.
+    assert!(
+        log_text(&app).ends_with("build 2: 3 tasks executed (grammar compiled, 2 programs not parsed)"),
+        "{}",
+        log_text(&app)
+    );
 }
 
 #[test]
@@ -311,4 +316,28 @@ fn files_no_longer_open_are_forgotten_when_the_store_is_saved() {
         "{}",
         log_text(&app)
     );
+}
+
+#[test]
+fn an_empty_grammar_says_it_has_no_rules() {
+    let dir = examples();
+    dir.write("grammar.pest", "");
+    let app = open(dir.path());
+    let grammar = dir.join("grammar.pest").display().to_string();
+    assert_eq!(
+        app.buffers()[0].feedback(),
+        &Err(format!("error: grammar {grammar} has no rules"))
+    );
+}
+
+#[test]
+fn a_directory_given_as_a_file_is_reported_as_a_directory() {
+    let dir = examples();
+    fs::create_dir(dir.join("folder")).unwrap();
+    let mut config = config(dir.path());
+    config.programs.push(dir.join("folder"));
+    let (workspace, _) = Workspace::open(&config, LogTarget::Memory(Vec::new()));
+    let error = App::new(workspace).expect_err("a directory cannot be edited");
+    assert!(error.contains("folder") && error.contains("is a directory"), "{error}");
+    assert!(!error.contains("no such file"), "{error}");
 }
