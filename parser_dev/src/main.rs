@@ -1,6 +1,6 @@
 //! The `parser_dev` command: batch mode, or the terminal editor with `--edit`.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,7 +14,7 @@ use parser_dev::workspace::{Config, LogTarget, Reached, Workspace};
 /// are cached in a store, so only what changed since the last run is compiled or parsed again.
 ///
 /// Exit status: 0 when the grammar compiled and every program parsed, 1 when the grammar or a program failed,
-/// 2 for a usage error.
+/// 2 for a usage error (including --edit without a terminal).
 #[derive(Parser, Debug)]
 #[command(name = "parser_dev", version)]
 struct Cli {
@@ -76,6 +76,15 @@ fn batch(config: &Config, log: bool) -> ExitCode {
 }
 
 fn edit(config: &Config) -> ExitCode {
+    // Checked before the store is taken and before the terminal is touched, so that nothing (no escape sequence to
+    // leave an alternate screen never entered) is written to a pipe or file.
+    if !(io::stdin().is_terminal() && io::stdout().is_terminal()) {
+        eprintln!(
+            "error: the editor (--edit) needs a terminal, but standard input or output is not one; \
+             run without --edit for batch mode"
+        );
+        return ExitCode::from(2);
+    }
     let (workspace, warning) = Workspace::open(config, LogTarget::Memory(Vec::new()));
     let mut app = match App::new(workspace) {
         Ok(app) => app,

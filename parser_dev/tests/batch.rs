@@ -675,3 +675,26 @@ fn an_up_to_date_result_is_printed_before_the_next_program_is_looked_at() {
         &rest[rest.len().saturating_sub(500)..]
     );
 }
+
+#[test]
+fn the_editor_without_a_terminal_says_so_and_writes_no_escape_sequence() {
+    let dir = examples();
+    let output = Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .current_dir(dir.path())
+        .args(["-e", "grammar.pest", "main", "program1.txt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run parser_dev");
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(2), "{out}{err}");
+    assert!(!output.stdout.contains(&0x1b), "no escape sequence on stdout: {out:?}");
+    assert!(out.is_empty(), "{out:?}");
+    assert!(
+        err.starts_with("error: the editor (--edit) needs a terminal") && err.contains("run without --edit"),
+        "{err}"
+    );
+    assert!(!output.stderr.contains(&0x1b), "{err:?}");
+    assert!(!store(dir.path()).exists(), "the store is not even taken");
+}
