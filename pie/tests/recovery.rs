@@ -396,7 +396,7 @@ fn caught_violation_is_checked_again_when_the_other_task_changes() {
     let config = dir.create("config.txt", "on");
     let other = dir.create("other.txt", "one");
     let out = dir.join("out.txt");
-    let first = TestTask::WriteIfOn(config.clone(), "a".into(), out.clone());
+    let first = TestTask::WriteIfOn(config.clone(), "a", out.clone());
     let second = write(ret("b"), &out);
     let collector = TestTask::CatchThenRead(Box::new(second.clone()), other);
     let root = seq([first.clone(), collector.clone()]);
