@@ -68,15 +68,16 @@ impl TaskDep {
     /// a task that saw a success must see a panic.
     #[inline]
     pub(crate) fn is_inconsistent(&self, current_version: u64) -> bool {
-        if self.version == UNKNOWN_VERSION {
-            return true;
-        }
-        if (self.version | current_version) & FAILED_BIT != 0 || current_version == UNKNOWN_VERSION {
-            return self.version != current_version;
+        if self.version == current_version {
+            return self.version == UNKNOWN_VERSION;
         }
         match self.stamper {
-            OutputStamper::Inconsequential => false,
-            OutputStamper::Equals => self.version != current_version,
+            OutputStamper::Equals => true,
+            OutputStamper::Inconsequential => {
+                (self.version | current_version) & FAILED_BIT != 0
+                    || self.version == UNKNOWN_VERSION
+                    || current_version == UNKNOWN_VERSION
+            }
         }
     }
 }

@@ -101,7 +101,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
         let base = self.state.stack.len();
         self.enter(id, false);
-        let mut execute_top = false;
+        // A task without output executes (the frames pushed by the walk are of tasks with output, or probes).
+        let mut execute_top = self.store.output(id).is_none();
         loop {
             if !std::mem::take(&mut execute_top) && !self.walk_or_catch(base) {
                 return false;
@@ -230,15 +231,12 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         });
     }
 
-    /// Continues checking the dependencies of `frame`'s task, in order: `Some(true)` at the first inconsistent one
-    /// (or right away for a task without output), `Some(false)` when all are consistent, and `None` after pushing
-    /// the frame of an unseen required task (this frame then resumes at that dependency).
+    /// Continues checking the dependencies of `frame`'s task, in order: `Some(true)` at the first inconsistent one,
+    /// `Some(false)` when all are consistent, and `None` after pushing the frame of an unseen required task (this
+    /// frame then resumes at that dependency). A task without output is never walked, unless probed.
     #[inline]
     fn check_from(&mut self, frame: Frame) -> Option<bool> {
         let id = frame.id;
-        if frame.next == 0 && !frame.resume && !frame.probe && self.store.output(id).is_none() {
-            return Some(true);
-        }
         let mut resume = frame.resume;
         for index in frame.next as usize..self.store.dep_count(id) {
             let inconsistent = match self.store.dep(id, index) {
