@@ -58,7 +58,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::SystemTime;
 
-use dev_util::write_until_modified;
+use dev_util::{write_until_modified, Dir};
 use pie::stamp::{FileStamper, OutputStamper};
 use pie::tracker::event::EventTracker;
 use pie::tracker::Tracker;
@@ -727,16 +727,12 @@ fn setup(root: &Path, case: &Case) {
     }
 }
 
-fn temp_dir() -> dev_util::TempDir {
-    dev_util::create_temp_dir().expect("oracle: cannot create a temporary folder")
-}
-
 fn check(case: &Case) -> TestCaseResult {
     quiet_expected_panics();
-    let dir = temp_dir();
-    let root = dir.path().join("work");
+    let dir = Dir::new();
+    let root = dir.join("work");
     setup(&root, case);
-    let store = dir.path().join("pie.store");
+    let store = dir.join("pie.store");
     let mut pie: OraclePie = Pie::with_tracker(EventTracker::default());
     pie.set_threads(case.threads);
 
@@ -749,8 +745,8 @@ fn check(case: &Case) -> TestCaseResult {
         }
         apply_edits(&root, &round.edits);
         let context = format!("round {round_index}, roots {:?}", round.roots);
-        let copy_dir = temp_dir();
-        let copy = copy_dir.path().join("work");
+        let copy_dir = Dir::new();
+        let copy = copy_dir.join("work");
         copy_tree(&root, &copy);
 
         let incremental = build(&mut pie, &root, &round.roots)?;
