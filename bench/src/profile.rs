@@ -18,6 +18,8 @@ pub enum Phase {
     Noop,
     /// A rebuild after modifying one input.
     Modify,
+    /// A bottom-up build (`update_affected_by`) after modifying one input, in `profile_phase_bottom_up`.
+    BottomUpModify,
     /// `collect_garbage(false)` with about half the tasks dead (see `Shape::half_root`), in `profile_phase_gc`;
     /// each round first builds a new `Pie` with the whole and the half root and unobserves the whole one.
     Gc,
@@ -46,7 +48,8 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
         pie.new_session().require(&root);
     }
     for round in 0..repeat {
-        if phase == Phase::Modify && shape.inputs() > 0 {
+        let modify = matches!(phase, Phase::Modify | Phase::BottomUpModify);
+        if modify && shape.inputs() > 0 {
             let path = input_path(shape.changed_input());
             fs::write(&path, format!("modified {round}\n"))?;
             fs::File::options()
@@ -58,7 +61,11 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
             pie = Pie::default();
         }
         let start = Instant::now();
-        std::hint::black_box(profile_phase(&mut pie, &root));
+        if phase == Phase::BottomUpModify {
+            profile_phase_bottom_up(&mut pie, &input_path(shape.changed_input()));
+        } else {
+            std::hint::black_box(profile_phase(&mut pie, &root));
+        }
         total += start.elapsed();
     }
     report(total, repeat)
@@ -77,6 +84,11 @@ fn report(total: Duration, repeat: u32) -> io::Result<()> {
 #[inline(never)]
 fn profile_phase_gc(pie: &mut Pie<BenchTask, u64>) -> usize {
     pie.collect_garbage(false).removed_tasks
+}
+
+#[inline(never)]
+fn profile_phase_bottom_up(pie: &mut Pie<BenchTask, u64>, changed: &Path) {
+    pie.new_session().update_affected_by([changed]);
 }
 
 #[inline(never)]

@@ -63,6 +63,13 @@ pub(crate) struct Scheduler {
     /// The files that may have changed since the last session: the changed paths, and the files written by the
     /// tasks executed since. Every other file is consistent by the caller's promise.
     touched: FxHashSet<FileId>,
+    /// Scratch space of [`reaches_live`](TopDownContext::reaches_live), kept so that a walk allocates nothing:
+    /// the walk that last visited each task (indexed by task), the current walk's number, the visited tasks with
+    /// the index of the task they were reached from, and the stack.
+    visited: Vec<u32>,
+    walk: u32,
+    parent: Vec<(TaskId, usize)>,
+    stack: Vec<usize>,
 }
 
 impl Default for Scheduler {
@@ -74,6 +81,10 @@ impl Default for Scheduler {
             certified: Vec::new(),
             waiting_floor: u64::MAX,
             touched: FxHashSet::default(),
+            visited: Vec::new(),
+            walk: 0,
+            parent: Vec::new(),
+            stack: Vec::new(),
         }
     }
 }
@@ -323,15 +334,28 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         if certified(self, id) || (!trust && self.store.is_root(id)) {
             return true;
         }
-        // Depth-first with the parent of each visited task, to mark the path that succeeded.
-        let mut parent: Vec<(TaskId, usize)> = vec![(id, usize::MAX)];
-        let mut visited = FxHashSet::default();
-        visited.insert(id);
-        let mut stack = vec![0usize];
+        // Depth-first with the parent of each visited task, to mark the path that succeeded. The scratch space is
+        // taken out of the scheduler for the walk and put back afterwards.
+        let scheduler = self.scheduler();
+        let mut parent = std::mem::take(&mut scheduler.parent);
+        let mut stack = std::mem::take(&mut scheduler.stack);
+        let mut visited = std::mem::take(&mut scheduler.visited);
+        scheduler.walk = scheduler.walk.wrapping_add(1);
+        if scheduler.walk == 0 {
+            visited.fill(0);
+            scheduler.walk = 1;
+        }
+        let walk = scheduler.walk;
+        visited.resize(self.store.task_count().max(visited.len()), 0);
+        parent.clear();
+        stack.clear();
+        parent.push((id, usize::MAX));
+        visited[id.index()] = walk;
+        stack.push(0);
         let mut found = None;
         'walk: while let Some(at) = stack.pop() {
             for dependent in self.store.live_dependents(parent[at].0) {
-                if !visited.insert(dependent) {
+                if std::mem::replace(&mut visited[dependent.index()], walk) == walk {
                     continue;
                 }
                 if stops(self, dependent) {
@@ -344,16 +368,17 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 }
             }
         }
-        let Some((mut index, certified)) = found else {
-            return false;
-        };
-        if certified {
+        if let Some((mut index, true)) = found {
             while index != usize::MAX {
                 self.marks.set_known_live(parent[index].0);
                 index = parent[index].1;
             }
         }
-        true
+        let scheduler = self.scheduler();
+        scheduler.parent = parent;
+        scheduler.stack = stack;
+        scheduler.visited = visited;
+        found.is_some()
     }
 
     /// Requires task `id` while executing in a bottom-up session: done tasks return at once; a scheduled task
@@ -472,9 +497,15 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         // Readers that may have lost their path to a provider through a require this execution dropped. Keeps in
         // `previous` the tasks no longer required.
         let mut now = self.scheduler().spare.pop().unwrap_or_default();
-        now.extend(self.store.required_tasks(id));
-        now.sort_unstable();
-        previous.retain(|t| now.binary_search(t).is_err());
+        // Readers cut off from a provider: nothing to find while no task provides a file.
+        if !self.store.any_provider() {
+            previous.clear();
+        }
+        if !previous.is_empty() {
+            now.extend(self.store.required_tasks(id));
+            now.sort_unstable();
+            previous.retain(|t| now.binary_search(t).is_err());
+        }
         if !previous.is_empty() {
             self.schedule_readers_cut_off_below(&previous);
         }
