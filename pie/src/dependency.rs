@@ -12,8 +12,8 @@ use std::io;
 use std::marker::PhantomData;
 use std::path::Path;
 
+use crate::ids::{FileId, TaskId};
 use crate::stamp::{FileStamp, FileStamper, OutputStamper};
-use crate::store::{FileId, TaskId};
 
 /// One recorded dependency of a task, in the order the task made it.
 #[derive(Copy, Clone, Eq, PartialEq, Debug)]
@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn inconsequential_task_dep_is_never_inconsistent() {
         let dep = TaskDep {
-            task: crate::store::TaskId::for_test(0),
+            task: crate::ids::TaskId::for_test(0),
             stamper: OutputStamper::Inconsequential,
             version: 1,
         };

@@ -71,6 +71,7 @@ use std::path::Path;
 pub mod context;
 pub mod dependency;
 mod gc;
+mod ids;
 mod intern;
 mod liveness;
 mod path;
@@ -90,7 +91,7 @@ pub use session::Session;
 #[cfg(feature = "serde")]
 pub use store_file::{LockError, StoreFile};
 
-use crate::session::Marks;
+use crate::context::marks::Marks;
 use crate::stamp::{FileStamper, OutputStamper};
 use crate::store::Store;
 use crate::tracker::{NoopTracker, Tracker};

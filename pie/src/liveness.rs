@@ -15,8 +15,9 @@ use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use crate::session::{Mark, Marks};
-use crate::store::{Store, TaskId};
+use crate::context::marks::{Mark, Marks};
+use crate::ids::TaskId;
+use crate::store::Store;
 
 /// Whether `id` is live: required in this session (by `marks`), or (transitively) required by a root or by a
 /// task required in this session.

@@ -24,43 +24,10 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use crate::dependency::{Dep, FileDep, TaskDep, FAILED_BIT, UNKNOWN_VERSION};
+use crate::ids::{FileId, TaskId};
 use crate::intern::{Interner, PathInterner};
 use crate::path::NormalPath;
 use crate::stamp::{FileStamp, FileStamper};
-
-/// Dense id of a task node.
-#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub(crate) struct TaskId(u32);
-
-/// Dense id of a file node.
-#[derive(Copy, Clone, Eq, PartialEq, Hash, Debug)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub(crate) struct FileId(pub(crate) u32);
-
-impl TaskId {
-    #[inline]
-    pub(crate) fn index(self) -> usize {
-        self.0 as usize
-    }
-
-    /// The id as a bare integer (for compact keys).
-    #[inline]
-    pub(crate) fn raw(self) -> u32 {
-        self.0
-    }
-
-    /// The id of a bare integer from [`raw`](Self::raw).
-    #[inline]
-    pub(crate) fn from_raw(raw: u32) -> Self {
-        Self(raw)
-    }
-
-    #[cfg(test)]
-    pub(crate) fn for_test(index: u32) -> Self {
-        Self(index)
-    }
-}
 
 /// A reverse edge, live while `task` is still in execution generation `generation`.
 #[derive(Copy, Clone, Eq, PartialEq, Debug)]

@@ -34,11 +34,13 @@ use std::panic::{self, AssertUnwindSafe};
 use rustc_hash::FxHashSet;
 use std::path::Path;
 
+use crate::context::marks::Mark;
+use crate::context::state::Payload;
 use crate::dependency::Dep;
+use crate::ids::{FileId, TaskId};
 use crate::path::NormalPath;
-use crate::session::{Mark, Payload};
 use crate::stamp::OutputStamper;
-use crate::store::{FileId, Store, TaskId};
+use crate::store::Store;
 use crate::tracker::Tracker;
 use crate::Task;
 

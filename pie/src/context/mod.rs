@@ -1,14 +1,25 @@
 //! Contexts: the algorithms that execute tasks.
 //!
-//! - `top_down` (crate-private, reached through [`Session`](crate::Session)): the incremental algorithm. A
-//!   required task is checked (its dependencies re-checked in the order they were made, recursively) and executed
-//!   only when new or inconsistent. It also enforces soundness: overlapping provided files, hidden dependencies and
-//!   cycles panic.
-//! - [`non_incremental`]: executes every required task every time; the reference that incremental builds must
-//!   agree with.
+//! The incremental engine (crate-private, reached through [`Session`](crate::Session)) is one type,
+//! `TopDownContext`, whose methods are split by operation:
+//! - `top_down`: making a required task consistent (checking its dependencies in the order they were made,
+//!   recursively, with an explicit stack) and executing it only when new or inconsistent;
+//! - `execute`: executing a task, and the [`Context`](crate::Context) a task sees while it executes;
+//! - `soundness`: the overlap, hidden-dependency and cycle checks;
+//! - `bottom_up`: builds that start from changed files;
+//! - `state` and `marks`: what a session's builds keep outside the store (frames, the executing task, panics on
+//!   their way, marks per task).
 //!
-//! Invariant: only contexts execute tasks, and only `top_down` writes to the store.
+//! [`non_incremental`] executes every required task every time; the reference that incremental builds must agree
+//! with.
+//!
+//! Invariant: only contexts execute tasks, and only the engine (the methods of `TopDownContext`) writes to the
+//! store.
 
 pub(crate) mod bottom_up;
+mod execute;
+pub(crate) mod marks;
 pub mod non_incremental;
+mod soundness;
+pub(crate) mod state;
 pub(crate) mod top_down;

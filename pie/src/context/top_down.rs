@@ -11,30 +11,28 @@
 //!    `Task::execute` with this context as the [`Context`], and store the output (bumping its version only when it
 //!    changed, which gives early cutoff).
 //!
-//! Soundness checks happen where dependencies are made: `provide_file` refuses a second provider (overlap) and a
-//! requirer that does not depend on the provider (hidden dependency); `require_file` refuses to read a provided
-//! file without depending on its provider.
+//! The other parts of the engine are beside it: executing a task and the [`Context`] a task sees (`execute.rs`),
+//! the soundness checks made where dependencies are made (`soundness.rs`), and bottom-up builds (`bottom_up.rs`),
+//! all methods of [`TopDownContext`]; the state they share is in `state.rs` and `marks.rs`.
 //!
 //! Depth: step 3 walks the graph with an explicit stack of frames in the session state (12 bytes a level), so
 //! checking a chain of a million tasks needs no native recursion. Only execution recurses natively (a task's
 //! `execute` requires tasks through this context), and it goes through [`crate::grow_stack`], so depth is bounded
 //! by memory, not by the thread's stack.
 
-use std::fs::File;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::path::Path;
 
+use crate::context::marks::{Mark, Marks};
+use crate::context::state::{Frame, SessionState};
 use crate::dependency::{
     missing_stamp, Dep, Dependency, FileDep, FileDependency, Inconsistency, TaskDep, TaskDependency,
 };
-use crate::liveness;
-use crate::path::NormalPath;
-use crate::session::{Frame, Mark, Marks, Payload, SessionState};
-use crate::stamp::{FileStamper, OutputStamper};
-use crate::store::{FileId, Store, TaskId};
+use crate::ids::TaskId;
+use crate::stamp::OutputStamper;
+use crate::store::Store;
 use crate::tracker::Tracker;
-use crate::{grow_stack, open_if_file, Context, Task};
+use crate::{grow_stack, Context, Task};
 
 /// The top-down context of one build within a session.
 pub(crate) struct TopDownContext<'s, T, O, A> {
@@ -156,7 +154,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// task's own panic or a soundness violation), so that a requiring task that catches the panic goes on with a
     /// sound context: the executing task is restored, the frames pushed since are popped, and the requiring task
     /// depends on the task that panicked (on its failure version: see `Store::fail_execution`).
-    fn make_consistent_or_unwind(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> bool {
+    pub(super) fn make_consistent_or_unwind(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> bool {
         self.or_unwind(id, stamper, |this| this.make_consistent(id, Some(task)))
     }
 
@@ -329,47 +327,6 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    /// Whether task `id`, whose dependency `index` reads `file`, still depends on the file's live provider (if
-    /// any) through the dependencies it made before that read. A re-executed task further down may have dropped
-    /// the require that connected them while this task's own dependencies stayed consistent; then the read is
-    /// inconsistent, and executing the task again decides whether it is a hidden dependency, as in a clean build.
-    /// A dead provider loses its claim on the file.
-    pub(super) fn reads_after_provider(&mut self, id: TaskId, index: usize, file: FileId) -> bool {
-        if !self.store.any_provider() {
-            return true;
-        }
-        match self.store.provider(file) {
-            Some(provider) if !self.store.depends_on_before(id, index, provider) => self.release_if_dead(provider),
-            _ => true,
-        }
-    }
-
-    /// Whether `id` is live (see `crate::liveness`). Called only on a conflict, never on the no-op path.
-    fn is_live(&self, id: TaskId) -> bool {
-        liveness::is_live(self.store, self.marks, id)
-    }
-
-    /// When `id` is dead, makes it give up its claims on files (its last execution is forgotten) and returns
-    /// `true`; a live task keeps them (`false`). Dead tasks count neither as providers nor as requirers.
-    fn release_if_dead(&mut self, id: TaskId) -> bool {
-        if self.is_live(id) {
-            return false;
-        }
-        self.store.invalidate(id);
-        true
-    }
-
-    fn hidden_read(&mut self, reader: TaskId, file: FileId, provider: TaskId) -> ! {
-        let message = format!(
-            "Hidden dependency: task {:?} requires file '{}', which is provided by task {:?}, without \
-             (transitively) requiring that task first; require the providing task before reading the file",
-            self.store.task(reader),
-            self.store.file_path(file).display(),
-            self.store.task(provider)
-        );
-        self.violation(message)
-    }
-
     /// Compares the output version of the (now consistent, or failed) required task with the recorded one.
     fn finish_task_check(&mut self, dep: TaskDep) -> bool {
         let inconsistent = dep.is_inconsistent(self.store.version(dep.task));
@@ -381,221 +338,5 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.tracker
             .check_dependency_end(&Dependency::RequireTask(view), Ok(inconsistency.as_ref()));
         inconsistent
-    }
-
-    /// Executes task `id` (`task` is its value when the caller has it). A panic of the execution is returned, with
-    /// the failure recorded (see `Store::fail_execution`) and the executing task restored; the caller decides who
-    /// meets it.
-    pub(super) fn execute(&mut self, id: TaskId, task: Option<&T>) -> Result<(), Payload> {
-        let owned;
-        let task = match task {
-            Some(task) => task,
-            None => {
-                owned = self.store.task(id).clone();
-                &owned
-            }
-        };
-        self.tracker.execute_start(task);
-        let bottom_up = self.state.bottom_up.is_some();
-        let before = bottom_up.then(|| self.before_execution(id));
-        let previous = self.store.start_execution(id);
-        let parent = self.state.current.replace(id);
-        let result = panic::catch_unwind(AssertUnwindSafe(|| task.execute(self)));
-        self.state.current = parent;
-        match result {
-            Ok(output) => {
-                self.store.finish_execution(id, output, previous);
-                if let Some(before) = before {
-                    self.after_execution(id, before);
-                }
-                let output = self.store.output(id).expect("BUG: executed task without output");
-                self.tracker.execute_end(task, output);
-                Ok(())
-            }
-            Err(payload) => {
-                let repeatable = !std::mem::take(&mut self.state.violation);
-                self.store.fail_execution(id, repeatable);
-                if let Some(before) = before {
-                    self.after_execution(id, before);
-                }
-                Err(payload)
-            }
-        }
-    }
-
-    fn current(&self, operation: &str) -> TaskId {
-        match self.state.current {
-            Some(id) => id,
-            None => panic!("BUG: {operation} called while no task is executing"),
-        }
-    }
-
-    /// Panics with a soundness violation, noting that the panic may not repeat (see `Store::fail_execution`).
-    #[track_caller]
-    fn violation(&mut self, message: String) -> ! {
-        self.state.violation = true;
-        panic!("{message}")
-    }
-
-    pub(super) fn cycle(&mut self, id: TaskId) -> ! {
-        let start = self.state.stack.iter().position(|f| f.id == id).unwrap_or(0);
-        let cycle: Vec<String> = self.state.stack[start..]
-            .iter()
-            .map(|f| f.id)
-            .chain(std::iter::once(id))
-            .map(|s| format!("{:?}", self.store.task(s)))
-            .collect();
-        let message = format!(
-            "Cyclic task dependency: task {:?} requires itself through {}",
-            self.store.task(id),
-            cycle.join(" → ")
-        );
-        self.violation(message)
-    }
-
-    fn file_node(&mut self, path: &Path) -> io::Result<FileId> {
-        let normal = NormalPath::new(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot make path '{}' absolute: {e}", path.display())))?;
-        Ok(self.store.get_or_create_file(normal))
-    }
-}
-
-impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> {
-    fn require_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<Option<File>> {
-        self.require_file_with_stamper(path, FileStamper::Modified)
-    }
-
-    fn require_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<Option<File>> {
-        let path = path.as_ref();
-        let current = self.current("require_file");
-        let file = self.file_node(path)?;
-        if let Some(provider) = self.store.provider(file) {
-            let prefix = self.store.dep_count(current);
-            if !self.store.depends_on_before(current, prefix, provider) && !self.release_if_dead(provider) {
-                self.hidden_read(current, file, provider);
-            }
-        }
-        let normal = self.store.file_path(file);
-        let (stamp, result) = match stamper.stamp(normal) {
-            Ok(stamp) => match open_if_file(normal) {
-                Ok(opened) => (Some(stamp), Ok(opened)),
-                Err(e) => (None, Err(e)),
-            },
-            Err(e) => (None, Err(e)),
-        };
-        self.store.add_require_file(current, FileDep { file, stamper, stamp });
-        if let Some(stamp) = stamp {
-            self.tracker
-                .require_file_end(&FileDependency::new(path, stamper, stamp));
-        }
-        result.map_err(|e| io::Error::new(e.kind(), format!("cannot read file '{}': {e}", path.display())))
-    }
-
-    fn provide_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<()> {
-        self.provide_file_with_stamper(path, FileStamper::Modified)
-    }
-
-    fn provide_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<()> {
-        let path = path.as_ref();
-        let current = self.current("provide_file");
-        let file = self.file_node(path)?;
-        if let Some(provider) = self.store.provider(file) {
-            if provider == current {
-                let message = format!(
-                    "Overlapping provided file: file '{}' is provided twice by task {:?} in one execution",
-                    self.store.file_path(file).display(),
-                    self.store.task(current)
-                );
-                self.violation(message)
-            }
-        }
-        if let Some(provider) = self.store.provider(file).filter(|p| !self.release_if_dead(*p)) {
-            let message = format!(
-                "Overlapping provided file: file '{}' is provided by task {:?} and by task {:?}; a file may have \
-                 only one providing task",
-                self.store.file_path(file).display(),
-                self.store.task(provider),
-                self.store.task(current)
-            );
-            self.violation(message)
-        }
-        let requirers: Vec<TaskId> = self.store.requirers(file).collect();
-        for requirer in requirers {
-            if requirer == current {
-                let message = format!(
-                    "Hidden dependency: task {:?} requires file '{}' and afterwards provides it; an in-place edit \
-                     cannot be incremental, write the result to another file",
-                    self.store.task(current),
-                    self.store.file_path(file).display()
-                );
-                self.violation(message)
-            }
-            // Only what the requirer required before its first read of the file counts: requiring the provider
-            // after reading is too late.
-            let read = self.store.first_require_of(requirer, file).unwrap_or(0);
-            if !self.store.depends_on_before(requirer, read, current) && !self.release_if_dead(requirer) {
-                let message = format!(
-                    "Hidden dependency: task {:?} provides file '{}', which is required by task {:?} without \
-                     (transitively) requiring the providing task first",
-                    self.store.task(current),
-                    self.store.file_path(file).display(),
-                    self.store.task(requirer)
-                );
-                self.violation(message)
-            }
-        }
-        let stamp = stamper.stamp(self.store.file_path(file));
-        self.store.add_provide_file(
-            current,
-            FileDep {
-                file,
-                stamper,
-                stamp: stamp.as_ref().ok().copied(),
-            },
-        );
-        match stamp {
-            Ok(stamp) => {
-                self.tracker
-                    .provide_file_end(&FileDependency::new(path, stamper, stamp));
-                Ok(())
-            }
-            Err(e) => Err(io::Error::new(
-                e.kind(),
-                format!("cannot stamp provided file '{}': {e}", path.display()),
-            )),
-        }
-    }
-
-    fn require_task(&mut self, task: &T) -> T::Output {
-        self.require_task_with_stamper(task, OutputStamper::Equals)
-    }
-
-    fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
-        self.tracker.require_task_start(task, &stamper);
-        let id = self.store.get_or_create_task(task);
-        let executed = if self.state.bottom_up.is_some() {
-            self.bring_up_to_date_or_unwind(id, task, stamper)
-        } else {
-            self.make_consistent_or_unwind(id, task, stamper)
-        };
-        if let Some(current) = self.state.current {
-            let version = self.store.version(id);
-            self.store.add_require_task(
-                current,
-                TaskDep {
-                    task: id,
-                    stamper,
-                    version,
-                },
-            );
-        }
-        let output = self
-            .store
-            .output(id)
-            .expect("BUG: consistent task without output")
-            .clone();
-        self.tracker
-            .require_task_end(&TaskDependency::new(task, stamper), &output, executed);
-        output
     }
 }

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::shape::{self, Shape};
 use super::*;
+use crate::ids::TaskId;
 use crate::path::NormalPath;
 use crate::stamp::{FileStamp, FileStamper, OutputStamper};
-use crate::store::TaskId;
 use crate::Context;
 
 /// Pure tasks (no files are read), except `Probe`, which only asks whether a path exists.

@@ -1,0 +1,163 @@
+//! Executing a task, and what a task sees while it executes: the [`Context`] through which it requires files and
+//! tasks and provides files. An execution replaces the task's recorded dependencies; its panic is caught, recorded
+//! as a failure (see `Store::fail_execution`) and handed back, so that the caller decides which task meets it.
+
+use std::fs::File;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+
+use crate::context::state::Payload;
+use crate::context::top_down::TopDownContext;
+use crate::dependency::{FileDep, FileDependency, TaskDep, TaskDependency};
+use crate::ids::{FileId, TaskId};
+use crate::path::NormalPath;
+use crate::stamp::{FileStamper, OutputStamper};
+use crate::tracker::Tracker;
+use crate::{open_if_file, Context, Task};
+
+impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
+    /// Executes task `id` (`task` is its value when the caller has it). A panic of the execution is returned, with
+    /// the failure recorded (see `Store::fail_execution`) and the executing task restored; the caller decides who
+    /// meets it.
+    pub(super) fn execute(&mut self, id: TaskId, task: Option<&T>) -> Result<(), Payload> {
+        let owned;
+        let task = match task {
+            Some(task) => task,
+            None => {
+                owned = self.store.task(id).clone();
+                &owned
+            }
+        };
+        self.tracker.execute_start(task);
+        let bottom_up = self.state.bottom_up.is_some();
+        let before = bottom_up.then(|| self.before_execution(id));
+        let previous = self.store.start_execution(id);
+        let parent = self.state.current.replace(id);
+        let result = panic::catch_unwind(AssertUnwindSafe(|| task.execute(self)));
+        self.state.current = parent;
+        match result {
+            Ok(output) => {
+                self.store.finish_execution(id, output, previous);
+                if let Some(before) = before {
+                    self.after_execution(id, before);
+                }
+                let output = self.store.output(id).expect("BUG: executed task without output");
+                self.tracker.execute_end(task, output);
+                Ok(())
+            }
+            Err(payload) => {
+                let repeatable = !std::mem::take(&mut self.state.violation);
+                self.store.fail_execution(id, repeatable);
+                if let Some(before) = before {
+                    self.after_execution(id, before);
+                }
+                Err(payload)
+            }
+        }
+    }
+
+    fn current(&self, operation: &str) -> TaskId {
+        match self.state.current {
+            Some(id) => id,
+            None => panic!("BUG: {operation} called while no task is executing"),
+        }
+    }
+
+    fn file_node(&mut self, path: &Path) -> io::Result<FileId> {
+        let normal = NormalPath::new(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot make path '{}' absolute: {e}", path.display())))?;
+        Ok(self.store.get_or_create_file(normal))
+    }
+}
+
+impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> {
+    fn require_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<Option<File>> {
+        self.require_file_with_stamper(path, FileStamper::Modified)
+    }
+
+    fn require_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<Option<File>> {
+        let path = path.as_ref();
+        let current = self.current("require_file");
+        let file = self.file_node(path)?;
+        self.check_require(current, file);
+        let normal = self.store.file_path(file);
+        let (stamp, result) = match stamper.stamp(normal) {
+            Ok(stamp) => match open_if_file(normal) {
+                Ok(opened) => (Some(stamp), Ok(opened)),
+                Err(e) => (None, Err(e)),
+            },
+            Err(e) => (None, Err(e)),
+        };
+        self.store.add_require_file(current, FileDep { file, stamper, stamp });
+        if let Some(stamp) = stamp {
+            self.tracker
+                .require_file_end(&FileDependency::new(path, stamper, stamp));
+        }
+        result.map_err(|e| io::Error::new(e.kind(), format!("cannot read file '{}': {e}", path.display())))
+    }
+
+    fn provide_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<()> {
+        self.provide_file_with_stamper(path, FileStamper::Modified)
+    }
+
+    fn provide_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<()> {
+        let path = path.as_ref();
+        let current = self.current("provide_file");
+        let file = self.file_node(path)?;
+        self.check_provide(current, file);
+        let stamp = stamper.stamp(self.store.file_path(file));
+        self.store.add_provide_file(
+            current,
+            FileDep {
+                file,
+                stamper,
+                stamp: stamp.as_ref().ok().copied(),
+            },
+        );
+        match stamp {
+            Ok(stamp) => {
+                self.tracker
+                    .provide_file_end(&FileDependency::new(path, stamper, stamp));
+                Ok(())
+            }
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("cannot stamp provided file '{}': {e}", path.display()),
+            )),
+        }
+    }
+
+    fn require_task(&mut self, task: &T) -> T::Output {
+        self.require_task_with_stamper(task, OutputStamper::Equals)
+    }
+
+    fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
+        self.tracker.require_task_start(task, &stamper);
+        let id = self.store.get_or_create_task(task);
+        let executed = if self.state.bottom_up.is_some() {
+            self.bring_up_to_date_or_unwind(id, task, stamper)
+        } else {
+            self.make_consistent_or_unwind(id, task, stamper)
+        };
+        if let Some(current) = self.state.current {
+            let version = self.store.version(id);
+            self.store.add_require_task(
+                current,
+                TaskDep {
+                    task: id,
+                    stamper,
+                    version,
+                },
+            );
+        }
+        let output = self
+            .store
+            .output(id)
+            .expect("BUG: consistent task without output")
+            .clone();
+        self.tracker
+            .require_task_end(&TaskDependency::new(task, stamper), &output, executed);
+        output
+    }
+}

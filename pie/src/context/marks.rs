@@ -1,0 +1,95 @@
+//! Marks: where each task stands in the current session (unseen, scheduled, in progress, done, failed), and which
+//! tasks are known to be live in it. Kept in the `Pie` between sessions and stamped with the session's epoch, so
+//! that starting a session is O(1): marks of earlier sessions simply read as unseen.
+
+use crate::ids::TaskId;
+
+/// Where a task stands in the current session.
+#[derive(Copy, Clone, Eq, PartialEq, Debug)]
+pub(crate) enum Mark {
+    Unseen,
+    /// Scheduled by a bottom-up build: inconsistent, to be executed (not yet checked or executed).
+    Scheduled,
+    InProgress,
+    Done,
+    /// Has no output, and this session found that it panics: it executed and panicked, or its recorded
+    /// dependencies are consistent with an execution that panicked in its own code (so it would panic again).
+    /// Requiring it executes it (again), unless the panic of its execution in this session is waiting to be met
+    /// (see `SessionState::failures`).
+    Failed,
+}
+
+/// Epoch-stamped per-task marks, reused across sessions; also the session's cache of tasks known to be live.
+#[derive(Clone, Debug)]
+pub(crate) struct Marks {
+    epoch: u32,
+    /// `epoch << 2 | state`, state 0 in progress, 1 done, 2 scheduled, 3 failed; any other epoch reads as unseen.
+    marks: Vec<u32>,
+    /// `epoch` for a task known to be live in this session (see `crate::liveness`).
+    live: Vec<u32>,
+}
+
+impl Default for Marks {
+    fn default() -> Self {
+        Self {
+            epoch: 1,
+            marks: Vec::new(),
+            live: Vec::new(),
+        }
+    }
+}
+
+impl Marks {
+    /// Starts a new session: every mark reads as [`Mark::Unseen`], no task is known to be live.
+    pub(crate) fn new_session(&mut self) {
+        self.epoch += 1;
+        if self.epoch >= u32::MAX >> 2 {
+            self.marks.clear();
+            self.live.clear();
+            self.epoch = 1;
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, id: TaskId) -> Mark {
+        match self.marks.get(id.index()) {
+            Some(m) if m >> 2 == self.epoch => match m & 3 {
+                0 => Mark::InProgress,
+                1 => Mark::Done,
+                2 => Mark::Scheduled,
+                _ => Mark::Failed,
+            },
+            _ => Mark::Unseen,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn set(&mut self, id: TaskId, mark: Mark) {
+        let index = id.index();
+        if index >= self.marks.len() {
+            self.marks.resize(index + 1, 0);
+        }
+        self.marks[index] = match mark {
+            Mark::Unseen => 0,
+            Mark::InProgress => self.epoch << 2,
+            Mark::Done => (self.epoch << 2) | 1,
+            Mark::Scheduled => (self.epoch << 2) | 2,
+            Mark::Failed => (self.epoch << 2) | 3,
+        };
+    }
+
+    /// Whether `id` is known to be live in this session.
+    #[inline]
+    pub(crate) fn known_live(&self, id: TaskId) -> bool {
+        self.live.get(id.index()) == Some(&self.epoch)
+    }
+
+    /// Remembers that `id` is live for the rest of this session.
+    pub(crate) fn set_known_live(&mut self, id: TaskId) {
+        let index = id.index();
+        if index >= self.live.len() {
+            self.live.resize(index + 1, 0);
+        }
+        self.live[index] = self.epoch;
+    }
+}
