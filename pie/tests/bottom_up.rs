@@ -589,3 +589,38 @@ fn a_waiting_reader_whose_provider_restored_its_input_does_not_execute_when_requ
     let expected = top_down.new_session().require_all(&[writer.clone(), root.clone()]);
     assert_eq!(pie.new_session().require_all(&[writer, root]), expected);
 }
+
+/// Liveness found by one bottom-up build is remembered for the next ones, but only while no task can have become
+/// dead: a top-down execution that drops a require, or giving up a root, makes the next bottom-up build find out
+/// again. Here the reader is found live by an update, then dropped by its root top-down: it must not execute.
+#[test]
+fn a_task_dropped_by_a_top_down_execution_after_an_update_found_it_live_is_dead() {
+    let dir = Dir::new();
+    let (a, config, reader, root) = reader_behind_config(&dir);
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    dir.write(&a, "b");
+    let both = vec![reader.clone(), root.clone()];
+    assert_eq!(update(&mut pie, &[&a]), both, "live: found so by walking up to the root");
+    dir.write(&a, "c");
+    assert_eq!(update(&mut pie, &[&a]), both, "still live");
+
+    dir.write(&config, "off");
+    pie.require_then_assert_one_execute(&root).unwrap();
+    dir.write(&a, "d");
+    assert_eq!(update(&mut pie, &[&a]), Vec::<TestTask>::new(), "dead: its only requirer dropped it");
+}
+
+/// As above, with the root given up instead of a dropped require.
+#[test]
+fn a_task_below_a_root_given_up_after_an_update_found_it_live_is_dead() {
+    let dir = Dir::new();
+    let (a, _config, reader, root) = reader_behind_config(&dir);
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    dir.write(&a, "b");
+    assert_eq!(update(&mut pie, &[&a]), vec![reader.clone(), root.clone()]);
+    pie.unobserve(&root);
+    dir.write(&a, "c");
+    assert_eq!(update(&mut pie, &[&a]), Vec::<TestTask>::new());
+}
