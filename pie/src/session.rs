@@ -128,6 +128,9 @@ pub(crate) struct SessionState {
     pub(crate) bottom_up: Option<Scheduler>,
     /// Tasks that became roots in this session: they may have been dead (and so stale) when it started.
     pub(crate) new_roots: Vec<TaskId>,
+    /// The tasks executed in this session, in the order they started, when asked for (watch mode reports them);
+    /// `None`, and no cost beyond a branch per execution, otherwise.
+    pub(crate) executed: Option<Vec<TaskId>>,
 }
 
 /// A build session: within it each task is checked or executed at most once, so file changes made during a
@@ -262,5 +265,17 @@ impl<'p, T: Task, A: Tracker<T>> Session<'p, T, T::Output, A> {
     /// The I/O errors met while checking file dependencies in this session (each made its task execute again).
     pub fn dependency_check_errors(&self) -> &[io::Error] {
         &self.state.errors
+    }
+
+    /// From now on, records which tasks this session executes (see [`take_executed`](Self::take_executed)).
+    #[cfg(feature = "watch")]
+    pub(crate) fn record_executions(&mut self) {
+        self.state.executed.get_or_insert_with(Vec::new);
+    }
+
+    /// The tasks executed since [`record_executions`](Self::record_executions), in the order they started.
+    #[cfg(feature = "watch")]
+    pub(crate) fn take_executed(&mut self) -> Vec<TaskId> {
+        self.state.executed.take().unwrap_or_default()
     }
 }
