@@ -21,6 +21,14 @@ use crate::workspace::{SourceFile, Workspace};
 /// The help line's text.
 pub const HELP: &str = "Ctrl+S save & build │ Ctrl+T next buffer │ Esc quit";
 
+/// Shorter help lines for narrower terminals, longest first; the quit hint comes first so that it is the last to go.
+const SHORT_HELP: [&str; 4] = [
+    "Esc quit │ Ctrl+S save │ Ctrl+T next",
+    "Esc quit │ ^S save │ ^T next",
+    "Esc quit │ ^S save",
+    "Esc quit",
+];
+
 /// At most this many log lines are kept.
 const MAX_LOG_LINES: usize = 2000;
 
@@ -52,6 +60,7 @@ impl Buffer {
                 String::new(),
                 Some(format!("{}: new file, Ctrl+S creates it", file.shown)),
             ),
+            Err(_) if file.path.is_dir() => return Err(format!("error: cannot open {}: is a directory", file.shown)),
             Err(e) => return Err(format!("error: cannot open {}: {e}", file.shown)),
         };
         let editor = TextArea::new(text.lines().map(str::to_string).collect());
@@ -106,8 +115,8 @@ pub struct App {
     active: usize,
     log: Vec<String>,
     builds: usize,
-    /// Esc was pressed with unsaved changes; a second Esc quits anyway.
-    quit_armed: bool,
+    /// A quit key (named here) was pressed with unsaved changes; pressing a quit key again quits anyway.
+    quit_armed: Option<&'static str>,
     store_error: Option<String>,
 }
 
@@ -130,7 +139,7 @@ impl App {
             active: 0,
             log,
             builds: 0,
-            quit_armed: false,
+            quit_armed: None,
             store_error: None,
         };
         app.refresh_blocks();
@@ -164,19 +173,32 @@ impl App {
         self.store_error.as_deref()
     }
 
-    /// Handles one key press: Ctrl+S saves and builds, Ctrl+T switches buffers, Esc quits (asking again when
-    /// there are unsaved changes), anything else edits the active buffer.
+    /// Handles one key press: Ctrl+S saves and builds, Ctrl+T switches buffers, Esc, Ctrl+Q and Ctrl+C quit
+    /// (asking again when there are unsaved changes: a second quit key quits), anything else edits the active
+    /// buffer.
     pub fn handle_input(&mut self, input: Input) -> Control {
-        let escape = input.key == Key::Esc;
-        let control = match input {
-            Input { key: Key::Esc, .. } => {
-                if self.quit_armed || !self.buffers.iter().any(Buffer::is_modified) {
+        let quit_key = quit_key(&input);
+        let control = match (quit_key, input) {
+            (Some(name), _) => {
+                if self.quit_armed.is_some() || !self.buffers.iter().any(Buffer::is_modified) {
                     self.quit();
                     return Control::Quit;
                 }
-                self.push_log("unsaved changes: press Esc again to quit without saving them, or Ctrl+S to save");
+                self.push_log(format!(
+                    "unsaved changes: press {name} again to quit without saving them, or Ctrl+S to save"
+                ));
                 Control::Continue
             }
+            (None, input) => self.handle_other(input),
+        };
+        self.quit_armed = quit_key;
+        self.refresh_blocks();
+        control
+    }
+
+    /// Handles a key that does not quit.
+    fn handle_other(&mut self, input: Input) -> Control {
+        match input {
             Input {
                 key: Key::Char('s'),
                 ctrl: true,
@@ -199,10 +221,7 @@ impl App {
                 self.buffers[self.active].editor.input(input);
                 Control::Continue
             }
-        };
-        self.quit_armed = escape;
-        self.refresh_blocks();
-        control
+        }
     }
 
     /// Writes every modified buffer to its file, then builds incrementally.
@@ -232,7 +251,7 @@ impl App {
 
         let grammar = self.workspace.grammar().shown.clone();
         let rule = self.workspace.rule().to_string();
-        self.buffers[0].feedback = grammar_feedback(&report, &grammar, &rule);
+        self.buffers[0].feedback = grammar_feedback(&report.grammar, &grammar, &rule);
         for (buffer, program) in self.buffers[1..].iter_mut().zip(&report.programs) {
             buffer.feedback = program_feedback(program, &rule);
         }
@@ -291,40 +310,55 @@ impl App {
         ])
         .areas(area);
 
-        // Every buffer gets a row, the active one taller; when there is no room for each to show a line of text
-        // between its borders, only the active buffer is shown.
-        let cramped = usize::from(buffers.height) < 3 * self.buffers.len();
-        let rows = Layout::vertical((0..self.buffers.len()).map(|i| match (i == self.active, cramped) {
-            (true, _) => Constraint::Fill(3),
-            (false, false) => Constraint::Fill(1),
-            (false, true) => Constraint::Length(0),
-        }))
-        .split(buffers);
+        // Every buffer gets a row with at least one line of text between its borders, the active one taller (about
+        // three times as tall as the others); when there is no room for that, only the active buffer is shown.
+        let rows =
+            Layout::vertical(row_heights(buffers.height, self.buffers.len(), self.active).map(Constraint::Length))
+                .split(buffers);
         for (buffer, row) in self.buffers.iter().zip(rows.iter()) {
             let [editor, feedback] =
                 Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(*row);
-            frame.render_widget(&buffer.editor, editor);
-            let (text, color) = match &buffer.feedback {
-                Ok(text) => (text.as_str(), Color::Green),
-                Err(text) => (text.as_str(), Color::Red),
-            };
-            let pane = Paragraph::new(text)
-                .style(Style::new().fg(color))
-                .wrap(Wrap { trim: false })
-                .block(Block::bordered().title(" feedback "));
-            frame.render_widget(pane, feedback);
+            // A pane with no room for text inside its borders is not drawn: it would only be a stray border.
+            if has_text_room(editor) {
+                frame.render_widget(&buffer.editor, editor);
+            }
+            if has_text_room(feedback) {
+                let (text, color) = match &buffer.feedback {
+                    Ok(text) => (text.as_str(), Color::Green),
+                    Err(text) => (text.as_str(), Color::Red),
+                };
+                let pane = Paragraph::new(text)
+                    .style(Style::new().fg(color))
+                    .wrap(Wrap { trim: false })
+                    .block(Block::bordered().title(" feedback "));
+                frame.render_widget(pane, feedback);
+            }
         }
 
-        frame.render_widget(self.log_pane(log), log);
-        let help_text = if self.quit_armed {
-            "unsaved changes: Esc again quits without saving │ Ctrl+S save & build"
-        } else {
-            HELP
-        };
+        if has_text_room(log) {
+            frame.render_widget(self.log_pane(log), log);
+        }
         frame.render_widget(
-            Paragraph::new(help_text).style(Style::new().add_modifier(Modifier::REVERSED)),
+            Paragraph::new(self.help_text(help.width)).style(Style::new().add_modifier(Modifier::REVERSED)),
             help,
         );
+    }
+
+    /// The help line for a terminal `width` columns wide: the longest that fits, so that the quit hint stays
+    /// visible (it comes first in the shorter ones). With unsaved changes after a quit key, what that key does now.
+    fn help_text(&self, width: u16) -> String {
+        let candidates = match self.quit_armed {
+            Some(key) => vec![
+                format!("unsaved changes: {key} again quits without saving │ Ctrl+S save & build"),
+                format!("{key} again quits without saving │ Ctrl+S save"),
+                format!("{key} again quits without saving"),
+                format!("{key} again quits"),
+            ],
+            None => std::iter::once(HELP).chain(SHORT_HELP).map(str::to_string).collect(),
+        };
+        let fits = |text: &&String| text.chars().count() <= usize::from(width);
+        let shortest = candidates.last().cloned().unwrap_or_default();
+        candidates.iter().find(fits).cloned().unwrap_or(shortest)
     }
 
     /// The last log lines that fit in `area`.
@@ -334,4 +368,45 @@ impl App {
         let text = self.log[start..].join("\n");
         Paragraph::new(text).block(Block::bordered().title(" build log "))
     }
+}
+
+/// The name of the quit key that `input` is, if it is one: Esc, Ctrl+Q or Ctrl+C (in the raw-mode terminal, Ctrl+C
+/// is a key press like any other, not a signal).
+fn quit_key(input: &Input) -> Option<&'static str> {
+    match input {
+        Input { key: Key::Esc, .. } => Some("Esc"),
+        Input {
+            key: Key::Char('q'),
+            ctrl: true,
+            alt: false,
+            ..
+        } => Some("Ctrl+Q"),
+        Input {
+            key: Key::Char('c'),
+            ctrl: true,
+            alt: false,
+            ..
+        } => Some("Ctrl+C"),
+        _ => None,
+    }
+}
+
+/// Whether a bordered pane drawn in `area` has at least one row and one column for text inside its borders.
+fn has_text_room(area: Rect) -> bool {
+    area.height > 2 && area.width > 2
+}
+
+/// The heights of the rows of `count` buffers sharing `height` rows, `active` being the one edited: each gets at
+/// least three rows (its borders and a line of text), the others about a third of the active one's; when that does
+/// not fit, the active buffer gets every row and the others none.
+fn row_heights(height: u16, count: usize, active: usize) -> impl Iterator<Item = u16> {
+    let fits = usize::from(height) >= 3 * count;
+    let others = match u16::try_from(count) {
+        // `count + 2` shares: three for the active buffer, one for each other.
+        Ok(count) if fits => (height / count.saturating_add(2)).max(3),
+        _ => 0,
+    };
+    let rest = u16::try_from(count.saturating_sub(1)).unwrap_or(u16::MAX);
+    let active_height = height.saturating_sub(others.saturating_mul(rest));
+    (0..count).map(move |i| if i == active { active_height } else { others })
 }

@@ -1,20 +1,20 @@
 //! The `parser_dev` command: batch mode, or the terminal editor with `--edit`.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use crossterm::event::{self, Event, KeyEventKind};
 use parser_dev::app::{App, Control};
-use parser_dev::report::batch_output;
-use parser_dev::workspace::{Config, LogTarget, Workspace};
+use parser_dev::report::{batch_end, batch_grammar, batch_program};
+use parser_dev::workspace::{Config, LogTarget, Reached, Workspace};
 
 /// Develop a pest grammar against example programs. Each program is parsed with RULE of the grammar; results
 /// are cached in a store, so only what changed since the last run is compiled or parsed again.
 ///
 /// Exit status: 0 when the grammar compiled and every program parsed, 1 when the grammar or a program failed,
-/// 2 for a usage error.
+/// 2 for a usage error (including --edit without a terminal).
 #[derive(Parser, Debug)]
 #[command(name = "parser_dev", version)]
 struct Cli {
@@ -57,14 +57,17 @@ fn batch(config: &Config, log: bool) -> ExitCode {
     if let Some(warning) = warning {
         eprintln!("{warning}");
     }
-    let report = workspace.build();
+    // Each result is printed as soon as the build reaches it; the summary once the store is saved.
+    let grammar = workspace.grammar().shown.clone();
+    let rule = workspace.rule().to_string();
+    let report = workspace.build_with(|reached| match reached {
+        Reached::Grammar(outcome) => print!("{}", batch_grammar(outcome, &grammar, &rule)),
+        Reached::Program(program) => print!("{}", batch_program(program, &rule)),
+    });
     if let Err(error) = workspace.close_store() {
         eprintln!("warning: {error}; the next run will build everything again");
     }
-    print!(
-        "{}",
-        batch_output(&report, &workspace.grammar().shown, workspace.rule())
-    );
+    print!("{}", batch_end(&report));
     if report.success() {
         ExitCode::SUCCESS
     } else {
@@ -73,6 +76,15 @@ fn batch(config: &Config, log: bool) -> ExitCode {
 }
 
 fn edit(config: &Config) -> ExitCode {
+    // Checked before the store is taken and before the terminal is touched, so that nothing (no escape sequence to
+    // leave an alternate screen never entered) is written to a pipe or file.
+    if !(io::stdin().is_terminal() && io::stdout().is_terminal()) {
+        eprintln!(
+            "error: the editor (--edit) needs a terminal, but standard input or output is not one; \
+             run without --edit for batch mode"
+        );
+        return ExitCode::from(2);
+    }
     let (workspace, warning) = Workspace::open(config, LogTarget::Memory(Vec::new()));
     let mut app = match App::new(workspace) {
         Ok(app) => app,

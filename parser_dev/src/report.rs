@@ -1,16 +1,24 @@
 //! Turning a [`BuildReport`] into text: batch mode's output and the editor's feedback panes.
 //!
-//! A grammar's failure (unreadable, invalid, or lacking the rule) is described once, by [`grammar_feedback`];
-//! the programs it stopped only say that they were not parsed.
+//! A grammar's failure (unreadable, invalid, without rules, or lacking the rule) is described once, by
+//! [`grammar_feedback`]; the programs it stopped only say that they were not parsed.
+//!
+//! Batch mode prints as the build goes ([`batch_grammar`], then [`batch_program`] per program, then
+//! [`batch_end`]), so a result is on the screen as soon as the build has it.
 
 use std::fmt::Write as _;
 
-use crate::task::{GrammarError, ProgramError};
+use crate::task::{CompiledGrammar, GrammarError, ProgramError};
 use crate::workspace::{BuildReport, ProgramReport};
 
-/// The feedback about the grammar: `Ok` with a one-line summary, or `Err` with the errors.
-pub fn grammar_feedback(report: &BuildReport, grammar: &str, rule: &str) -> Result<String, String> {
-    match &report.grammar {
+/// The feedback about the grammar's outcome (the [`BuildReport::grammar`] of a build): `Ok` with a one-line summary,
+/// or `Err` with the errors.
+pub fn grammar_feedback(
+    outcome: &Result<CompiledGrammar, GrammarError>,
+    grammar: &str,
+    rule: &str,
+) -> Result<String, String> {
+    match outcome {
         Err(GrammarError::Unreadable(reason)) => Err(format!("error: cannot read grammar {grammar}: {reason}")),
         Err(GrammarError::Invalid(diagnostics)) => {
             let mut text = format!("error: invalid grammar {grammar}");
@@ -19,6 +27,7 @@ pub fn grammar_feedback(report: &BuildReport, grammar: &str, rule: &str) -> Resu
             }
             Err(text)
         }
+        Ok(compiled) if compiled.rules.is_empty() => Err(format!("error: grammar {grammar} has no rules")),
         Ok(compiled) if !compiled.rules.iter().any(|r| r == rule) => Err(format!(
             "error: rule `{rule}` is not defined in grammar {grammar}; its rules are: {}",
             compiled.rules.join(", ")
@@ -43,7 +52,8 @@ pub fn program_feedback(program: &ProgramReport, rule: &str) -> Result<String, S
     }
 }
 
-/// One line: how many tasks executed, and which kinds; "nothing to do" when none did.
+/// One line: how many tasks executed, and which kinds; "nothing to do" when none did. Programs whose task executed
+/// but stopped before parsing (the grammar failed, say) are counted as not parsed.
 pub fn summary(report: &BuildReport) -> String {
     if report.executed == 0 {
         return "nothing to do: 0 tasks executed".to_string();
@@ -57,34 +67,48 @@ pub fn summary(report: &BuildReport) -> String {
         1 => parts.push("1 program parsed".to_string()),
         n => parts.push(format!("{n} programs parsed")),
     }
+    match report.not_parsed_count() {
+        0 => {}
+        1 => parts.push("1 program not parsed".to_string()),
+        n => parts.push(format!("{n} programs not parsed")),
+    }
     let tasks = if report.executed == 1 { "task" } else { "tasks" };
     format!("{} {tasks} executed ({})", report.executed, parts.join(", "))
 }
 
-/// Batch mode's output: problems with the grammar, then each program's result, then the [`summary`].
+/// Batch mode's output about the grammar, once it is known: its errors (see [`grammar_feedback`]), or nothing.
+pub fn batch_grammar(outcome: &Result<CompiledGrammar, GrammarError>, grammar: &str, rule: &str) -> String {
+    match grammar_feedback(outcome, grammar, rule) {
+        Ok(_) => String::new(),
+        Err(error) => format!("{error}\n"),
+    }
+}
+
+/// Batch mode's output about one program, once it is known: `✓` and its parse tree, or `✗` and why there is none.
 ///
-/// A program's header says whether it was `parsed` in this build or its result was `cached`.
-pub fn batch_output(report: &BuildReport, grammar: &str, rule: &str) -> String {
+/// The header says whether the program was `parsed` in this build or its result was `cached`; a program that was
+/// not parsed at all (the grammar failed or lacks the rule, or the file could not be read) has neither mark.
+pub fn batch_program(program: &ProgramReport, rule: &str) -> String {
+    let name = &program.file.shown;
+    let how = match (program.has_parse(), program.executed) {
+        (false, _) => "",
+        (true, true) => " (parsed)",
+        (true, false) => " (cached)",
+    };
+    match program_feedback(program, rule) {
+        Ok(tree) => format!("✓ {name}{how}\n{tree}"),
+        Err(error) => format!("✗ {name}{how}\n{error}\n"),
+    }
+}
+
+/// Batch mode's output once the build is over: the dependency checks that failed, then the [`summary`].
+pub fn batch_end(report: &BuildReport) -> String {
     let mut out = String::new();
     for error in &report.check_errors {
         let _ = writeln!(
             out,
             "warning: a dependency check failed, so its task ran again: {error}"
         );
-    }
-    if let Err(error) = grammar_feedback(report, grammar, rule) {
-        let _ = writeln!(out, "{error}");
-    }
-    for program in &report.programs {
-        let how = if program.parsed { "parsed" } else { "cached" };
-        match program_feedback(program, rule) {
-            Ok(tree) => {
-                let _ = write!(out, "✓ {} ({how})\n{tree}", program.file.shown);
-            }
-            Err(error) => {
-                let _ = writeln!(out, "✗ {} ({how})\n{error}", program.file.shown);
-            }
-        }
     }
     let _ = writeln!(out, "{}", summary(report));
     out

@@ -239,8 +239,22 @@ fn read_text<C: Context<ParserTask>>(context: &mut C, path: &Path) -> Result<Str
             file.read_to_string(&mut text).map_err(|e| e.to_string())?;
             Ok(text)
         }
-        Ok(None) => Err("no such file".to_string()),
+        Ok(None) => Err(not_a_file_reason(path).to_string()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Why `path`, for which `require_file` found no regular file, cannot be read: nothing is there, a directory is, or
+/// something else (a FIFO, a socket, a device).
+///
+/// The output depends on which it is, and the recorded dependency sees the difference: the `Hash` stamp of a
+/// missing file, of a directory and of anything else differ (see [`FileStamper::Hash`]), so a missing file replaced
+/// by a directory (or the reverse) executes the task again.
+fn not_a_file_reason(path: &Path) -> &'static str {
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_dir() => "is a directory",
+        Ok(_) => "is not a regular file",
+        Err(_) => "no such file",
     }
 }
 

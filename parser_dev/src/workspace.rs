@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use pie::tracker::writing::WritingTracker;
 use pie::tracker::{CompositeTracker, Tracker};
@@ -62,12 +63,23 @@ impl Write for LogTarget {
 }
 
 /// Records which tasks executed since it was last cleared (by [`Workspace::build`], once per build).
-#[derive(Default, Debug)]
-pub struct ExecutedTasks(Vec<ParserTask>);
+///
+/// The set is shared with the workspace, which reads it while a session (and so the `Pie` holding this tracker)
+/// is borrowed: after each program's task is required, to tell at once whether it executed.
+#[derive(Clone, Default, Debug)]
+pub struct ExecutedTasks(Arc<Mutex<HashSet<ParserTask>>>);
+
+impl ExecutedTasks {
+    /// The tasks executed since the last clear. A panic while the set was locked (there is none: only inserts,
+    /// reads and clears happen under the lock) would leave it intact, so a poisoned lock is used as it is.
+    fn lock(&self) -> MutexGuard<'_, HashSet<ParserTask>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
 
 impl Tracker<ParserTask> for ExecutedTasks {
     fn execute_start(&mut self, task: &ParserTask) {
-        self.0.push(task.clone());
+        self.lock().insert(task.clone());
     }
 }
 
@@ -142,8 +154,22 @@ pub struct ProgramReport {
     pub file: SourceFile,
     /// Its parse tree, or why there is none.
     pub result: Result<String, ProgramError>,
-    /// Whether it was parsed in this build (rather than its cached result reused).
-    pub parsed: bool,
+    /// Whether its task executed in this build (rather than its cached result being reused). The task executes
+    /// also when it stops before parsing (see [`ProgramReport::has_parse`]).
+    pub executed: bool,
+}
+
+impl ProgramReport {
+    /// Whether the result comes from parsing the program: a parse tree or a syntax error. It does not when the
+    /// grammar failed, lacks the rule, or the program could not be read.
+    pub fn has_parse(&self) -> bool {
+        matches!(self.result, Ok(_) | Err(ProgramError::Syntax(_)))
+    }
+
+    /// Whether the program was parsed in this build.
+    pub fn parsed(&self) -> bool {
+        self.executed && self.has_parse()
+    }
 }
 
 impl BuildReport {
@@ -154,14 +180,31 @@ impl BuildReport {
 
     /// How many programs were parsed in this build.
     pub fn parsed_count(&self) -> usize {
-        self.programs.iter().filter(|p| p.parsed).count()
+        self.programs.iter().filter(|p| p.parsed()).count()
     }
+
+    /// How many programs' tasks executed in this build without parsing them (the grammar failed or lacks the rule,
+    /// or the program could not be read).
+    pub fn not_parsed_count(&self) -> usize {
+        self.programs.iter().filter(|p| p.executed && !p.has_parse()).count()
+    }
+}
+
+/// What a build has reached, handed to the callback of [`Workspace::build_with`] as soon as it is known.
+#[derive(Debug)]
+pub enum Reached<'a> {
+    /// The grammar's outcome; it comes first.
+    Grammar(&'a Result<CompiledGrammar, GrammarError>),
+    /// One program's outcome; the programs come in the order given.
+    Program(&'a ProgramReport),
 }
 
 /// A grammar, a rule and programs, with the `Pie` that builds them and its store file.
 #[derive(Debug)]
 pub struct Workspace {
     pie: ParserPie,
+    /// The set that the tracker's [`ExecutedTasks`] fills, shared with it.
+    executed: ExecutedTasks,
     /// The store as given (or the default).
     store_path: PathBuf,
     /// The store, held; `None` when it could not be locked (the warning of [`Workspace::open`] said so) or after
@@ -185,14 +228,15 @@ impl Workspace {
             .store
             .clone()
             .unwrap_or_else(|| default_store_path(&config.grammar));
+        let executed = ExecutedTasks::default();
         let (store, pie, warning) = match StoreFile::open(&store_path) {
             Ok(store) => {
-                let (pie, warning) = load_pie(&store, log);
+                let (pie, warning) = load_pie(&store, &executed, log);
                 (Some(store), pie, warning)
             }
             Err(error) => (
                 None,
-                Pie::with_tracker(new_tracker(log)),
+                Pie::with_tracker(new_tracker(&executed, log)),
                 Some(format!(
                     "warning: {error}; building without the store (nothing is loaded or saved)"
                 )),
@@ -200,6 +244,7 @@ impl Workspace {
         };
         let workspace = Self {
             pie,
+            executed,
             store_path,
             store,
             grammar: SourceFile::new(&config.grammar),
@@ -249,7 +294,15 @@ impl Workspace {
 
     /// Builds incrementally in a new session: compiles the grammar and parses every program where needed.
     pub fn build(&mut self) -> BuildReport {
-        self.pie.tracker_mut().0 .0.clear();
+        self.build_with(|_| {})
+    }
+
+    /// [`build`](Self::build), handing each outcome to `reached` as soon as the build has it: the grammar's once it
+    /// is compiled (or found up to date), then each program's once its task is, in the order given, before the
+    /// next program is looked at. A program whose result was already up to date is thus reported at once, not
+    /// after the programs that follow it have been parsed.
+    pub fn build_with(&mut self, mut reached: impl FnMut(Reached<'_>)) -> BuildReport {
+        self.executed.lock().clear();
         let (compile, parses) = self.tasks();
 
         let mut session = self.pie.new_session();
@@ -257,14 +310,21 @@ impl Workspace {
             Outcome::Grammar(result) => result,
             Outcome::Program(_) => panic!("BUG: CompileGrammar task returned a program outcome"),
         };
-        let results: Vec<Result<String, ProgramError>> = session
-            .require_all(&parses)
-            .into_iter()
-            .map(|outcome| match outcome {
+        reached(Reached::Grammar(&grammar));
+        let mut programs = Vec::with_capacity(parses.len());
+        for (file, task) in self.programs.iter().zip(&parses) {
+            let result = match session.require(task) {
                 Outcome::Program(result) => result,
                 Outcome::Grammar(_) => panic!("BUG: Parse task returned a grammar outcome"),
-            })
-            .collect();
+            };
+            let program = ProgramReport {
+                file: file.clone(),
+                result,
+                executed: self.executed.lock().contains(task),
+            };
+            reached(Reached::Program(&program));
+            programs.push(program);
+        }
         let check_errors = session
             .dependency_check_errors()
             .iter()
@@ -272,17 +332,7 @@ impl Workspace {
             .collect();
         drop(session);
 
-        let executed = &self.pie.tracker().0 .0;
-        let programs = self
-            .programs
-            .iter()
-            .zip(parses.iter().zip(results))
-            .map(|(file, (task, result))| ProgramReport {
-                file: file.clone(),
-                result,
-                parsed: executed.contains(task),
-            })
-            .collect();
+        let executed = self.executed.lock();
         BuildReport {
             grammar,
             grammar_compiled: executed.contains(&compile),
@@ -343,17 +393,17 @@ impl Workspace {
     }
 }
 
-fn new_tracker(log: LogTarget) -> BuildTracker {
-    CompositeTracker(ExecutedTasks::default(), WritingTracker::new(log))
+fn new_tracker(executed: &ExecutedTasks, log: LogTarget) -> BuildTracker {
+    CompositeTracker(executed.clone(), WritingTracker::new(log))
 }
 
 /// Loads the held store, or starts empty with a warning when it cannot be used.
-fn load_pie(store: &StoreFile, log: LogTarget) -> (ParserPie, Option<String>) {
+fn load_pie(store: &StoreFile, executed: &ExecutedTasks, log: LogTarget) -> (ParserPie, Option<String>) {
     let fresh = log.fresh();
-    match store.load(new_tracker(log)) {
+    match store.load(new_tracker(executed, log)) {
         Ok(pie) => (pie, None),
         Err(error) => (
-            Pie::with_tracker(new_tracker(fresh)),
+            Pie::with_tracker(new_tracker(executed, fresh)),
             Some(format!("warning: {error}; rebuilding everything")),
         ),
     }

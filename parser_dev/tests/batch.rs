@@ -2,8 +2,9 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dev_util::Dir;
@@ -114,14 +115,119 @@ fn invalid_grammar_is_reported_once_with_line_and_column() {
     assert_eq!(out.matches("error: invalid grammar grammar.pest").count(), 1, "{out}");
     assert_eq!(out.matches("grammar.pest:2:").count(), 1, "{out}");
     assert!(out.contains("grammar.pest:2:16: expected"), "{out}");
+    // The programs were not parsed, so they are neither labelled nor counted as parsed.
     assert!(
-        out.contains("✗ program1.txt (parsed)\nnot parsed: the grammar failed\n"),
+        out.contains("✗ program1.txt\nnot parsed: the grammar failed\n"),
         "{out}"
     );
     assert!(
-        out.contains("✗ program2.txt (parsed)\nnot parsed: the grammar failed\n"),
+        out.contains("✗ program2.txt\nnot parsed: the grammar failed\n"),
         "{out}"
     );
+    assert!(!out.contains("(parsed)") && !out.contains("(cached)"), "{out}");
+    assert!(
+        out.ends_with("3 tasks executed (grammar compiled, 2 programs not parsed)\n"),
+        "{out}"
+    );
+
+    // Nor are they `cached` when the failure is found again.
+    let again = stdout(&run_examples(dir.path()));
+    assert!(
+        again.contains("✗ program1.txt\nnot parsed: the grammar failed\n"),
+        "{again}"
+    );
+    assert!(!again.contains("(parsed)") && !again.contains("(cached)"), "{again}");
+    assert!(again.ends_with("nothing to do: 0 tasks executed\n"), "{again}");
+
+    // Fixing the grammar parses them.
+    dir.write(
+        "grammar.pest",
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/grammar.pest")).unwrap(),
+    );
+    let fixed = stdout(&run_examples(dir.path()));
+    assert!(fixed.contains("✓ program1.txt (parsed)\n- main"), "{fixed}");
+    assert!(
+        fixed.ends_with("3 tasks executed (grammar compiled, 2 programs parsed)\n"),
+        "{fixed}"
+    );
+}
+
+#[test]
+fn a_program_stopped_by_an_unknown_rule_is_not_counted_as_parsed() {
+    let dir = examples();
+    let output = run(dir.path(), &["grammar.pest", "nope", "program1.txt"]);
+    let out = stdout(&output);
+    assert!(
+        out.contains("✗ program1.txt\nnot parsed: unknown rule `nope`\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("2 tasks executed (grammar compiled, 1 program not parsed)\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_grammar_without_rules_says_so() {
+    let dir = examples();
+    dir.create("empty.pest", "// nothing here yet\n");
+    let output = run(dir.path(), &["empty.pest", "main", "program1.txt"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.starts_with("error: grammar empty.pest has no rules\n"), "{out}");
+    assert!(!out.contains("its rules are"), "{out}");
+    assert!(out.contains("✗ program1.txt\nnot parsed: unknown rule `main`"), "{out}");
+}
+
+#[test]
+fn a_directory_given_as_grammar_is_reported_as_a_directory() {
+    let dir = examples();
+    fs::create_dir(dir.join("folder.pest")).unwrap();
+    let output = run(dir.path(), &["folder.pest", "main", "program1.txt"]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert_eq!(
+        out.matches("error: cannot read grammar folder.pest: is a directory\n")
+            .count(),
+        1,
+        "{out}"
+    );
+    assert!(!out.contains("no such file"), "{out}");
+}
+
+#[test]
+fn a_directory_given_as_program_is_reported_as_a_directory_and_a_missing_one_as_missing() {
+    let dir = examples();
+    fs::create_dir(dir.join("folder")).unwrap();
+    let args = ["grammar.pest", "main", "folder", "missing.txt", "program1.txt"];
+    let out = stdout(&run(dir.path(), &args));
+    assert!(
+        out.contains("✗ folder\nerror: cannot read program folder: is a directory\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("✗ missing.txt\nerror: cannot read program missing.txt: no such file\n"),
+        "{out}"
+    );
+    assert!(out.contains("✓ program1.txt (parsed)"), "{out}");
+    assert!(
+        out.ends_with("4 tasks executed (grammar compiled, 1 program parsed, 2 programs not parsed)\n"),
+        "{out}"
+    );
+
+    // The stored results follow the file system: the missing file made a directory, the directory removed.
+    fs::create_dir(dir.join("missing.txt")).unwrap();
+    fs::remove_dir(dir.join("folder")).unwrap();
+    let out = stdout(&run(dir.path(), &args));
+    assert!(
+        out.contains("error: cannot read program folder: no such file\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: cannot read program missing.txt: is a directory\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("2 tasks executed (2 programs not parsed)\n"), "{out}");
 }
 
 #[test]
@@ -146,7 +252,11 @@ fn missing_program_is_reported_and_the_others_still_parse() {
     assert_eq!(output.status.code(), Some(1), "{out}");
     assert!(out.contains("✓ program1.txt (parsed)"), "{out}");
     assert!(
-        out.contains("error: cannot read program missing.txt: no such file"),
+        out.contains("✗ missing.txt\nerror: cannot read program missing.txt: no such file"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("3 tasks executed (grammar compiled, 1 program parsed, 1 program not parsed)\n"),
         "{out}"
     );
 
@@ -525,4 +635,66 @@ fn log_says_how_many_tasks_were_forgotten() {
     );
     let again = run(dir, &["--log", "grammar.pest", "main", "program2.txt"]);
     assert!(!stderr(&again).contains("forgot"), "{}", stderr(&again));
+}
+
+#[test]
+fn an_up_to_date_result_is_printed_before_the_next_program_is_looked_at() {
+    let dir = examples();
+    // A parse tree of megabytes: far more than a pipe holds, so printing it blocks until the test reads it.
+    let large: String = (0..20_000).map(|i| format!("let v{i} = {i};\n")).collect();
+    dir.create("large.txt", large);
+    let args = ["grammar.pest", "main", "large.txt", "program2.txt"];
+    assert_eq!(run(dir.path(), &args).status.code(), Some(0));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .current_dir(dir.path())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn parser_dev");
+    let mut out = BufReader::new(child.stdout.take().expect("its stdout"));
+    let mut header = String::new();
+    out.read_line(&mut header).expect("read the first line");
+    assert_eq!(header, "✓ large.txt (cached)\n");
+    // The run is now blocked printing large.txt's tree, which the pipe cannot hold: if it prints each result as
+    // soon as it has it, it has not yet looked at program2.txt, and sees this edit.
+    dir.write("program2.txt", "print 42;\n");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("read the rest");
+    assert!(child.wait().expect("wait for parser_dev").success());
+    assert!(
+        rest.contains("✓ program2.txt (parsed)\n- main\n  - print_stmt"),
+        "program2.txt as edited: {}",
+        &rest[rest.len().saturating_sub(500)..]
+    );
+    assert!(
+        rest.ends_with("1 task executed (1 program parsed)\n"),
+        "{}",
+        &rest[rest.len().saturating_sub(500)..]
+    );
+}
+
+#[test]
+fn the_editor_without_a_terminal_says_so_and_writes_no_escape_sequence() {
+    let dir = examples();
+    let output = Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .current_dir(dir.path())
+        .args(["-e", "grammar.pest", "main", "program1.txt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run parser_dev");
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(2), "{out}{err}");
+    assert!(!output.stdout.contains(&0x1b), "no escape sequence on stdout: {out:?}");
+    assert!(out.is_empty(), "{out:?}");
+    assert!(
+        err.starts_with("error: the editor (--edit) needs a terminal") && err.contains("run without --edit"),
+        "{err}"
+    );
+    assert!(!output.stderr.contains(&0x1b), "{err:?}");
+    assert!(!store(dir.path()).exists(), "the store is not even taken");
 }

@@ -185,7 +185,12 @@ fn editing_the_grammar_reparses_every_program_and_reports_errors_once() {
     for program in &app.buffers()[1..] {
         assert_eq!(program.feedback(), &Err("not parsed: the grammar failed".to_string()));
     }
-    assert!(log_text(&app).ends_with("build 2: 3 tasks executed (grammar compiled, 2 programs parsed)"));
+    // The programs' tasks executed, but found the grammar failed: they are not counted as parsed.
+    assert!(
+        log_text(&app).ends_with("build 2: 3 tasks executed (grammar compiled, 2 programs not parsed)"),
+        "{}",
+        log_text(&app)
+    );
 }
 
 #[test]
@@ -259,7 +264,166 @@ fn small_terminals_do_not_panic() {
     for (width, height) in [(20, 5), (3, 3), (0, 7)] {
         screen(&app, width, height);
     }
-    assert!(screen(&app, 20, 5).contains("Ctrl+S"), "the help line survives");
+    assert!(
+        screen(&app, 20, 5).contains("Esc quit │ ^S save"),
+        "the help line survives"
+    );
+}
+
+/// The last row of `screen`, without trailing spaces.
+fn last_row(screen: &str) -> &str {
+    screen.lines().last().unwrap_or_default().trim_end()
+}
+
+#[test]
+fn the_quit_hint_stays_visible_in_narrow_terminals() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    assert_eq!(last_row(&screen(&app, 200, 40)), HELP);
+    for width in [8, 10, 20, 30, 40, 50] {
+        let screen = screen(&app, width, 12);
+        assert!(last_row(&screen).starts_with("Esc quit"), "{width} columns:\n{screen}");
+    }
+    assert_eq!(last_row(&screen(&app, 40, 12)), "Esc quit │ Ctrl+S save │ Ctrl+T next");
+
+    // With unsaved changes, after a quit key: what pressing it again does, as far as it fits.
+    type_text(&mut app, "x");
+    app.handle_input(ctrl('q'));
+    assert_eq!(
+        last_row(&screen(&app, 200, 40)),
+        "unsaved changes: Ctrl+Q again quits without saving │ Ctrl+S save & build"
+    );
+    for width in [18, 20, 40] {
+        let screen = screen(&app, width, 12);
+        assert!(
+            last_row(&screen).starts_with("Ctrl+Q again quits"),
+            "{width} columns:\n{screen}"
+        );
+    }
+}
+
+/// The panes drawn on `screen` that have no room for text inside their borders: the positions of top-left corners
+/// with a bottom-left corner right below or a top-right corner right beside them.
+fn panes_without_text_room(screen: &str) -> Vec<(usize, usize)> {
+    let rows: Vec<Vec<char>> = screen.lines().map(|row| row.chars().collect()).collect();
+    let at = |x: usize, y: usize| rows.get(y).and_then(|row| row.get(x)).copied();
+    let mut found = Vec::new();
+    for (y, row) in rows.iter().enumerate() {
+        for (x, c) in row.iter().enumerate() {
+            let corner = matches!(c, '┌' | '└');
+            let empty_below = *c == '┌' && at(x, y + 1) == Some('└');
+            let empty_beside = corner && matches!(at(x + 1, y), Some('┐' | '┘'));
+            if empty_below || empty_beside {
+                found.push((x, y));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn panes_without_room_for_text_are_not_drawn() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    // Two rows: one for the buffers (no room between borders) and the help line.
+    let tiny = screen(&app, 200, 2);
+    assert_eq!(
+        tiny.lines().next().map(str::trim),
+        Some(""),
+        "nothing but the help line:\n{tiny}"
+    );
+    assert_eq!(last_row(&tiny), HELP);
+    for active in 0..3 {
+        for height in 1..=40 {
+            for width in [4, 5, 6, 7, 10, 40, 120] {
+                let screen = screen(&app, width, height);
+                assert_eq!(
+                    panes_without_text_room(&screen),
+                    vec![],
+                    "{width}x{height}, buffer {active} active:\n{screen}"
+                );
+            }
+        }
+        app.handle_input(ctrl('t'));
+    }
+    // Where there is room, every buffer has at least a line of text.
+    let screen = screen(&app, 120, 14);
+    assert!(
+        screen.contains("┌ grammar ") && screen.matches("┌ program ").count() == 2,
+        "{screen}"
+    );
+}
+
+#[test]
+fn ctrl_q_and_ctrl_c_quit_like_escape() {
+    for (quit, letter) in [("Ctrl+Q", 'q'), ("Ctrl+C", 'c')] {
+        let input = || ctrl(letter);
+        let dir = examples();
+        let mut app = open(dir.path());
+        assert_eq!(
+            app.handle_input(input()),
+            Control::Quit,
+            "{quit} without changes quits at once"
+        );
+        assert!(dir.join(".pie/parser_dev.store").is_file(), "{quit} saves the store");
+
+        let mut app = open(dir.path());
+        type_text(&mut app, "x");
+        assert_eq!(
+            app.handle_input(input()),
+            Control::Continue,
+            "{quit} with unsaved changes asks first"
+        );
+        assert!(
+            log_text(&app).ends_with(&format!(
+                "unsaved changes: press {quit} again to quit without saving them, or Ctrl+S to save"
+            )),
+            "{}",
+            log_text(&app)
+        );
+        assert!(!app.buffers()[0].text().contains("xq") && !app.buffers()[0].text().contains("xc"));
+        assert_eq!(app.handle_input(input()), Control::Quit, "{quit} again quits");
+        assert!(
+            dir.read("grammar.pest").starts_with("// A tiny"),
+            "the unsaved edit was not written"
+        );
+    }
+}
+
+#[test]
+fn any_quit_key_confirms_and_another_key_disarms() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    type_text(&mut app, "x");
+    assert_eq!(app.handle_input(key(Key::Esc)), Control::Continue);
+    // Typing in between takes the question back.
+    type_text(&mut app, "y");
+    assert_eq!(app.handle_input(ctrl('c')), Control::Continue);
+    assert_eq!(app.handle_input(ctrl('q')), Control::Quit);
+}
+
+#[test]
+fn an_empty_grammar_says_it_has_no_rules() {
+    let dir = examples();
+    dir.write("grammar.pest", "");
+    let app = open(dir.path());
+    let grammar = dir.join("grammar.pest").display().to_string();
+    assert_eq!(
+        app.buffers()[0].feedback(),
+        &Err(format!("error: grammar {grammar} has no rules"))
+    );
+}
+
+#[test]
+fn a_directory_given_as_a_file_is_reported_as_a_directory() {
+    let dir = examples();
+    fs::create_dir(dir.join("folder")).unwrap();
+    let mut config = config(dir.path());
+    config.programs.push(dir.join("folder"));
+    let (workspace, _) = Workspace::open(&config, LogTarget::Memory(Vec::new()));
+    let error = App::new(workspace).expect_err("a directory cannot be edited");
+    assert!(error.contains("folder") && error.contains("is a directory"), "{error}");
+    assert!(!error.contains("no such file"), "{error}");
 }
 
 #[test]

@@ -50,36 +50,34 @@ pub(crate) struct TaskDep {
     pub(crate) version: u64,
 }
 
-/// The version a [`TaskDep`] records when the required task panicked and the requiring task caught the panic.
+/// The output version of a task without output whose next execution may do anything: a new task, a task whose
+/// recorded execution was forgotten (`Store::invalidate`), or a task whose last execution ended in a panic that may
+/// not repeat (a soundness violation depends on other tasks). A dependency that recorded it is never consistent.
 /// Real versions start at 1.
-const PANICKED: u64 = 0;
+pub(crate) const UNKNOWN_VERSION: u64 = 0;
+
+/// Set in the output version of a task whose last execution panicked in its own code (a *failure version*): it has
+/// no output, and executing it again with the same recorded dependencies panics again, so a task that caught the
+/// panic stays consistent while the failure version is unchanged. Versions count below `u64::MAX / 2`, so the bit
+/// is free.
+pub(crate) const FAILED_BIT: u64 = 1 << 63;
 
 impl TaskDep {
-    /// The dependency of a task that caught the panic of required task `task`.
-    pub(crate) fn panicked(task: TaskId, stamper: OutputStamper) -> Self {
-        Self {
-            task,
-            stamper,
-            version: PANICKED,
-        }
-    }
-
-    /// Whether the requiring task saw the required task panic (and caught it): whatever the required task does now,
-    /// the requiring task must execute again to see it.
-    #[inline]
-    pub(crate) fn saw_panic(&self) -> bool {
-        self.version == PANICKED
-    }
-
-    /// Whether this dependency is inconsistent, given the required task's current output version.
+    /// Whether this dependency is inconsistent, given the required task's current output version. A failure
+    /// version on either side is compared whatever the stamper: a task that saw a panic must see a success, and
+    /// a task that saw a success must see a panic.
     #[inline]
     pub(crate) fn is_inconsistent(&self, current_version: u64) -> bool {
-        if self.saw_panic() {
-            return true;
+        if self.version == current_version {
+            return self.version == UNKNOWN_VERSION;
         }
         match self.stamper {
-            OutputStamper::Inconsequential => false,
-            OutputStamper::Equals => self.version != current_version,
+            OutputStamper::Equals => true,
+            OutputStamper::Inconsequential => {
+                (self.version | current_version) & FAILED_BIT != 0
+                    || self.version == UNKNOWN_VERSION
+                    || current_version == UNKNOWN_VERSION
+            }
         }
     }
 }
@@ -168,8 +166,9 @@ pub enum Inconsistency<'a, O> {
     File(FileStamp),
     /// The required task's output changed; this is the new output.
     Task(&'a O),
-    /// The required task panicked when it was last required by this task, which caught the panic: this task
-    /// executes again and requires it anew.
+    /// The required task has no output (its last execution panicked, or it never finished executing), and this
+    /// task did not see that very failure: this task executes again and requires it anew, meeting its panic (or
+    /// its output) as a clean build would.
     Panicked,
     /// The file's stamp is unchanged, but the file is provided by a task that this task no longer (transitively)
     /// requires before reading it: a required task further down dropped the require. This task executes again,

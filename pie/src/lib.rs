@@ -144,7 +144,12 @@ pub trait Context<T: Task> {
     /// Requires `task` with the [`OutputStamper::Equals`] stamper and returns its up-to-date output.
     ///
     /// # Panics
-    /// `Cyclic task dependency` when `task` is (transitively) requiring the executing task.
+    /// `Cyclic task dependency` when `task` is (transitively) requiring the executing task; and with the panic of
+    /// `task` (or of a task it requires), with its original payload, when it panics. A task may catch that panic
+    /// (`std::panic::catch_unwind` around this call) and go on: its result is then what a clean build gives. It
+    /// depends on the failure, and stays consistent while the failing task would panic again the same way (nothing
+    /// it depended on before panicking changed); after catching a soundness violation (which depends on other
+    /// tasks) it executes again in every session.
     fn require_task(&mut self, task: &T) -> T::Output;
     /// [`require_task`](Context::require_task) with a chosen stamper.
     fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output;

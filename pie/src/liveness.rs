@@ -22,7 +22,8 @@ use crate::store::{Store, TaskId};
 /// task required in this session.
 pub(crate) fn is_live<T: Eq + Hash + Clone + Debug, O: Eq>(store: &Store<T, O>, marks: &Marks, id: TaskId) -> bool {
     // A task merely scheduled by a bottom-up build was not required in this session.
-    let keeps_live = |id: TaskId| store.is_root(id) || matches!(marks.get(id), Mark::InProgress | Mark::Done);
+    let keeps_live =
+        |id: TaskId| store.is_root(id) || matches!(marks.get(id), Mark::InProgress | Mark::Done | Mark::Failed);
     if keeps_live(id) {
         return true;
     }

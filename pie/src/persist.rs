@@ -84,8 +84,9 @@ const MAGIC: [u8; 8] = *b"PIESTORE";
 /// The version of the store format this pie reads and writes. Bump it whenever the header or the serialised form
 /// of the store (`Store`, `Dep`, stamps, paths) changes.
 /// (2: the type fingerprint covers the types' serialised shapes, not only their names; tasks have a root flag;
-/// the store says whether it is settled.)
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// the store says whether it is settled. 3: the output version of a task without output says whether its last
+/// execution panicked in its own code, and a task that caught that panic recorded that version.)
+pub(crate) const FORMAT_VERSION: u32 = 3;
 const VERSION_END: usize = 12;
 const FINGERPRINT: std::ops::Range<usize> = 12..44;
 const LENGTH: std::ops::Range<usize> = 44..52;

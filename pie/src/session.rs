@@ -21,13 +21,18 @@ pub(crate) enum Mark {
     Scheduled,
     InProgress,
     Done,
+    /// Has no output, and this session found that it panics: it executed and panicked, or its recorded
+    /// dependencies are consistent with an execution that panicked in its own code (so it would panic again).
+    /// Requiring it executes it (again), unless the panic of its execution in this session is waiting to be met
+    /// (see `SessionState::failures`).
+    Failed,
 }
 
 /// Epoch-stamped per-task marks, reused across sessions; also the session's cache of tasks known to be live.
 #[derive(Clone, Debug)]
 pub(crate) struct Marks {
     epoch: u32,
-    /// `epoch << 2 | state`, state 0 in progress, 1 done, 2 scheduled; any other epoch reads as unseen.
+    /// `epoch << 2 | state`, state 0 in progress, 1 done, 2 scheduled, 3 failed; any other epoch reads as unseen.
     marks: Vec<u32>,
     /// `epoch` for a task known to be live in this session (see `crate::liveness`).
     live: Vec<u32>,
@@ -60,7 +65,8 @@ impl Marks {
             Some(m) if m >> 2 == self.epoch => match m & 3 {
                 0 => Mark::InProgress,
                 1 => Mark::Done,
-                _ => Mark::Scheduled,
+                2 => Mark::Scheduled,
+                _ => Mark::Failed,
             },
             _ => Mark::Unseen,
         }
@@ -77,6 +83,7 @@ impl Marks {
             Mark::InProgress => self.epoch << 2,
             Mark::Done => (self.epoch << 2) | 1,
             Mark::Scheduled => (self.epoch << 2) | 2,
+            Mark::Failed => (self.epoch << 2) | 3,
         };
     }
 
@@ -105,7 +112,13 @@ pub(crate) struct Frame {
     /// Whether the dependency at `next` is a task dependency whose check has started and whose required task has
     /// just been made consistent, so that only the comparison of its output version is left.
     pub(crate) resume: bool,
+    /// Whether the task has no output and is checked only to learn whether its last (panicking) execution still
+    /// holds: when every dependency is consistent it is marked [`Mark::Failed`] without executing.
+    pub(crate) probe: bool,
 }
+
+/// The payload of a panic, as `catch_unwind` gives it.
+pub(crate) type Payload = Box<dyn std::any::Any + Send + 'static>;
 
 /// The mutable state of one session.
 #[derive(Default, Debug)]
@@ -128,9 +141,48 @@ pub(crate) struct SessionState {
     pub(crate) bottom_up: Option<Scheduler>,
     /// Tasks that became roots in this session: they may have been dead (and so stale) when it started.
     pub(crate) new_roots: Vec<TaskId>,
+    /// Panics of tasks that executed while a task above them was only being checked, kept until that task executes
+    /// and requires them (then the panic goes on, with its original payload, where the requiring task may catch
+    /// it, as in a clean build). Emptied when a build starts.
+    pub(crate) failures: Failures,
+    /// Whether the panic unwinding now is a soundness violation (which may not repeat: see
+    /// `Store::fail_execution`); taken by the execution it unwinds through first.
+    pub(crate) violation: bool,
     /// The tasks executed in this session, in the order they started, when asked for (watch mode reports them);
     /// `None`, and no cost beyond a branch per execution, otherwise.
     pub(crate) executed: Option<Vec<TaskId>>,
+}
+
+/// See [`SessionState::failures`].
+#[derive(Default)]
+pub(crate) struct Failures(Vec<(TaskId, Payload)>);
+
+impl Failures {
+    pub(crate) fn push(&mut self, id: TaskId, payload: Payload) {
+        self.0.push((id, payload));
+    }
+
+    /// Takes the kept panic of task `id`, if any.
+    pub(crate) fn take(&mut self, id: TaskId) -> Option<Payload> {
+        let index = self.0.iter().position(|(t, _)| *t == id)?;
+        Some(self.0.swap_remove(index).1)
+    }
+
+    /// Takes the first kept panic of a task for which `pick` holds.
+    pub(crate) fn take_first(&mut self, mut pick: impl FnMut(TaskId) -> bool) -> Option<Payload> {
+        let index = self.0.iter().position(|(t, _)| pick(*t))?;
+        Some(self.0.remove(index).1)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl std::fmt::Debug for Failures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(id, _)| id)).finish()
+    }
 }
 
 /// A build session: within it each task is checked or executed at most once, so file changes made during a

@@ -23,7 +23,7 @@ use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
-use crate::dependency::{Dep, FileDep, TaskDep};
+use crate::dependency::{Dep, FileDep, TaskDep, FAILED_BIT, UNKNOWN_VERSION};
 use crate::intern::{Interner, PathInterner};
 use crate::path::NormalPath;
 use crate::stamp::{FileStamp, FileStamper};
@@ -336,6 +336,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// executes again if it is ever required.
     pub(crate) fn invalidate(&mut self, id: TaskId) {
         self.start_execution(id);
+        self.data_mut(id).version = UNKNOWN_VERSION;
     }
 
     /// The task of node `id`.
@@ -409,6 +410,23 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         data.generation = next_generation(data.generation);
         data.deps.clear();
         data.output.take()
+    }
+
+    /// Records that the execution of `id` panicked (it keeps the dependencies made before the panic, and no
+    /// output): a new failure version when executing it again with those dependencies panics again (the panic came
+    /// from the task's own code), `UNKNOWN_VERSION` when it may not (a soundness violation, which depends on other
+    /// tasks).
+    pub(crate) fn fail_execution(&mut self, id: TaskId, repeatable: bool) {
+        let version = if repeatable {
+            let version = self.next_version;
+            self.next_version += 1;
+            version | FAILED_BIT
+        } else {
+            UNKNOWN_VERSION
+        };
+        let data = self.data_mut(id);
+        data.version = version;
+        data.output = None;
     }
 
     /// Stores the `output` of a finished execution of `id`; bumps the version unless it equals `previous`.
@@ -779,9 +797,15 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         }
         let mut providers: Vec<Option<usize>> = vec![None; file_count];
         for (index, data) in self.task_data.iter().enumerate() {
-            if data.order >= self.next_order || data.version >= self.next_version {
+            if data.order >= self.next_order || data.version & !FAILED_BIT >= self.next_version {
                 return Err(format!(
                     "task {index} has an order or version beyond the store's counters"
+                ));
+            }
+            let failed = data.version & FAILED_BIT != 0 || data.version == UNKNOWN_VERSION;
+            if data.output.is_some() == failed {
+                return Err(format!(
+                    "task {index} has an output version that does not match whether it has an output"
                 ));
             }
             for dep in &data.deps {
@@ -797,7 +821,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
                                 d.task.0
                             ));
                         }
-                        if d.version >= self.next_version {
+                        if d.version & !FAILED_BIT >= self.next_version {
                             return Err(format!("task {index} recorded a version beyond the store's counter"));
                         }
                     }

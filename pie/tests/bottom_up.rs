@@ -4,25 +4,23 @@
 
 mod common;
 
-use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use dev_util::Dir;
 use pie::dependency::Dependency;
 use pie::stamp::FileStamper;
 use pie::tracker::event::EventTracker;
 use pie::tracker::{CompositeTracker, Tracker};
 use pie::Pie;
 
-const HIDDEN: &str = "Hidden dependency";
-const OVERLAP: &str = "Overlapping provided file";
-
 /// Counts the file dependencies that were re-checked (each one is a stamp of the file).
 #[derive(Clone, Default)]
-struct FileChecks(Arc<Mutex<Vec<std::path::PathBuf>>>);
+struct FileChecks(Arc<Mutex<Vec<PathBuf>>>);
 
 impl FileChecks {
-    fn take(&self) -> Vec<std::path::PathBuf> {
+    fn take(&self) -> Vec<PathBuf> {
         std::mem::take(&mut self.0.lock().unwrap())
     }
 }
@@ -49,41 +47,83 @@ fn executed(pie: &CountingPie) -> Vec<TestTask> {
     pie.tracker().0.executed_tasks().into_iter().cloned().collect()
 }
 
-/// Builds `roots` top-down, then runs `update_affected_by(changed)` in a new session and returns what executed.
-fn update(pie: &mut TestPie, changed: &[&std::path::Path]) -> Vec<TestTask> {
+/// Runs `update_affected_by(changed)` in a new session and returns what executed.
+fn update(pie: &mut TestPie, changed: &[&Path]) -> Vec<TestTask> {
     pie.new_session().update_affected_by(changed.iter().copied());
     pie.executed()
 }
 
+/// Brings `root` up to date after `changed` changed, bottom-up ([`update`]) or top-down (`require`), and returns
+/// what executed.
+fn rebuild(pie: &mut TestPie, bottom_up: bool, changed: &[&Path], root: &TestTask) -> Vec<TestTask> {
+    if bottom_up {
+        update(pie, changed)
+    } else {
+        pie.require(root).unwrap();
+        pie.executed()
+    }
+}
+
+/// Two inputs `a` = "a" and `b` = "b", their readers, and a `Pie` in which both readers are roots:
+/// `(dir, [a, b], [read_a, read_b], pie)`.
+fn two_readers() -> (Dir, [PathBuf; 2], [TestTask; 2], TestPie) {
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
+    let b = dir.create("b", "b");
+    let (read_a, read_b) = (read(&a), read(&b));
+    let mut pie = test_pie();
+    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    (dir, [a, b], [read_a, read_b], pie)
+}
+
+/// An input `a` = "a", its reader, and a root that requires the reader while the input `config` says `on` (it
+/// does): `(a, config, reader, root)`.
+fn reader_behind_config(dir: &Dir) -> (PathBuf, PathBuf, TestTask, TestTask) {
+    let a = dir.create("a", "a");
+    let config = dir.create("config", "on");
+    let reader = read(&a);
+    let root = TestTask::RequireIfOn(config.clone(), Box::new(reader.clone()));
+    (a, config, reader, root)
+}
+
+/// Creates `flag` and reports it changed: the task that panics while the flag exists panics out of
+/// `update_affected_by`, leaving the store unsettled. Then removes the flag again.
+fn panic_out_of_an_update(pie: &mut TestPie, dir: &Dir, flag: &Path) {
+    dir.create(flag, "");
+    assert_eq!(
+        expect_panic(|| pie.new_session().update_affected_by([flag])),
+        TASK_PANIC_MESSAGE
+    );
+    dir.remove(flag);
+}
+
 #[test]
 fn nothing_changed_executes_and_checks_nothing() {
-    let dir = temp_dir();
-    let a = dir.path().join("a");
-    write_file(&a, "a");
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
     let task = to_upper(read(&a));
     let (mut pie, checks) = counting_pie();
     pie.new_session().require(&task).unwrap();
     checks.take();
     pie.new_session().update_affected_by(std::iter::empty::<&str>());
     assert!(executed(&pie).is_empty());
-    pie.new_session().update_affected_by([dir.path().join("unrelated")]);
+    pie.new_session().update_affected_by([dir.join("unrelated")]);
     assert!(executed(&pie).is_empty());
     assert!(checks.take().is_empty(), "no file is stamped");
 }
 
 #[test]
 fn directly_and_transitively_affected_tasks_execute_in_dependency_order() {
-    let dir = temp_dir();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    write_file(&a, "a");
-    write_file(&b, "b");
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
+    let b = dir.create("b", "b");
     let upper_a = to_upper(read(&a));
     let root = seq([upper_a.clone(), to_upper(read(&b))]);
     let (mut pie, checks) = counting_pie();
     pie.new_session().require(&root).unwrap();
     checks.take();
 
-    write_file(&a, "changed");
+    dir.write(&a, "changed");
     pie.new_session().update_affected_by([&a]);
     assert_eq!(executed(&pie), vec![read(&a), upper_a.clone(), root.clone()]);
     let stamped = checks.take();
@@ -101,30 +141,26 @@ fn directly_and_transitively_affected_tasks_execute_in_dependency_order() {
 
 #[test]
 fn early_cutoff_stops_propagation() {
-    let dir = temp_dir();
-    let a = dir.path().join("a");
-    write_file(&a, "abc");
+    let dir = Dir::new();
+    let a = dir.create("a", "abc");
     let upper = to_upper(read(&a));
     let lower = to_lower(upper.clone());
     let mut pie = test_pie();
     pie.require(&lower).unwrap();
-    write_file(&a, "ABC");
+    dir.write(&a, "ABC");
     assert_eq!(update(&mut pie, &[&a]), vec![read(&a), upper]);
 }
 
 #[test]
 fn several_changes_at_once() {
-    let dir = temp_dir();
-    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
-    for f in [&a, &b, &c] {
-        write_file(f, "x");
-    }
+    let dir = Dir::new();
+    let [a, b, c] = ["a", "b", "c"].map(|name| dir.create(name, "x"));
     let root = seq([read(&a), read(&b), read(&c)]);
     let (mut pie, mut top_down) = (test_pie(), test_pie());
     pie.require(&root).unwrap();
     top_down.require(&root).unwrap();
-    write_file(&a, "1");
-    write_file(&c, "3");
+    dir.write(&a, "1");
+    dir.write(&c, "3");
     let executed = update(&mut pie, &[&c, &a, &a]);
     // `read(a)` first; its output changed, so the root executes and requires `read(c)`, scheduled, which executes
     // then: the order of a top-down build.
@@ -138,27 +174,27 @@ fn several_changes_at_once() {
 
 #[test]
 fn a_provided_file_changed_by_someone_else_makes_its_provider_execute() {
-    let dir = temp_dir();
-    let out = dir.path().join("out");
+    let dir = Dir::new();
+    let out = dir.join("out");
     let writer = write(ret("generated"), &out);
     let mut pie = test_pie();
     pie.require(&writer).unwrap();
-    write_file(&out, "tampered");
+    dir.write(&out, "tampered");
     assert_eq!(update(&mut pie, &[&out]), vec![writer.clone()]);
-    assert_eq!(read_file_to_string(&out), "generated");
+    assert_eq!(dir.read(&out), "generated");
     pie.require_then_assert_no_execute(&writer).unwrap();
 }
 
 #[test]
 fn a_file_written_by_an_executed_task_schedules_its_changed_readers() {
-    let dir = temp_dir();
-    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
-    write_file(&input, "one");
+    let dir = Dir::new();
+    let input = dir.create("in", "one");
+    let out = dir.join("out");
     let writer = write(read(&input), &out);
     let reader = read_after(writer.clone(), &out);
     let mut pie = test_pie();
     assert_eq!(pie.require(&reader), ok("one"));
-    write_file(&input, "two");
+    dir.write(&input, "two");
     // The writer's output (Unit) does not change; the reader runs again because the file it reads changed.
     assert_eq!(update(&mut pie, &[&input]), vec![read(&input), writer, reader.clone()]);
     assert_eq!(pie.require(&reader), ok("two"));
@@ -166,18 +202,17 @@ fn a_file_written_by_an_executed_task_schedules_its_changed_readers() {
 
 #[test]
 fn a_task_requiring_a_scheduled_task_gets_it_up_to_date_first() {
-    let dir = temp_dir();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    write_file(&a, "a");
-    write_file(&b, "b");
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
+    let b = dir.create("b", "b");
     // The root reads `b` first, then requires the reader of `a`: both are scheduled; the reader of `a` is needed
     // only through the scheduled root, so it executes when the root requires it.
     let inner = read(&a);
     let root = TestTask::ReadThenRequire(b.clone(), FileStamper::Modified, Box::new(inner.clone()));
     let mut pie = test_pie();
     pie.require(&root).unwrap();
-    write_file(&a, "A");
-    write_file(&b, "B");
+    dir.write(&a, "A");
+    dir.write(&b, "B");
     assert_eq!(update(&mut pie, &[&a, &b]), vec![root.clone(), inner.clone()]);
     let mut top_down = test_pie();
     top_down.require(&root).unwrap();
@@ -186,14 +221,13 @@ fn a_task_requiring_a_scheduled_task_gets_it_up_to_date_first() {
 
 #[test]
 fn a_new_task_executes_as_in_top_down() {
-    let dir = temp_dir();
-    let config = dir.path().join("config");
-    write_file(&config, "off");
+    let dir = Dir::new();
+    let config = dir.create("config", "off");
     let new = to_upper(ret("new"));
     let root = TestTask::RequireIfOn(config.clone(), Box::new(new.clone()));
     let mut pie = test_pie();
     pie.require(&root).unwrap();
-    write_file(&config, "on");
+    dir.write(&config, "on");
     assert_eq!(
         update(&mut pie, &[&config]),
         vec![root.clone(), new.clone(), ret("new")]
@@ -203,16 +237,10 @@ fn a_new_task_executes_as_in_top_down() {
 
 #[test]
 fn dead_tasks_are_never_executed() {
-    let dir = temp_dir();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    write_file(&a, "a");
-    write_file(&b, "b");
-    let (read_a, read_b) = (read(&a), read(&b));
-    let mut pie = test_pie();
-    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    let (dir, [a, b], [read_a, read_b], mut pie) = two_readers();
     pie.unobserve(&read_a);
-    write_file(&a, "A");
-    write_file(&b, "B");
+    dir.write(&a, "A");
+    dir.write(&b, "B");
     assert_eq!(update(&mut pie, &[&a, &b]), vec![read_b]);
     // Observed again, the dead task is checked top-down: its change was never propagated to it.
     assert_eq!(pie.require(&read_a), ok("A"));
@@ -220,27 +248,26 @@ fn dead_tasks_are_never_executed() {
 
 #[test]
 fn a_hidden_dependency_left_by_a_dropped_require_is_refused() {
-    let dir = temp_dir();
-    let config = dir.path().join("config");
-    let out = dir.path().join("out");
-    write_file(&config, "on");
+    let dir = Dir::new();
+    let config = dir.create("config", "on");
+    let out = dir.join("out");
     let writer = write(ret("x"), &out);
     let middle = TestTask::RequireIfOn(config.clone(), Box::new(writer.clone()));
     let reader = TestTask::ReadAfter(Box::new(middle), out.clone(), FileStamper::Hash);
     let root = seq([reader.clone(), writer.clone()]);
     let mut pie = test_pie();
     pie.require(&root).unwrap();
-    write_file(&config, "off");
+    dir.write(&config, "off");
     let message = expect_panic(|| pie.new_session().update_affected_by([&config]));
     assert_message(&message, HIDDEN, &[&debug(&reader), &debug(&writer)]);
 }
 
 #[test]
 fn an_overlap_made_by_a_re_executed_task_is_refused() {
-    let dir = temp_dir();
-    let (name, one, two) = (dir.path().join("name"), dir.path().join("one"), dir.path().join("two"));
-    write_file(&name, "one");
-    write_file(&one, "1");
+    let dir = Dir::new();
+    let name = dir.create("name", "one");
+    let one = dir.create("one", "1");
+    let two = dir.join("two");
     // The second writer copies `name`'s contents to the file it names: after the edit, `one`, which the first
     // writer provides.
     let first = write(ret("first"), &one);
@@ -252,64 +279,47 @@ fn an_overlap_made_by_a_re_executed_task_is_refused() {
     let message = expect_panic(|| pie.require(&seq([first.clone(), rival.clone()])));
     assert_message(&message, OVERLAP, &[&debug(&first), &debug(&rival)]);
     // Bottom-up: the rival, now observed, re-executes when its input changes and is refused again.
-    write_file(&name, "changed");
+    dir.write(&name, "changed");
     let message = expect_panic(|| pie.new_session().update_affected_by([&name]));
     assert_message(&message, OVERLAP, &[&debug(&first), &debug(&rival)]);
 }
 
 #[test]
 fn after_a_panic_the_next_bottom_up_build_checks_everything_top_down() {
-    let dir = temp_dir();
-    let (a, flag) = (dir.path().join("a"), dir.path().join("flag"));
-    write_file(&a, "a");
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
+    let flag = dir.join("flag");
     let reader = read(&a);
     let panicky = panic_if_exists(&flag, ret("p"));
     let mut pie = test_pie();
     pie.new_session().require_all(&[reader.clone(), panicky.clone()]);
-    write_file(&flag, "");
-    assert_eq!(
-        expect_panic(|| pie.new_session().update_affected_by([&flag])),
-        TASK_PANIC_MESSAGE
-    );
-    fs::remove_file(&flag).unwrap();
+    panic_out_of_an_update(&mut pie, &dir, &flag);
     // `a` changed but is not reported: the panicked session left the store unsettled, so the next bottom-up
     // build checks every root top-down and finds it.
-    write_file(&a, "A");
+    dir.write(&a, "A");
     let executed = update(&mut pie, &[&flag]);
     assert!(
         executed.contains(&reader) && executed.contains(&panicky),
         "{executed:?}"
     );
     // Settled again: an unreported change is now the caller's broken promise, and bottom-up trusts it.
-    write_file(&a, "again");
-    assert!(update(&mut pie, &[] as &[&std::path::Path]).is_empty());
+    dir.write(&a, "again");
+    assert!(update(&mut pie, &[] as &[&Path]).is_empty());
 }
 
 #[test]
 fn a_top_down_session_that_checked_only_some_roots_is_completed_by_the_next_bottom_up_build() {
-    let dir = temp_dir();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    write_file(&a, "a");
-    write_file(&b, "b");
-    let (read_a, read_b) = (read(&a), read(&b));
-    let mut pie = test_pie();
-    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
-    write_file(&b, "B");
+    let (dir, [_, b], [read_a, read_b], mut pie) = two_readers();
+    dir.write(&b, "B");
     pie.require(&read_a).unwrap(); // a top-down session that never looked at `read_b`
-    assert_eq!(update(&mut pie, &[] as &[&std::path::Path]), vec![read_b]);
+    assert_eq!(update(&mut pie, &[] as &[&Path]), vec![read_b]);
 }
 
 #[test]
 fn a_task_revived_after_being_dead_sees_the_changes_made_while_it_was_dead() {
-    let dir = temp_dir();
-    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    write_file(&a, "a");
-    write_file(&b, "b");
-    let (read_a, read_b) = (read(&a), read(&b));
-    let mut pie = test_pie();
-    pie.new_session().require_all(&[read_a.clone(), read_b.clone()]);
+    let (dir, [a, _], [read_a, _], mut pie) = two_readers();
     pie.unobserve(&read_a);
-    write_file(&a, "changed while dead");
+    dir.write(&a, "changed while dead");
     assert!(update(&mut pie, &[&a]).is_empty(), "a dead task is not executed");
     // Required again in a bottom-up session: it was dead when the session started, so it is checked.
     let mut session = pie.new_session();
@@ -319,25 +329,20 @@ fn a_task_revived_after_being_dead_sees_the_changes_made_while_it_was_dead() {
 
 #[test]
 fn the_top_down_fallback_after_a_panic_checks_below_re_executed_tasks() {
-    let dir = temp_dir();
-    let (a, b, flag) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("flag"));
-    write_file(&a, "a");
-    write_file(&b, "b");
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
+    let b = dir.create("b", "b");
+    let flag = dir.join("flag");
     let middle = to_upper(read(&a));
     let root = TestTask::ReadThenRequire(b.clone(), FileStamper::Modified, Box::new(middle.clone()));
     let panicky = panic_if_exists(&flag, ret("p"));
     let mut pie = test_pie();
     pie.new_session().require_all(&[root.clone(), panicky.clone()]);
-    write_file(&flag, "");
-    assert_eq!(
-        expect_panic(|| pie.new_session().update_affected_by([&flag])),
-        TASK_PANIC_MESSAGE
-    );
-    fs::remove_file(&flag).unwrap();
+    panic_out_of_an_update(&mut pie, &dir, &flag);
     // Unreported changes below and at the root: the fallback re-executes the root, which requires `middle`; that
     // require must check `middle` top-down rather than trust it.
-    write_file(&a, "new");
-    write_file(&b, "B");
+    dir.write(&a, "new");
+    dir.write(&b, "B");
     pie.new_session().update_affected_by([&flag]);
     let mut session = pie.new_session();
     session.update_affected_by(std::iter::empty::<&str>());
@@ -348,42 +353,41 @@ fn the_top_down_fallback_after_a_panic_checks_below_re_executed_tasks() {
 /// over the file it provided, as in a top-down session.
 #[test]
 fn a_dead_task_scheduled_by_a_change_makes_no_claims() {
-    let dir = temp_dir();
-    let (a, out) = (dir.path().join("a"), dir.path().join("out"));
-    write_file(&a, "a");
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
+    let out = dir.join("out");
     // The old task reads `a` itself, so the change schedules it.
     let old = TestTask::CopyUpper(a.clone(), out.clone());
     let new = write(ret("new"), &out);
     let mut pie = test_pie();
     pie.require(&old).unwrap();
     pie.retain_roots(|_| false);
-    write_file(&a, "A");
+    dir.write(&a, "A");
     let mut session = pie.new_session();
     session.update_affected_by([&a]);
     assert_eq!(session.require(&new), Ok(TestOutput::Unit));
     drop(session);
     assert!(!pie.executed().contains(&old), "the dead task never executes");
-    assert_eq!(read_file_to_string(&out), "new");
+    assert_eq!(dir.read(&out), "new");
 }
 
 /// The same as a reader: a dead reader of a file, scheduled by a change to that file but never executed, is no
 /// hidden dependency of a new task that provides the file.
 #[test]
 fn a_dead_reader_scheduled_by_a_change_is_no_hidden_dependency() {
-    let dir = temp_dir();
-    let out = dir.path().join("out");
-    write_file(&out, "hand-written");
+    let dir = Dir::new();
+    let out = dir.create("out", "hand-written");
     let reader = read(&out);
     let writer = write(ret("generated"), &out);
     let mut pie = test_pie();
     pie.require(&reader).unwrap();
     pie.retain_roots(|_| false);
-    write_file(&out, "edited by hand");
+    dir.write(&out, "edited by hand");
     let mut session = pie.new_session();
     session.update_affected_by([&out]);
     assert_eq!(session.require(&writer), Ok(TestOutput::Unit));
     drop(session);
-    assert_eq!(read_file_to_string(&out), "generated");
+    assert_eq!(dir.read(&out), "generated");
 }
 
 /// Found by the oracle: a scheduled task that is not needed yet (reachable only through a scheduled task) waits;
@@ -391,9 +395,9 @@ fn a_dead_reader_scheduled_by_a_change_is_no_hidden_dependency() {
 /// first, so that the task in between does not return an output computed from the old file.
 #[test]
 fn a_waiting_task_required_through_an_unscheduled_task_executes_first() {
-    let dir = temp_dir();
-    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
-    write_file(&input, "b");
+    let dir = Dir::new();
+    let input = dir.create("in", "b");
+    let out = dir.join("out");
     let reader = read(&input);
     let middle = require(reader.clone());
     // Reads `in` itself, then requires the middle task: both it and `reader` are scheduled by a change to `in`.
@@ -401,7 +405,7 @@ fn a_waiting_task_required_through_an_unscheduled_task_executes_first() {
     let root = write(top, &out);
     let mut pie = test_pie();
     pie.require(&root).unwrap();
-    write_file(&input, "a");
+    dir.write(&input, "a");
     let mut session = pie.new_session();
     session.update_affected_by([&input]);
     assert_eq!(session.require(&middle), ok("a"));
@@ -414,20 +418,16 @@ fn a_waiting_task_required_through_an_unscheduled_task_executes_first() {
 /// not trusted because requiring it has just made it a root.
 #[test]
 fn a_task_dead_when_the_session_started_is_checked_when_required_after_an_update() {
-    let dir = temp_dir();
-    let (a, config) = (dir.path().join("a"), dir.path().join("config"));
-    write_file(&a, "a");
-    write_file(&config, "on");
-    let reader = read(&a);
-    let root = TestTask::RequireIfOn(config.clone(), Box::new(reader.clone()));
+    let dir = Dir::new();
+    let (a, config, reader, root) = reader_behind_config(&dir);
     let mut pie = test_pie();
     pie.require(&root).unwrap();
     // Both change: the reader waits for the root, which then drops it, so the reader never sees `A`.
-    write_file(&config, "off");
-    write_file(&a, "A");
+    dir.write(&config, "off");
+    dir.write(&a, "A");
     assert_eq!(update(&mut pie, &[&config, &a]), vec![root.clone()]);
     let mut session = pie.new_session();
-    session.update_affected_by(std::iter::empty::<&std::path::Path>());
+    session.update_affected_by(std::iter::empty::<&Path>());
     assert_eq!(session.require(&reader), ok("A"));
 }
 
@@ -436,13 +436,13 @@ fn a_task_dead_when_the_session_started_is_checked_when_required_after_an_update
 /// caught panic, and in a new session), not return the root's old output.
 #[test]
 fn a_require_after_a_panicked_update_in_the_same_session_does_not_serve_an_old_output() {
-    let dir = temp_dir();
-    let flag = dir.path().join("flag");
+    let dir = Dir::new();
+    let flag = dir.join("flag");
     let failing = panic_if_exists(&flag, ret("x"));
     let root = TestTask::RequireInconsequential(Box::new(failing.clone()));
     let mut pie = test_pie();
     pie.require(&root).unwrap();
-    write_file(&flag, "");
+    dir.create(&flag, "");
     let mut session = pie.new_session();
     assert_eq!(expect_panic(|| session.update_affected_by([&flag])), TASK_PANIC_MESSAGE);
     assert_eq!(expect_panic(|| session.require(&root)), TASK_PANIC_MESSAGE);
@@ -453,17 +453,17 @@ fn a_require_after_a_panicked_update_in_the_same_session_does_not_serve_an_old_o
 /// which must then be checked (its file changed), not returned as it was.
 #[test]
 fn an_unsettled_store_checks_a_root_that_an_executing_root_requires() {
-    let dir = temp_dir();
-    let (a, flag) = (dir.path().join("a"), dir.path().join("flag"));
-    write_file(&a, "a");
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
+    let flag = dir.join("flag");
     let reader = read(&a);
     let root = panic_if_exists(&flag, reader.clone());
     let mut pie = test_pie();
     pie.new_session().require_all(&[root.clone(), reader.clone()]);
-    write_file(&flag, "");
+    dir.create(&flag, "");
     assert_eq!(expect_panic(|| pie.require(&root)), TASK_PANIC_MESSAGE);
-    fs::remove_file(&flag).unwrap();
-    write_file(&a, "A");
+    dir.remove(&flag);
+    dir.write(&a, "A");
     let mut session = pie.new_session();
     session.update_affected_by([&flag, &a]);
     assert_eq!(session.require(&root), ok("A"));
@@ -477,20 +477,15 @@ fn an_unsettled_store_checks_a_root_that_an_executing_root_requires() {
 #[test]
 fn a_reader_of_a_provided_file_restored_by_its_provider_does_not_execute() {
     let build = |bottom_up: bool| {
-        let dir = temp_dir();
-        let out = dir.path().join("out");
+        let dir = Dir::new();
+        let out = dir.join("out");
         let writer = write(ret("generated"), &out);
         let reader = TestTask::ReadAfter(Box::new(writer.clone()), out.clone(), FileStamper::Hash);
         let mut pie = test_pie();
         pie.require(&reader).unwrap();
-        write_file(&out, "tampered");
-        let executed = if bottom_up {
-            update(&mut pie, &[&out])
-        } else {
-            pie.require(&reader).unwrap();
-            pie.executed()
-        };
-        assert_eq!(read_file_to_string(&out), "generated");
+        dir.write(&out, "tampered");
+        let executed = rebuild(&mut pie, bottom_up, &[&out], &reader);
+        assert_eq!(dir.read(&out), "generated");
         (executed, writer)
     };
     let (top_down, writer) = build(false);
@@ -504,18 +499,14 @@ fn a_reader_of_a_provided_file_restored_by_its_provider_does_not_execute() {
 /// requiring it afterwards in the same session must check it, not trust it.
 #[test]
 fn on_an_unsettled_store_a_task_dropped_by_the_update_is_checked_when_required() {
-    let dir = temp_dir();
-    let (a, config) = (dir.path().join("a"), dir.path().join("config"));
-    write_file(&a, "a");
-    write_file(&config, "on");
-    let reader = read(&a);
-    let root = TestTask::RequireIfOn(config.clone(), Box::new(reader.clone()));
+    let dir = Dir::new();
+    let (a, config, reader, root) = reader_behind_config(&dir);
     let other = ret("other");
     let mut pie = test_pie();
     pie.new_session().require_all(&[root.clone(), other.clone()]);
     pie.require(&other).unwrap(); // checks one root of two: the store is unsettled
-    write_file(&config, "off");
-    write_file(&a, "A");
+    dir.write(&config, "off");
+    dir.write(&a, "A");
     let mut session = pie.new_session();
     session.update_affected_by([&config, &a]);
     assert_eq!(session.require(&reader), ok("A"));
@@ -529,10 +520,9 @@ fn on_an_unsettled_store_a_task_dropped_by_the_update_is_checked_when_required()
 #[test]
 fn a_task_dropped_later_in_the_build_by_its_dependent_may_execute_bottom_up_only() {
     let build = |bottom_up: bool| {
-        let dir = temp_dir();
-        let (x_in, j_in) = (dir.path().join("x"), dir.path().join("j"));
-        write_file(&x_in, "x");
-        write_file(&j_in, "on");
+        let dir = Dir::new();
+        let x_in = dir.create("x", "x");
+        let j_in = dir.create("j", "on");
         let (x, j) = (read(&x_in), read(&j_in));
         let d = TestTask::RequireIfOutputOn(Box::new(j.clone()), Box::new(x.clone()));
         // A first root makes `x` older than `j` in the topological order; then it goes.
@@ -540,14 +530,9 @@ fn a_task_dropped_later_in_the_build_by_its_dependent_may_execute_bottom_up_only
         let mut pie = test_pie();
         pie.new_session().require_all(&[e.clone(), d.clone()]);
         pie.unobserve(&e);
-        write_file(&x_in, "X");
-        write_file(&j_in, "off");
-        let executed = if bottom_up {
-            update(&mut pie, &[&x_in, &j_in])
-        } else {
-            pie.require(&d).unwrap();
-            pie.executed()
-        };
+        dir.write(&x_in, "X");
+        dir.write(&j_in, "off");
+        let executed = rebuild(&mut pie, bottom_up, &[&x_in, &j_in], &d);
         pie.require_then_assert_no_execute(&d).unwrap();
         (executed, x, j, d)
     };
@@ -566,16 +551,15 @@ fn a_task_dropped_later_in_the_build_by_its_dependent_may_execute_bottom_up_only
 /// change: it must be checked as well, not trusted because the executing task required it before.
 #[test]
 fn a_task_required_again_by_a_revived_task_is_checked() {
-    let dir = temp_dir();
-    let a = dir.path().join("a");
-    write_file(&a, "a");
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
     let reader = read(&a);
     let revived = TestTask::ReadThenRequire(a.clone(), FileStamper::Modified, Box::new(reader.clone()));
     let mut pie = test_pie();
     pie.require(&revived).unwrap();
     pie.require(&reader).unwrap(); // checks one root of two: the store is unsettled
     pie.retain_roots(|_| false);
-    write_file(&a, "A");
+    dir.write(&a, "A");
     let mut session = pie.new_session();
     session.update_affected_by([&a]);
     assert_eq!(session.require(&revived), ok("A"));
@@ -587,9 +571,9 @@ fn a_task_required_again_by_a_revived_task_is_checked() {
 /// so, as in a top-down build, it does not execute.
 #[test]
 fn a_waiting_reader_whose_provider_restored_its_input_does_not_execute_when_required() {
-    let dir = temp_dir();
-    let (input, out) = (dir.path().join("in"), dir.path().join("out"));
-    write_file(&input, "one");
+    let dir = Dir::new();
+    let input = dir.create("in", "one");
+    let out = dir.join("out");
     let writer = write(ret("x"), &out);
     let reader = TestTask::ReadAfter(Box::new(writer.clone()), out.clone(), FileStamper::Hash);
     let root = TestTask::ReadThenRequire(input.clone(), FileStamper::Modified, Box::new(reader.clone()));
@@ -597,8 +581,8 @@ fn a_waiting_reader_whose_provider_restored_its_input_does_not_execute_when_requ
     for pie in [&mut pie, &mut top_down] {
         pie.new_session().require_all(&[writer.clone(), root.clone()]);
     }
-    write_file(&input, "two");
-    fs::remove_file(&out).unwrap();
+    dir.write(&input, "two");
+    dir.remove(&out);
     let executed = update(&mut pie, &[&input, &out]);
     // Top-down (one build per root): the writer restores `out`; the root executes and finds the reader consistent.
     assert_eq!(executed, vec![writer.clone(), root.clone()]);

@@ -6,9 +6,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::*;
-
-const OVERLAP: &str = "Overlapping provided file";
-const HIDDEN: &str = "Hidden dependency";
+use dev_util::Dir;
 
 fn roots(pie: &TestPie) -> HashSet<TestTask> {
     pie.roots().cloned().collect()
@@ -16,9 +14,8 @@ fn roots(pie: &TestPie) -> HashSet<TestTask> {
 
 #[test]
 fn required_tasks_become_roots_and_stay_until_unobserved() {
-    let dir = temp_dir();
-    let input = dir.path().join("in.txt");
-    write_file(&input, "text");
+    let dir = Dir::new();
+    let input = dir.create("in.txt", "text");
     let (a, b, c) = (read(&input), ret("b"), to_upper(read(&input)));
     let mut pie = test_pie();
     pie.require(&a).unwrap();
@@ -40,9 +37,8 @@ fn required_tasks_become_roots_and_stay_until_unobserved() {
 
 #[test]
 fn a_root_whose_build_panics_is_still_a_root() {
-    let dir = temp_dir();
-    let flag = dir.path().join("flag");
-    write_file(&flag, "");
+    let dir = Dir::new();
+    let flag = dir.create("flag", "");
     let task = panic_if_exists(&flag, ret("a"));
     let mut pie = test_pie();
     assert_eq!(expect_panic(|| pie.require(&task)), TASK_PANIC_MESSAGE);
@@ -54,10 +50,10 @@ fn a_root_whose_build_panics_is_still_a_root() {
 /// its current roots, it builds, in the same process and after a save and a load.
 #[test]
 fn edited_script_builds_once_it_retains_only_its_current_roots() {
-    let dir = temp_dir();
-    let (a, b, out) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("out.txt"));
-    write_file(&a, "A");
-    write_file(&b, "B");
+    let dir = Dir::new();
+    let a = dir.create("a", "A");
+    let b = dir.create("b", "B");
+    let out = dir.join("out.txt");
     let old = write(read(&a), &out);
     let edited = write(read(&b), &out);
 
@@ -75,15 +71,15 @@ fn edited_script_builds_once_it_retains_only_its_current_roots() {
         assert!(!events.any_execute_of(&old), "the dead task is never executed");
     })
     .unwrap();
-    assert_eq!(read_file_to_string(&out), "B");
+    assert_eq!(dir.read(&out), "B");
     pie.require_then_assert_no_execute(&edited).unwrap();
     pie.check_invariants();
 }
 
 #[test]
 fn a_task_required_in_this_session_is_live_without_being_a_root() {
-    let dir = temp_dir();
-    let out = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let out = dir.join("out.txt");
     let first = write(ret("1"), &out);
     let second = write(ret("2"), &out);
     let mut pie = test_pie();
@@ -96,9 +92,8 @@ fn a_task_required_in_this_session_is_live_without_being_a_root() {
 
 #[test]
 fn a_dead_requirer_is_no_hidden_dependency_of_a_new_provider() {
-    let dir = temp_dir();
-    let out = dir.path().join("out.txt");
-    write_file(&out, "hand-written");
+    let dir = Dir::new();
+    let out = dir.create("out.txt", "hand-written");
     let reader = read(&out);
     let writer = write(ret("generated"), &out);
     let mut pie = test_pie();
@@ -110,7 +105,7 @@ fn a_dead_requirer_is_no_hidden_dependency_of_a_new_provider() {
     pie.require(&reader).unwrap();
     pie.unobserve(&reader);
     pie.require(&writer).unwrap();
-    assert_eq!(read_file_to_string(&out), "generated");
+    assert_eq!(dir.read(&out), "generated");
     // Requiring the old reader again (without its provider) is refused as in a clean build.
     let message = expect_panic(|| pie.require(&reader));
     assert_message(&message, HIDDEN, &[&debug(&reader), &debug(&writer)]);
@@ -118,8 +113,8 @@ fn a_dead_requirer_is_no_hidden_dependency_of_a_new_provider() {
 
 #[test]
 fn a_dead_provider_is_no_hidden_dependency_of_a_new_reader() {
-    let dir = temp_dir();
-    let out = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let out = dir.join("out.txt");
     let writer = write(ret("generated"), &out);
     let reader = read(&out);
     let mut pie = test_pie();
@@ -137,13 +132,9 @@ fn a_dead_provider_is_no_hidden_dependency_of_a_new_reader() {
 
 #[test]
 fn collect_garbage_removes_dead_tasks_and_only_the_files_they_alone_provided() {
-    let dir = temp_dir();
-    let (fa, fb, input) = (
-        dir.path().join("a.out"),
-        dir.path().join("b.out"),
-        dir.path().join("in.txt"),
-    );
-    write_file(&input, "in");
+    let dir = Dir::new();
+    let (fa, fb) = (dir.join("a.out"), dir.join("b.out"));
+    let input = dir.create("in.txt", "in");
     let (a, b, c) = (write(ret("a"), &fa), write(ret("b"), &fb), read(&input));
     let mut pie = test_pie();
     pie.new_session().require_all(&[a.clone(), b.clone(), c.clone()]);
@@ -175,8 +166,8 @@ fn collect_garbage_removes_dead_tasks_and_only_the_files_they_alone_provided() {
 
 #[test]
 fn collect_garbage_keeps_a_file_that_a_live_task_took_over() {
-    let dir = temp_dir();
-    let out = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let out = dir.join("out.txt");
     let (old, new) = (write(ret("old"), &out), write(ret("new"), &out));
     let mut pie = test_pie();
     pie.require(&old).unwrap();
@@ -185,14 +176,14 @@ fn collect_garbage_keeps_a_file_that_a_live_task_took_over() {
     let garbage = pie.collect_garbage(true);
     assert_eq!(garbage.removed_tasks, 2);
     assert!(garbage.deleted_files.is_empty());
-    assert_eq!(read_file_to_string(&out), "new");
+    assert_eq!(dir.read(&out), "new");
     pie.require_then_assert_no_execute(&new).unwrap();
 }
 
 #[test]
 fn collect_garbage_without_deleting_leaves_files_alone() {
-    let dir = temp_dir();
-    let out = dir.path().join("out.txt");
+    let dir = Dir::new();
+    let out = dir.join("out.txt");
     let writer = write(ret("x"), &out);
     let mut pie = test_pie();
     pie.require(&writer).unwrap();
@@ -215,7 +206,9 @@ mod persisted {
     use pie::{Context, Pie, Task};
     use serde::{Deserialize, Serialize};
 
-    use super::common::{assert_message, expect_panic, temp_dir};
+    use dev_util::Dir;
+
+    use super::common::{assert_message, expect_panic, OVERLAP};
 
     /// Writes the text to the file and provides it; returns the text.
     #[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
@@ -238,9 +231,9 @@ mod persisted {
 
     #[test]
     fn roots_are_saved_with_the_store_and_keep_their_claims() {
-        let dir = temp_dir();
-        let store = dir.path().join("store");
-        let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+        let dir = Dir::new();
+        let store = dir.join("store");
+        let (one, two) = (dir.join("one"), dir.join("two"));
         let (a, b) = (Write("a".into(), one.clone()), Write("b".into(), two.clone()));
         let mut pie = StorePie::with_tracker(EventTracker::default());
         pie.new_session().require_all(&[a.clone(), b.clone()]);
@@ -252,11 +245,7 @@ mod persisted {
         // The observed root keeps its claim on `two` in the new process; the unobserved one lost `one`'s.
         let rival = Write("rival".into(), two.clone());
         let message = expect_panic(|| loaded.new_session().require(&rival));
-        assert_message(
-            &message,
-            "Overlapping provided file",
-            &[&format!("{b:?}"), &format!("{rival:?}")],
-        );
+        assert_message(&message, OVERLAP, &[&format!("{b:?}"), &format!("{rival:?}")]);
         loaded.unobserve(&rival);
         let taker = Write("taker".into(), one.clone());
         assert_eq!(loaded.new_session().require(&taker), "taker");
@@ -266,12 +255,12 @@ mod persisted {
     /// collected store is smaller and a loaded copy builds with nothing executed.
     #[test]
     fn collected_store_is_smaller_and_builds_with_nothing_executed() {
-        let dir = temp_dir();
-        let store = dir.path().join("store");
-        let out = dir.path().join("out.txt");
+        let dir = Dir::new();
+        let store = dir.join("store");
+        let out = dir.join("out.txt");
         let mut pie = StorePie::with_tracker(EventTracker::default());
         let olds: Vec<Write> = (0..50)
-            .map(|i| Write(format!("old {i}"), dir.path().join(format!("{i}.txt"))))
+            .map(|i| Write(format!("old {i}"), dir.join(format!("{i}.txt"))))
             .collect();
         pie.new_session().require_all(&olds);
         pie.new_session().require(&Write("v1".into(), out.clone()));
@@ -298,6 +287,6 @@ mod persisted {
         assert_eq!(again.task_count(), 1);
         assert_eq!(again.new_session().require(&edited), "v2");
         assert!(!again.tracker().any_execute());
-        assert_eq!(fs::read_to_string(&out).unwrap(), "v2");
+        assert_eq!(dir.read(&out), "v2");
     }
 }

@@ -6,14 +6,16 @@
 //! [`child_process`], which plays that role (without a role, it tests the child entry itself).
 #![cfg(feature = "serde")]
 
+mod common;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dev_util::write_until_modified;
+use common::expect_panic;
+use dev_util::Dir;
 use pie::stamp::FileStamper;
 use pie::tracker::event::EventTracker;
 use pie::tracker::NoopTracker;
@@ -131,39 +133,22 @@ fn clean_output(job: &Job) -> Output {
     Pie::default().new_session().require(job)
 }
 
-fn panic_message(f: impl FnOnce()) -> String {
-    match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(()) => panic!("expected a panic"),
-        Err(payload) => payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default(),
-    }
-}
-
 /// A project folder: inputs `a.txt` = "abc", `b.txt` = "x", `c.txt` = "c"; the store is `store/pie.store`.
 struct Project {
-    dir: dev_util::TempDir,
+    dir: Dir,
 }
 
 impl Project {
     fn new() -> Self {
-        let project = Project {
-            dir: dev_util::create_temp_dir().expect("temporary folder"),
-        };
+        let dir = Dir::new();
         for (name, text) in [("a.txt", "abc"), ("b.txt", "x"), ("c.txt", "c")] {
-            fs::write(project.path(name), text).expect("writing an input");
+            dir.create(name, text);
         }
-        project
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        Project { dir }
     }
 
     fn store(&self) -> PathBuf {
-        self.path("store/pie.store")
+        self.dir.join("store/pie.store")
     }
 }
 
@@ -221,14 +206,14 @@ fn loaded_store_re_executes_only_what_an_edit_affects_with_early_cutoff() {
 
     // Same letters, other case: the reader and the upper-caser execute; the upper-cased output is unchanged, so
     // the writer and everything after it are cut off.
-    write_until_modified(project.path("a.txt"), "ABC").unwrap();
+    project.dir.write("a.txt", "ABC");
     let mut pie = load(&project.store());
     assert_eq!(pie.new_session().require(&root(dir)), Ok("ABCxc".into()));
     let a = read_job(dir.join("a.txt"));
     assert_eq!(executed(&pie), vec![a.clone(), upper(a)]);
     save(&pie, &project.store());
 
-    write_until_modified(project.path("b.txt"), "y").unwrap();
+    project.dir.write("b.txt", "y");
     let mut pie = load(&project.store());
     assert_eq!(pie.new_session().require(&root(dir)), Ok("ABCyc".into()));
     let after = Job::ReadAfter(Box::new(writer(dir)), dir.join("out.txt"), FileStamper::Modified);
@@ -239,11 +224,11 @@ fn loaded_store_re_executes_only_what_an_edit_affects_with_early_cutoff() {
     save(&pie, &project.store());
 
     // The provided file is deleted behind pie's back: its writer executes again.
-    fs::remove_file(project.path("out.txt")).unwrap();
+    project.dir.remove("out.txt");
     let mut pie = load(&project.store());
     assert_eq!(pie.new_session().require(&root(dir)), Ok("ABCyc".into()));
     assert_eq!(executed(&pie), vec![writer(dir), after]);
-    assert_eq!(fs::read_to_string(project.path("out.txt")).unwrap(), "ABCy");
+    assert_eq!(project.dir.read("out.txt"), "ABCy");
 }
 
 #[test]
@@ -252,7 +237,7 @@ fn second_provider_of_a_file_from_a_loaded_store_is_refused() {
     let dir = project.dir.path();
     build_and_save(&project);
     let mut pie = load(&project.store());
-    let message = panic_message(|| {
+    let message = expect_panic(|| {
         let _ = pie.new_session().require(&rival(dir));
     });
     assert!(message.starts_with("Overlapping provided file"), "{message}");
@@ -268,7 +253,7 @@ fn reading_a_file_provided_in_a_loaded_store_without_its_writer_is_refused() {
     let dir = project.dir.path();
     build_and_save(&project);
     let mut pie = load(&project.store());
-    let message = panic_message(|| {
+    let message = expect_panic(|| {
         let _ = pie.new_session().require(&read_job(dir.join("out.txt")));
     });
     assert!(message.starts_with("Hidden dependency"), "{message}");
@@ -286,7 +271,7 @@ fn providing_a_file_required_in_a_loaded_store_is_refused() {
     let mut pie = load(&project.store());
     // `c.txt` is required by a task of the saved build; a new task writing it does not come before that reader.
     let overwrite = Job::Write(vec![], dir.join("c.txt"), FileStamper::Modified);
-    let message = panic_message(|| {
+    let message = expect_panic(|| {
         let _ = pie.new_session().require(&overwrite);
     });
     assert!(message.starts_with("Hidden dependency"), "{message}");
@@ -296,18 +281,18 @@ fn providing_a_file_required_in_a_loaded_store_is_refused() {
 #[test]
 fn missing_store_loads_as_an_empty_pie_and_save_creates_its_folders() {
     let project = Project::new();
-    let store = project.path("deeper/still/pie.store");
+    let store = project.dir.join("deeper/still/pie.store");
     let mut pie = load(&store);
     assert_eq!(pie.task_count(), 0);
     assert_eq!(
-        pie.new_session().require(&read_job(project.path("a.txt"))),
+        pie.new_session().require(&read_job(project.dir.join("a.txt"))),
         Ok("abc".into())
     );
     save(&pie, &store);
     assert_eq!(load(&store).task_count(), 1);
     // Saving again replaces the file; no temporary file is left beside it.
     save(&pie, &store);
-    let names: Vec<_> = fs::read_dir(project.path("deeper/still")).unwrap().collect();
+    let names: Vec<_> = fs::read_dir(project.dir.join("deeper/still")).unwrap().collect();
     assert_eq!(names.len(), 1, "{names:?}");
 }
 
@@ -341,7 +326,7 @@ fn save_writes_only_when_the_file_differs() {
     );
 
     // A change is written.
-    write_until_modified(project.path("c.txt"), "C").unwrap();
+    project.dir.write("c.txt", "C");
     assert_eq!(pie.new_session().require(&root(dir)), Ok("ABCxC".into()));
     save(&pie, &project.store());
     let second = file_identity(&project.store());
@@ -360,9 +345,8 @@ fn save_writes_only_when_the_file_differs() {
     assert_eq!(fs::read(project.store()).unwrap(), good);
 
     // A symbolic link to an identical file is replaced by the store, as documented.
-    let elsewhere = project.path("elsewhere.store");
-    fs::write(&elsewhere, &good).unwrap();
-    fs::remove_file(project.store()).unwrap();
+    let elsewhere = project.dir.create("elsewhere.store", &good);
+    project.dir.remove(project.store());
     std::os::unix::fs::symlink(&elsewhere, project.store()).unwrap();
     save(&pie, &project.store());
     assert!(fs::symlink_metadata(project.store()).unwrap().file_type().is_file());
@@ -372,8 +356,7 @@ fn save_writes_only_when_the_file_differs() {
 #[test]
 fn odd_file_names_and_times_survive_a_round_trip() {
     let project = Project::new();
-    let old = project.path("old.txt");
-    fs::write(&old, "old").unwrap();
+    let old = project.dir.create("old.txt", "old");
     let before_1970 = UNIX_EPOCH - Duration::from_millis(86_400_500);
     fs::File::options()
         .write(true)
@@ -385,7 +368,7 @@ fn odd_file_names_and_times_survive_a_round_trip() {
     {
         let mut odd = project.dir.path().as_os_str().as_encoded_bytes().to_vec();
         odd.extend_from_slice(b"/not-utf8-\xff.txt");
-        fs::write(byte_path(&odd), "odd").unwrap();
+        project.dir.create(byte_path(&odd), "odd");
         jobs.push(Job::ReadBytePath(odd));
     }
     let all = Job::Concat(jobs);
@@ -460,7 +443,7 @@ fn child_process() {
             } else {
                 read_job(dir.join("out.txt"))
             };
-            let message = panic_message(|| {
+            let message = expect_panic(|| {
                 let _ = pie.new_session().require(&job);
             });
             report.push_str(&format!("panic {}\n", message.replace('\n', " ")));
@@ -492,7 +475,7 @@ fn store_saved_by_one_process_is_used_by_the_next() {
         "nothing executes in a new process"
     );
 
-    write_until_modified(project.path("a.txt"), "ABC").unwrap();
+    project.dir.write("a.txt", "ABC");
     let report = run_child("build", dir);
     let a = read_job(dir.join("a.txt"));
     let expected = [
@@ -527,7 +510,7 @@ fn store_saved_by_one_process_is_used_by_the_next() {
     assert_eq!(pie.new_session().require(&root(dir)), Ok("ABCxc".into()));
     let after = Job::ReadAfter(Box::new(writer(dir)), dir.join("out.txt"), FileStamper::Modified);
     assert_eq!(executed(&pie), vec![writer(dir), after]);
-    assert_eq!(fs::read_to_string(project.path("out.txt")).unwrap(), "ABCx");
+    assert_eq!(project.dir.read("out.txt"), "ABCx");
 }
 
 // Crash safety: a child saves two different stores in turn, forever, and is killed with SIGKILL at random moments.
@@ -576,27 +559,26 @@ fn killed_saves_leave_the_old_or_the_new_store() {
     let dir = project.dir.path();
     let inputs = crash_inputs(dir);
     for (i, input) in inputs.iter().enumerate() {
-        fs::write(input, format!("input {i};")).unwrap();
+        project.dir.create(input, format!("input {i};"));
     }
     let [root_a, root_b] = crash_roots(dir);
 
     // Two different stores: A knows one root, built with f3 = "one"; B knows both, built with f3 = "two".
-    write_until_modified(&inputs[3], "one").unwrap();
+    project.dir.write(&inputs[3], "one");
     let mut a: TestPie = Pie::with_tracker(EventTracker::default());
     let output_a = a.new_session().require(&root_a);
-    write_until_modified(&inputs[3], "two").unwrap();
+    project.dir.write(&inputs[3], "two");
     let mut b: TestPie = Pie::with_tracker(EventTracker::default());
     let mut session = b.new_session();
     assert_ne!(session.require(&root_a), output_a);
     assert!(session.require(&root_b).is_ok());
     drop(session);
-    save(&a, &project.path("ref-a"));
-    save(&b, &project.path("ref-b"));
-    let ref_a = fs::read(project.path("ref-a")).unwrap();
-    let ref_b = fs::read(project.path("ref-b")).unwrap();
+    save(&a, &project.dir.join("ref-a"));
+    save(&b, &project.dir.join("ref-b"));
+    let ref_a = fs::read(project.dir.join("ref-a")).unwrap();
+    let ref_b = fs::read(project.dir.join("ref-b")).unwrap();
     assert_ne!(ref_a, ref_b);
-    fs::create_dir_all(project.store().parent().unwrap()).unwrap();
-    fs::write(project.store(), &ref_a).unwrap();
+    project.dir.create(project.store(), &ref_a);
 
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -646,7 +628,7 @@ fn killed_saves_leave_the_old_or_the_new_store() {
         // Change an input now and then, so that the cached outputs of one store or the other are stale.
         if next() % 3 == 0 {
             let text = if next() % 2 == 0 { "one" } else { "three" };
-            write_until_modified(&inputs[3], text).unwrap();
+            project.dir.write(&inputs[3], text);
         }
     }
     // The next save removes the temporary files that killed saves left (their processes are gone).
@@ -673,8 +655,7 @@ fn temp_files(project: &Project) -> Vec<String> {
 
 /// Plants a file `name` beside the store, last written `age` ago.
 fn plant(project: &Project, name: &str, age: Duration) {
-    let path = project.path("store").join(name);
-    fs::write(&path, "half a store").unwrap();
+    let path = project.dir.create(format!("store/{name}"), "half a store");
     let file = fs::File::options().write(true).open(&path).unwrap();
     file.set_modified(SystemTime::now() - age).unwrap();
 }
@@ -712,7 +693,7 @@ fn save_removes_stale_temporary_files_of_its_store_only() {
         expected.push(gone);
     }
     expected.sort();
-    let mut left: Vec<String> = fs::read_dir(project.path("store"))
+    let mut left: Vec<String> = fs::read_dir(project.dir.join("store"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name != "pie.store")
@@ -732,7 +713,7 @@ fn small_store(project: &Project) -> Vec<u8> {
 
 /// Writes `bytes` as the store and loads it.
 fn load_bytes(project: &Project, bytes: &[u8]) -> Result<TestPie, LoadError> {
-    fs::create_dir_all(project.path("store")).unwrap();
+    fs::create_dir_all(project.dir.join("store")).unwrap();
     fs::write(project.store(), bytes).unwrap();
     Pie::load(project.store(), EventTracker::default())
 }
@@ -808,11 +789,11 @@ fn random_bytes_wrong_magic_and_trailing_bytes_are_refused() {
 fn store_of_another_format_version_is_refused() {
     let project = Project::new();
     let mut bytes = small_store(&project);
-    for (version, message) in [(1u32, "format version 1"), (3, "format version 3")] {
+    for (version, message) in [(2u32, "format version 2"), (4, "format version 4")] {
         bytes[8..12].copy_from_slice(&version.to_le_bytes());
         let error = assert_refused(&project, &bytes, message);
         assert!(
-            matches!(error, LoadError::UnsupportedVersion { found, supported: 2, .. } if found == version),
+            matches!(error, LoadError::UnsupportedVersion { found, supported: 3, .. } if found == version),
             "{error}"
         );
     }
@@ -905,7 +886,7 @@ fn store_of_a_task_type_that_changed_shape_under_its_name_is_refused() {
         }
     }
     // The new layout builds and saves afresh.
-    fs::remove_file(project.store()).unwrap();
+    project.dir.remove(project.store());
     let mut pie: Pie<Evolving, u32> = Pie::default();
     assert_eq!(pie.new_session().require(&Evolving::Extra(5)), 1005);
     pie.save(project.store()).unwrap();
@@ -942,7 +923,7 @@ fn store_of_another_task_type_is_refused() {
         "{message}"
     );
     // And the other way round.
-    fs::remove_file(project.store()).unwrap();
+    project.dir.remove(project.store());
     small_store(&project);
     let error = Pie::<Foreign, String>::load(project.store(), NoopTracker).expect_err("a foreign store was loaded");
     assert!(matches!(error, LoadError::TypeMismatch { .. }), "{error}");
@@ -951,7 +932,7 @@ fn store_of_another_task_type_is_refused() {
 #[test]
 fn unreadable_store_is_an_io_error() {
     let project = Project::new();
-    fs::create_dir_all(project.store()).unwrap();
+    project.dir.create_dir(project.store());
     let error = Pie::<Job, Output>::load(project.store(), NoopTracker).expect_err("a folder was loaded");
     assert!(matches!(error, LoadError::Io { .. }), "{error}");
     assert!(error.to_string().contains("cannot read the pie store"), "{error}");
@@ -962,8 +943,8 @@ fn failed_save_names_the_file_and_leaves_nothing_behind() {
     let project = Project::new();
     let pie = build_and_save(&project);
     // The store path is a folder: the rename fails.
-    let folder_store = project.path("taken");
-    fs::create_dir_all(folder_store.join("inside")).unwrap();
+    let folder_store = project.dir.join("taken");
+    project.dir.create_dir("taken/inside");
     let error = pie.save(&folder_store).expect_err("saved over a folder");
     assert!(matches!(error, SaveError::Io { .. }), "{error}");
     assert!(
@@ -979,7 +960,7 @@ fn failed_save_names_the_file_and_leaves_nothing_behind() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // The parent "folder" is a file.
     let error = pie
-        .save(project.path("a.txt/pie.store"))
+        .save(project.dir.join("a.txt/pie.store"))
         .expect_err("saved below a file");
     assert!(error.to_string().contains("a.txt/pie.store"), "{error}");
     // The earlier store is untouched.
@@ -1056,13 +1037,13 @@ proptest! {
         let dir = project.dir.path();
         let texts = ["a", "A", "b", "", "ab"];
         for (i, text) in texts.iter().enumerate().take(4) {
-            fs::write(dir.join(format!("i{i}")), text).unwrap();
+            project.dir.create(format!("i{i}"), text);
         }
         let root = equivalence_root(dir);
         let mut memory: TestPie = Pie::with_tracker(EventTracker::default());
         for edits in steps {
             for (input, text) in edits {
-                fs::write(dir.join(format!("i{input}")), texts[text]).unwrap();
+                project.dir.write(format!("i{input}"), texts[text]);
             }
             let output = memory.new_session().require(&root);
             let mut reloaded = load(&project.store());

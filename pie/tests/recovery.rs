@@ -317,3 +317,101 @@ fn failing_task_required_twice_by_a_catching_task_runs_again() {
         "the failing task executed once for each require"
     );
 }
+
+/// A task that caught the panic of a task it requires stays consistent while that task would panic again (nothing
+/// it depended on before panicking changed): a new session executes nothing, as a clean build would give the same
+/// result. The failure is recorded with the store, so this holds across save and load too (see `tests/dynamic.rs`).
+#[test]
+fn task_catching_a_repeating_panic_stays_consistent() {
+    let f = flagged();
+    let other = f.dir.create("other.txt", "one");
+    f.dir.create(&f.flag, "");
+    let collector = TestTask::CatchThenRead(Box::new(f.panicky.clone()), other.clone());
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&collector), ok("caught:one"));
+    assert_eq!(pie.require_then_assert_no_execute(&collector), ok("caught:one"));
+    assert_eq!(pie.require_then_assert_no_execute(&collector), ok("caught:one"));
+    pie.check_invariants();
+
+    // Requiring the failing task itself executes it: its panic must reach the caller.
+    assert_eq!(expect_panic(|| pie.require(&f.panicky)), TASK_PANIC_MESSAGE);
+    assert!(pie.events().one_execute_of(&f.panicky));
+    // It failed again (a new failure the catching task did not see): the catching task executes once more.
+    assert_eq!(pie.require(&collector), ok("caught:one"));
+    assert!(pie.events().one_execute_of(&collector));
+    assert_eq!(pie.require_then_assert_no_execute(&collector), ok("caught:one"));
+}
+
+/// A task that only gets checked meets the panic of a required task that now fails: a clean build would execute
+/// it and let it catch the panic, so it executes, and meets the panic (with its original payload) where it
+/// requires the failing task, which executes only once.
+#[test]
+fn panic_met_while_checking_reaches_the_task_that_catches_it() {
+    let f = flagged();
+    let other = f.dir.create("other.txt", "one");
+    let collector = TestTask::CatchThenRead(Box::new(f.panicky.clone()), other.clone());
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&collector), ok("ok:one"));
+
+    f.dir.create(&f.flag, "");
+    assert_eq!(
+        pie.require_then_assert_executed(&collector, &[&f.panicky, &collector]),
+        ok("caught:one")
+    );
+    assert_eq!(clean_output(&collector), ok("caught:one"));
+    assert_eq!(pie.require_then_assert_no_execute(&collector), ok("caught:one"));
+    pie.check_invariants();
+}
+
+/// A panic below a chain of tasks that are only checked meets every task of the chain, as in a clean build: each
+/// executes once (from the bottom up, as the check unwinds) and the caller gets the task's own panic message.
+#[test]
+fn panic_below_a_checked_chain_executes_each_task_once() {
+    let f = flagged();
+    let chain: Vec<TestTask> = std::iter::successors(Some(f.panicky.clone()), |t| Some(to_upper(t.clone())))
+        .take(101)
+        .collect();
+    let top = chain.last().unwrap().clone();
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&top), ok("FIRST"));
+
+    f.dir.create(&f.flag, "");
+    assert_eq!(expect_panic(|| pie.require(&top)), TASK_PANIC_MESSAGE);
+    assert_eq!(
+        pie.executed(),
+        chain,
+        "each task of the chain executed once, the failing one first"
+    );
+    pie.check_invariants();
+    f.dir.remove(&f.flag);
+    assert_eq!(pie.require(&top), ok("FIRST"));
+}
+
+/// A panic that comes from a soundness violation depends on other tasks, so it is not assumed to repeat: the task
+/// that caught the overlap executes again in each session (with the same result while the overlap stays), and
+/// after the other provider of the file stops providing it, the task that failed succeeds, as in a clean build.
+#[test]
+fn caught_violation_is_checked_again_when_the_other_task_changes() {
+    let dir = Dir::new();
+    let config = dir.create("config.txt", "on");
+    let other = dir.create("other.txt", "one");
+    let out = dir.join("out.txt");
+    let first = TestTask::WriteIfOn(config.clone(), "a", out.clone());
+    let second = write(ret("b"), &out);
+    let collector = TestTask::CatchThenRead(Box::new(second.clone()), other);
+    let root = seq([first.clone(), collector.clone()]);
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    assert_eq!(
+        pie.require_then_assert_executed(&collector, &[&collector, &second]),
+        ok("caught:one")
+    );
+
+    dir.write(&config, "off");
+    pie.require(&root).unwrap();
+    assert!(pie.events().one_execute_of(&collector));
+    assert!(pie.events().one_execute_of(&second));
+    assert_eq!(pie.require(&collector), ok("ok:one"));
+    assert_eq!(dir.read(&out), "b");
+    pie.check_invariants();
+}

@@ -29,13 +29,14 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::panic::{self, AssertUnwindSafe};
 
 use rustc_hash::FxHashSet;
 use std::path::Path;
 
 use crate::dependency::Dep;
 use crate::path::NormalPath;
-use crate::session::Mark;
+use crate::session::{Mark, Payload};
 use crate::stamp::OutputStamper;
 use crate::store::{FileId, Store, TaskId};
 use crate::tracker::Tracker;
@@ -101,7 +102,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
             while let Some(id) = self.pop() {
                 if self.needed(id) {
-                    self.update_scheduled(id);
+                    // A failure schedules the tasks that require the failed task, which meet its panic when they
+                    // require it (and may catch it); what reaches a root goes on to the caller below.
+                    if let Err(payload) = self.update_scheduled(id) {
+                        self.state.failures.push(id, payload);
+                    }
                 } else {
                     // It waits, scheduled, for a task above it to require it: searches must still find it.
                     let order = self.store.order(id);
@@ -118,6 +123,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 self.or_unwind(root, OutputStamper::Equals, |this| this.make_consistent(root, None));
             }
             self.state.bottom_up = Some(Scheduler::default());
+        }
+        let store = &*self.store;
+        if let Some(payload) = self.state.failures.take_first(|id| store.is_root(id)) {
+            panic::resume_unwind(payload);
         }
         self.state.bottom_up_completed = true;
         self.tracker.build_end();
@@ -211,12 +220,24 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         for index in 0..self.store.dep_count(id) {
             let inconsistent = match self.store.dep(id, index) {
                 Dep::RequireTask(dep) => {
-                    if dep.saw_panic() || self.store.output(dep.task).is_none() {
-                        return true;
-                    }
-                    if self.marks.get(dep.task) != Mark::Done {
+                    let mark = self.marks.get(dep.task);
+                    if !matches!(mark, Mark::Done | Mark::Failed) {
+                        if self.store.output(dep.task).is_none() {
+                            // It executes and requires the task without output itself, meeting its panic (or
+                            // output) as in a clean build.
+                            return true;
+                        }
                         let task = self.store.task(dep.task).clone();
-                        self.bring_up_to_date_or_unwind(dep.task, &task, dep.stamper);
+                        if let Err(payload) =
+                            panic::catch_unwind(AssertUnwindSafe(|| self.bring_up_to_date(dep.task, &task)))
+                        {
+                            // It executes and meets the panic when it requires the task (see `make_consistent`).
+                            self.state.violation = false;
+                            if self.marks.get(dep.task) == Mark::Failed {
+                                self.state.failures.push(dep.task, payload);
+                            }
+                            return true;
+                        }
                     }
                     dep.is_inconsistent(self.store.version(dep.task))
                 }
@@ -236,16 +257,27 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Brings the scheduled task `id` (popped, or required while scheduled) up to date: executes it when it is
     /// still inconsistent (see [`still_inconsistent`](Self::still_inconsistent)). In progress meanwhile, so that
-    /// a cycle through it is caught. Returns whether it executed.
-    fn update_scheduled(&mut self, id: TaskId) -> bool {
-        self.enter(id);
+    /// a cycle through it is caught. Returns whether it executed, or the panic of its execution (it is then marked
+    /// failed).
+    fn update_scheduled(&mut self, id: TaskId) -> Result<bool, Payload> {
+        self.enter(id, false);
         let inconsistent = self.still_inconsistent(id);
-        if inconsistent {
-            crate::grow_stack(|| self.execute(id, None));
-        }
+        let result = if inconsistent {
+            crate::grow_stack(|| self.execute(id, None))
+        } else {
+            Ok(())
+        };
         self.state.stack.pop();
-        self.marks.set(id, Mark::Done);
-        inconsistent
+        match result {
+            Ok(()) => {
+                self.marks.set(id, Mark::Done);
+                Ok(inconsistent)
+            }
+            Err(payload) => {
+                self.marks.set(id, Mark::Failed);
+                Err(payload)
+            }
+        }
     }
 
     /// Whether the scheduled task `id` must execute now: a root, or reachable from a root (or a task of this
@@ -284,7 +316,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             this.marks.known_live(id) || (this.store.is_root(id) && !this.state.new_roots.contains(&id))
         };
         let stops = |this: &Self, id: TaskId| match this.marks.get(id) {
-            Mark::InProgress | Mark::Done if !trust => true,
+            Mark::InProgress | Mark::Done | Mark::Failed if !trust => true,
             Mark::Scheduled if !trust => false,
             _ => certified(this, id),
         };
@@ -336,17 +368,23 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         match self.marks.get(id) {
             Mark::Done => return false,
             Mark::InProgress => self.cycle(id),
-            Mark::Scheduled => return self.update_scheduled(id),
+            Mark::Scheduled => return self.update_scheduled(id).unwrap_or_else(|p| panic::resume_unwind(p)),
+            Mark::Failed => return self.make_consistent(id, Some(task)),
             Mark::Unseen => {}
         }
         if self.store.output(id).is_none() || !self.trusted(id) {
             return self.make_consistent(id, Some(task));
         }
         while let Some(below) = self.lowest_scheduled_below(id) {
-            self.update_scheduled(below);
+            if let Err(payload) = self.update_scheduled(below) {
+                // The tasks between `id` and the failed task may catch its panic: check `id` top-down, which
+                // executes them, and they meet the panic when they require the failed task.
+                self.state.failures.push(below, payload);
+                return self.make_consistent(id, Some(task));
+            }
         }
         if self.marks.get(id) == Mark::Scheduled {
-            return self.update_scheduled(id);
+            return self.update_scheduled(id).unwrap_or_else(|p| panic::resume_unwind(p));
         }
         self.marks.set(id, Mark::Done);
         false

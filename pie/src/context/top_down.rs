@@ -30,7 +30,7 @@ use crate::dependency::{
 };
 use crate::liveness;
 use crate::path::NormalPath;
-use crate::session::{Frame, Mark, Marks, SessionState};
+use crate::session::{Frame, Mark, Marks, Payload, SessionState};
 use crate::stamp::{FileStamper, OutputStamper};
 use crate::store::{FileId, Store, TaskId};
 use crate::tracker::Tracker;
@@ -68,6 +68,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             self.marks.set(frame.id, Mark::Unseen);
         }
         self.state.current = None;
+        self.state.failures.clear();
+        self.state.violation = false;
         if self.state.building {
             // What a bottom-up build of this session scheduled and trusted is no longer reliable.
             self.state.panicked = true;
@@ -84,34 +86,76 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// (`state.stack`), so checking a deep graph costs a few bytes per level instead of a native stack frame.
     /// Only executing recurses natively (a task's `execute` requires tasks through this context); that recursion
     /// goes through [`grow_stack`].
+    ///
+    /// Panics meet the tasks that would meet them in a clean build. When a task executed during the check panics,
+    /// the task below it in the walk (which was only checking its dependency on it) executes instead, and meets
+    /// the panic, with its original payload, when it requires the task (see `SessionState::failures`), so that it
+    /// may catch it; a panic while checking a task's dependencies (a cycle) makes that task execute too. A panic
+    /// that reaches `id` unwinds to the caller with the frames popped.
     pub(super) fn make_consistent(&mut self, id: TaskId, task: Option<&T>) -> bool {
         match self.marks.get(id) {
             Mark::Done => return false,
             Mark::InProgress => self.cycle(id),
+            Mark::Failed => self.resume_failure(id),
             Mark::Unseen | Mark::Scheduled => {}
         }
         let base = self.state.stack.len();
-        self.enter(id);
-        while self.walk(base) {
+        self.enter(id, false);
+        // A task without output executes (the frames pushed by the walk are of tasks with output, or probes).
+        let mut execute_top = self.store.output(id).is_none();
+        loop {
+            if !std::mem::take(&mut execute_top) && !self.walk_or_catch(base) {
+                return false;
+            }
             let top = self.state.stack.len() - 1;
             let frame = self.state.stack[top];
             let task = if top == base { task } else { None };
-            grow_stack(|| self.execute(frame.id, task));
+            let result = grow_stack(|| self.execute(frame.id, task));
             self.state.stack.pop();
-            self.marks.set(frame.id, Mark::Done);
-            if top == base {
-                return true;
+            match result {
+                Ok(()) => {
+                    self.marks.set(frame.id, Mark::Done);
+                    if top == base {
+                        return true;
+                    }
+                }
+                Err(payload) => {
+                    self.marks.set(frame.id, Mark::Failed);
+                    if top == base {
+                        panic::resume_unwind(payload);
+                    }
+                    self.state.failures.push(frame.id, payload);
+                    execute_top = true;
+                }
             }
         }
-        false
+    }
+
+    /// For a task marked failed in this session: goes on with the panic of its execution when it is kept (see
+    /// `SessionState::failures`); otherwise returns, and the task executes again.
+    fn resume_failure(&mut self, id: TaskId) {
+        if let Some(payload) = self.state.failures.take(id) {
+            panic::resume_unwind(payload);
+        }
+    }
+
+    /// [`walk`](Self::walk), except that a panic while checking the dependencies of the top frame's task (a cycle
+    /// through a task in progress) makes that task execute: its execution makes the same require and meets the
+    /// same panic there, where it may catch it.
+    fn walk_or_catch(&mut self, base: usize) -> bool {
+        match panic::catch_unwind(AssertUnwindSafe(|| self.walk(base))) {
+            Ok(must_execute) => must_execute,
+            Err(_) => {
+                self.state.violation = false;
+                true
+            }
+        }
     }
 
     /// [`make_consistent`](Self::make_consistent), leaving the session as it was if a panic unwinds through it (a
     /// task's own panic or a soundness violation), so that a requiring task that catches the panic goes on with a
-    /// sound context: the executing task is restored, the frames pushed since are popped and their tasks are
-    /// unseen again (they execute again when next required, a task without output never counts as done), and the
-    /// requiring task depends on the task that panicked, so that it executes again as long as that task has no
-    /// output.
+    /// sound context: the executing task is restored, the frames pushed since are popped, and the requiring task
+    /// depends on the task that panicked (on its failure version: see `Store::fail_execution`).
     fn make_consistent_or_unwind(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> bool {
         self.or_unwind(id, stamper, |this| this.make_consistent(id, Some(task)))
     }
@@ -135,7 +179,15 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         || this.store.depends_on_before(id, this.store.dep_count(id), current)
                 };
                 if let Some(current) = current.filter(|c| !closes_cycle(self, *c)) {
-                    self.store.add_require_task(current, TaskDep::panicked(id, stamper));
+                    let version = self.store.version(id);
+                    self.store.add_require_task(
+                        current,
+                        TaskDep {
+                            task: id,
+                            stamper,
+                            version,
+                        },
+                    );
                 }
                 panic::resume_unwind(payload)
             }
@@ -157,7 +209,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 Some(true) => return true,
                 Some(false) => {
                     self.state.stack.pop();
-                    self.marks.set(frame.id, Mark::Done);
+                    let mark = if frame.probe { Mark::Failed } else { Mark::Done };
+                    self.marks.set(frame.id, mark);
                     if top == base {
                         return false;
                     }
@@ -166,26 +219,24 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    /// Marks `id` in progress and pushes its frame.
+    /// Marks `id` in progress and pushes its frame (see [`Frame::probe`]).
     #[inline]
-    pub(super) fn enter(&mut self, id: TaskId) {
+    pub(super) fn enter(&mut self, id: TaskId, probe: bool) {
         self.marks.set(id, Mark::InProgress);
         self.state.stack.push(Frame {
             id,
             next: 0,
             resume: false,
+            probe,
         });
     }
 
-    /// Continues checking the dependencies of `frame`'s task, in order: `Some(true)` at the first inconsistent one
-    /// (or right away for a task without output), `Some(false)` when all are consistent, and `None` after pushing
-    /// the frame of an unseen required task (this frame then resumes at that dependency).
+    /// Continues checking the dependencies of `frame`'s task, in order: `Some(true)` at the first inconsistent one,
+    /// `Some(false)` when all are consistent, and `None` after pushing the frame of an unseen required task (this
+    /// frame then resumes at that dependency). A task without output is never walked, unless probed.
     #[inline]
     fn check_from(&mut self, frame: Frame) -> Option<bool> {
         let id = frame.id;
-        if frame.next == 0 && !frame.resume && self.store.output(id).is_none() {
-            return Some(true);
-        }
         let mut resume = frame.resume;
         for index in frame.next as usize..self.store.dep_count(id) {
             let inconsistent = match self.store.dep(id, index) {
@@ -196,26 +247,30 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
                         self.tracker.check_dependency_start(&Dependency::RequireTask(view));
                         match self.marks.get(dep.task) {
-                            Mark::Done => {}
+                            Mark::Done | Mark::Failed => {}
                             Mark::InProgress => self.cycle(dep.task),
-                            Mark::Unseen | Mark::Scheduled if dep.saw_panic() => {
-                                // This task caught the panic of the required task: it executes again and requires
-                                // it anew (inside its own `catch_unwind`), as a clean build would. Making the
-                                // required task consistent first would let its panic escape this check.
-                                self.tracker.check_dependency_end(
-                                    &Dependency::RequireTask(view),
-                                    Ok(Some(&Inconsistency::Panicked)),
-                                );
-                                return Some(true);
-                            }
                             Mark::Unseen | Mark::Scheduled => {
+                                let failed = self.store.output(dep.task).is_none();
+                                if failed && dep.is_inconsistent(self.store.version(dep.task)) {
+                                    // The required task has no output and this task did not see that very failure:
+                                    // this task executes and requires it anew (maybe catching its panic), as a
+                                    // clean build would. Executing it here would let its panic escape this check.
+                                    self.tracker.check_dependency_end(
+                                        &Dependency::RequireTask(view),
+                                        Ok(Some(&Inconsistency::Panicked)),
+                                    );
+                                    return Some(true);
+                                }
                                 let top = self.state.stack.len() - 1;
                                 self.state.stack[top] = Frame {
                                     id,
                                     next: index as u32,
                                     resume: true,
+                                    probe: frame.probe,
                                 };
-                                self.enter(dep.task);
+                                // A task that saw this failure is consistent while the failure would repeat: probe
+                                // the failed task's dependencies without executing it.
+                                self.enter(dep.task, failed);
                                 return None;
                             }
                         }
@@ -304,31 +359,34 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         true
     }
 
-    fn hidden_read(&self, reader: TaskId, file: FileId, provider: TaskId) -> ! {
-        panic!(
+    fn hidden_read(&mut self, reader: TaskId, file: FileId, provider: TaskId) -> ! {
+        let message = format!(
             "Hidden dependency: task {:?} requires file '{}', which is provided by task {:?}, without \
              (transitively) requiring that task first; require the providing task before reading the file",
             self.store.task(reader),
             self.store.file_path(file).display(),
             self.store.task(provider)
         );
+        self.violation(message)
     }
 
-    /// Compares the output version of the (now consistent) required task with the recorded one.
+    /// Compares the output version of the (now consistent, or failed) required task with the recorded one.
     fn finish_task_check(&mut self, dep: TaskDep) -> bool {
         let inconsistent = dep.is_inconsistent(self.store.version(dep.task));
         let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
-        let output = self
-            .store
-            .output(dep.task)
-            .expect("BUG: consistent task without output");
-        let inconsistency = inconsistent.then_some(Inconsistency::Task(output));
+        let inconsistency = inconsistent.then(|| match self.store.output(dep.task) {
+            Some(output) => Inconsistency::Task(output),
+            None => Inconsistency::Panicked,
+        });
         self.tracker
             .check_dependency_end(&Dependency::RequireTask(view), Ok(inconsistency.as_ref()));
         inconsistent
     }
 
-    pub(super) fn execute(&mut self, id: TaskId, task: Option<&T>) {
+    /// Executes task `id` (`task` is its value when the caller has it). A panic of the execution is returned, with
+    /// the failure recorded (see `Store::fail_execution`) and the executing task restored; the caller decides who
+    /// meets it.
+    pub(super) fn execute(&mut self, id: TaskId, task: Option<&T>) -> Result<(), Payload> {
         let owned;
         let task = match task {
             Some(task) => task,
@@ -345,14 +403,27 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let before = bottom_up.then(|| self.before_execution(id));
         let previous = self.store.start_execution(id);
         let parent = self.state.current.replace(id);
-        let output = task.execute(self);
+        let result = panic::catch_unwind(AssertUnwindSafe(|| task.execute(self)));
         self.state.current = parent;
-        self.store.finish_execution(id, output, previous);
-        if let Some(before) = before {
-            self.after_execution(id, before);
+        match result {
+            Ok(output) => {
+                self.store.finish_execution(id, output, previous);
+                if let Some(before) = before {
+                    self.after_execution(id, before);
+                }
+                let output = self.store.output(id).expect("BUG: executed task without output");
+                self.tracker.execute_end(task, output);
+                Ok(())
+            }
+            Err(payload) => {
+                let repeatable = !std::mem::take(&mut self.state.violation);
+                self.store.fail_execution(id, repeatable);
+                if let Some(before) = before {
+                    self.after_execution(id, before);
+                }
+                Err(payload)
+            }
         }
-        let output = self.store.output(id).expect("BUG: executed task without output");
-        self.tracker.execute_end(task, output);
     }
 
     fn current(&self, operation: &str) -> TaskId {
@@ -362,7 +433,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    pub(super) fn cycle(&self, id: TaskId) -> ! {
+    /// Panics with a soundness violation, noting that the panic may not repeat (see `Store::fail_execution`).
+    #[track_caller]
+    fn violation(&mut self, message: String) -> ! {
+        self.state.violation = true;
+        panic!("{message}")
+    }
+
+    pub(super) fn cycle(&mut self, id: TaskId) -> ! {
         let start = self.state.stack.iter().position(|f| f.id == id).unwrap_or(0);
         let cycle: Vec<String> = self.state.stack[start..]
             .iter()
@@ -370,11 +448,12 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             .chain(std::iter::once(id))
             .map(|s| format!("{:?}", self.store.task(s)))
             .collect();
-        panic!(
+        let message = format!(
             "Cyclic task dependency: task {:?} requires itself through {}",
             self.store.task(id),
             cycle.join(" → ")
         );
+        self.violation(message)
     }
 
     fn file_node(&mut self, path: &Path) -> io::Result<FileId> {
@@ -425,43 +504,47 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
         let file = self.file_node(path)?;
         if let Some(provider) = self.store.provider(file) {
             if provider == current {
-                panic!(
+                let message = format!(
                     "Overlapping provided file: file '{}' is provided twice by task {:?} in one execution",
                     self.store.file_path(file).display(),
                     self.store.task(current)
                 );
+                self.violation(message)
             }
         }
         if let Some(provider) = self.store.provider(file).filter(|p| !self.release_if_dead(*p)) {
-            panic!(
+            let message = format!(
                 "Overlapping provided file: file '{}' is provided by task {:?} and by task {:?}; a file may have \
                  only one providing task",
                 self.store.file_path(file).display(),
                 self.store.task(provider),
                 self.store.task(current)
             );
+            self.violation(message)
         }
         let requirers: Vec<TaskId> = self.store.requirers(file).collect();
         for requirer in requirers {
             if requirer == current {
-                panic!(
+                let message = format!(
                     "Hidden dependency: task {:?} requires file '{}' and afterwards provides it; an in-place edit \
                      cannot be incremental, write the result to another file",
                     self.store.task(current),
                     self.store.file_path(file).display()
                 );
+                self.violation(message)
             }
             // Only what the requirer required before its first read of the file counts: requiring the provider
             // after reading is too late.
             let read = self.store.first_require_of(requirer, file).unwrap_or(0);
             if !self.store.depends_on_before(requirer, read, current) && !self.release_if_dead(requirer) {
-                panic!(
+                let message = format!(
                     "Hidden dependency: task {:?} provides file '{}', which is required by task {:?} without \
                      (transitively) requiring the providing task first",
                     self.store.task(current),
                     self.store.file_path(file).display(),
                     self.store.task(requirer)
                 );
+                self.violation(message)
             }
         }
         let stamp = stamper.stamp(self.store.file_path(file));

@@ -105,9 +105,9 @@ fn format_is_pinned() {
         "070501",                                                 // next order 7, next version 5, settled
     );
     assert_eq!(hex(&payload), expected);
-    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(FORMAT_VERSION, 3);
     let header = seal(&[7; 32], &payload);
-    assert_eq!(&header[..12], b"PIESTORE\x02\x00\x00\x00");
+    assert_eq!(&header[..12], b"PIESTORE\x03\x00\x00\x00");
     assert_eq!(&header[12..44], &[7; 32]);
     assert_eq!(header[44..52], (payload.len() as u64).to_le_bytes());
 }

@@ -14,7 +14,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use dev_util::{write_until_modified, Dir};
+use dev_util::write_until_modified;
 use pie::stamp::{FileStamper, OutputStamper};
 use pie::tracker::event::EventTracker;
 use pie::tracker::writing::WritingTracker;
@@ -453,11 +453,6 @@ pub fn clean_output(task: &TestTask) -> TestResult {
     pie::context::non_incremental::NonIncrementalContext.require(task)
 }
 
-/// A new temporary folder: [`Dir::new`], for the tests that still spell their setup with `dir.path().join(..)`.
-pub fn temp_dir() -> Dir {
-    Dir::new()
-}
-
 /// Runs `f`, returning the message of its panic as `Err`.
 pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(panic_message)
@@ -515,7 +510,7 @@ pub fn make_unreadable(path: &Path) {
     std::os::unix::fs::symlink(path, path).expect("cannot create a symbolic link");
 }
 
-/// Writes `contents` to `path`, making sure its modification time changes. In a [`Dir`], `dir.create` and
+/// Writes `contents` to `path`, making sure its modification time changes. In a [`dev_util::Dir`], `dir.create` and
 /// `dir.write` say the same in fewer words; this is for paths that are not spelled relative to one.
 pub fn write_file(path: impl AsRef<Path>, contents: &str) {
     write_until_modified(path, contents).expect("cannot write test file");
@@ -535,9 +530,4 @@ pub fn relative_form(path: &Path) -> PathBuf {
     }
     relative.push(path.strip_prefix("/").expect("an absolute path starts at the root"));
     relative
-}
-
-/// Reads `path` to a string.
-pub fn read_file_to_string(path: impl AsRef<Path>) -> String {
-    fs::read_to_string(path).expect("cannot read test file")
 }
