@@ -1,6 +1,7 @@
 //! pie's benchmark harness: generates workloads in a temporary folder and measures fresh builds, no-op rebuilds
 //! (in-process and in a new process), rebuilds after touching and after modifying one input, persistence and
-//! memory, and garbage collection of a half-dead store, next to a stat floor, a hash floor and ninja.
+//! memory, garbage collection of a half-dead store, and the latency of watch mode (`wide` only), next to a stat
+//! floor, a hash floor and ninja.
 //!
 //! Every workload/stamper pair is measured in a child process of its own (`bench measure-child`), so that its RSS
 //! figures are not polluted by another's; the new-process no-op spawns a further child (`bench cold-child`).
@@ -27,6 +28,7 @@ mod ninja;
 mod persist;
 mod profile;
 mod report;
+mod watch;
 mod workload;
 
 /// Measure pie on generated workloads.

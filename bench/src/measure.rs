@@ -82,6 +82,13 @@ pub struct Row {
     pub store_bytes_before_gc: u64,
     /// Size of that store, saved after collecting.
     pub store_bytes_after_gc: u64,
+    /// `wide` only: the debounce of the watch figures (see `crate::watch`).
+    pub watch_debounce_ms: Option<f64>,
+    /// `wide` only: from writing one input to a `pie::watch::Watcher` delivering the rebuilt root output, median
+    /// of 20 edits.
+    pub watch_latency_ms: Option<f64>,
+    /// `wide` only: the median duration of those builds themselves (the bottom-up session).
+    pub watch_build_ms: Option<f64>,
 }
 
 /// How many times each repeated figure is taken (the median is reported).
@@ -245,6 +252,12 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
         }
     }
 
+    // Watch mode, from the saved store (it edits inputs, so after every figure that reads them but the last).
+    let watch = match (&persisted, shape.workload) {
+        (Some(p), Workload::Wide) => Some(crate::watch::measure(&shape, stamper, &p.store)?),
+        _ => None,
+    };
+
     // Garbage collection last, so that nothing above is affected by it.
     let gc = crate::gc::measure(&shape, stamper, dir)?;
 
@@ -285,6 +298,9 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
         gc_removed_tasks: gc.removed_tasks,
         store_bytes_before_gc: gc.store_bytes_before,
         store_bytes_after_gc: gc.store_bytes_after,
+        watch_debounce_ms: watch.as_ref().map(|_| crate::watch::DEBOUNCE.as_secs_f64() * 1e3),
+        watch_latency_ms: watch.as_ref().map(|w| w.latency_ms),
+        watch_build_ms: watch.as_ref().map(|w| w.build_ms),
     })
 }
 

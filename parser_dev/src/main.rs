@@ -1,32 +1,39 @@
-//! The `parser_dev` command: batch mode, or the terminal editor with `--edit`.
+//! The `parser_dev` command: batch mode, watch mode with `--watch`, or the terminal editor with `--edit`.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::Parser;
 use crossterm::event::{self, Event, KeyEventKind};
 use parser_dev::app::{App, Control};
-use parser_dev::report::{batch_end, batch_grammar, batch_program};
+use parser_dev::report::{batch_end, batch_grammar, batch_program, watch_header};
 use parser_dev::workspace::{Config, LogTarget, Reached, Workspace};
+use pie::watch::{StopHandle, WatchConfig};
 
 /// Develop a pest grammar against example programs. Each program is parsed with RULE of the grammar; results
 /// are cached in a store, so only what changed since the last run is compiled or parsed again.
 ///
 /// Exit status: 0 when the grammar compiled and every program parsed, 1 when the grammar or a program failed,
-/// 2 for a usage error (including --edit without a terminal).
+/// 2 for a usage error (including --edit without a terminal). With --watch: 0 when stopped by Ctrl-C (after
+/// saving the store), 1 when files cannot be watched.
 #[derive(Parser, Debug)]
 #[command(name = "parser_dev", version)]
 struct Cli {
     /// The store file [default: .pie/parser_dev.store in the grammar's folder].
     #[arg(long, value_name = "PATH")]
     store: Option<PathBuf>,
-    /// Write pie's build log to standard error (batch mode).
+    /// Write pie's build log to standard error (batch and watch mode).
     #[arg(long)]
     log: bool,
     /// Edit the grammar and programs in a terminal editor, rebuilding on every save.
-    #[arg(short = 'e', long)]
+    #[arg(short = 'e', long, conflicts_with = "watch")]
     edit: bool,
+    /// Batch mode that keeps running: rebuild and print the results after every change on disk, until Ctrl-C.
+    #[arg(short = 'w', long)]
+    watch: bool,
     /// The pest grammar file.
     grammar: PathBuf,
     /// The grammar's rule that every program is parsed with.
@@ -46,6 +53,8 @@ fn main() -> ExitCode {
     };
     if cli.edit {
         edit(&config)
+    } else if cli.watch {
+        watch(&config, cli.log)
     } else {
         batch(&config, cli.log)
     }
@@ -72,6 +81,49 @@ fn batch(config: &Config, log: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn watch(config: &Config, log: bool) -> ExitCode {
+    let log = if log { LogTarget::Stderr } else { LogTarget::Off };
+    let (mut workspace, warning) = Workspace::open(config, log);
+    if let Some(warning) = warning {
+        eprintln!("{warning}");
+    }
+    let grammar = workspace.grammar().shown.clone();
+    let rule = workspace.rule().to_string();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let install_stop = |stop: StopHandle| {
+        if let Err(error) = ctrlc::set_handler(move || stop.stop()) {
+            eprintln!("warning: cannot handle Ctrl-C ({error}); stop with a signal that ends the process");
+        }
+    };
+    let result = workspace.watch(WatchConfig::default(), install_stop, |build| {
+        let report = build.report;
+        let mut out = watch_header(build, &cwd, SystemTime::now());
+        out.push_str(&batch_grammar(&report.grammar, &grammar, &rule));
+        for program in &report.programs {
+            out.push_str(&batch_program(program, &rule));
+        }
+        out.push_str(&batch_end(report));
+        print!("{out}");
+        // Piped output is block-buffered: without a flush a reader would see a build only after the next.
+        let _ = io::stdout().flush();
+        ControlFlow::Continue(())
+    });
+    let saved = workspace.close_store();
+    if let Err(error) = &saved {
+        eprintln!("warning: {error}; the next run will build everything again");
+    }
+    match result {
+        Ok(()) => {
+            eprintln!("stopped{}", if saved.is_ok() { "; the store is saved" } else { "" });
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -7,9 +7,11 @@
 //! [`batch_end`]), so a result is on the screen as soon as the build has it.
 
 use std::fmt::Write as _;
+use std::path::Path;
+use std::time::SystemTime;
 
 use crate::task::{CompiledGrammar, GrammarError, ProgramError};
-use crate::workspace::{BuildReport, ProgramReport};
+use crate::workspace::{BuildReport, ProgramReport, WatchedBuild};
 
 /// The feedback about the grammar's outcome (the [`BuildReport::grammar`] of a build): `Ok` with a one-line summary,
 /// or `Err` with the errors.
@@ -111,5 +113,35 @@ pub fn batch_end(report: &BuildReport) -> String {
         );
     }
     let _ = writeln!(out, "{}", summary(report));
+    out
+}
+
+/// Watch mode's header line before each build's results: when (UTC), which build and why, what changed (paths
+/// relative to `cwd` where they lie below it), and how many tasks executed in how long. For example
+/// `── 12:34:56 UTC · build 2 (changes) · changed: program1.txt · 1 task executed in 3.1 ms ──`.
+pub fn watch_header(build: &WatchedBuild<'_>, cwd: &Path, now: SystemTime) -> String {
+    let seconds = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() % 86_400);
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut out = format!(
+        "── {hours:02}:{minutes:02}:{seconds:02} UTC · build {} ({})",
+        build.number, build.cause
+    );
+    if !build.changed.is_empty() {
+        let changed: Vec<String> = build
+            .changed
+            .iter()
+            .map(|path| path.strip_prefix(cwd).unwrap_or(path).display().to_string())
+            .collect();
+        let _ = write!(out, " · changed: {}", changed.join(", "));
+    }
+    let tasks = if build.report.executed == 1 { "task" } else { "tasks" };
+    let _ = writeln!(
+        out,
+        " · {} {tasks} executed in {:.1} ms ──",
+        build.report.executed,
+        build.duration.as_secs_f64() * 1e3
+    );
     out
 }

@@ -14,11 +14,14 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use pie::tracker::writing::WritingTracker;
 use pie::tracker::{CompositeTracker, Tracker};
+use pie::watch::{BuildCause, StopHandle, WatchConfig, Watcher};
 use pie::{Pie, StoreFile};
 
 use crate::task::{CompiledGrammar, GrammarError, Outcome, ParserTask, ProgramError};
@@ -199,6 +202,21 @@ pub enum Reached<'a> {
     Program(&'a ProgramReport),
 }
 
+/// One build of [`Workspace::watch`].
+#[derive(Debug)]
+pub struct WatchedBuild<'a> {
+    /// 1 for the first build, then counting the builds reported.
+    pub number: u64,
+    /// Why it ran.
+    pub cause: &'a BuildCause,
+    /// The changed files (and watched folders) it looked at; empty for the first build.
+    pub changed: &'a [PathBuf],
+    /// How long the build took.
+    pub duration: Duration,
+    /// Its results (without dependency-check errors, which watch mode does not collect).
+    pub report: &'a BuildReport,
+}
+
 /// A grammar, a rule and programs, with the `Pie` that builds them and its store file.
 #[derive(Debug)]
 pub struct Workspace {
@@ -340,6 +358,66 @@ impl Workspace {
             executed: executed.len(),
             check_errors,
         }
+    }
+
+    /// Watches the grammar and programs (`--watch`): builds them at once, then again after every batch of changes
+    /// on disk (bottom-up, with `pie::watch`), calling `on_build` after each build that executed something, until
+    /// the [`StopHandle`] handed to `install_stop` is used (say, by a Ctrl-C handler) or `on_build` breaks. The
+    /// store stays held throughout; save it afterwards with [`close_store`](Self::close_store).
+    ///
+    /// # Errors
+    /// A message when the file watcher cannot be started (nothing is built then).
+    pub fn watch(
+        &mut self,
+        config: WatchConfig,
+        install_stop: impl FnOnce(StopHandle),
+        mut on_build: impl FnMut(&WatchedBuild<'_>) -> ControlFlow<()>,
+    ) -> Result<(), String> {
+        let (compile, parses) = self.tasks();
+        let roots: Vec<ParserTask> = std::iter::once(compile.clone()).chain(parses.iter().cloned()).collect();
+        // The watcher owns the `Pie` while it runs; an empty one stands in and is replaced when it returns.
+        let stand_in = Pie::with_tracker(new_tracker(&self.executed, LogTarget::Off));
+        let pie = std::mem::replace(&mut self.pie, stand_in);
+        let mut watcher = Watcher::new(pie, roots, config);
+        install_stop(watcher.stop_handle());
+        let programs = &self.programs;
+        let result = watcher.run(|build| {
+            let executed: HashSet<&ParserTask> = build.executed().collect();
+            let outputs = build.outputs();
+            let grammar = match outputs.first() {
+                Some(Outcome::Grammar(result)) => result.clone(),
+                _ => panic!("BUG: the first root is not the CompileGrammar task"),
+            };
+            let programs = programs
+                .iter()
+                .zip(&parses)
+                .zip(&outputs[1..])
+                .map(|((file, task), output)| match output {
+                    Outcome::Program(result) => ProgramReport {
+                        file: file.clone(),
+                        result: result.clone(),
+                        executed: executed.contains(task),
+                    },
+                    Outcome::Grammar(_) => panic!("BUG: Parse task returned a grammar outcome"),
+                })
+                .collect();
+            let report = BuildReport {
+                grammar,
+                grammar_compiled: executed.contains(&compile),
+                programs,
+                executed: build.executed().len(),
+                check_errors: Vec::new(),
+            };
+            on_build(&WatchedBuild {
+                number: build.number(),
+                cause: build.cause(),
+                changed: build.changed(),
+                duration: build.duration(),
+                report: &report,
+            })
+        });
+        self.pie = watcher.into_pie();
+        result.map_err(|e| e.to_string())
     }
 
     /// Takes what the build log wrote to a [`LogTarget::Memory`] since the last call (empty for other targets).

@@ -48,6 +48,9 @@
 //! With the `serde` cargo feature (on by default), [`Pie::load`] and [`Pie::save`] keep the dependency graph and
 //! cached outputs in a file between processes, so that a build tool's next run executes only what changed.
 //!
+//! With the `watch` cargo feature (off by default), `pie::watch` keeps root tasks up to date as the files they
+//! depend on change: a file watcher feeds bottom-up builds.
+//!
 //! # Limitations
 //!
 //! - **Paths are compared lexically.** A path is made absolute against the current directory and its `.` and `..`
@@ -83,6 +86,8 @@ mod store;
 #[cfg(feature = "serde")]
 mod store_file;
 pub mod tracker;
+#[cfg(feature = "watch")]
+pub mod watch;
 
 pub use gc::Garbage;
 #[cfg(feature = "serde")]

@@ -10,6 +10,8 @@ use std::path::Path;
 use crate::context::marks::Mark;
 use crate::context::state::SessionState;
 use crate::context::top_down::TopDownContext;
+#[cfg(feature = "watch")]
+use crate::ids::TaskId;
 use crate::tracker::{NoopTracker, Tracker};
 use crate::{Pie, Task};
 
@@ -145,5 +147,17 @@ impl<'p, T: Task, A: Tracker<T>> Session<'p, T, T::Output, A> {
     /// The I/O errors met while checking file dependencies in this session (each made its task execute again).
     pub fn dependency_check_errors(&self) -> &[io::Error] {
         &self.state.errors
+    }
+
+    /// From now on, records which tasks this session executes (see [`take_executed`](Self::take_executed)).
+    #[cfg(feature = "watch")]
+    pub(crate) fn record_executions(&mut self) {
+        self.state.executed.get_or_insert_with(Vec::new);
+    }
+
+    /// The tasks executed since [`record_executions`](Self::record_executions), in the order they started.
+    #[cfg(feature = "watch")]
+    pub(crate) fn take_executed(&mut self) -> Vec<TaskId> {
+        self.state.executed.take().unwrap_or_default()
     }
 }

@@ -248,7 +248,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     }
 
     /// Number of file nodes.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "watch"))]
     pub(crate) fn file_count(&self) -> usize {
         self.files.len()
     }

@@ -601,14 +601,22 @@ fn a_task_dropped_by_a_top_down_execution_after_an_update_found_it_live_is_dead(
     pie.require(&root).unwrap();
     dir.write(&a, "b");
     let both = vec![reader.clone(), root.clone()];
-    assert_eq!(update(&mut pie, &[&a]), both, "live: found so by walking up to the root");
+    assert_eq!(
+        update(&mut pie, &[&a]),
+        both,
+        "live: found so by walking up to the root"
+    );
     dir.write(&a, "c");
     assert_eq!(update(&mut pie, &[&a]), both, "still live");
 
     dir.write(&config, "off");
     pie.require_then_assert_one_execute(&root).unwrap();
     dir.write(&a, "d");
-    assert_eq!(update(&mut pie, &[&a]), Vec::<TestTask>::new(), "dead: its only requirer dropped it");
+    assert_eq!(
+        update(&mut pie, &[&a]),
+        Vec::<TestTask>::new(),
+        "dead: its only requirer dropped it"
+    );
 }
 
 /// As above, with the root given up instead of a dropped require.

@@ -30,6 +30,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
         };
         self.tracker.execute_start(task);
+        if let Some(executed) = &mut self.state.executed {
+            executed.push(id);
+        }
         let bottom_up = self.state.bottom_up.is_some();
         let before = bottom_up.then(|| self.before_execution(id));
         let previous = self.store.start_execution(id);

@@ -52,6 +52,9 @@ pub(crate) struct SessionState {
     /// Whether the panic unwinding now is a soundness violation (which may not repeat: see
     /// `Store::fail_execution`); taken by the execution it unwinds through first.
     pub(crate) violation: bool,
+    /// The tasks executed in this session, in the order they started, when asked for (watch mode reports them);
+    /// `None`, and no cost beyond a branch per execution, otherwise.
+    pub(crate) executed: Option<Vec<TaskId>>,
 }
 
 /// See [`SessionState::failures`].
