@@ -272,16 +272,23 @@ fn violation_deep_inside_a_graph_leaves_consistent_parts_reusable() {
 
 // A task that catches the panic of a task it requires (one that collects failures, say).
 
+/// `f.panicky` with its flag created, and a task that catches its panic and then reads `other.txt` ("one").
+fn collector_of_failing(f: &Flagged) -> (TestTask, PathBuf) {
+    let other = f.dir.create("other.txt", "one");
+    f.dir.create(&f.flag, "");
+    (
+        TestTask::CatchThenRead(Box::new(f.panicky.clone()), other.clone()),
+        other,
+    )
+}
+
 /// After catching the panic, the catching task's later dependencies are its own (not the panicked task's), so an
-/// edit of a file it reads afterwards makes it execute again; while the required task keeps panicking, the catching
-/// task executes again each session (as a clean build would: it requires the failing task anew); once the required
-/// task succeeds, the catching task sees its output.
+/// edit of a file it reads afterwards makes it execute again, and it requires the failing task anew (which
+/// executes, as a clean build would); once the required task succeeds, the catching task sees its output.
 #[test]
 fn task_catching_a_required_tasks_panic_keeps_its_own_dependencies() {
     let f = flagged();
-    let other = f.dir.create("other.txt", "one");
-    f.dir.create(&f.flag, "");
-    let collector = TestTask::CatchThenRead(Box::new(f.panicky.clone()), other.clone());
+    let (collector, other) = collector_of_failing(&f);
     let mut pie = test_pie();
     assert_eq!(pie.require(&collector), ok("caught:one"));
     pie.check_invariants();
@@ -324,9 +331,7 @@ fn failing_task_required_twice_by_a_catching_task_runs_again() {
 #[test]
 fn task_catching_a_repeating_panic_stays_consistent() {
     let f = flagged();
-    let other = f.dir.create("other.txt", "one");
-    f.dir.create(&f.flag, "");
-    let collector = TestTask::CatchThenRead(Box::new(f.panicky.clone()), other.clone());
+    let (collector, _) = collector_of_failing(&f);
     let mut pie = test_pie();
     assert_eq!(pie.require(&collector), ok("caught:one"));
     assert_eq!(pie.require_then_assert_no_execute(&collector), ok("caught:one"));

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::context::state::Payload;
 use crate::context::top_down::TopDownContext;
-use crate::dependency::{FileDep, FileDependency, TaskDep, TaskDependency};
+use crate::dependency::{FileDep, FileDependency, TaskDependency};
 use crate::ids::{FileId, TaskId};
 use crate::path::NormalPath;
 use crate::stamp::{FileStamper, OutputStamper};
@@ -144,15 +144,7 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
             self.make_consistent_or_unwind(id, task, stamper)
         };
         if let Some(current) = self.state.current {
-            let version = self.store.version(id);
-            self.store.add_require_task(
-                current,
-                TaskDep {
-                    task: id,
-                    stamper,
-                    version,
-                },
-            );
+            self.record_require(current, id, stamper);
         }
         let output = self
             .store

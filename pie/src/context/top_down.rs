@@ -177,19 +177,25 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         || this.store.depends_on_before(id, this.store.dep_count(id), current)
                 };
                 if let Some(current) = current.filter(|c| !closes_cycle(self, *c)) {
-                    let version = self.store.version(id);
-                    self.store.add_require_task(
-                        current,
-                        TaskDep {
-                            task: id,
-                            stamper,
-                            version,
-                        },
-                    );
+                    self.record_require(current, id, stamper);
                 }
                 panic::resume_unwind(payload)
             }
         }
+    }
+
+    /// Records that `current` required task `id` with `stamper`, seeing its output version now (a failure version
+    /// when it panicked).
+    pub(super) fn record_require(&mut self, current: TaskId, id: TaskId, stamper: OutputStamper) {
+        let version = self.store.version(id);
+        self.store.add_require_task(
+            current,
+            TaskDep {
+                task: id,
+                stamper,
+                version,
+            },
+        );
     }
 
     /// Checks the frames above `base` until the task of the top frame must execute (`true`, the frame stays) or
