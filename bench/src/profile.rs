@@ -20,6 +20,8 @@ pub enum Phase {
     Modify,
     /// A bottom-up build (`update_affected_by`) after modifying one input, in `profile_phase_bottom_up`.
     BottomUpModify,
+    /// A bottom-up build after touching one input (a new modification time, the same bytes).
+    BottomUpTouch,
     /// `collect_garbage(false)` with about half the tasks dead (see `Shape::half_root`), in `profile_phase_gc`;
     /// each round first builds a new `Pie` with the whole and the half root and unobserves the whole one.
     Gc,
@@ -49,9 +51,12 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
     }
     for round in 0..repeat {
         let modify = matches!(phase, Phase::Modify | Phase::BottomUpModify);
-        if modify && shape.inputs() > 0 {
+        let touch = phase == Phase::BottomUpTouch;
+        if (modify || touch) && shape.inputs() > 0 {
             let path = input_path(shape.changed_input());
-            fs::write(&path, format!("modified {round}\n"))?;
+            if modify {
+                fs::write(&path, format!("modified {round}\n"))?;
+            }
             fs::File::options()
                 .write(true)
                 .open(&path)?
@@ -61,7 +66,7 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
             pie = Pie::default();
         }
         let start = Instant::now();
-        if phase == Phase::BottomUpModify {
+        if matches!(phase, Phase::BottomUpModify | Phase::BottomUpTouch) {
             profile_phase_bottom_up(&mut pie, &input_path(shape.changed_input()));
         } else {
             std::hint::black_box(profile_phase(&mut pie, &root));

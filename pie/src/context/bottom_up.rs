@@ -65,11 +65,9 @@ pub(crate) struct Scheduler {
     /// The files that may have changed since the last session: the changed paths, and the files written by the
     /// tasks executed since. Every other file is consistent by the caller's promise.
     touched: FxHashSet<FileId>,
-    /// Scratch space of [`reaches_live`](TopDownContext::reaches_live), kept so that a walk allocates nothing:
-    /// the walk that last visited each task (indexed by task), the current walk's number, the visited tasks with
-    /// the index of the task they were reached from, and the stack.
-    visited: Vec<u32>,
-    walk: u32,
+    /// Scratch space of [`reaches_live`](TopDownContext::reaches_live), kept so that a walk allocates nothing
+    /// (which tasks it visited is in the marks): the visited tasks with the index of the task they were reached
+    /// from, and the stack.
     parent: Vec<(TaskId, usize)>,
     stack: Vec<usize>,
 }
@@ -83,8 +81,6 @@ impl Default for Scheduler {
             certified: Vec::new(),
             waiting_floor: u64::MAX,
             touched: FxHashSet::default(),
-            visited: Vec::new(),
-            walk: 0,
             parent: Vec::new(),
             stack: Vec::new(),
         }
@@ -341,23 +337,16 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let scheduler = self.scheduler();
         let mut parent = std::mem::take(&mut scheduler.parent);
         let mut stack = std::mem::take(&mut scheduler.stack);
-        let mut visited = std::mem::take(&mut scheduler.visited);
-        scheduler.walk = scheduler.walk.wrapping_add(1);
-        if scheduler.walk == 0 {
-            visited.fill(0);
-            scheduler.walk = 1;
-        }
-        let walk = scheduler.walk;
-        visited.resize(self.store.task_count().max(visited.len()), 0);
+        self.marks.start_walk(self.store.task_count());
         parent.clear();
         stack.clear();
         parent.push((id, usize::MAX));
-        visited[id.index()] = walk;
+        self.marks.first_visit(id);
         stack.push(0);
         let mut found = None;
         'walk: while let Some(at) = stack.pop() {
             for dependent in self.store.live_dependents(parent[at].0) {
-                if std::mem::replace(&mut visited[dependent.index()], walk) == walk {
+                if !self.marks.first_visit(dependent) {
                     continue;
                 }
                 if stops(self, dependent) {
@@ -379,7 +368,6 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let scheduler = self.scheduler();
         scheduler.parent = parent;
         scheduler.stack = stack;
-        scheduler.visited = visited;
         found.is_some()
     }
 

@@ -27,6 +27,10 @@ pub(crate) struct Marks {
     marks: Vec<u32>,
     /// `epoch` for a task known to be live in this session (see `crate::liveness`).
     live: Vec<u32>,
+    /// For each task, the number of the last graph walk that visited it (see [`start_walk`](Self::start_walk)).
+    /// Kept between sessions, so that a walk never costs the size of the graph to set up.
+    visits: Vec<u32>,
+    walk: u32,
 }
 
 impl Default for Marks {
@@ -35,6 +39,8 @@ impl Default for Marks {
             epoch: 1,
             marks: Vec::new(),
             live: Vec::new(),
+            visits: Vec::new(),
+            walk: 0,
         }
     }
 }
@@ -91,5 +97,23 @@ impl Marks {
             self.live.resize(index + 1, 0);
         }
         self.live[index] = self.epoch;
+    }
+
+    /// Starts a walk over a graph of `task_count` tasks in which no task is visited yet (O(1), amortised).
+    pub(crate) fn start_walk(&mut self, task_count: usize) {
+        self.walk = self.walk.wrapping_add(1);
+        if self.walk == 0 {
+            self.visits.fill(0);
+            self.walk = 1;
+        }
+        if self.visits.len() < task_count {
+            self.visits.resize(task_count, 0);
+        }
+    }
+
+    /// Marks `id` visited by the current walk; whether it was not yet.
+    #[inline]
+    pub(crate) fn first_visit(&mut self, id: TaskId) -> bool {
+        std::mem::replace(&mut self.visits[id.index()], self.walk) != self.walk
     }
 }
