@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod disk;
 mod path_bytes;
 pub mod report;
 pub mod task;
