@@ -29,7 +29,7 @@ struct Cli {
     /// Write pie's build log to standard error (batch and watch mode).
     #[arg(long)]
     log: bool,
-    /// Edit the grammar and programs in a terminal editor, rebuilding on every save.
+    /// Edit the grammar and programs in a terminal editor, rebuilding on every save and every change on disk.
     #[arg(short = 'e', long, conflicts_with = "watch")]
     edit: bool,
     /// Batch mode that keeps running: rebuild and print the results after every change on disk, until Ctrl-C.
