@@ -4,17 +4,27 @@
 //! runs one incremental build. The buffers are the workspace's files, open from start to quit (there is no command
 //! to open or close one), so the tasks of the open buffers are the builds' roots, and quitting saves a store that
 //! forgets the files an earlier run had open and this one does not ([`Workspace::save_store`]). Rendering draws into any ratatui [`Frame`], so tests use `TestBackend`, and
-//! the terminal loop in `main.rs` only forwards key presses to [`App::handle_input`].
+//! the terminal loop in `main.rs` only forwards key presses to [`App::handle_input`] and changes on disk (found by a
+//! [`DiskWatcher`](crate::disk::DiskWatcher)) to [`App::disk_changed`].
+//!
+//! Following the disk: each buffer remembers what its file held when it was last loaded or saved. A change on disk
+//! to a buffer without unsaved edits reloads it; with unsaved edits the buffer is marked `[changed on disk]` until
+//! the user chooses: Ctrl+L reloads it (dropping the edits), Ctrl+O keeps their version (the next Ctrl+S overwrites
+//! the file, knowingly). Either way the build runs again, so the feedback follows the files on disk. Ctrl+S reads a
+//! file again before writing it and refuses while it differs from what the buffer last knew (a change whose event
+//! has not arrived yet), so an outside change is never overwritten silently.
 
 use std::fs;
 use std::io;
+use std::path::PathBuf;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
-use ratatui_textarea::{Input, Key, TextArea};
+use ratatui_textarea::{CursorMove, Input, Key, TextArea};
 
+use crate::disk::OnDisk;
 use crate::report::{grammar_feedback, program_feedback, summary};
 use crate::workspace::{SourceFile, Workspace};
 
@@ -46,10 +56,29 @@ pub enum Control {
 pub struct Buffer {
     file: SourceFile,
     editor: TextArea<'static>,
-    /// The lines as last read from or written to disk.
+    /// The lines of the file's version that the edits start from: as last read or written, or (after Ctrl+O) the
+    /// version on disk that the user chose to overwrite. Empty (never equal to an editor's lines) when that
+    /// version is not text.
     saved: Vec<String>,
+    /// What the file held when last read or written, or when the user chose to keep their version over it.
+    disk: OnDisk,
+    /// The file changed on disk to this while the buffer had unsaved edits, and the user has not chosen yet
+    /// between reloading and keeping their version.
+    conflict: Option<OnDisk>,
     /// The last build's feedback: `Ok` for success, `Err` for errors.
     feedback: Result<String, String>,
+}
+
+/// What a change on disk did to a buffer.
+enum DiskChange {
+    /// Nothing: the buffer already knew this version (the echo of its own save, say).
+    None,
+    /// The buffer was reloaded.
+    Reloaded,
+    /// The file went back to the version the buffer knew; a pending choice was dropped.
+    Reverted,
+    /// The buffer has unsaved edits (or the file cannot be read): it is marked, and the user chooses.
+    Conflict,
 }
 
 impl Buffer {
@@ -63,15 +92,65 @@ impl Buffer {
             Err(_) if file.path.is_dir() => return Err(format!("error: cannot open {}: is a directory", file.shown)),
             Err(e) => return Err(format!("error: cannot open {}: {e}", file.shown)),
         };
+        let disk = if note.is_some() {
+            OnDisk::Missing
+        } else {
+            OnDisk::Text(text.clone())
+        };
         let editor = TextArea::new(text.lines().map(str::to_string).collect());
         let saved = editor.lines().to_vec();
         let buffer = Self {
             file,
             editor,
             saved,
+            disk,
+            conflict: None,
             feedback: Ok(String::new()),
         };
         Ok((buffer, note))
+    }
+
+    /// Replaces the text with `text` (the file's), keeping the cursor where it was as far as the new text allows.
+    fn load(&mut self, text: &str) {
+        let ratatui_textarea::DataCursor(row, col) = self.editor.cursor();
+        self.editor = TextArea::new(text.lines().map(str::to_string).collect());
+        let clamp = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        self.editor.move_cursor(CursorMove::Jump(clamp(row), clamp(col)));
+        self.saved = self.editor.lines().to_vec();
+    }
+
+    /// Takes in what the file holds now, reported after a change on disk.
+    fn disk_changed(&mut self, now: OnDisk) -> DiskChange {
+        if Some(&now) == self.conflict.as_ref() || (self.conflict.is_none() && now == self.disk) {
+            return DiskChange::None;
+        }
+        if now == self.disk {
+            self.conflict = None;
+            return DiskChange::Reverted;
+        }
+        match &now {
+            OnDisk::Text(text) if !self.is_modified() => {
+                self.load(text);
+                self.disk = now;
+                self.conflict = None;
+                DiskChange::Reloaded
+            }
+            OnDisk::Missing if !self.is_modified() => {
+                self.load("");
+                self.disk = now;
+                self.conflict = None;
+                DiskChange::Reloaded
+            }
+            _ => {
+                self.conflict = Some(now);
+                DiskChange::Conflict
+            }
+        }
+    }
+
+    /// Whether the file changed on disk while the buffer had unsaved edits, and the user has yet to choose.
+    pub fn changed_on_disk(&self) -> bool {
+        self.conflict.is_some()
     }
 
     /// The file shown in this buffer.
@@ -94,15 +173,32 @@ impl Buffer {
         &self.feedback
     }
 
-    /// Writes the text to the file when modified, with a trailing newline.
+    /// Writes the text to the file when modified, with a trailing newline, unless the file changed on disk since
+    /// the buffer last knew it: then it is marked and not written until the user chooses (Ctrl+L or Ctrl+O).
+    ///
+    /// The file is read just before it is written, so a change whose event has not arrived yet is caught too; only
+    /// a change in the instant between that read and the write could still be lost.
     fn save(&mut self) -> Result<bool, String> {
         if !self.is_modified() {
             return Ok(false);
         }
+        let name = &self.file.shown;
+        let choose = "Ctrl+L reloads it (dropping your edits), Ctrl+O keeps yours";
+        if self.conflict.is_some() {
+            return Err(format!("not saved: {name} changed on disk; {choose}"));
+        }
+        let now = OnDisk::read(&self.file.path);
+        if now != self.disk {
+            self.conflict = Some(now);
+            return Err(format!(
+                "not saved: {name} changed on disk since it was loaded; {choose}"
+            ));
+        }
         let mut text = self.text();
         text.push('\n');
-        fs::write(&self.file.path, text).map_err(|e| format!("error: cannot save {}: {e}", self.file.shown))?;
+        fs::write(&self.file.path, &text).map_err(|e| format!("error: cannot save {name}: {e}"))?;
         self.saved = self.editor.lines().to_vec();
+        self.disk = OnDisk::Text(text);
         Ok(true)
     }
 }
@@ -173,7 +269,47 @@ impl App {
         self.store_error.as_deref()
     }
 
-    /// Handles one key press: Ctrl+S saves and builds, Ctrl+T switches buffers, Esc, Ctrl+Q and Ctrl+C quit
+    /// Takes in changes on disk: each path (an open file's absolute path, as in [`SourceFile::path`]) with what
+    /// the file holds now. A buffer without unsaved edits is reloaded; one with unsaved edits is marked until the
+    /// user chooses (Ctrl+L reload, Ctrl+O keep theirs). When some file changed from what its buffer knew, the build
+    /// runs again, so the feedback shows what is on disk without a Ctrl+S. Reports of files whose content is what
+    /// the buffer knew (the events of the editor's own saves) change nothing.
+    pub fn disk_changed(&mut self, changes: impl IntoIterator<Item = (PathBuf, OnDisk)>) {
+        let mut rebuild = false;
+        for (path, now) in changes {
+            for buffer in self.buffers.iter_mut().filter(|b| b.file.path == path) {
+                let change = buffer.disk_changed(now.clone());
+                let name = &buffer.file.shown;
+                let line = match change {
+                    DiskChange::None => continue,
+                    DiskChange::Reloaded if now == OnDisk::Missing => {
+                        format!("{name} was deleted on disk; its buffer is empty now")
+                    }
+                    DiskChange::Reloaded => format!("{name} changed on disk and was reloaded"),
+                    DiskChange::Reverted => format!("{name} is back on disk to the version your edits start from"),
+                    DiskChange::Conflict => match &now {
+                        OnDisk::Unreadable(reason) => {
+                            format!("{name} changed on disk and cannot be read ({reason}): Ctrl+O keeps your version")
+                        }
+                        _ => format!(
+                            "{name} changed on disk and you have unsaved edits: Ctrl+L reloads it (dropping \
+                             them), Ctrl+O keeps yours"
+                        ),
+                    },
+                };
+                self.log.push(line);
+                rebuild = true;
+            }
+        }
+        if rebuild {
+            self.build();
+        }
+        self.trim_log();
+        self.refresh_blocks();
+    }
+
+    /// Handles one key press: Ctrl+S saves and builds, Ctrl+T switches buffers, Ctrl+L and Ctrl+O choose for a
+    /// buffer that changed on disk with unsaved edits (reload it, or keep the edits), Esc, Ctrl+Q and Ctrl+C quit
     /// (asking again when there are unsaved changes: a second quit key quits), anything else edits the active
     /// buffer.
     pub fn handle_input(&mut self, input: Input) -> Control {
@@ -217,11 +353,61 @@ impl App {
                 self.active = (self.active + 1) % self.buffers.len();
                 Control::Continue
             }
+            Input {
+                key: Key::Char(c @ ('l' | 'o')),
+                ctrl: true,
+                alt: false,
+                ..
+            } => {
+                self.choose(c == 'l');
+                Control::Continue
+            }
             input => {
                 self.buffers[self.active].editor.input(input);
                 Control::Continue
             }
         }
+    }
+
+    /// The choice for the active buffer after its file changed on disk while it had unsaved edits: reload it from
+    /// the version on disk (dropping the edits), or keep the edits (the next Ctrl+S overwrites the file).
+    fn choose(&mut self, reload: bool) {
+        let buffer = &mut self.buffers[self.active];
+        let name = buffer.file.shown.clone();
+        let Some(now) = buffer.conflict.take() else {
+            let key = if reload { "Ctrl+L" } else { "Ctrl+O" };
+            self.push_log(format!(
+                "{key}: {name} has not changed on disk; it chooses for a buffer marked [changed on disk]"
+            ));
+            return;
+        };
+        let line = match (&now, reload) {
+            (OnDisk::Text(text), true) => {
+                buffer.load(text);
+                buffer.disk = now;
+                format!("{name} reloaded from disk; your edits are dropped")
+            }
+            (OnDisk::Missing, true) => {
+                buffer.load("");
+                buffer.disk = now;
+                format!("{name} was deleted on disk; its buffer is empty now")
+            }
+            (OnDisk::Unreadable(reason), true) => {
+                let line = format!("cannot reload {name}: {reason}; Ctrl+O keeps your version");
+                buffer.conflict = Some(now);
+                line
+            }
+            (_, false) => {
+                buffer.saved = match &now {
+                    OnDisk::Text(text) => TextArea::new(text.lines().map(str::to_string).collect()).into_lines(),
+                    OnDisk::Missing => TextArea::default().into_lines(),
+                    OnDisk::Unreadable(_) => Vec::new(),
+                };
+                buffer.disk = now;
+                format!("keeping your version of {name}; Ctrl+S overwrites the file on disk")
+            }
+        };
+        self.push_log(line);
     }
 
     /// Writes every modified buffer to its file, then builds incrementally.
@@ -272,12 +458,22 @@ impl App {
         for (index, buffer) in self.buffers.iter_mut().enumerate() {
             let kind = if index == 0 { "grammar" } else { "program" };
             let modified = if buffer.is_modified() { " [modified]" } else { "" };
-            let title = format!(" {kind} {}{modified} ", buffer.file.shown);
+            let on_disk = if buffer.changed_on_disk() {
+                " [changed on disk]"
+            } else {
+                ""
+            };
+            let title = format!(" {kind} {}{modified}{on_disk} ", buffer.file.shown);
             let block = Block::bordered().title(title);
             if index == self.active {
+                let color = if buffer.changed_on_disk() {
+                    Color::Red
+                } else {
+                    Color::Yellow
+                };
                 buffer
                     .editor
-                    .set_block(block.border_style(Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)));
+                    .set_block(block.border_style(Style::new().fg(color).add_modifier(Modifier::BOLD)));
                 buffer
                     .editor
                     .set_cursor_style(Style::new().add_modifier(Modifier::REVERSED));
@@ -285,9 +481,12 @@ impl App {
                     .editor
                     .set_cursor_line_style(Style::new().add_modifier(Modifier::UNDERLINED));
             } else {
-                buffer
-                    .editor
-                    .set_block(block.border_style(Style::new().fg(Color::DarkGray)));
+                let color = if buffer.changed_on_disk() {
+                    Color::Red
+                } else {
+                    Color::DarkGray
+                };
+                buffer.editor.set_block(block.border_style(Style::new().fg(color)));
                 buffer.editor.set_cursor_style(Style::new());
                 buffer.editor.set_cursor_line_style(Style::new());
             }
@@ -345,16 +544,41 @@ impl App {
     }
 
     /// The help line for a terminal `width` columns wide: the longest that fits, so that the quit hint stays
-    /// visible (it comes first in the shorter ones). With unsaved changes after a quit key, what that key does now.
+    /// visible (it comes first in the shorter ones). With unsaved changes after a quit key, what that key does now;
+    /// otherwise, when a buffer changed on disk with unsaved edits, the keys that choose for it.
     fn help_text(&self, width: u16) -> String {
-        let candidates = match self.quit_armed {
-            Some(key) => vec![
+        let conflict = self.buffers.iter().position(Buffer::changed_on_disk);
+        let candidates = match (self.quit_armed, conflict) {
+            (Some(key), _) => vec![
                 format!("unsaved changes: {key} again quits without saving │ Ctrl+S save & build"),
                 format!("{key} again quits without saving │ Ctrl+S save"),
                 format!("{key} again quits without saving"),
                 format!("{key} again quits"),
             ],
-            None => std::iter::once(HELP).chain(SHORT_HELP).map(str::to_string).collect(),
+            (None, Some(_)) if self.buffers[self.active].changed_on_disk() => vec![
+                format!(
+                    "{} changed on disk: Ctrl+L reload (drops your edits) │ Ctrl+O keep yours │ Esc quit",
+                    self.buffers[self.active].file.shown
+                ),
+                "Esc quit │ changed on disk: Ctrl+L reload │ Ctrl+O keep yours".to_string(),
+                "Esc quit │ on disk: ^L reload │ ^O keep".to_string(),
+                "Esc quit │ ^L reload │ ^O keep".to_string(),
+                "Esc quit".to_string(),
+            ],
+            (None, Some(index)) => vec![
+                format!(
+                    "{} changed on disk: Ctrl+T to it, then Ctrl+L reload or Ctrl+O keep yours │ Esc quit",
+                    self.buffers[index].file.shown
+                ),
+                format!(
+                    "Esc quit │ {} changed on disk: Ctrl+T to it",
+                    self.buffers[index].file.shown
+                ),
+                "Esc quit │ changed on disk: ^T to it".to_string(),
+                "Esc quit │ on disk: ^T".to_string(),
+                "Esc quit".to_string(),
+            ],
+            (None, None) => std::iter::once(HELP).chain(SHORT_HELP).map(str::to_string).collect(),
         };
         let fits = |text: &&String| text.chars().count() <= usize::from(width);
         let shortest = candidates.last().cloned().unwrap_or_default();

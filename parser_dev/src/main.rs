@@ -4,11 +4,12 @@ use std::io::{self, IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use crossterm::event::{self, Event, KeyEventKind};
 use parser_dev::app::{App, Control};
+use parser_dev::disk::DiskWatcher;
 use parser_dev::report::{batch_end, batch_grammar, batch_program, watch_header};
 use parser_dev::workspace::{Config, LogTarget, Reached, Workspace};
 use pie::watch::{StopHandle, WatchConfig};
@@ -28,7 +29,7 @@ struct Cli {
     /// Write pie's build log to standard error (batch and watch mode).
     #[arg(long)]
     log: bool,
-    /// Edit the grammar and programs in a terminal editor, rebuilding on every save.
+    /// Edit the grammar and programs in a terminal editor, rebuilding on every save and every change on disk.
     #[arg(short = 'e', long, conflicts_with = "watch")]
     edit: bool,
     /// Batch mode that keeps running: rebuild and print the results after every change on disk, until Ctrl-C.
@@ -138,6 +139,19 @@ fn edit(config: &Config) -> ExitCode {
         return ExitCode::from(2);
     }
     let (workspace, warning) = Workspace::open(config, LogTarget::Memory(Vec::new()));
+    // Watching starts before the buffers are read, so that no change after the read goes unseen (one before it
+    // is reported too, and ignored: the buffer already holds that version).
+    let files: Vec<PathBuf> = std::iter::once(workspace.grammar())
+        .chain(workspace.programs())
+        .map(|file| file.path.clone())
+        .collect();
+    let (disk, disk_warnings) = match DiskWatcher::new(&files, DISK_DEBOUNCE) {
+        Ok((disk, warnings)) => (Some(disk), warnings),
+        Err(error) => (
+            None,
+            vec![format!("warning: {error}; changes on disk are seen only when saving")],
+        ),
+    };
     let mut app = match App::new(workspace) {
         Ok(app) => app,
         Err(error) => {
@@ -145,10 +159,10 @@ fn edit(config: &Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(warning) = warning {
+    for warning in warning.into_iter().chain(disk_warnings) {
         app.push_log(warning);
     }
-    let result = run_terminal(&mut app);
+    let result = run_terminal(&mut app, disk.as_ref());
     ratatui::restore();
     if let Err(error) = result {
         eprintln!("error: terminal: {error}");
@@ -160,14 +174,36 @@ fn edit(config: &Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Draws and forwards key presses until the app quits.
-fn run_terminal(app: &mut App) -> io::Result<()> {
+/// How long a file on disk must be quiet before the editor takes in its change (the events of one save arrive as
+/// one batch, and the file is not read half-written).
+const DISK_DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// How long the loop waits for a key before it looks for changes on disk.
+const KEY_WAIT: Duration = Duration::from_millis(50);
+
+/// Draws, and forwards key presses and changes on disk, until the app quits.
+fn run_terminal(app: &mut App, disk: Option<&DiskWatcher>) -> io::Result<()> {
     let mut terminal = ratatui::try_init()?;
+    let mut redraw = true;
     loop {
-        terminal.draw(|frame| app.render(frame))?;
-        if let Event::Key(key) = event::read()? {
-            if key.kind == KeyEventKind::Press && app.handle_input(key.into()) == Control::Quit {
-                return Ok(());
+        if redraw {
+            terminal.draw(|frame| app.render(frame))?;
+            redraw = false;
+        }
+        if event::poll(KEY_WAIT)? {
+            // Any event may need a redraw (a resize, say); only key presses go to the app.
+            redraw = true;
+            if let Event::Key(key) = event::read()? {
+                if key.kind == KeyEventKind::Press && app.handle_input(key.into()) == Control::Quit {
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(disk) = disk {
+            let changes = disk.changes(Duration::ZERO);
+            if !changes.is_empty() {
+                app.disk_changed(changes);
+                redraw = true;
             }
         }
     }

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use dev_util::Dir;
 use parser_dev::app::{App, Control, HELP};
+use parser_dev::disk::OnDisk;
 use parser_dev::workspace::{Config, LogTarget, Workspace};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -475,4 +476,229 @@ fn files_no_longer_open_are_forgotten_when_the_store_is_saved() {
         "{}",
         log_text(&app)
     );
+}
+
+/// Tells `app` what `name` in `dir` holds now, as the terminal loop does after a change on disk.
+fn tell_disk(app: &mut App, dir: &Dir, name: &str) {
+    let path = dir.join(name);
+    let now = OnDisk::read(&path);
+    app.disk_changed([(path, now)]);
+}
+
+#[test]
+fn a_buffer_without_edits_is_reloaded_and_its_results_update_without_ctrl_s() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    // Edited outside the editor: a syntax error.
+    dir.write("program1.txt", "print 7;\nlet = 2;\n");
+    tell_disk(&mut app, &dir, "program1.txt");
+
+    assert_eq!(app.buffers()[1].text(), "print 7;\nlet = 2;");
+    assert!(!app.buffers()[1].is_modified());
+    assert!(!app.buffers()[1].changed_on_disk());
+    let log = log_text(&app);
+    assert!(log.contains("program1.txt changed on disk and was reloaded"), "{log}");
+    assert!(log.ends_with("build 2: 1 task executed (1 program parsed)"), "{log}");
+    assert!(
+        matches!(app.buffers()[1].feedback(), Err(e) if e.contains("program1.txt:2:")),
+        "{:?}",
+        app.buffers()[1].feedback()
+    );
+    let screen = screen(&app, 200, 40);
+    assert!(screen.contains("let = 2;"), "the new text is shown: {screen}");
+    assert!(!screen.contains("[changed on disk]"), "{screen}");
+
+    // The same version reported again (more events of the same save) changes nothing.
+    tell_disk(&mut app, &dir, "program1.txt");
+    assert_eq!(log_text(&app), log);
+}
+
+#[test]
+fn the_events_of_the_editors_own_save_change_nothing() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    app.handle_input(ctrl('t'));
+    type_text(&mut app, "print 7;\n");
+    app.handle_input(ctrl('s'));
+    type_text(&mut app, "print 8;\n");
+    let log = log_text(&app);
+    tell_disk(&mut app, &dir, "program1.txt");
+    assert_eq!(log_text(&app), log, "no reload, no mark, no build");
+    assert!(!app.buffers()[1].changed_on_disk());
+    assert!(app.buffers()[1].text().starts_with("print 7;\nprint 8;\n"));
+}
+
+#[test]
+fn a_deleted_file_empties_a_buffer_without_edits() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    dir.remove("program2.txt");
+    tell_disk(&mut app, &dir, "program2.txt");
+    assert_eq!(app.buffers()[2].text(), "");
+    assert!(!app.buffers()[2].changed_on_disk());
+    assert!(log_text(&app).contains("program2.txt was deleted on disk"));
+    assert!(matches!(app.buffers()[2].feedback(), Err(e) if e.contains("no such file")));
+}
+
+/// An app whose program1 buffer (active) has the unsaved edit `mine ` while the file was changed outside to
+/// `print 9;`, and the app was told.
+fn conflicted(dir: &Dir) -> App {
+    let mut app = open(dir.path());
+    app.handle_input(ctrl('t'));
+    type_text(&mut app, "mine ");
+    dir.write("program1.txt", "print 9;\n");
+    tell_disk(&mut app, dir, "program1.txt");
+    app
+}
+
+#[test]
+fn a_buffer_with_unsaved_edits_is_marked_and_keeps_them() {
+    let dir = examples();
+    let app = conflicted(&dir);
+    let buffer = &app.buffers()[1];
+    assert!(buffer.changed_on_disk());
+    assert!(
+        buffer.text().starts_with("mine let x"),
+        "the edits stay: {}",
+        buffer.text()
+    );
+    let log = log_text(&app);
+    assert!(
+        log.contains("program1.txt changed on disk and you have unsaved edits"),
+        "{log}"
+    );
+    // The results follow the disk all the same.
+    assert!(log.ends_with("build 2: 1 task executed (1 program parsed)"), "{log}");
+    assert!(matches!(buffer.feedback(), Ok(tree) if tree.contains("number: \"9\"")));
+
+    let screen = screen(&app, 200, 40);
+    assert!(screen.contains("program1.txt [modified] [changed on disk]"), "{screen}");
+    assert!(
+        last_row(&screen)
+            .ends_with("program1.txt changed on disk: Ctrl+L reload (drops your edits) │ Ctrl+O keep yours │ Esc quit"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn ctrl_l_reloads_the_version_on_disk_dropping_the_edits() {
+    let dir = examples();
+    let mut app = conflicted(&dir);
+    app.handle_input(ctrl('l'));
+    assert_eq!(app.buffers()[1].text(), "print 9;");
+    assert!(!app.buffers()[1].is_modified());
+    assert!(!app.buffers()[1].changed_on_disk());
+    assert!(log_text(&app).contains("program1.txt reloaded from disk; your edits are dropped"));
+    let screen = screen(&app, 200, 40);
+    assert!(
+        !screen.contains("[changed on disk]") && !screen.contains("[modified]"),
+        "{screen}"
+    );
+    assert_eq!(last_row(&screen), HELP);
+    // Nothing to save now: the file stays as it was changed outside.
+    app.handle_input(ctrl('s'));
+    assert_eq!(dir.read("program1.txt"), "print 9;\n");
+}
+
+#[test]
+fn ctrl_o_keeps_the_edits_and_ctrl_s_then_overwrites_the_file() {
+    let dir = examples();
+    let mut app = conflicted(&dir);
+    app.handle_input(ctrl('o'));
+    assert!(!app.buffers()[1].changed_on_disk());
+    assert!(app.buffers()[1].is_modified());
+    let log = log_text(&app);
+    assert!(log.contains("keeping your version of "), "{log}");
+    assert!(
+        log.contains("program1.txt; Ctrl+S overwrites the file on disk"),
+        "{log}"
+    );
+    assert_eq!(
+        dir.read("program1.txt"),
+        "print 9;\n",
+        "nothing is written before Ctrl+S"
+    );
+    app.handle_input(ctrl('s'));
+    assert_eq!(dir.read("program1.txt"), "mine let x = 1 + 2;\nprint x * 3;\n");
+    assert!(!app.buffers()[1].is_modified());
+}
+
+#[test]
+fn ctrl_s_refuses_to_overwrite_an_outside_change_until_the_user_chooses() {
+    let dir = examples();
+    let mut app = conflicted(&dir);
+    // A program without a conflict is saved all the same.
+    app.handle_input(ctrl('t'));
+    type_text(&mut app, "print 2;\n");
+    app.handle_input(ctrl('s'));
+    assert_eq!(dir.read("program1.txt"), "print 9;\n");
+    assert!(dir.read("program2.txt").starts_with("print 2;\n"));
+    let log = log_text(&app);
+    assert!(log.contains("not saved: "), "{log}");
+    assert!(log.contains("program1.txt changed on disk; Ctrl+L reloads it"), "{log}");
+    assert!(app.buffers()[1].changed_on_disk() && app.buffers()[1].is_modified());
+}
+
+#[test]
+fn ctrl_s_refuses_an_outside_change_it_was_not_told_about() {
+    let dir = examples();
+    let mut app = open(dir.path());
+    app.handle_input(ctrl('t'));
+    type_text(&mut app, "mine ");
+    // Changed outside, and Ctrl+S comes before the change's event.
+    dir.write("program1.txt", "print 9;\n");
+    app.handle_input(ctrl('s'));
+    assert_eq!(dir.read("program1.txt"), "print 9;\n", "not overwritten");
+    assert!(app.buffers()[1].changed_on_disk());
+    assert!(
+        log_text(&app).contains("program1.txt changed on disk since it was loaded"),
+        "{}",
+        log_text(&app)
+    );
+    assert!(screen(&app, 200, 40).contains("[changed on disk]"));
+    // Its event, when it comes, changes nothing more; keeping the edits then lets Ctrl+S write them.
+    tell_disk(&mut app, &dir, "program1.txt");
+    app.handle_input(ctrl('o'));
+    app.handle_input(ctrl('s'));
+    assert_eq!(dir.read("program1.txt"), "mine let x = 1 + 2;\nprint x * 3;\n");
+}
+
+#[test]
+fn a_change_reverted_on_disk_drops_the_mark() {
+    let dir = examples();
+    let mut app = conflicted(&dir);
+    dir.write("program1.txt", "let x = 1 + 2;\nprint x * 3;\n");
+    tell_disk(&mut app, &dir, "program1.txt");
+    assert!(!app.buffers()[1].changed_on_disk());
+    assert!(app.buffers()[1].text().starts_with("mine "));
+    app.handle_input(ctrl('s'));
+    assert_eq!(dir.read("program1.txt"), "mine let x = 1 + 2;\nprint x * 3;\n");
+}
+
+#[test]
+fn the_choice_keys_are_shown_and_the_quit_hint_stays_in_narrow_terminals() {
+    let dir = examples();
+    let mut app = conflicted(&dir);
+    for width in [8, 20, 30, 40, 70] {
+        let screen = screen(&app, width, 12);
+        assert!(last_row(&screen).starts_with("Esc quit"), "{width} columns:\n{screen}");
+    }
+    assert_eq!(
+        last_row(&screen(&app, 70, 12)),
+        "Esc quit │ changed on disk: Ctrl+L reload │ Ctrl+O keep yours"
+    );
+    // From another buffer: where the choice is to be made.
+    app.handle_input(ctrl('t'));
+    let screen_200 = screen(&app, 200, 40);
+    assert!(
+        last_row(&screen_200).ends_with(
+            "program1.txt changed on disk: Ctrl+T to it, then Ctrl+L reload or Ctrl+O keep yours │ Esc quit"
+        ),
+        "{screen_200}"
+    );
+    assert!(last_row(&screen(&app, 30, 12)).starts_with("Esc quit"));
+    // The choice keys act on the active buffer only.
+    app.handle_input(ctrl('l'));
+    assert!(app.buffers()[1].changed_on_disk());
+    assert!(log_text(&app).contains("program2.txt has not changed on disk"));
 }
