@@ -632,3 +632,59 @@ fn a_task_below_a_root_given_up_after_an_update_found_it_live_is_dead() {
     dir.write(&a, "c");
     assert_eq!(update(&mut pie, &[&a]), Vec::<TestTask>::new());
 }
+
+// Panics in bottom-up builds meet the tasks a top-down build would let meet them.
+
+/// A failing task schedules the tasks that require it, whatever their stamper: a root that catches the panic
+/// executes (and catches it) within the update, nothing escapes, and the failing task executes once. Later
+/// builds, bottom-up or top-down, execute nothing while the failure would repeat.
+#[test]
+fn a_task_that_fails_in_an_update_meets_the_root_that_catches_it() {
+    let dir = Dir::new();
+    let other = dir.create("other", "one");
+    let flag = dir.join("flag");
+    let panicky = panic_if_exists(&flag, ret("p"));
+    let collector = TestTask::CatchThenRead(Box::new(panicky.clone()), other.clone());
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&collector), ok("ok:one"));
+
+    dir.create(&flag, "");
+    assert_eq!(update(&mut pie, &[&flag]), vec![panicky.clone(), collector.clone()]);
+    let mut session = pie.new_session();
+    assert_eq!(session.require(&collector), ok("caught:one"));
+    drop(session);
+    assert!(!pie.events().any_execute());
+
+    dir.write(&other, "two");
+    // The catching task executes, requires the failing task anew and meets its panic again, as a clean build does.
+    assert_eq!(update(&mut pie, &[&other]), vec![collector.clone(), panicky.clone()]);
+    assert_eq!(pie.require_then_assert_no_execute(&collector), ok("caught:two"));
+}
+
+/// A failure that no task catches reaches the caller of the update with the task's own panic, after every task
+/// that requires the failing task had its chance to catch it (each executes once), as a top-down build would
+/// give it to the caller of `require`.
+#[test]
+fn a_failure_nobody_catches_escapes_the_update_with_its_payload() {
+    let dir = Dir::new();
+    let flag = dir.join("flag");
+    let panicky = panic_if_exists(&flag, ret("p"));
+    let chain: Vec<TestTask> = std::iter::successors(Some(panicky.clone()), |t| Some(to_upper(t.clone())))
+        .take(4)
+        .collect();
+    let root = chain.last().unwrap().clone();
+    let mut pie = test_pie();
+    assert_eq!(pie.require(&root), ok("P"));
+
+    dir.create(&flag, "");
+    let message = expect_panic(|| pie.new_session().update_affected_by([&flag]));
+    assert_eq!(message, TASK_PANIC_MESSAGE);
+    assert_eq!(
+        pie.executed(),
+        chain,
+        "each task of the chain executed once, the failing one first"
+    );
+    pie.check_invariants();
+    dir.remove(&flag);
+    assert_eq!(pie.require(&root), ok("P"));
+}

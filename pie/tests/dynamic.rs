@@ -13,7 +13,8 @@
 //! A case is a list of rounds; a round applies edits (new programs, deleted programs, new contents, same-contents
 //! rewrites, condition flips, deletions, a file replaced by an empty directory), then copies the whole folder,
 //! builds a few roots (often every task in order) in one session of the persistent `Pie`, catching what escapes
-//! each root, and the same roots in a fresh `Pie` on the copy. Each root's result is a [`Verdict`]: its output, or
+//! each root (in half the rounds after a bottom-up `update_affected_by` of every path changed since the last
+//! round, in the same session), and the same roots in a fresh `Pie` on the copy. Each root's result is a [`Verdict`]: its output, or
 //! the kind of its panic. Then:
 //! - when both succeed, outputs are equal; when every root succeeds in both, every file of the two folders is
 //!   equal and an immediate rebuild (a new session, nothing changed) executes nothing (also where a task caught
@@ -436,8 +437,20 @@ fn build<A: Tracker<Prog>>(
     pie: &mut Pie<Prog, String, A>,
     root: &Path,
     roots: &[u8],
+    changed: Option<&[PathBuf]>,
 ) -> Result<Vec<Verdict>, TestCaseError> {
     let mut session = pie.new_session();
+    if let Some(changed) = changed {
+        // A panic of the update is one of the roots' (maybe of a root of an earlier round, which the clean build
+        // does not build): the verdicts compared are those of the requires after it, in the same session.
+        if let Err(message) = catch(|| session.update_affected_by(changed)) {
+            if kind_of(&message).is_none() {
+                return Err(TestCaseError::fail(format!(
+                    "bottom-up update: unexpected panic: {message}"
+                )));
+            }
+        }
+    }
     roots
         .iter()
         .map(|index| {
@@ -674,6 +687,10 @@ struct Round {
     forget: bool,
     edits: Vec<Edit>,
     roots: Vec<u8>,
+    /// Whether the incremental build is bottom-up: `update_affected_by` with every path changed since the last
+    /// round (the edited paths and the files garbage collection deleted), then the roots required in the same
+    /// session.
+    bottom_up: bool,
 }
 
 #[derive(Clone)]
@@ -702,6 +719,9 @@ impl fmt::Debug for Case {
             write!(f, "  round {r}:")?;
             if round.forget {
                 write!(f, " forget")?;
+            }
+            if round.bottom_up {
+                write!(f, " bottom-up")?;
             }
             for edit in &round.edits {
                 match edit {
@@ -738,9 +758,10 @@ fn check(case: &Case) -> TestCaseResult {
 
     for (round_index, round) in case.rounds.iter().enumerate() {
         count(&STATS.rounds);
+        let mut changed: Vec<PathBuf> = round.edits.iter().map(|e| e.path(&root)).collect();
         if round.forget {
             pie.retain_roots(|task| round.roots.contains(&task.index));
-            pie.collect_garbage(true);
+            changed.extend(pie.collect_garbage(true).deleted_files);
             pie.check_invariants();
         }
         apply_edits(&root, &round.edits);
@@ -749,11 +770,11 @@ fn check(case: &Case) -> TestCaseResult {
         let copy = copy_dir.join("work");
         copy_tree(&root, &copy);
 
-        let incremental = build(&mut pie, &root, &round.roots)?;
+        let incremental = build(&mut pie, &root, &round.roots, round.bottom_up.then_some(&changed[..]))?;
         pie.check_invariants();
         let mut clean_pie = Pie::default();
         clean_pie.set_threads(1);
-        let clean = build(&mut clean_pie, &copy, &round.roots)?;
+        let clean = build(&mut clean_pie, &copy, &round.roots, None)?;
         clean_pie.check_invariants();
         compare(&context, &round.roots, &incremental, &clean)?;
 
@@ -929,11 +950,14 @@ fn roots() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn round() -> impl Strategy<Value = Round> {
-    (prop::bool::weighted(0.2), vec(edit(), 0..4), roots()).prop_map(|(forget, edits, roots)| Round {
-        forget,
-        edits,
-        roots,
-    })
+    (prop::bool::weighted(0.2), vec(edit(), 0..4), roots(), any::<bool>()).prop_map(
+        |(forget, edits, roots, bottom_up)| Round {
+            forget,
+            edits,
+            roots,
+            bottom_up,
+        },
+    )
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -1013,6 +1037,7 @@ mod regressions {
             forget: false,
             edits,
             roots: roots.to_vec(),
+            bottom_up: false,
         }
     }
 
