@@ -47,7 +47,7 @@ use crate::Task;
 use super::top_down::TopDownContext;
 
 /// The bottom-up state of a session: the queue of scheduled tasks, and what executing tasks required before.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Scheduler {
     /// Scheduled tasks by (topological order when queued, id); the smallest first. Entries of tasks that are no
     /// longer scheduled are skipped when popped.
@@ -59,9 +59,10 @@ pub(crate) struct Scheduler {
     /// Whether each executing task (innermost last) was live when the session started, so that what it
     /// previously required was too.
     certified: Vec<bool>,
-    /// The lowest topological order of a scheduled task taken from the queue but not needed yet (`u64::MAX`: none):
-    /// it waits for a task above it to require it, and searches for scheduled tasks must still see it.
-    waiting_floor: u64,
+    /// Scheduled tasks taken from the queue but not needed yet, by (topological order then, id): each waits for a
+    /// task above it to require it, and searches for scheduled tasks must still see it. Entries of tasks that are
+    /// no longer scheduled (executed on demand since) are dropped when they come first.
+    waiting: BinaryHeap<Reverse<(u64, u32)>>,
     /// The files that may have changed since the last session: the changed paths, and the files written by the
     /// tasks executed since. Every other file is consistent by the caller's promise.
     touched: FxHashSet<FileId>,
@@ -70,21 +71,6 @@ pub(crate) struct Scheduler {
     /// from, and the stack.
     parent: Vec<(TaskId, usize)>,
     stack: Vec<usize>,
-}
-
-impl Default for Scheduler {
-    fn default() -> Self {
-        Self {
-            queue: BinaryHeap::new(),
-            previously_required: Vec::new(),
-            spare: Vec::new(),
-            certified: Vec::new(),
-            waiting_floor: u64::MAX,
-            touched: FxHashSet::default(),
-            parent: Vec::new(),
-            stack: Vec::new(),
-        }
-    }
 }
 
 /// What a task required before it executed again (see [`TopDownContext::before_execution`]).
@@ -119,8 +105,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 } else {
                     // It waits, scheduled, for a task above it to require it: searches must still find it.
                     let order = self.store.order(id);
-                    let scheduler = self.scheduler();
-                    scheduler.waiting_floor = scheduler.waiting_floor.min(order);
+                    self.scheduler().waiting.push(Reverse((order, id.raw())));
                 }
             }
         } else {
@@ -196,21 +181,37 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// tasks that are no longer scheduled from the top first, so that tasks executed on demand do not keep the
     /// bound low.
     fn lowest_queued_order(&mut self) -> Option<u64> {
-        let queued = loop {
-            let Some(Reverse((order, raw))) = self.scheduler().queue.peek().copied() else {
-                break None;
-            };
-            if self.marks.get(TaskId::from_raw(raw)) == Mark::Scheduled {
-                break Some(order);
-            }
-            self.scheduler().queue.pop();
-        };
-        let waiting = Some(self.scheduler().waiting_floor).filter(|floor| *floor != u64::MAX);
+        let queued = self.lowest_scheduled_key(false);
+        let waiting = self.lowest_scheduled_key(true);
         let lowest = match (queued, waiting) {
             (Some(q), Some(w)) => q.min(w),
             (q, w) => q.or(w)?,
         };
         Some(lowest.min(self.store.reorder_floor()))
+    }
+
+    /// The lowest key of the queue (or of the waiting tasks) whose task is still scheduled, dropping the entries
+    /// before it.
+    fn lowest_scheduled_key(&mut self, waiting: bool) -> Option<u64> {
+        loop {
+            let scheduler = self.scheduler();
+            let heap = if waiting {
+                &mut scheduler.waiting
+            } else {
+                &mut scheduler.queue
+            };
+            let Reverse((order, raw)) = heap.peek().copied()?;
+            if self.marks.get(TaskId::from_raw(raw)) == Mark::Scheduled {
+                return Some(order);
+            }
+            let scheduler = self.scheduler();
+            let heap = if waiting {
+                &mut scheduler.waiting
+            } else {
+                &mut scheduler.queue
+            };
+            heap.pop();
+        }
     }
 
     fn scheduler(&mut self) -> &mut Scheduler {
@@ -387,7 +388,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             Mark::Failed => return self.make_consistent(id, Some(task)),
             Mark::Unseen => {}
         }
-        if self.store.output(id).is_none() || !self.trusted(id) {
+        // A task ordered after a task in progress may (through its recorded dependencies) require that task: a
+        // cycle, which only checking its dependencies finds. Any other unaffected task reaches no task in progress.
+        if self.store.output(id).is_none() || !self.trusted(id) || !self.ordered_before_every_task_in_progress(id) {
             return self.make_consistent(id, Some(task));
         }
         while let Some(below) = self.lowest_scheduled_below(id) {
@@ -405,6 +408,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         false
     }
 
+    /// Whether `id` is ordered before every task in progress (on the frame stack), so that, its dependencies being
+    /// ordered before it, it cannot reach one of them.
+    fn ordered_before_every_task_in_progress(&self, id: TaskId) -> bool {
+        let order = self.store.order(id);
+        self.state.stack.iter().all(|frame| self.store.order(frame.id) > order)
+    }
+
     /// The scheduled task first in topological order among those that `id` (transitively) requires. Visits only
     /// tasks ordered after the lowest queued task: no task ordered before it can reach a queued task.
     fn lowest_scheduled_below(&mut self, id: TaskId) -> Option<TaskId> {
@@ -413,11 +423,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             return None;
         }
         let mut lowest: Option<TaskId> = None;
-        let mut visited = HashSet::new();
+        self.marks.start_walk(self.store.task_count());
         let mut stack = vec![id];
         while let Some(at) = stack.pop() {
             for required in self.store.required_tasks(at) {
-                if self.store.order(required) < bound || !visited.insert(required) {
+                if self.store.order(required) < bound || !self.marks.first_visit(required) {
                     continue;
                 }
                 if self.marks.get(required) == Mark::Scheduled
