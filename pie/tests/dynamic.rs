@@ -1272,4 +1272,28 @@ mod regressions {
             ],
         );
     }
+
+    /// Found by the oracle: checking p0 (which read f1, then required p2) executes p2, which now writes f1 and is
+    /// refused for it (p0 read f1 without requiring p2 first). The violation must go on from p0's check as it is,
+    /// as the clean build refuses p0; executing p0 instead, after p2 rewrote f1, made it take another path and
+    /// accept.
+    #[test]
+    fn a_violation_met_while_checking_is_not_turned_into_an_execution() {
+        agrees(
+            [
+                "if f1 hash: try p2",
+                "if f2 modified: panic; req p2; read f3 exists; write f1 modified *",
+                "",
+                "",
+            ],
+            [None; 4],
+            vec![
+                round(vec![], &[1]),
+                round(vec![Edit::Write(2, "a".into())], &[1]),
+                round(vec![], &[0, 1, 2, 3]),
+                round(vec![], &[0]),
+                round(vec![Edit::Program(2, prog("write f1 modified *"))], &[0, 1, 2, 3]),
+            ],
+        );
+    }
 }

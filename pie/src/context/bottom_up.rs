@@ -36,7 +36,7 @@ use std::path::Path;
 
 use crate::context::marks::Mark;
 use crate::context::state::Payload;
-use crate::dependency::Dep;
+use crate::dependency::{Dep, UNKNOWN_VERSION};
 use crate::ids::{FileId, TaskId};
 use crate::path::NormalPath;
 use crate::stamp::OutputStamper;
@@ -226,7 +226,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// its output version compared; a read of an untouched file is only checked against its provider. A task
     /// scheduled by a file that a task then wrote back as it was, or by a required task that has since been cut
     /// off, does not execute.
-    fn still_inconsistent(&mut self, id: TaskId) -> bool {
+    ///
+    /// A required task that fails in its own code makes `id` inconsistent (it executes and meets the panic, see
+    /// `make_consistent`), and so does a cycle found at a require; any other panic (a soundness violation below)
+    /// is returned, to go on as it is.
+    fn still_inconsistent(&mut self, id: TaskId) -> Result<bool, Payload> {
         for index in 0..self.store.dep_count(id) {
             let inconsistent = match self.store.dep(id, index) {
                 Dep::RequireTask(dep) => {
@@ -235,18 +239,24 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         if self.store.output(dep.task).is_none() {
                             // It executes and requires the task without output itself, meeting its panic (or
                             // output) as in a clean build.
-                            return true;
+                            return Ok(true);
                         }
                         let task = self.store.task(dep.task).clone();
                         if let Err(payload) =
                             panic::catch_unwind(AssertUnwindSafe(|| self.bring_up_to_date(dep.task, &task)))
                         {
-                            // It executes and meets the panic when it requires the task (see `make_consistent`).
-                            self.state.violation = false;
-                            if self.marks.get(dep.task) == Mark::Failed {
+                            let cycle = std::mem::take(&mut self.state.violation);
+                            if self.marks.get(dep.task) == Mark::Failed
+                                && self.store.version(dep.task) != UNKNOWN_VERSION
+                            {
+                                // It executes and meets the panic when it requires the task.
                                 self.state.failures.push(dep.task, payload);
+                                return Ok(true);
                             }
-                            return true;
+                            if cycle {
+                                return Ok(true);
+                            }
+                            return Err(payload);
                         }
                     }
                     dep.is_inconsistent(self.store.version(dep.task))
@@ -259,10 +269,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 Dep::ProvideFile(_) => false,
             };
             if inconsistent {
-                return true;
+                return Ok(true);
             }
         }
-        self.store.output(id).is_none()
+        Ok(self.store.output(id).is_none())
     }
 
     /// Brings the scheduled task `id` (popped, or required while scheduled) up to date: executes it when it is
@@ -271,7 +281,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// failed).
     fn update_scheduled(&mut self, id: TaskId) -> Result<bool, Payload> {
         self.enter(id, false);
-        let inconsistent = self.still_inconsistent(id);
+        let inconsistent = match self.still_inconsistent(id) {
+            Ok(inconsistent) => inconsistent,
+            Err(payload) => {
+                self.state.stack.pop();
+                self.marks.set(id, Mark::Unseen);
+                panic::resume_unwind(payload)
+            }
+        };
         let result = if inconsistent {
             crate::grow_stack(|| self.execute(id, None))
         } else {

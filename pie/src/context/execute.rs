@@ -144,7 +144,8 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
             self.make_consistent_or_unwind(id, task, stamper)
         };
         if let Some(current) = self.state.current {
-            self.record_require(current, id, stamper);
+            let version = self.store.version(id);
+            self.record_require(current, id, stamper, version);
         }
         let output = self
             .store

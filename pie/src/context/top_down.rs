@@ -24,9 +24,9 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::context::marks::{Mark, Marks};
-use crate::context::state::{Frame, SessionState};
+use crate::context::state::{Frame, Payload, SessionState};
 use crate::dependency::{
-    missing_stamp, Dep, Dependency, FileDep, FileDependency, Inconsistency, TaskDep, TaskDependency,
+    missing_stamp, Dep, Dependency, FileDep, FileDependency, Inconsistency, TaskDep, TaskDependency, UNKNOWN_VERSION,
 };
 use crate::ids::TaskId;
 use crate::stamp::OutputStamper;
@@ -119,8 +119,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 }
                 Err(payload) => {
                     self.marks.set(frame.id, Mark::Failed);
-                    if top == base {
-                        panic::resume_unwind(payload);
+                    // A soundness violation goes on as it is: the tasks below were only checking their
+                    // dependencies, and the failed execution may have changed what they read before it (which is
+                    // what the violation says); executing them now would not be what a clean build does.
+                    if top == base || self.store.version(frame.id) == UNKNOWN_VERSION {
+                        self.unwind_frames_from(base, payload);
                     }
                     self.state.failures.push(frame.id, payload);
                     execute_top = true;
@@ -137,17 +140,24 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    /// [`walk`](Self::walk), except that a panic while checking the dependencies of the top frame's task (a cycle
-    /// through a task in progress) makes that task execute: its execution makes the same require and meets the
-    /// same panic there, where it may catch it.
+    /// [`walk`](Self::walk), except that a cycle found while checking the dependencies of the top frame's task (a
+    /// require of a task in progress) makes that task execute: its execution makes the same require and meets the
+    /// same panic there, where it may catch it. Any other panic goes on, with the frames popped.
     fn walk_or_catch(&mut self, base: usize) -> bool {
         match panic::catch_unwind(AssertUnwindSafe(|| self.walk(base))) {
             Ok(must_execute) => must_execute,
-            Err(_) => {
-                self.state.violation = false;
-                true
-            }
+            Err(_) if std::mem::take(&mut self.state.violation) => true,
+            Err(payload) => self.unwind_frames_from(base, payload),
         }
+    }
+
+    /// Pops the frames from `base` on (their tasks are unseen again: they were only being checked) and goes on
+    /// with the panic.
+    fn unwind_frames_from(&mut self, base: usize, payload: Payload) -> ! {
+        for frame in self.state.stack.drain(base..) {
+            self.marks.set(frame.id, Mark::Unseen);
+        }
+        panic::resume_unwind(payload)
     }
 
     /// [`make_consistent`](Self::make_consistent), leaving the session as it was if a panic unwinds through it (a
@@ -177,17 +187,21 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         || this.store.depends_on_before(id, this.store.dep_count(id), current)
                 };
                 if let Some(current) = current.filter(|c| !closes_cycle(self, *c)) {
-                    self.record_require(current, id, stamper);
+                    // The failure version of `id`, or, when the panic came from below a task that did not fail
+                    // itself, a version that is never consistent.
+                    let version = match self.marks.get(id) {
+                        Mark::Failed => self.store.version(id),
+                        _ => UNKNOWN_VERSION,
+                    };
+                    self.record_require(current, id, stamper, version);
                 }
                 panic::resume_unwind(payload)
             }
         }
     }
 
-    /// Records that `current` required task `id` with `stamper`, seeing its output version now (a failure version
-    /// when it panicked).
-    pub(super) fn record_require(&mut self, current: TaskId, id: TaskId, stamper: OutputStamper) {
-        let version = self.store.version(id);
+    /// Records that `current` required task `id` with `stamper`, seeing output version `version`.
+    pub(super) fn record_require(&mut self, current: TaskId, id: TaskId, stamper: OutputStamper, version: u64) {
         self.store.add_require_task(
             current,
             TaskDep {
