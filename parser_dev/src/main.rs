@@ -61,12 +61,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn batch(config: &Config, log: bool) -> ExitCode {
+/// Opens the workspace of a batch or watch run (log on stderr if asked), saying why an old store is not used.
+fn open_workspace(config: &Config, log: bool) -> Workspace {
     let log = if log { LogTarget::Stderr } else { LogTarget::Off };
-    let (mut workspace, warning) = Workspace::open(config, log);
+    let (workspace, warning) = Workspace::open(config, log);
     if let Some(warning) = warning {
         eprintln!("{warning}");
     }
+    workspace
+}
+
+fn batch(config: &Config, log: bool) -> ExitCode {
+    let mut workspace = open_workspace(config, log);
     // Each result is printed as soon as the build reaches it; the summary once the store is saved.
     let grammar = workspace.grammar().shown.clone();
     let rule = workspace.rule().to_string();
@@ -86,11 +92,7 @@ fn batch(config: &Config, log: bool) -> ExitCode {
 }
 
 fn watch(config: &Config, log: bool) -> ExitCode {
-    let log = if log { LogTarget::Stderr } else { LogTarget::Off };
-    let (mut workspace, warning) = Workspace::open(config, log);
-    if let Some(warning) = warning {
-        eprintln!("{warning}");
-    }
+    let mut workspace = open_workspace(config, log);
     let grammar = workspace.grammar().shown.clone();
     let rule = workspace.rule().to_string();
     let cwd = std::env::current_dir().unwrap_or_default();
