@@ -85,11 +85,12 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Only executing recurses natively (a task's `execute` requires tasks through this context); that recursion
     /// goes through [`grow_stack`].
     ///
-    /// Panics meet the tasks that would meet them in a clean build. When a task executed during the check panics,
-    /// the task below it in the walk (which was only checking its dependency on it) executes instead, and meets
-    /// the panic, with its original payload, when it requires the task (see `SessionState::failures`), so that it
-    /// may catch it; a panic while checking a task's dependencies (a cycle) makes that task execute too. A panic
-    /// that reaches `id` unwinds to the caller with the frames popped.
+    /// Panics meet the tasks that would meet them in a clean build. When a task executed during the check panics in
+    /// its own code, the task below it in the walk (which was only checking its dependency on it) executes
+    /// instead, and meets the panic, with its original payload, when it requires the task (see
+    /// `SessionState::failures`), so that it may catch it; a cycle found while checking a task's dependencies
+    /// makes that task execute too. A soundness violation, and a panic that reaches `id`, unwind to the caller
+    /// with the frames popped.
     pub(super) fn make_consistent(&mut self, id: TaskId, task: Option<&T>) -> bool {
         match self.marks.get(id) {
             Mark::Done => return false,
