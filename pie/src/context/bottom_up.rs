@@ -235,12 +235,22 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             let inconsistent = match self.store.dep(id, index) {
                 Dep::RequireTask(dep) => {
                     let mark = self.marks.get(dep.task);
-                    if !matches!(mark, Mark::Done | Mark::Failed) {
-                        if self.store.output(dep.task).is_none() {
-                            // It executes and requires the task without output itself, meeting its panic (or
-                            // output) as in a clean build.
-                            return Ok(true);
-                        }
+                    // A task without output whose very failure (in its own code) this task saw fails the same way
+                    // while nothing below it is scheduled: consistent. Any other required task is brought up to
+                    // date (a task that failed in its own code executes) and its version compared.
+                    let failed = self.store.output(dep.task).is_none();
+                    if failed
+                        && !matches!(mark, Mark::Done | Mark::Failed)
+                        && self.store.version(dep.task) == UNKNOWN_VERSION
+                    {
+                        // No telling what executing it does: this task executes and requires it itself.
+                        return Ok(true);
+                    }
+                    let same_failure = failed
+                        && !dep.is_inconsistent(self.store.version(dep.task))
+                        && mark == Mark::Unseen
+                        && self.lowest_scheduled_below(dep.task).is_none();
+                    if !matches!(mark, Mark::Done | Mark::Failed) && !same_failure {
                         let task = self.store.task(dep.task).clone();
                         if let Err(payload) =
                             panic::catch_unwind(AssertUnwindSafe(|| self.bring_up_to_date(dep.task, &task)))

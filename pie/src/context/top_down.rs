@@ -250,9 +250,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         });
     }
 
-    /// Continues checking the dependencies of `frame`'s task, in order: `Some(true)` at the first inconsistent one,
-    /// `Some(false)` when all are consistent, and `None` after pushing the frame of an unseen required task (this
-    /// frame then resumes at that dependency). A task without output is never walked, unless probed.
+    /// Continues checking the dependencies of `frame`'s task, in order: `Some(true)` at the first inconsistent one
+    /// (or after pushing the frame of a required task without output, which must execute), `Some(false)` when all
+    /// are consistent, and `None` after pushing the frame of an unseen required task (this frame then resumes at
+    /// that dependency). A task without output is never walked, unless probed.
     #[inline]
     fn check_from(&mut self, frame: Frame) -> Option<bool> {
         let id = frame.id;
@@ -270,10 +271,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                             Mark::InProgress => self.cycle(dep.task),
                             Mark::Unseen | Mark::Scheduled => {
                                 let failed = self.store.output(dep.task).is_none();
-                                if failed && dep.is_inconsistent(self.store.version(dep.task)) {
-                                    // The required task has no output and this task did not see that very failure:
-                                    // this task executes and requires it anew (maybe catching its panic), as a
-                                    // clean build would. Executing it here would let its panic escape this check.
+                                let version = self.store.version(dep.task);
+                                if failed && version == UNKNOWN_VERSION {
+                                    // No output, and no telling what executing it does (new, forgotten, or a
+                                    // violation last time): this task executes and requires it itself, meeting
+                                    // what it does (maybe catching its panic) as a clean build would.
                                     self.tracker.check_dependency_end(
                                         &Dependency::RequireTask(view),
                                         Ok(Some(&Inconsistency::Panicked)),
@@ -287,10 +289,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                                     resume: true,
                                     probe: frame.probe,
                                 };
-                                // A task that saw this failure is consistent while the failure would repeat: probe
-                                // the failed task's dependencies without executing it.
-                                self.enter(dep.task, failed);
-                                return None;
+                                // A task that failed in its own code is probed (its dependencies checked without
+                                // executing it) when this task saw that very failure, which repeats while they
+                                // are consistent; otherwise it executes first, and a panic of it makes this task
+                                // execute and meet it (see `make_consistent`).
+                                let probe = failed && !dep.is_inconsistent(version);
+                                self.enter(dep.task, probe);
+                                return if failed && !probe { Some(true) } else { None };
                             }
                         }
                     }
