@@ -420,3 +420,22 @@ fn caught_violation_is_checked_again_when_the_other_task_changes() {
     assert_eq!(dir.read(&out), "b");
     pie.check_invariants();
 }
+
+/// A task that requires a failing task with the `Inconsequential` stamper, not required while that task failed,
+/// stays consistent once the task succeeds again, whichever root is checked first: the failed task executes first
+/// while it is checked (found by the static oracle, where the roots were checked in the other order).
+#[test]
+fn inconsequential_requirer_of_a_task_that_recovered_stays_consistent() {
+    let f = flagged();
+    let requirer = TestTask::RequireInconsequential(Box::new(f.panicky.clone()));
+    let mut pie = test_pie();
+    pie.new_session().require_all(&[requirer.clone(), f.panicky.clone()]);
+
+    f.dir.create(&f.flag, "");
+    assert_eq!(expect_panic(|| pie.require(&f.panicky)), TASK_PANIC_MESSAGE);
+    f.dir.remove(&f.flag);
+    assert_eq!(
+        pie.require_then_assert_executed(&requirer, &[&f.panicky]),
+        Ok(TestOutput::Unit)
+    );
+}
