@@ -205,13 +205,20 @@ fn an_edit_rebuilds_only_the_task_that_reads_the_file() {
     watching.stop();
 }
 
-#[test]
-fn files_that_tasks_write_do_not_trigger_builds() {
+/// `in.txt` ("text"), a writer that copies it to `out.txt` (and provides it), and a reader of `out.txt` that
+/// requires the writer first.
+fn copy_then_read() -> (Dir, PathBuf, PathBuf, TestTask, TestTask) {
     let dir = Dir::new();
     let input = dir.create("in.txt", "text");
     let out = dir.join("out.txt");
     let writer = write(read(&input), &out);
     let reader = read_after(writer.clone(), &out);
+    (dir, input, out, writer, reader)
+}
+
+#[test]
+fn files_that_tasks_write_do_not_trigger_builds() {
+    let (dir, input, out, _writer, reader) = copy_then_read();
     let (mut watching, _) = watch(&dir, &reader);
     assert_eq!(dir.read(&out), "text");
 
@@ -230,11 +237,7 @@ fn files_that_tasks_write_do_not_trigger_builds() {
 
 #[test]
 fn a_provided_file_changed_by_someone_else_reruns_its_provider() {
-    let dir = Dir::new();
-    let input = dir.create("in.txt", "text");
-    let out = dir.join("out.txt");
-    let writer = write(read(&input), &out);
-    let reader = read_after(writer.clone(), &out);
+    let (dir, _input, out, writer, reader) = copy_then_read();
     let (mut watching, _) = watch(&dir, &reader);
 
     dir.write(&out, "overwritten");
