@@ -8,7 +8,8 @@ use std::io;
 use std::path::Path;
 
 use crate::context::marks::Mark;
-use crate::context::state::SessionState;
+use crate::context::parallel::resolve_threads;
+use crate::context::state::{LaneState, Ptr, SessionState};
 use crate::context::top_down::TopDownContext;
 #[cfg(feature = "watch")]
 use crate::ids::TaskId;
@@ -20,6 +21,8 @@ use crate::{Pie, Task};
 pub struct Session<'p, T: Task, O, A: Tracker<T> = NoopTracker> {
     pie: &'p mut Pie<T, O, A>,
     state: SessionState,
+    /// The state of the caller's lane (lane 0 of parallel builds).
+    lane: LaneState,
 }
 
 impl<T: Task, O, A: Tracker<T>> Drop for Session<'_, T, O, A> {
@@ -45,6 +48,7 @@ impl<'p, T: Task, A: Tracker<T>> Session<'p, T, T::Output, A> {
         Self {
             pie,
             state: SessionState::default(),
+            lane: LaneState::default(),
         }
     }
 
@@ -128,20 +132,29 @@ impl<'p, T: Task, A: Tracker<T>> Session<'p, T, T::Output, A> {
     fn context(&mut self) -> TopDownContext<'_, T, T::Output, A> {
         let pie = &mut *self.pie;
         TopDownContext {
-            store: &mut pie.store,
-            tracker: &mut pie.tracker,
-            marks: &mut pie.marks,
-            state: &mut self.state,
+            store: Ptr::new(&mut pie.store),
+            tracker: Ptr::new(&mut pie.tracker),
+            marks: Ptr::new(&mut pie.marks),
+            state: Ptr::new(&mut self.state),
+            lane: Ptr::new(&mut self.lane),
+            par: None,
+            held: true,
+            threads: resolve_threads(pie.threads),
+            lane_index: 0,
         }
     }
 
-    /// Makes every task of `tasks` consistent, like [`require`](Self::require) for each in order, and returns
-    /// their outputs in the order of `tasks`.
+    /// Makes every task of `tasks` consistent, like [`require`](Self::require) for each, in one build, and returns
+    /// their outputs in the order of `tasks`. Each task becomes a root.
+    ///
+    /// The tasks are made consistent in parallel where the [`Pie`] has threads to spare ([`Pie::set_threads`]);
+    /// with one thread, one after the other in order. Results are the same either way.
     ///
     /// # Panics
-    /// As [`require`](Self::require); the first panic stops the call.
+    /// As [`require`](Self::require). Every task is required even when one panics; the first panic, in the order of
+    /// `tasks`, then goes on, with its original payload. The [`Pie`] stays usable afterwards.
     pub fn require_all(&mut self, tasks: &[T]) -> Vec<T::Output> {
-        tasks.iter().map(|task| self.require(task)).collect()
+        self.context().require_all_initial(tasks)
     }
 
     /// The I/O errors met while checking file dependencies in this session (each made its task execute again).

@@ -100,7 +100,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     // A failure schedules the tasks that require the failed task, which meet its panic when they
                     // require it (and may catch it); what reaches a root goes on to the caller below.
                     if let Err(payload) = self.update_scheduled(id) {
-                        self.state.failures.push(id, payload);
+                        self.lane.failures.push(id, payload);
                     }
                 } else {
                     // It waits, scheduled, for a task above it to require it: searches must still find it.
@@ -119,7 +119,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             self.state.bottom_up = Some(Scheduler::default());
         }
         let store = &*self.store;
-        if let Some(payload) = self.state.failures.take_first(|id| store.is_root(id)) {
+        if let Some(payload) = self.lane.failures.take_first(|id| store.is_root(id)) {
             panic::resume_unwind(payload);
         }
         self.state.bottom_up_completed = true;
@@ -255,12 +255,12 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         if let Err(payload) =
                             panic::catch_unwind(AssertUnwindSafe(|| self.bring_up_to_date(dep.task, &task)))
                         {
-                            let cycle = std::mem::take(&mut self.state.violation);
+                            let cycle = std::mem::take(&mut self.lane.violation);
                             if self.marks.get(dep.task) == Mark::Failed
                                 && self.store.version(dep.task) != UNKNOWN_VERSION
                             {
                                 // It executes and meets the panic when it requires the task.
-                                self.state.failures.push(dep.task, payload);
+                                self.lane.failures.push(dep.task, payload);
                                 return Ok(true);
                             }
                             if cycle {
@@ -294,7 +294,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let inconsistent = match self.still_inconsistent(id) {
             Ok(inconsistent) => inconsistent,
             Err(payload) => {
-                self.state.stack.pop();
+                self.lane.stack.pop();
                 self.marks.set(id, Mark::Unseen);
                 panic::resume_unwind(payload)
             }
@@ -304,7 +304,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         } else {
             Ok(())
         };
-        self.state.stack.pop();
+        self.lane.stack.pop();
         match result {
             Ok(()) => {
                 self.marks.set(id, Mark::Done);
@@ -424,7 +424,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             if let Err(payload) = self.update_scheduled(below) {
                 // The tasks between `id` and the failed task may catch its panic: check `id` top-down, which
                 // executes them, and they meet the panic when they require the failed task.
-                self.state.failures.push(below, payload);
+                self.lane.failures.push(below, payload);
                 return self.make_consistent(id, Some(task));
             }
         }
@@ -439,7 +439,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// ordered before it, it cannot reach one of them.
     fn ordered_before_every_task_in_progress(&self, id: TaskId) -> bool {
         let order = self.store.order(id);
-        self.state.stack.iter().all(|frame| self.store.order(frame.id) > order)
+        self.lane.stack.iter().all(|frame| self.store.order(frame.id) > order)
     }
 
     /// The scheduled task first in topological order among those that `id` (transitively) requires. Visits only
@@ -500,7 +500,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 .expect("BUG: bottom-up scheduling outside a bottom-up session");
             for dependent in self.store.live_dependents(id) {
                 if self.marks.get(dependent) == Mark::Unseen
-                    && task_deps_inconsistent(self.store, dependent, id, version)
+                    && task_deps_inconsistent(&self.store, dependent, id, version)
                 {
                     self.marks.set(dependent, Mark::Scheduled);
                     scheduler

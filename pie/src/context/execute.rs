@@ -36,9 +36,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let bottom_up = self.state.bottom_up.is_some();
         let before = bottom_up.then(|| self.before_execution(id));
         let previous = self.store.start_execution(id);
-        let parent = self.state.current.replace(id);
-        let result = panic::catch_unwind(AssertUnwindSafe(|| task.execute(self)));
-        self.state.current = parent;
+        let parent = self.lane.current.replace(id);
+        // In a parallel build, the task's own code runs without holding the engine (see `crate::context::parallel`).
+        let result = self.outside_engine(|this| panic::catch_unwind(AssertUnwindSafe(|| task.execute(this))));
+        self.lane.current = parent;
         match result {
             Ok(output) => {
                 self.store.finish_execution(id, output, previous);
@@ -50,7 +51,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 Ok(())
             }
             Err(payload) => {
-                let repeatable = !std::mem::take(&mut self.state.violation);
+                let repeatable = !std::mem::take(&mut self.lane.violation);
                 self.store.fail_execution(id, repeatable);
                 if let Some(before) = before {
                     self.after_execution(id, before);
@@ -61,7 +62,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     fn current(&self, operation: &str) -> TaskId {
-        match self.state.current {
+        match self.lane.current {
             Some(id) => id,
             None => panic!("BUG: {operation} called while no task is executing"),
         }
@@ -74,13 +75,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 }
 
-impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> {
-    fn require_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<Option<File>> {
-        self.require_file_with_stamper(path, FileStamper::Modified)
-    }
-
-    fn require_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<Option<File>> {
-        let path = path.as_ref();
+impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
+    fn require_file_in_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<Option<File>> {
         let current = self.current("require_file");
         let file = self.file_node(path)?;
         self.check_require(current, file);
@@ -100,12 +96,7 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
         result.map_err(|e| io::Error::new(e.kind(), format!("cannot read file '{}': {e}", path.display())))
     }
 
-    fn provide_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<()> {
-        self.provide_file_with_stamper(path, FileStamper::Modified)
-    }
-
-    fn provide_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<()> {
-        let path = path.as_ref();
+    fn provide_file_in_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<()> {
         let current = self.current("provide_file");
         let file = self.file_node(path)?;
         self.check_provide(current, file);
@@ -131,11 +122,7 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
         }
     }
 
-    fn require_task(&mut self, task: &T) -> T::Output {
-        self.require_task_with_stamper(task, OutputStamper::Equals)
-    }
-
-    fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
+    fn require_task_in_engine(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
         self.tracker.require_task_start(task, &stamper);
         let id = self.store.get_or_create_task(task);
         let executed = if self.state.bottom_up.is_some() {
@@ -143,7 +130,7 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
         } else {
             self.make_consistent_or_unwind(id, task, stamper)
         };
-        if let Some(current) = self.state.current {
+        if let Some(current) = self.lane.current {
             let version = self.store.version(id);
             self.record_require(current, id, stamper, version);
         }
@@ -155,5 +142,40 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
         self.tracker
             .require_task_end(&TaskDependency::new(task, stamper), &output, executed);
         output
+    }
+}
+
+/// What a task sees: each call holds the engine while it runs (see `crate::context::parallel`).
+impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> {
+    fn require_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<Option<File>> {
+        self.require_file_with_stamper(path, FileStamper::Modified)
+    }
+
+    fn require_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<Option<File>> {
+        self.in_engine(|this| this.require_file_in_engine(path.as_ref(), stamper))
+    }
+
+    fn provide_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<()> {
+        self.provide_file_with_stamper(path, FileStamper::Modified)
+    }
+
+    fn provide_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<()> {
+        self.in_engine(|this| this.provide_file_in_engine(path.as_ref(), stamper))
+    }
+
+    fn require_task(&mut self, task: &T) -> T::Output {
+        self.require_task_with_stamper(task, OutputStamper::Equals)
+    }
+
+    fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
+        self.in_engine(|this| this.require_task_in_engine(task, stamper))
+    }
+
+    fn require_tasks(&mut self, tasks: &[T]) -> Vec<T::Output> {
+        self.require_tasks_with_stamper(tasks, OutputStamper::Equals)
+    }
+
+    fn require_tasks_with_stamper(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<T::Output> {
+        self.in_engine(|this| this.require_group(tasks, stamper))
     }
 }

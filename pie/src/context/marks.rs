@@ -15,7 +15,7 @@ pub(crate) enum Mark {
     /// Has no output, and this session found that it panics: it executed and panicked, or its recorded
     /// dependencies are consistent with an execution that panicked in its own code (so it would panic again).
     /// Requiring it executes it (again), unless the panic of its execution in this session is waiting to be met
-    /// (see `SessionState::failures`).
+    /// (see `LaneState::failures`).
     Failed,
 }
 

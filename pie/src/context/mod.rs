@@ -7,6 +7,7 @@
 //! - `execute`: executing a task, and the [`Context`](crate::Context) a task sees while it executes;
 //! - `soundness`: the overlap, hidden-dependency and cycle checks;
 //! - `bottom_up`: builds that start from changed files;
+//! - `parallel`: `require_tasks` on several threads (lanes), which take turns holding the engine;
 //! - `state` and `marks`: what a session's builds keep outside the store (frames, the executing task, panics on
 //!   their way, marks per task).
 //!
@@ -20,6 +21,7 @@ pub(crate) mod bottom_up;
 mod execute;
 pub(crate) mod marks;
 pub mod non_incremental;
+pub(crate) mod parallel;
 mod soundness;
 pub(crate) mod state;
 pub(crate) mod top_down;

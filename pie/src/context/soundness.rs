@@ -1,7 +1,7 @@
 //! The soundness checks, made where dependencies are made and when recorded reads are re-checked: a file has one
 //! live provider (overlap), a reader depends on the provider through what it required before reading (hidden
 //! dependency), and a task does not require itself (cycle). A violation panics with a message that names the file
-//! and the tasks; it is marked as one (`SessionState::violation`) so that the failure it causes is never assumed
+//! and the tasks; it is marked as one (`LaneState::violation`) so that the failure it causes is never assumed
 //! to repeat (see `Store::fail_execution`). Liveness is asked only after a conflict is found: a dead task gives up
 //! its claims instead.
 
@@ -91,7 +91,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Whether `id` is live (see `crate::liveness`). Called only on a conflict, never on the no-op path.
     fn is_live(&self, id: TaskId) -> bool {
-        liveness::is_live(self.store, self.marks, id)
+        liveness::is_live(&self.store, &self.marks, id)
     }
 
     /// When `id` is dead, makes it give up its claims on files (its last execution is forgotten) and returns
@@ -118,13 +118,25 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Panics with a soundness violation, noting that the panic may not repeat (see `Store::fail_execution`).
     #[track_caller]
     fn violation(&mut self, message: String) -> ! {
-        self.state.violation = true;
+        self.lane.violation = true;
         panic!("{message}")
     }
 
+    /// A cycle through tasks in progress on several lanes (see `crate::context::parallel`): `cycle` lists them from
+    /// the task required round to it again.
+    pub(super) fn cycle_across_lanes(&mut self, cycle: &[TaskId]) -> ! {
+        let names: Vec<String> = cycle.iter().map(|id| format!("{:?}", self.store.task(*id))).collect();
+        let message = format!(
+            "Cyclic task dependency: task {} requires itself through {} (on several threads)",
+            names.last().map_or("?", String::as_str),
+            names.join(" → ")
+        );
+        self.violation(message)
+    }
+
     pub(super) fn cycle(&mut self, id: TaskId) -> ! {
-        let start = self.state.stack.iter().position(|f| f.id == id).unwrap_or(0);
-        let cycle: Vec<String> = self.state.stack[start..]
+        let start = self.lane.stack.iter().position(|f| f.id == id).unwrap_or(0);
+        let cycle: Vec<String> = self.lane.stack[start..]
             .iter()
             .map(|f| f.id)
             .chain(std::iter::once(id))

@@ -1,8 +1,13 @@
-//! The state of the builds of one session that is not in the store: the explicit stack of frames of the top-down
-//! check, the executing task, panics waiting to meet their requirer, the dependency-check errors, and whether
-//! builds completed (which decides whether the store is settled).
+//! The state of the builds of one session that is not in the store, split as parallel builds need it: what all
+//! lanes share (`SessionState`: dependency-check errors, whether builds completed, the bottom-up scheduler), and what
+//! each lane (the caller's thread, or a worker thread of a parallel build) keeps for itself (`LaneState`: the
+//! explicit stack of frames of the top-down check, the executing task, panics waiting to meet their requirer).
+//! `Ptr` is how a lane reaches the shared state while it holds the engine.
 
 use std::io;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 
 use crate::context::bottom_up::Scheduler;
 use crate::ids::TaskId;
@@ -24,13 +29,30 @@ pub(crate) struct Frame {
 /// The payload of a panic, as `catch_unwind` gives it.
 pub(crate) type Payload = Box<dyn std::any::Any + Send + 'static>;
 
-/// The mutable state of one session.
+/// What one lane (a thread working on a build) keeps for itself.
+#[derive(Default, Debug)]
+pub(crate) struct LaneState {
+    /// Tasks being made consistent on this lane, outermost first. Every task marked in progress is on the stack of
+    /// exactly one lane (which is how a parallel build tells a cycle from a task to wait for).
+    pub(crate) stack: Vec<Frame>,
+    /// The task whose `execute` is running on this lane, to which new dependencies are attached; `None` in a
+    /// branch of a parallel `require_tasks`, whose requiring task records its dependencies when they all finished.
+    pub(crate) current: Option<TaskId>,
+    /// Panics of tasks that executed while a task above them was only being checked, kept until that task executes
+    /// and requires them (then the panic goes on, with its original payload, where the requiring task may catch
+    /// it, as in a clean build). Emptied when a build starts.
+    pub(crate) failures: Failures,
+    /// Whether the panic unwinding now on this lane is a soundness violation (which may not repeat: see
+    /// `Store::fail_execution`); taken by the execution it unwinds through first.
+    pub(crate) violation: bool,
+    /// The branches of parallel `require_tasks` calls this lane is running, innermost last: the fork of each and the
+    /// height of the stack when it started (see `crate::context::parallel`).
+    pub(crate) branches: Vec<(usize, usize)>,
+}
+
+/// The mutable state of one session that all its lanes share.
 #[derive(Default, Debug)]
 pub(crate) struct SessionState {
-    /// Tasks being made consistent, outermost first.
-    pub(crate) stack: Vec<Frame>,
-    /// The task whose `execute` is running, to which new dependencies are attached.
-    pub(crate) current: Option<TaskId>,
     pub(crate) errors: Vec<io::Error>,
     /// Whether a build ran in this session (an empty session says nothing about consistency).
     pub(crate) built: bool,
@@ -45,19 +67,12 @@ pub(crate) struct SessionState {
     pub(crate) bottom_up: Option<Scheduler>,
     /// Tasks that became roots in this session: they may have been dead (and so stale) when it started.
     pub(crate) new_roots: Vec<TaskId>,
-    /// Panics of tasks that executed while a task above them was only being checked, kept until that task executes
-    /// and requires them (then the panic goes on, with its original payload, where the requiring task may catch
-    /// it, as in a clean build). Emptied when a build starts.
-    pub(crate) failures: Failures,
-    /// Whether the panic unwinding now is a soundness violation (which may not repeat: see
-    /// `Store::fail_execution`); taken by the execution it unwinds through first.
-    pub(crate) violation: bool,
     /// The tasks executed in this session, in the order they started, when asked for (watch mode reports them);
     /// `None`, and no cost beyond a branch per execution, otherwise.
     pub(crate) executed: Option<Vec<TaskId>>,
 }
 
-/// See [`SessionState::failures`].
+/// See [`LaneState::failures`].
 #[derive(Default)]
 pub(crate) struct Failures(Vec<(TaskId, Payload)>);
 
@@ -88,3 +103,61 @@ impl std::fmt::Debug for Failures {
         f.debug_list().entries(self.0.iter().map(|(id, _)| id)).finish()
     }
 }
+
+/// A pointer to state of the engine that lanes share (the store, the tracker, the marks, the session state),
+/// dereferenced only by the lane that holds the engine.
+///
+/// In a build on one thread, a `Ptr` is a plain `&mut` (made from one, with its lifetime). In a parallel build,
+/// several lanes hold a `Ptr` to the same state and take turns: a lane dereferences it only while it holds the
+/// engine (`TopDownContext::held`, see `crate::context::parallel`), which every lane gives up only inside methods
+/// that take `&mut TopDownContext` (around a task's own code, and while it waits). So the borrow checker proves that
+/// no reference obtained through a `Ptr` lives across a point where another lane may use the state: a lane's
+/// references end before it lets go, and the lock's handover orders one lane's accesses before the next one's.
+pub(crate) struct Ptr<'s, X> {
+    ptr: NonNull<X>,
+    _borrow: PhantomData<&'s mut X>,
+}
+
+impl<'s, X> Ptr<'s, X> {
+    pub(crate) fn new(value: &'s mut X) -> Self {
+        Self {
+            ptr: NonNull::from(value),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// A second pointer to the same state, for another lane of the same build (see the type's doc).
+    pub(crate) fn share(&self) -> Self {
+        Self {
+            ptr: self.ptr,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The address, for a lane that reads another lane's state while it holds the engine.
+    pub(crate) fn as_ptr(&self) -> *const X {
+        self.ptr.as_ptr()
+    }
+}
+
+impl<X> Deref for Ptr<'_, X> {
+    type Target = X;
+    #[inline]
+    fn deref(&self) -> &X {
+        // SAFETY: see the type's doc: made from a `&mut` that outlives `'s`, and dereferenced only by the lane
+        // that holds the engine, with no reference living across a release.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<X> DerefMut for Ptr<'_, X> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut X {
+        // SAFETY: as for `deref`.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+// SAFETY: a `Ptr` moves to a worker thread only with the engine's lock discipline (see the type's doc), so the state
+// is used by one thread at a time, which needs it to be `Send`.
+unsafe impl<X: Send> Send for Ptr<'_, X> {}

@@ -24,7 +24,8 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::context::marks::{Mark, Marks};
-use crate::context::state::{Frame, Payload, SessionState};
+use crate::context::parallel::Parallel;
+use crate::context::state::{Frame, LaneState, Payload, Ptr, SessionState};
 use crate::dependency::{
     missing_stamp, Dep, Dependency, FileDep, FileDependency, Inconsistency, TaskDep, TaskDependency, UNKNOWN_VERSION,
 };
@@ -34,12 +35,24 @@ use crate::store::Store;
 use crate::tracker::Tracker;
 use crate::{grow_stack, Context, Task};
 
-/// The top-down context of one build within a session.
+/// The engine as one lane sees it during one build within a session: the shared state (store, tracker, marks,
+/// session state), this lane's own state, and, during a parallel `require_tasks`, the parallel build it takes part
+/// in (see `crate::context::parallel`).
 pub(crate) struct TopDownContext<'s, T, O, A> {
-    pub(crate) store: &'s mut Store<T, O>,
-    pub(crate) tracker: &'s mut A,
-    pub(crate) marks: &'s mut Marks,
-    pub(crate) state: &'s mut SessionState,
+    pub(crate) store: Ptr<'s, Store<T, O>>,
+    pub(crate) tracker: Ptr<'s, A>,
+    pub(crate) marks: Ptr<'s, Marks>,
+    pub(crate) state: Ptr<'s, SessionState>,
+    pub(crate) lane: Ptr<'s, LaneState>,
+    /// The parallel build this lane works in, if any: only while a parallel `require_tasks` (or `require_all`) is
+    /// in progress.
+    pub(crate) par: Option<std::ptr::NonNull<Parallel<T>>>,
+    /// Whether this lane holds the engine (always, in a build on one thread); see `crate::context::parallel`.
+    pub(crate) held: bool,
+    /// How many lanes a parallel build may use (`Pie::set_threads`, with 0 resolved).
+    pub(crate) threads: usize,
+    /// This lane's index among the lanes of a parallel build: 0 for the caller's thread.
+    pub(crate) lane_index: usize,
 }
 
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
@@ -58,16 +71,33 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         output
     }
 
+    /// Requires `tasks` as the roots of one build (see [`require_group`](Self::require_group)), making each a root.
+    pub(crate) fn require_all_initial(&mut self, tasks: &[T]) -> Vec<T::Output> {
+        self.recover_from_unwind();
+        for task in tasks {
+            let id = self.store.get_or_create_task(task);
+            if !self.store.is_root(id) {
+                self.state.new_roots.push(id);
+                self.store.set_root(id, true);
+            }
+        }
+        self.tracker.build_start();
+        let outputs = self.require_group(tasks, OutputStamper::Equals);
+        self.tracker.build_end();
+        self.state.building = false;
+        outputs
+    }
+
     /// After a panic escaped an earlier build of this session, forget what was in progress then, so that those
     /// tasks are checked (and, lacking output, executed) again instead of being mistaken for a cycle.
     /// Also starts the bookkeeping of a new build (see `SessionState::building`).
     pub(super) fn recover_from_unwind(&mut self) {
-        for frame in self.state.stack.drain(..) {
+        for frame in self.lane.stack.drain(..) {
             self.marks.set(frame.id, Mark::Unseen);
         }
-        self.state.current = None;
-        self.state.failures.clear();
-        self.state.violation = false;
+        self.lane.current = None;
+        self.lane.failures.clear();
+        self.lane.violation = false;
         if self.state.building {
             // What a bottom-up build of this session scheduled and trusted is no longer reliable.
             self.state.panicked = true;
@@ -88,17 +118,23 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Panics meet the tasks that would meet them in a clean build. When a task executed during the check panics in
     /// its own code, the task below it in the walk (which was only checking its dependency on it) executes
     /// instead, and meets the panic, with its original payload, when it requires the task (see
-    /// `SessionState::failures`), so that it may catch it; a cycle found while checking a task's dependencies
+    /// `LaneState::failures`), so that it may catch it; a cycle found while checking a task's dependencies
     /// makes that task execute too. A soundness violation, and a panic that reaches `id`, unwind to the caller
     /// with the frames popped.
     pub(super) fn make_consistent(&mut self, id: TaskId, task: Option<&T>) -> bool {
-        match self.marks.get(id) {
-            Mark::Done => return false,
-            Mark::InProgress => self.cycle(id),
-            Mark::Failed => self.resume_failure(id),
-            Mark::Unseen | Mark::Scheduled => {}
+        loop {
+            match self.marks.get(id) {
+                Mark::Done => return false,
+                // A cycle, or, in a parallel build, a task that another lane works on: then look again after it.
+                Mark::InProgress => self.wait_or_cycle(id),
+                Mark::Failed => {
+                    self.resume_failure(id);
+                    break;
+                }
+                Mark::Unseen | Mark::Scheduled => break,
+            }
         }
-        let base = self.state.stack.len();
+        let base = self.lane.stack.len();
         self.enter(id, false);
         // A task without output executes (the frames pushed by the walk are of tasks with output, or probes).
         let mut execute_top = self.store.output(id).is_none();
@@ -106,11 +142,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             if !std::mem::take(&mut execute_top) && !self.walk_or_catch(base) {
                 return false;
             }
-            let top = self.state.stack.len() - 1;
-            let frame = self.state.stack[top];
+            let top = self.lane.stack.len() - 1;
+            let frame = self.lane.stack[top];
             let task = if top == base { task } else { None };
             let result = grow_stack(|| self.execute(frame.id, task));
-            self.state.stack.pop();
+            self.lane.stack.pop();
             match result {
                 Ok(()) => {
                     self.marks.set(frame.id, Mark::Done);
@@ -126,7 +162,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     if top == base || self.store.version(frame.id) == UNKNOWN_VERSION {
                         self.unwind_frames_from(base, payload);
                     }
-                    self.state.failures.push(frame.id, payload);
+                    self.lane.failures.push(frame.id, payload);
                     execute_top = true;
                 }
             }
@@ -134,9 +170,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     /// For a task marked failed in this session: goes on with the panic of its execution when it is kept (see
-    /// `SessionState::failures`); otherwise returns, and the task executes again.
+    /// `LaneState::failures`); otherwise returns, and the task executes again.
     fn resume_failure(&mut self, id: TaskId) {
-        if let Some(payload) = self.state.failures.take(id) {
+        if let Some(payload) = self.lane.failures.take(id) {
             panic::resume_unwind(payload);
         }
     }
@@ -147,7 +183,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     fn walk_or_catch(&mut self, base: usize) -> bool {
         match panic::catch_unwind(AssertUnwindSafe(|| self.walk(base))) {
             Ok(must_execute) => must_execute,
-            Err(_) if std::mem::take(&mut self.state.violation) => true,
+            Err(_) if std::mem::take(&mut self.lane.violation) => true,
             Err(payload) => self.unwind_frames_from(base, payload),
         }
     }
@@ -155,7 +191,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Pops the frames from `base` on (their tasks are unseen again: they were only being checked) and goes on
     /// with the panic.
     fn unwind_frames_from(&mut self, base: usize, payload: Payload) -> ! {
-        for frame in self.state.stack.drain(base..) {
+        for frame in self.lane.stack.drain(base..) {
             self.marks.set(frame.id, Mark::Unseen);
         }
         panic::resume_unwind(payload)
@@ -172,33 +208,38 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Runs `f`, which makes task `id` consistent, restoring the session if a panic unwinds through it (see
     /// [`make_consistent_or_unwind`](Self::make_consistent_or_unwind)).
     pub(super) fn or_unwind(&mut self, id: TaskId, stamper: OutputStamper, f: impl FnOnce(&mut Self) -> bool) -> bool {
-        let base = self.state.stack.len();
-        let current = self.state.current;
+        let base = self.lane.stack.len();
+        let current = self.lane.current;
         match panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(executed) => executed,
             Err(payload) => {
-                for frame in self.state.stack.drain(base..) {
+                for frame in self.lane.stack.drain(base..) {
                     self.marks.set(frame.id, Mark::Unseen);
                 }
-                self.state.current = current;
-                // No edge that would close a cycle: the panic may be a cycle found at `id` or below it (then `id`
-                // already reaches the requiring task through recorded dependencies).
-                let closes_cycle = |this: &Self, current: TaskId| {
-                    this.marks.get(id) == Mark::InProgress
-                        || this.store.depends_on_before(id, this.store.dep_count(id), current)
-                };
-                if let Some(current) = current.filter(|c| !closes_cycle(self, *c)) {
-                    // The failure version of `id`, or, when the panic came from below a task that did not fail
-                    // itself, a version that is never consistent.
-                    let version = match self.marks.get(id) {
-                        Mark::Failed => self.store.version(id),
-                        _ => UNKNOWN_VERSION,
-                    };
-                    self.record_require(current, id, stamper, version);
+                self.lane.current = current;
+                if let Some(current) = current {
+                    self.record_failed_require(current, id, stamper);
                 }
                 panic::resume_unwind(payload)
             }
         }
+    }
+
+    /// Records that `current` required task `id` with `stamper`, and that a panic came out of it.
+    pub(super) fn record_failed_require(&mut self, current: TaskId, id: TaskId, stamper: OutputStamper) {
+        // No edge that would close a cycle: the panic may be a cycle found at `id` or below it (then `id` already
+        // reaches the requiring task through recorded dependencies).
+        if self.marks.get(id) == Mark::InProgress || self.store.depends_on_before(id, self.store.dep_count(id), current)
+        {
+            return;
+        }
+        // The failure version of `id`, or, when the panic came from below a task that did not fail itself, a
+        // version that is never consistent.
+        let version = match self.marks.get(id) {
+            Mark::Failed => self.store.version(id),
+            _ => UNKNOWN_VERSION,
+        };
+        self.record_require(current, id, stamper, version);
     }
 
     /// Records that `current` required task `id` with `stamper`, seeing output version `version`.
@@ -221,13 +262,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     #[inline(never)]
     fn walk(&mut self, base: usize) -> bool {
         loop {
-            let top = self.state.stack.len() - 1;
-            let frame = self.state.stack[top];
+            let top = self.lane.stack.len() - 1;
+            let frame = self.lane.stack[top];
             match self.check_from(frame) {
                 None => {} // descended into an unseen required task
                 Some(true) => return true,
                 Some(false) => {
-                    self.state.stack.pop();
+                    self.lane.stack.pop();
                     let mark = if frame.probe { Mark::Failed } else { Mark::Done };
                     self.marks.set(frame.id, mark);
                     if top == base {
@@ -242,7 +283,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     #[inline]
     pub(super) fn enter(&mut self, id: TaskId, probe: bool) {
         self.marks.set(id, Mark::InProgress);
-        self.state.stack.push(Frame {
+        self.lane.stack.push(Frame {
             id,
             next: 0,
             resume: false,
@@ -264,11 +305,17 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 Dep::ProvideFile(dep) => self.check_file(dep, None),
                 Dep::RequireTask(dep) => {
                     if !std::mem::take(&mut resume) {
+                        // A cycle, or, in a parallel build, a task that another lane works on: look again after.
+                        let mark = loop {
+                            match self.marks.get(dep.task) {
+                                Mark::InProgress => self.wait_or_cycle(dep.task),
+                                mark => break mark,
+                            }
+                        };
                         let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
                         self.tracker.check_dependency_start(&Dependency::RequireTask(view));
-                        match self.marks.get(dep.task) {
-                            Mark::Done | Mark::Failed => {}
-                            Mark::InProgress => self.cycle(dep.task),
+                        match mark {
+                            Mark::Done | Mark::Failed | Mark::InProgress => {}
                             Mark::Unseen | Mark::Scheduled => {
                                 let failed = self.store.output(dep.task).is_none();
                                 let version = self.store.version(dep.task);
@@ -282,8 +329,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                                     );
                                     return Some(true);
                                 }
-                                let top = self.state.stack.len() - 1;
-                                self.state.stack[top] = Frame {
+                                let top = self.lane.stack.len() - 1;
+                                self.lane.stack[top] = Frame {
                                     id,
                                     next: index as u32,
                                     resume: true,

@@ -3,7 +3,12 @@
 //! A [`Tracker`] is called at every build event with borrowed views of what happened. Invariant: trackers observe
 //! and never change a build; a tracker that fails (for example a [`writing::WritingTracker`] whose writer errors)
 //! never fails the build.
+//!
+//! In a parallel build ([`Pie::set_threads`](crate::Pie::set_threads)), events come from several threads, one at a
+//! time: tracker calls are serialised (the engine calls a tracker only while it holds its lock), and each call is
+//! made on the thread where the event happens. [`lane`] tells which.
 
+use std::cell::Cell;
 use std::io;
 
 use crate::dependency::{Dependency, FileDependency, Inconsistency, TaskDependency};
@@ -12,6 +17,26 @@ use crate::Task;
 
 pub mod event;
 pub mod writing;
+
+thread_local! {
+    static LANE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The lane of the current thread in a parallel build: 0 for the thread that called into the session (and for
+/// every thread outside pie's workers), `1..threads` for pie's worker threads. A tracker can use it to tell apart
+/// events that happen at once, as [`writing::WritingTracker`] does.
+///
+/// ```
+/// assert_eq!(pie::tracker::lane(), 0);
+/// ```
+pub fn lane() -> usize {
+    LANE.with(Cell::get)
+}
+
+/// Sets the lane of the current thread (a worker of a parallel build).
+pub(crate) fn set_lane(lane: usize) {
+    LANE.with(|l| l.set(lane));
+}
 
 /// Observer of build events. Every method has an empty default body: implement only what you need.
 ///
@@ -30,7 +55,9 @@ pub mod writing;
 /// ```
 #[allow(unused_variables)]
 pub trait Tracker<T: Task>: Send {
-    /// Start: a build, that is, one [`Session::require`](crate::Session::require).
+    /// Start: a build, that is, one [`Session::require`](crate::Session::require),
+    /// [`Session::require_all`](crate::Session::require_all) or
+    /// [`Session::update_affected_by`](crate::Session::update_affected_by).
     fn build_start(&mut self) {}
     /// End: the build finished.
     fn build_end(&mut self) {}

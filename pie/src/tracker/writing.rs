@@ -4,7 +4,7 @@ use std::io::{self, Stderr, Stdout, Write};
 
 use crate::dependency::{Dependency, FileDependency, Inconsistency, TaskDependency};
 use crate::stamp::OutputStamper;
-use crate::tracker::Tracker;
+use crate::tracker::{lane, Tracker};
 use crate::Task;
 
 /// Writes one line per build event to `W`, indented by nesting:
@@ -19,6 +19,10 @@ use crate::Task;
 ///
 /// Write errors are ignored: a log that cannot be written never fails a build.
 ///
+/// In a parallel build, the lines of the events on pie's worker threads start with the worker's lane in brackets
+/// (`[1] `, see [`lane`](crate::tracker::lane)), and each lane is indented by its own nesting; lines without a lane
+/// are events on the caller's thread.
+///
 /// ```
 /// use pie::tracker::writing::WritingTracker;
 /// # #[derive(Clone, PartialEq, Eq, Hash, Debug)] struct Hello;
@@ -32,7 +36,8 @@ use crate::Task;
 #[derive(Clone, Debug)]
 pub struct WritingTracker<W> {
     writer: W,
-    indentation: usize,
+    /// The nesting of each lane.
+    indentation: Vec<usize>,
 }
 
 /// Nesting deeper than this is not indented further, so that a log of a very deep graph stays linear in size.
@@ -55,7 +60,10 @@ impl WritingTracker<Stderr> {
 impl<W: Write> WritingTracker<W> {
     /// A tracker writing to `writer`.
     pub fn new(writer: W) -> Self {
-        Self { writer, indentation: 0 }
+        Self {
+            writer,
+            indentation: vec![0],
+        }
     }
     /// The writer.
     pub fn writer(&self) -> &W {
@@ -67,18 +75,31 @@ impl<W: Write> WritingTracker<W> {
     }
 
     fn line(&mut self, args: std::fmt::Arguments) {
-        let indent = self.indentation.min(MAX_INDENT) * 2;
+        let lane = lane();
+        if lane > 0 {
+            let _ = write!(self.writer, "[{lane}] ");
+        }
+        let indent = (*self.nesting()).min(MAX_INDENT) * 2;
         let _ = write!(self.writer, "{:indent$}", "");
         let _ = self.writer.write_fmt(args);
         let _ = self.writer.write_all(b"\n");
     }
 
+    fn nesting(&mut self) -> &mut usize {
+        let lane = lane();
+        if lane >= self.indentation.len() {
+            self.indentation.resize(lane + 1, 0);
+        }
+        &mut self.indentation[lane]
+    }
+
     fn indent(&mut self) {
-        self.indentation += 1;
+        *self.nesting() += 1;
     }
 
     fn unindent(&mut self) {
-        self.indentation = self.indentation.saturating_sub(1);
+        let nesting = self.nesting();
+        *nesting = nesting.saturating_sub(1);
     }
 }
 
@@ -92,7 +113,7 @@ fn describe<T: std::fmt::Debug, O>(dependency: &Dependency<T, O>) -> String {
 
 impl<T: Task, W: Write + Send> Tracker<T> for WritingTracker<W> {
     fn build_start(&mut self) {
-        self.indentation = 0;
+        self.indentation.iter_mut().for_each(|n| *n = 0);
     }
     fn build_end(&mut self) {
         self.line(format_args!("🏁"));

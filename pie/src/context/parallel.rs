@@ -1,0 +1,638 @@
+//! Parallel builds: `require_tasks` (and `Session::require_all`) make their tasks consistent on several lanes.
+//!
+//! # Design
+//! A *lane* is a thread working on a build: the caller's thread (lane 0) and, during a parallel build, `threads - 1`
+//! worker threads. The engine's shared state (store, marks, tracker, session state) is used by one lane at a time:
+//! a lane *holds the engine* while it checks dependencies, runs soundness checks and records what a task did, and
+//! lets go of it while a task's own code runs (and while it waits). So tasks' own work (reading, computing,
+//! writing) runs in parallel, and every graph operation sees a consistent graph; an overlap check and the claim of a
+//! file are one step, as are a hidden-dependency check and the record of the read. Tracker calls are therefore
+//! serialised too.
+//!
+//! - **Forks.** `require_tasks` with at least two tasks, on a `Pie` with threads to spare and outside bottom-up
+//!   builds, opens a *fork*: one *branch* per task, each making its task consistent without attaching
+//!   dependencies to the requiring task. Idle workers take branches of any fork; the lane that opened the fork runs
+//!   its branches too, and when none is left to take it waits for the others to finish. Then it records the
+//!   requiring task's dependencies on the tasks, in argument order, and the outputs are returned in that order.
+//!   Every task is required even when one panics; the first panic in argument order then goes on. A build on one
+//!   thread does the same one task after the other, so verdicts do not depend on the thread count.
+//! - **Claims.** A task is in progress on exactly one lane (on that lane's stack of frames). A lane that needs a
+//!   task in progress on another lane waits for it: never two executions of a task, at most one per session.
+//! - **No deadlock, and no false cycle.** A lane waits only for a task in progress elsewhere, or, at the end of a
+//!   fork, for its branches. Before waiting it follows *who waits for whom* (a waiting lane for the lane that has
+//!   the task in progress, a joining lane for the lanes running its branches): reaching itself means the tasks
+//!   form a cycle, which panics with `Cyclic task dependency` as a build on one thread would. A lane that waits at
+//!   the end of a fork takes only branches of that fork or of forks opened below it: their tasks are required by
+//!   the tasks on its stack, so anything they find in progress on its stack is a true cycle. It never picks up
+//!   unrelated work, which could need a task below it on its own stack and block forever (the self-deadlock of
+//!   work stealing).
+//! - **Threads.** The workers are scoped threads that live for the outermost fork of a build; nested forks reuse
+//!   them. A build that never forks starts no thread and takes no lock: on one lane, holding the engine costs a
+//!   branch per `Context` call.
+//!
+//! # Limits
+//! The engine is one lock: graph operations, file stamping included, are serialised, so the speed-up comes from
+//! tasks' own code. Checking a consistent graph (a no-op build) runs on one lane. Bottom-up builds run their
+//! `require_tasks` one task after the other.
+
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr::NonNull;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+
+use crate::context::state::{LaneState, Payload, Ptr};
+use crate::context::top_down::TopDownContext;
+use crate::ids::TaskId;
+use crate::stamp::OutputStamper;
+use crate::tracker::{set_lane, Tracker};
+use crate::{grow_stack, Context, Task};
+
+/// The number of lanes for `Pie::set_threads(threads)`: 0 means one per available core (asked once per process).
+pub(crate) fn resolve_threads(threads: usize) -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    match threads {
+        0 => *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        n => n,
+    }
+}
+
+/// What a lane is doing, for the search for cycles through waiting lanes.
+#[derive(Copy, Clone, Debug, Eq, PartialEq)]
+enum Status {
+    /// Working, or idle: waits for nobody.
+    Running,
+    /// Waits for a task in progress on another lane.
+    Waiting(TaskId),
+    /// Waits for the branches of a fork (by index) that other lanes run.
+    Joining(usize),
+}
+
+/// One lane of a parallel build, as the others see it.
+struct LaneInfo {
+    /// The lane's own state (its stack of frames); read by other lanes only while they hold the engine.
+    state: *const LaneState,
+    status: Status,
+}
+
+/// A parallel `require_tasks`: its branches, who runs them, and how they ended.
+struct Fork<T> {
+    /// The fork whose branch opened this one, if any.
+    parent: Option<usize>,
+    stamper: OutputStamper,
+    /// Branches not taken yet: index in the fork, task.
+    pending: VecDeque<(usize, T)>,
+    /// Lanes running a branch of this fork.
+    running: Vec<usize>,
+    /// Branches not finished yet.
+    remaining: usize,
+    /// How each branch ended: a panic, with whether it was a soundness violation.
+    results: Vec<Option<Result<(), (Payload, bool)>>>,
+}
+
+/// The bookkeeping of a parallel build, behind one mutex (held briefly, never while a task runs).
+struct Sched<T> {
+    /// Whether a lane holds the engine.
+    held: bool,
+    /// Bumped whenever a lane lets go of the engine: a waiting lane looks again after a change.
+    generation: u64,
+    /// Threads blocked on the condition variable.
+    sleepers: usize,
+    /// Set when the outermost fork is done: the workers leave.
+    shutdown: bool,
+    lanes: Vec<LaneInfo>,
+    forks: Vec<Option<Fork<T>>>,
+    /// Forks with pending branches, in the order they were opened.
+    ready: VecDeque<usize>,
+}
+
+/// The shared part of a parallel build (see the module doc).
+pub(crate) struct Parallel<T> {
+    sched: Mutex<Sched<T>>,
+    wake: Condvar,
+}
+
+// SAFETY: the raw lane pointers in `Sched` are dereferenced only by a lane that holds the engine, while the lane
+// they point to is registered (its state outlives its registration); everything else in it is `Send`.
+unsafe impl<T: Send> Send for Sched<T> {}
+
+/// What a lane at the end of a fork does next.
+enum JoinStep<T> {
+    /// Run this branch: fork, index in the fork, task, stamper.
+    Run(usize, usize, T, OutputStamper),
+    /// Every branch finished: how each ended.
+    Done(Vec<Result<(), (Payload, bool)>>),
+    /// Others still run branches: wait.
+    Wait,
+}
+
+impl<T> Parallel<T> {
+    fn new(lanes: usize) -> Self {
+        Self {
+            sched: Mutex::new(Sched {
+                held: true,
+                generation: 0,
+                sleepers: 0,
+                shutdown: false,
+                lanes: (0..lanes)
+                    .map(|_| LaneInfo {
+                        state: std::ptr::null(),
+                        status: Status::Running,
+                    })
+                    .collect(),
+                forks: Vec::new(),
+                ready: VecDeque::new(),
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sched<T>> {
+        // A panic never happens while the mutex is held (only bookkeeping runs under it), so poisoning means a bug
+        // elsewhere; the bookkeeping itself is still whole.
+        self.sched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, mut sched: MutexGuard<'a, Sched<T>>) -> MutexGuard<'a, Sched<T>> {
+        sched.sleepers += 1;
+        let mut sched = self.wake.wait(sched).unwrap_or_else(|e| e.into_inner());
+        sched.sleepers -= 1;
+        sched
+    }
+
+    fn notify(&self, sched: &Sched<T>) {
+        if sched.sleepers > 0 {
+            self.wake.notify_all();
+        }
+    }
+
+    fn register(&self, lane: usize, state: *const LaneState) {
+        self.lock().lanes[lane].state = state;
+    }
+
+    /// Takes the engine, waiting while another lane holds it.
+    fn acquire(&self) {
+        let mut sched = self.lock();
+        while sched.held {
+            sched = self.wait(sched);
+        }
+        sched.held = true;
+    }
+
+    fn release_locked(&self, sched: &mut Sched<T>) {
+        sched.held = false;
+        sched.generation += 1;
+        self.notify(sched);
+    }
+
+    /// Lets go of the engine.
+    fn release(&self) {
+        let mut sched = self.lock();
+        self.release_locked(&mut sched);
+    }
+
+    /// Lets go of the engine until another lane has held it and let go (something may have changed), then takes
+    /// it again.
+    fn sleep(&self) {
+        let mut sched = self.lock();
+        self.release_locked(&mut sched);
+        let seen = sched.generation;
+        while sched.generation == seen {
+            sched = self.wait(sched);
+        }
+        while sched.held {
+            sched = self.wait(sched);
+        }
+        sched.held = true;
+    }
+
+    /// For an idle worker (not holding the engine): the next branch of any fork, with the engine taken, or `None`
+    /// when the build is over.
+    fn next_work(&self, lane: usize) -> Option<(usize, usize, T, OutputStamper)> {
+        let mut sched = self.lock();
+        loop {
+            if sched.shutdown {
+                return None;
+            }
+            if let Some(work) = take_branch(&mut sched, lane, |_, _| true) {
+                while sched.held {
+                    sched = self.wait(sched);
+                }
+                sched.held = true;
+                return Some(work);
+            }
+            sched = self.wait(sched);
+        }
+    }
+
+    /// Opens a fork of `tasks` (the caller holds the engine); returns its index.
+    fn open(&self, parent: Option<usize>, stamper: OutputStamper, tasks: &[T]) -> usize
+    where
+        T: Clone,
+    {
+        let mut sched = self.lock();
+        let fork = Fork {
+            parent,
+            stamper,
+            pending: tasks.iter().cloned().enumerate().collect(),
+            running: Vec::new(),
+            remaining: tasks.len(),
+            results: (0..tasks.len()).map(|_| None).collect(),
+        };
+        let index = match sched.forks.iter().position(Option::is_none) {
+            Some(index) => {
+                sched.forks[index] = Some(fork);
+                index
+            }
+            None => {
+                sched.forks.push(Some(fork));
+                sched.forks.len() - 1
+            }
+        };
+        sched.ready.push_back(index);
+        self.notify(&sched);
+        index
+    }
+
+    /// For the lane that opened fork `fork`: a branch of it or of a fork opened below it to run, or the results
+    /// when all branches finished, or `Wait` (the lane is then joining).
+    fn join_step(&self, fork: usize, lane: usize) -> JoinStep<T> {
+        let mut sched = self.lock();
+        if let Some((f, index, task, stamper)) = take_branch(&mut sched, lane, |sched, f| descends(sched, f, fork)) {
+            return JoinStep::Run(f, index, task, stamper);
+        }
+        let open = sched.forks[fork].as_mut().expect("BUG: joining a closed fork");
+        if open.remaining == 0 {
+            let results = open
+                .results
+                .iter_mut()
+                .map(|r| r.take().expect("BUG: finished fork without a result"))
+                .collect();
+            sched.forks[fork] = None;
+            return JoinStep::Done(results);
+        }
+        sched.lanes[lane].status = Status::Joining(fork);
+        JoinStep::Wait
+    }
+
+    /// Records how branch `index` of fork `fork`, run by `lane`, ended.
+    fn finish(&self, fork: usize, index: usize, lane: usize, result: Result<(), (Payload, bool)>) {
+        let mut sched = self.lock();
+        let open = sched.forks[fork].as_mut().expect("BUG: finishing a branch of a closed fork");
+        open.results[index] = Some(result);
+        open.remaining -= 1;
+        if let Some(at) = open.running.iter().position(|l| *l == lane) {
+            open.running.swap_remove(at);
+        }
+    }
+
+    fn set_running(&self, lane: usize) {
+        self.lock().lanes[lane].status = Status::Running;
+    }
+
+    /// Called by `lane`, which holds the engine, about to wait for task `id`, in progress on another lane: `Ok` after
+    /// noting that it waits, or the tasks of the cycle (from `id` round to the top of this lane's stack) when the
+    /// lanes that `id` waits for, transitively, include this one.
+    fn wait_for(&self, lane: usize, id: TaskId) -> Result<(), Vec<TaskId>> {
+        let mut sched = self.lock();
+        let mut path = Vec::new();
+        if let Some((owner, at)) = owner(&sched, id) {
+            let mut visited = vec![false; sched.lanes.len()];
+            if reaches(&sched, owner, at, lane, &mut visited, &mut path) {
+                let mut cycle = Vec::new();
+                for (l, from) in path {
+                    // SAFETY: the caller holds the engine, and registered lanes outlive their registration.
+                    let stack = unsafe { &(*sched.lanes[l].state).stack };
+                    cycle.extend(stack[from..].iter().map(|f| f.id));
+                }
+                cycle.push(id);
+                return Err(cycle);
+            }
+        }
+        sched.lanes[lane].status = Status::Waiting(id);
+        Ok(())
+    }
+
+    /// Tells the workers to leave: the outermost fork is done.
+    fn shut_down(&self) {
+        let mut sched = self.lock();
+        sched.shutdown = true;
+        self.notify(&sched);
+    }
+}
+
+/// Takes the first pending branch of the first ready fork for which `pick` holds, noting that `lane` runs it.
+fn take_branch<T>(
+    sched: &mut Sched<T>,
+    lane: usize,
+    pick: impl Fn(&Sched<T>, usize) -> bool,
+) -> Option<(usize, usize, T, OutputStamper)> {
+    let at = sched.ready.iter().position(|f| pick(sched, *f))?;
+    let f = sched.ready[at];
+    let fork = sched.forks[f].as_mut().expect("BUG: a ready fork is closed");
+    let (index, task) = fork.pending.pop_front().expect("BUG: a ready fork has no pending branch");
+    fork.running.push(lane);
+    let stamper = fork.stamper;
+    if fork.pending.is_empty() {
+        sched.ready.remove(at);
+    }
+    Some((f, index, task, stamper))
+}
+
+/// Whether fork `f` is fork `ancestor` or was opened (transitively) by a branch of it.
+fn descends<T>(sched: &Sched<T>, mut f: usize, ancestor: usize) -> bool {
+    loop {
+        if f == ancestor {
+            return true;
+        }
+        match sched.forks[f].as_ref().and_then(|fork| fork.parent) {
+            Some(parent) => f = parent,
+            None => return false,
+        }
+    }
+}
+
+/// The lane on whose stack task `id` is, and where.
+fn owner<T>(sched: &Sched<T>, id: TaskId) -> Option<(usize, usize)> {
+    sched.lanes.iter().enumerate().find_map(|(lane, info)| {
+        if info.state.is_null() {
+            return None;
+        }
+        // SAFETY: see `Parallel::wait_for`.
+        let stack = unsafe { &(*info.state).stack };
+        stack.iter().position(|f| f.id == id).map(|at| (lane, at))
+    })
+}
+
+/// Whether lane `from` (entered at stack height `at`) waits, transitively, for lane `target`; the lanes on the way
+/// (with the height each was entered at) are left in `path` when it does.
+fn reaches<T>(
+    sched: &Sched<T>,
+    from: usize,
+    at: usize,
+    target: usize,
+    visited: &mut [bool],
+    path: &mut Vec<(usize, usize)>,
+) -> bool {
+    path.push((from, at));
+    if from == target {
+        return true;
+    }
+    if !std::mem::replace(&mut visited[from], true) {
+        match sched.lanes[from].status {
+            Status::Running => {}
+            Status::Waiting(id) => {
+                if let Some((lane, at)) = owner(sched, id) {
+                    if reaches(sched, lane, at, target, visited, path) {
+                        return true;
+                    }
+                }
+            }
+            Status::Joining(f) => {
+                let running = sched.forks[f].as_ref().map(|fork| fork.running.clone()).unwrap_or_default();
+                for lane in running {
+                    // SAFETY: see `Parallel::wait_for`.
+                    let branches = unsafe { &(*sched.lanes[lane].state).branches };
+                    let at = branches.iter().rev().find(|(fork, _)| *fork == f).map_or(0, |(_, height)| *height);
+                    if reaches(sched, lane, at, target, visited, path) {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+    path.pop();
+    false
+}
+
+/// What a worker thread needs to build its own view of the engine.
+struct Shared<'s, T: Task, A> {
+    store: Ptr<'s, crate::store::Store<T, T::Output>>,
+    tracker: Ptr<'s, A>,
+    marks: Ptr<'s, crate::context::marks::Marks>,
+    state: Ptr<'s, crate::context::state::SessionState>,
+    par: NonNull<Parallel<T>>,
+    threads: usize,
+}
+
+// SAFETY: the pointers are used with the engine's lock discipline (see `Ptr`); `Parallel` is shared by reference
+// between the lanes and synchronises itself.
+unsafe impl<T: Task, A: Send> Send for Shared<'_, T, A> {}
+
+impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
+    /// The parallel build this lane works in, if any. The reference is not tied to `self`: the `Parallel` lives
+    /// on the stack of the outermost fork, which clears `par` before it goes.
+    fn parallel<'p>(&self) -> Option<&'p Parallel<T>> {
+        // SAFETY: see above.
+        self.par.map(|p| unsafe { &*p.as_ptr() })
+    }
+
+    /// Runs `f`, which uses the engine, holding it: a `Context` call from a task's own code in a parallel build
+    /// takes the engine first and lets go of it afterwards (also when `f` panics). On one lane the engine is always
+    /// held, and this is a branch.
+    #[inline]
+    pub(super) fn in_engine<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        if self.held {
+            return f(self);
+        }
+        let par = self.parallel().expect("BUG: a lane without the engine outside a parallel build");
+        par.acquire();
+        self.held = true;
+        let result = panic::catch_unwind(AssertUnwindSafe(|| f(self)));
+        self.held = false;
+        par.release();
+        result.unwrap_or_else(|payload| panic::resume_unwind(payload))
+    }
+
+    /// Runs a task's own code, `f`, without holding the engine in a parallel build.
+    #[inline]
+    pub(super) fn outside_engine<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let Some(par) = self.parallel() else {
+            return f(self);
+        };
+        self.held = false;
+        par.release();
+        // `f` catches panics (it is a task's execution).
+        let result = f(self);
+        par.acquire();
+        self.held = true;
+        result
+    }
+
+    /// Task `id` is in progress (marked so) and this lane needs it: on this lane's stack it is a cycle (panics);
+    /// on another lane's, this lane waits until that lane is done with it, unless the lanes wait for each other,
+    /// which is a cycle too. Returns after waiting; the caller looks at the task's mark again.
+    pub(super) fn wait_or_cycle(&mut self, id: TaskId) {
+        let Some(par) = self.parallel() else { self.cycle(id) };
+        if self.lane.stack.iter().any(|f| f.id == id) {
+            self.cycle(id)
+        }
+        if let Err(cycle) = par.wait_for(self.lane_index, id) {
+            self.cycle_across_lanes(&cycle)
+        }
+        self.held = false;
+        par.sleep();
+        self.held = true;
+        par.set_running(self.lane_index);
+    }
+
+    /// Requires every task of `tasks` (the body of `Context::require_tasks` and `Session::require_all`): in
+    /// parallel where the `Pie` has threads to spare, otherwise one after the other. Every task is required; the
+    /// first panic, in the order of `tasks`, goes on afterwards. The executing task, if any, depends on every task,
+    /// in the order of `tasks`.
+    pub(super) fn require_group(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<T::Output> {
+        if tasks.len() < 2 || self.threads < 2 || self.state.bottom_up.is_some() {
+            return self.require_one_by_one(tasks, stamper);
+        }
+        let results = if self.par.is_some() {
+            self.fork(tasks, stamper)
+        } else {
+            self.fork_with_workers(tasks, stamper)
+        };
+        let current = self.lane.current;
+        let mut first_panic = None;
+        for (task, result) in tasks.iter().zip(results) {
+            let id = self.store.get_or_create_task(task);
+            match result {
+                Ok(()) => {
+                    if let Some(current) = current {
+                        let version = self.store.version(id);
+                        self.record_require(current, id, stamper, version);
+                    }
+                }
+                Err(failure) => {
+                    if let Some(current) = current {
+                        self.record_failed_require(current, id, stamper);
+                    }
+                    first_panic.get_or_insert(failure);
+                }
+            }
+        }
+        if let Some((payload, violation)) = first_panic {
+            self.lane.violation = violation;
+            panic::resume_unwind(payload);
+        }
+        tasks
+            .iter()
+            .map(|task| {
+                let id = self.store.get_or_create_task(task);
+                self.store.output(id).expect("BUG: consistent task without output").clone()
+            })
+            .collect()
+    }
+
+    /// [`require_group`](Self::require_group) on this lane alone.
+    fn require_one_by_one(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<T::Output> {
+        if let [task] = tasks {
+            return vec![self.require_task_with_stamper(task, stamper)];
+        }
+        let mut outputs = Vec::with_capacity(tasks.len());
+        let mut first_panic = None;
+        for task in tasks {
+            match panic::catch_unwind(AssertUnwindSafe(|| self.require_task_with_stamper(task, stamper))) {
+                Ok(output) => outputs.push(output),
+                Err(payload) => {
+                    let violation = std::mem::take(&mut self.lane.violation);
+                    first_panic.get_or_insert((payload, violation));
+                }
+            }
+        }
+        if let Some((payload, violation)) = first_panic {
+            self.lane.violation = violation;
+            panic::resume_unwind(payload);
+        }
+        outputs
+    }
+
+    /// The outermost fork of a build: starts the workers, runs the fork, and stops them.
+    fn fork_with_workers(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<Result<(), (Payload, bool)>> {
+        let parallel = Parallel::new(self.threads);
+        parallel.register(0, self.lane.as_ptr());
+        self.par = Some(NonNull::from(&parallel));
+        let result = std::thread::scope(|scope| {
+            for lane in 1..self.threads {
+                let shared = Shared {
+                    store: self.store.share(),
+                    tracker: self.tracker.share(),
+                    marks: self.marks.share(),
+                    state: self.state.share(),
+                    par: NonNull::from(&parallel),
+                    threads: self.threads,
+                };
+                let spawned = std::thread::Builder::new()
+                    .name(format!("pie-worker-{lane}"))
+                    .spawn_scoped(scope, move || work(shared, lane));
+                if spawned.is_err() {
+                    break; // fewer workers: the lanes that exist do the work
+                }
+            }
+            let result = panic::catch_unwind(AssertUnwindSafe(|| self.fork(tasks, stamper)));
+            parallel.shut_down();
+            result
+        });
+        self.par = None;
+        result.unwrap_or_else(|payload| panic::resume_unwind(payload))
+    }
+
+    /// Opens a fork of `tasks` and runs its branches (and those of forks opened below it) until all are finished.
+    fn fork(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<Result<(), (Payload, bool)>> {
+        let par = self.parallel().expect("BUG: fork outside a parallel build");
+        let parent = self.lane.branches.last().map(|(fork, _)| *fork);
+        let fork = par.open(parent, stamper, tasks);
+        loop {
+            match par.join_step(fork, self.lane_index) {
+                JoinStep::Run(f, index, task, stamper) => {
+                    let result = self.run_branch(f, &task, stamper);
+                    par.finish(f, index, self.lane_index, result);
+                }
+                JoinStep::Done(results) => return results,
+                JoinStep::Wait => {
+                    self.held = false;
+                    par.sleep();
+                    self.held = true;
+                    par.set_running(self.lane_index);
+                }
+            }
+        }
+    }
+
+    /// Runs one branch of fork `fork` on this lane: makes `task` consistent without attaching it to the executing
+    /// task (the fork's requirer records its dependencies in order at the end).
+    fn run_branch(&mut self, fork: usize, task: &T, stamper: OutputStamper) -> Result<(), (Payload, bool)> {
+        let current = self.lane.current.take();
+        let height = self.lane.stack.len();
+        self.lane.branches.push((fork, height));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            grow_stack(|| self.require_task_with_stamper(task, stamper));
+        }));
+        self.lane.branches.pop();
+        self.lane.current = current;
+        result.map_err(|payload| (payload, std::mem::take(&mut self.lane.violation)))
+    }
+}
+
+/// A worker thread: takes branches of any fork until the build is over.
+fn work<T: Task, A: Tracker<T>>(shared: Shared<'_, T, A>, lane_index: usize) {
+    set_lane(lane_index);
+    let mut lane = LaneState::default();
+    let mut cx = TopDownContext {
+        store: shared.store,
+        tracker: shared.tracker,
+        marks: shared.marks,
+        state: shared.state,
+        lane: Ptr::new(&mut lane),
+        par: Some(shared.par),
+        held: false,
+        threads: shared.threads,
+        lane_index,
+    };
+    let par = cx.parallel().expect("BUG: a worker outside a parallel build");
+    par.register(lane_index, cx.lane.as_ptr());
+    while let Some((fork, index, task, stamper)) = par.next_work(lane_index) {
+        cx.held = true;
+        let result = cx.run_branch(fork, &task, stamper);
+        par.finish(fork, index, lane_index, result);
+        cx.held = false;
+        par.release();
+    }
+    par.register(lane_index, std::ptr::null());
+}
