@@ -29,6 +29,7 @@ mod persist;
 mod profile;
 mod report;
 mod watch;
+mod parallel;
 mod workload;
 
 /// Measure pie on generated workloads.
@@ -55,6 +56,10 @@ struct Cli {
     /// The small CI run: `--n 1000 --width 100 --json`.
     #[arg(long)]
     ci: bool,
+    /// Measure parallel builds instead (`cpu` and `wide` with `require_tasks`): this thread count against one
+    /// thread. `--n` sets the tasks of `wide`; `cpu` has `n / 50` tasks.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// The harness's own child modes.
@@ -160,6 +165,16 @@ fn run(mut cli: Cli) -> io::Result<()> {
         cli.n = 1_000;
         cli.width = 100;
         cli.json = true;
+    }
+    if let Some(threads) = cli.threads {
+        let dir = tempfile::Builder::new().prefix("pie-bench-").tempdir()?;
+        let row = parallel::run(threads.max(1), (cli.n / 50).max(2), cli.n, dir.path())?;
+        if cli.json {
+            println!("{}", serde_json::to_string(&row).map_err(io::Error::other)?);
+        } else {
+            print!("{}", parallel::table(&row));
+        }
+        return Ok(());
     }
     let workloads = if cli.workload.is_empty() {
         Workload::ALL.to_vec()

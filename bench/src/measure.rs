@@ -100,16 +100,16 @@ const FRESH_REPEAT_BELOW: Duration = Duration::from_secs(3);
 /// Rounds of {pie's new-process no-op, ninja's no-op}.
 const COLD_REPEAT: usize = 5;
 
-fn ms(duration: Duration) -> f64 {
+pub fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
-fn middle(mut times: Vec<f64>) -> f64 {
+pub fn middle(mut times: Vec<f64>) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
 
-fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+pub fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
     let start = Instant::now();
     let result = f();
     (result, start.elapsed())
@@ -322,7 +322,7 @@ fn own_task_bytes(shape: &Shape, stamper: pie::stamp::FileStamper, root: &BenchT
 }
 
 /// The stat floor: one `fs::metadata` (and its mtime) per input.
-fn stat_all(inputs: &[PathBuf]) -> u64 {
+pub fn stat_all(inputs: &[PathBuf]) -> u64 {
     let mut sum = 0u64;
     for path in inputs {
         if let Ok(time) = fs::metadata(path).and_then(|m| m.modified()) {

@@ -382,9 +382,13 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// Records that the execution of `id` panicked (it keeps the dependencies made before the panic, and no
     /// output): a new failure version when executing it again with those dependencies panics again (the panic came
     /// from the task's own code), `UNKNOWN_VERSION` when it may not (a soundness violation, which depends on other
-    /// tasks).
-    pub(crate) fn fail_execution(&mut self, id: TaskId, repeatable: bool) {
-        let version = if repeatable {
+    /// tasks). With `again` (the task already failed in this session, and executed again only because it was
+    /// required again), a repeatable failure keeps the failure version it had: it is the same failure.
+    pub(crate) fn fail_execution(&mut self, id: TaskId, repeatable: bool, again: bool) {
+        let kept = self.data(id).version;
+        let version = if repeatable && again && kept & FAILED_BIT != 0 {
+            kept
+        } else if repeatable {
             let version = self.next_version;
             self.next_version += 1;
             version | FAILED_BIT

@@ -984,7 +984,7 @@ fn case() -> impl Strategy<Value = Case> {
         (0..TASKS).map(program).collect::<Vec<_>>(),
         vec(option::weighted(0.8, contents()), FILES as usize),
         vec(round(), 1..7),
-        prop_oneof![Just(1), Just(2), Just(4)],
+        prop_oneof![Just(1), Just(2), Just(4), Just(8)],
     )
         .prop_map(|(programs, files, rounds, threads)| Case {
             programs,
@@ -1079,6 +1079,22 @@ mod regressions {
         if let Err(e) = check(&case) {
             panic!("{e}\n{case:?}");
         }
+    }
+
+    /// A task that caught the panic of a task that caught a panic: an immediate rebuild executes nothing.
+    #[test]
+    fn a_rebuild_after_nested_caught_panics_executes_nothing() {
+        agrees(
+            ["req p1", "", "try p3; if f0 exists: reqi p3", ""],
+            [Some("a"), None, None, None],
+            vec![round(
+                vec![
+                    Edit::Program(3, prog("if f0 exists: panic")),
+                    Edit::Program(1, prog("try p2")),
+                ],
+                &[0],
+            )],
+        );
     }
 
     /// Hole 1: p1 reads f3, then requires p3; p3 starts providing f3 with an unchanged output. The clean build

@@ -35,6 +35,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
         let bottom_up = self.state.bottom_up.is_some();
         let before = bottom_up.then(|| self.before_execution(id));
+        let failed_before = self.lane.failed_before.take() == Some(id);
         let previous = self.store.start_execution(id);
         let parent = self.lane.current.replace(id);
         // In a parallel build, the task's own code runs without holding the engine (see `crate::context::parallel`).
@@ -52,7 +53,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
             Err(payload) => {
                 let repeatable = !std::mem::take(&mut self.lane.violation);
-                self.store.fail_execution(id, repeatable);
+                self.store.fail_execution(id, repeatable, failed_before);
                 if let Some(before) = before {
                     self.after_execution(id, before);
                 }

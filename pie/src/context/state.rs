@@ -45,6 +45,8 @@ pub(crate) struct LaneState {
     /// Whether the panic unwinding now on this lane is a soundness violation (which may not repeat: see
     /// `Store::fail_execution`); taken by the execution it unwinds through first.
     pub(crate) violation: bool,
+    /// A task marked failed in this session that is about to execute again (see `Store::fail_execution`).
+    pub(crate) failed_before: Option<TaskId>,
     /// The branches of parallel `require_tasks` calls this lane is running, innermost last: the fork of each and the
     /// height of the stack when it started (see `crate::context::parallel`).
     pub(crate) branches: Vec<(usize, usize)>,

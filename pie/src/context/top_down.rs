@@ -129,6 +129,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 Mark::InProgress => self.wait_or_cycle(id),
                 Mark::Failed => {
                     self.resume_failure(id);
+                    // It executes again; should it fail again, it fails as before (nothing it depends on changes
+                    // within a session), so a requirer that caught the first failure stays consistent with it.
+                    self.lane.failed_before = Some(id);
                     break;
                 }
                 Mark::Unseen | Mark::Scheduled => break,

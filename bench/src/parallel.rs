@@ -1,0 +1,130 @@
+//! `bench parallel`: the figures of parallel builds, as ratios of a build with `--threads N` to the same build on
+//! one thread, measured in alternation within one run (so that a load change on the machine affects both alike).
+//!
+//! - `cpu`: `n` independent tasks of about 100 µs of hashing in memory each, required with one `require_tasks`;
+//!   fresh builds. Target: 2 threads ≤ 0.56× of 1 thread.
+//! - `wide`: `n` readers of one file each, required with one `require_tasks`. Fresh builds with Hash stamps
+//!   (target: 2 threads ≤ 0.65× of 1 thread), and no-op rebuilds with Modified stamps against the stat floor
+//!   (target: 2 threads ≤ 0.75× of the floor).
+
+use std::io;
+use std::path::Path;
+use std::time::Instant;
+
+use pie::stamp::FileStamper;
+use pie::Pie;
+use serde::Serialize;
+
+use crate::measure::{middle, ms, stat_all, timed};
+use crate::workload::{cpu_work, generate_inputs, set_workspace, BenchTask, Shape, Workload};
+
+/// Rounds of each alternation.
+const ROUNDS: usize = 5;
+
+/// The parallel figures of one run.
+#[derive(Serialize, Debug)]
+pub struct ParallelRow {
+    pub threads: usize,
+    pub cpu_n: u32,
+    pub wide_n: u32,
+    /// One `Cpu` task's work, outside pie.
+    pub cpu_task_us: f64,
+    pub cpu_fresh_1_ms: f64,
+    pub cpu_fresh_n_ms: f64,
+    pub wide_hash_fresh_1_ms: f64,
+    pub wide_hash_fresh_n_ms: f64,
+    pub wide_modified_noop_1_ms: f64,
+    pub wide_modified_noop_n_ms: f64,
+    pub stat_floor_ms: f64,
+}
+
+fn pie_with(threads: usize) -> Pie<BenchTask, u64> {
+    let mut pie = Pie::default();
+    pie.set_threads(threads);
+    pie
+}
+
+/// A fresh build of `root` with a new `Pie` on `threads` threads, in ms.
+fn fresh(root: &BenchTask, threads: usize) -> f64 {
+    let mut pie = pie_with(threads);
+    ms(timed(|| pie.new_session().require(root)).1)
+}
+
+/// Measures the parallel figures in the folder `dir`.
+pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<ParallelRow> {
+    set_workspace(dir);
+    let start = Instant::now();
+    for i in 0..1000 {
+        cpu_work(i);
+    }
+    let cpu_task_us = start.elapsed().as_secs_f64() * 1e6 / 1000.0;
+
+    let cpu = BenchTask::CpuRoot(cpu_n);
+    let (mut cpu_1, mut cpu_n_ms) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        cpu_1.push(fresh(&cpu, 1));
+        cpu_n_ms.push(fresh(&cpu, threads));
+    }
+
+    let shape = Shape {
+        workload: Workload::Wide,
+        n: wide_n,
+        width: 1,
+    };
+    let inputs = generate_inputs(&shape)?;
+    let hash_root = BenchTask::WideRootAll(wide_n, FileStamper::Hash);
+    let (mut hash_1, mut hash_n) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        hash_1.push(fresh(&hash_root, 1));
+        hash_n.push(fresh(&hash_root, threads));
+    }
+
+    let modified_root = BenchTask::WideRootAll(wide_n, FileStamper::Modified);
+    let mut one = pie_with(1);
+    let mut many = pie_with(threads);
+    let expected = one.new_session().require(&modified_root);
+    assert_eq!(many.new_session().require(&modified_root), expected, "outputs differ between thread counts");
+    let (mut noop_1, mut noop_n, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        noop_1.push(ms(timed(|| one.new_session().require(&modified_root)).1));
+        noop_n.push(ms(timed(|| many.new_session().require(&modified_root)).1));
+        floor.push(ms(timed(|| stat_all(&inputs)).1));
+    }
+    Ok(ParallelRow {
+        threads,
+        cpu_n,
+        wide_n,
+        cpu_task_us,
+        cpu_fresh_1_ms: middle(cpu_1),
+        cpu_fresh_n_ms: middle(cpu_n_ms),
+        wide_hash_fresh_1_ms: middle(hash_1),
+        wide_hash_fresh_n_ms: middle(hash_n),
+        wide_modified_noop_1_ms: middle(noop_1),
+        wide_modified_noop_n_ms: middle(noop_n),
+        stat_floor_ms: middle(floor),
+    })
+}
+
+/// The figures as a table, with the targets of 2 threads.
+pub fn table(row: &ParallelRow) -> String {
+    let n = row.threads;
+    let verdict = |ratio: f64, target: f64| if ratio <= target { "PASS" } else { "FAIL" };
+    let cpu = row.cpu_fresh_n_ms / row.cpu_fresh_1_ms;
+    let hash = row.wide_hash_fresh_n_ms / row.wide_hash_fresh_1_ms;
+    let noop = row.wide_modified_noop_n_ms / row.stat_floor_ms;
+    let mut out = String::new();
+    out += &format!("parallel builds, {n} threads vs 1 (one Cpu task: {:.0} µs)\n", row.cpu_task_us);
+    out += &format!(
+        "  cpu {} fresh:            1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (target ≤ 0.56 at 2 threads: {})\n",
+        row.cpu_n, row.cpu_fresh_1_ms, row.cpu_fresh_n_ms, cpu, verdict(cpu, 0.56)
+    );
+    out += &format!(
+        "  wide {} hash fresh:      1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (target ≤ 0.65 at 2 threads: {})\n",
+        row.wide_n, row.wide_hash_fresh_1_ms, row.wide_hash_fresh_n_ms, hash, verdict(hash, 0.65)
+    );
+    out += &format!(
+        "  wide {} modified no-op:  1 thread {:8.1} ms, {n} threads {:8.1} ms, stat floor {:.1} ms, {n} threads / floor {:.3} (target ≤ 0.75 at 2 threads: {})\n",
+        row.wide_n, row.wide_modified_noop_1_ms, row.wide_modified_noop_n_ms, row.stat_floor_ms, noop, verdict(noop, 0.75)
+    );
+    out
+}

@@ -1,0 +1,516 @@
+//! Parallel builds through the public API: real parallelism (two branches meet, which one thread cannot do),
+//! claims (a task required by many branches executes once), cycles through tasks on different threads, panics on
+//! worker threads, overlaps and hidden dependencies between branches, dependencies recorded in argument order, and
+//! deep graphs. Verdicts are checked many times over, since which thread gets where first varies.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs;
+use std::panic;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use common::{assert_message, catch, panic_message, CYCLE, HIDDEN, OVERLAP};
+use dev_util::Dir;
+use pie::tracker::event::{Event, EventTracker};
+use pie::dependency::Dependency;
+use pie::tracker::writing::WritingTracker;
+use pie::tracker::Tracker;
+use pie::{Context, Pie, Task};
+
+/// How long a task waits for its partner at a meeting point before it gives up (a generous bound: a parallel
+/// build meets within milliseconds; only a build that runs the partners one after the other reaches it).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Meeting points by name: how many tasks arrived at each.
+fn meetings() -> &'static (Mutex<HashMap<String, usize>>, Condvar) {
+    static MEETINGS: OnceLock<(Mutex<HashMap<String, usize>>, Condvar)> = OnceLock::new();
+    MEETINGS.get_or_init(Default::default)
+}
+
+/// Waits until `parties` tasks arrived at meeting point `name` (only the first `parties` arrivals wait: a task
+/// executed again later passes at once). Panics with `no meeting at NAME` after `patience`.
+fn meet(name: &str, parties: usize, patience: Duration) {
+    let (arrived, wake) = meetings();
+    let mut arrived = arrived.lock().unwrap();
+    let count = arrived.entry(name.to_string()).or_insert(0);
+    *count += 1;
+    if *count > parties {
+        return;
+    }
+    wake.notify_all();
+    let (arrived, timeout) = wake
+        .wait_timeout_while(arrived, patience, |arrived| arrived[name] < parties)
+        .unwrap();
+    drop(arrived);
+    if timeout.timed_out() {
+        panic!("no meeting at {name}");
+    }
+}
+
+/// Executions per task name, across all tests (names are unique per test).
+fn executions(name: &str) -> usize {
+    EXECUTIONS.lock().unwrap().get(name).copied().unwrap_or(0)
+}
+
+static EXECUTIONS: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+
+trait Count {
+    fn get(&self, name: &str) -> Option<&usize>;
+}
+
+impl Count for Option<HashMap<String, usize>> {
+    fn get(&self, name: &str) -> Option<&usize> {
+        self.as_ref().and_then(|m| m.get(name))
+    }
+}
+
+fn count_execution(name: &str) {
+    *EXECUTIONS.lock().unwrap().get_or_insert_with(HashMap::new).entry(name.to_string()).or_insert(0) += 1;
+}
+
+/// The payload of [`Par::PanicWith`].
+#[derive(Debug, PartialEq)]
+struct Payload(u32);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum Par {
+    /// Returns the string.
+    Return(String),
+    /// Waits at meeting point `.0` for `.1` parties, then returns `.0`.
+    Meet(String, usize, Duration),
+    /// Requires the tasks with `require_tasks`; returns their outputs joined with `+`.
+    All(Vec<Par>),
+    /// Requires the task with `require_task`, then the others with `require_tasks`; returns the outputs joined.
+    OneThenAll(Box<Par>, Vec<Par>),
+    /// Counts its execution under the name, sleeps a little, returns the name.
+    Counted(String),
+    /// Panics with `Payload(.0)` (after meeting at `.1` with two parties, when given).
+    PanicWith(u32, Option<String>),
+    /// Writes the text to the file and provides it; returns the text.
+    Write(PathBuf, String),
+    /// Requires the file and returns its contents.
+    Read(PathBuf),
+    /// Meets at `.0` (two parties), then reads the file.
+    MeetThenRead(String, PathBuf),
+    /// Meets at `.0` (two parties), then writes `.2` to the file and provides it.
+    MeetThenWrite(String, PathBuf, String),
+    /// Link of a chain: requires the next link (with `require_tasks` of one task), or returns at 0.
+    Link(u32),
+    /// Link of a forked chain: requires the next link and a leaf in one `require_tasks`.
+    ForkedLink(u32),
+    /// A leaf of a forked chain.
+    Leaf(u32),
+    /// Meets at `.0` (two parties), then requires `Cycle(.0, other side)`.
+    Cycle(String, char),
+    /// Requires, with `require_tasks`, itself and a task returning `.0`.
+    SelfFork(String),
+    /// Requires the tasks with `require_tasks`, then reads the file.
+    ReadAfterAll(Vec<Par>, PathBuf),
+}
+
+impl Task for Par {
+    type Output = String;
+    fn execute<C: Context<Self>>(&self, context: &mut C) -> String {
+        match self {
+            Par::Return(s) => s.clone(),
+            Par::Meet(name, parties, patience) => {
+                meet(name, *parties, *patience);
+                name.clone()
+            }
+            Par::All(tasks) => context.require_tasks(tasks).join("+"),
+            Par::OneThenAll(first, rest) => {
+                let first = context.require_task(first);
+                let rest = context.require_tasks(rest).join("+");
+                format!("{first}|{rest}")
+            }
+            Par::Counted(name) => {
+                count_execution(name);
+                thread::sleep(Duration::from_millis(20));
+                name.clone()
+            }
+            Par::PanicWith(n, meeting) => {
+                if let Some(name) = meeting {
+                    meet(name, 2, PATIENCE);
+                }
+                panic::panic_any(Payload(*n))
+            }
+            Par::Write(path, text) => {
+                fs::write(path, text).unwrap();
+                context.provide_file(path).unwrap();
+                text.clone()
+            }
+            Par::Read(path) => read(context, path),
+            Par::MeetThenRead(name, path) => {
+                meet(name, 2, PATIENCE);
+                read(context, path)
+            }
+            Par::MeetThenWrite(name, path, text) => {
+                meet(name, 2, PATIENCE);
+                fs::write(path, text).unwrap();
+                context.provide_file(path).unwrap();
+                text.clone()
+            }
+            Par::Link(0) | Par::ForkedLink(0) => "bottom".to_string(),
+            Par::Link(n) => context.require_tasks(&[Par::Link(n - 1)]).remove(0),
+            Par::ForkedLink(n) => context.require_tasks(&[Par::ForkedLink(n - 1), Par::Leaf(*n)]).remove(0),
+            Par::Leaf(n) => n.to_string(),
+            Par::Cycle(name, side) => {
+                meet(name, 2, PATIENCE);
+                let other = if *side == 'a' { 'b' } else { 'a' };
+                context.require_task(&Par::Cycle(name.clone(), other))
+            }
+            Par::SelfFork(name) => context.require_tasks(&[Par::Return(name.clone()), self.clone()]).join("+"),
+            Par::ReadAfterAll(tasks, path) => {
+                context.require_tasks(tasks);
+                read(context, path)
+            }
+        }
+    }
+}
+
+fn read<C: Context<Par>>(context: &mut C, path: &PathBuf) -> String {
+    match context.require_file(path).unwrap() {
+        Some(mut file) => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+            text
+        }
+        None => String::new(),
+    }
+}
+
+fn meet_task(name: &str, patience: Duration) -> Par {
+    Par::Meet(name.to_string(), 2, patience)
+}
+
+#[allow(clippy::type_complexity)]
+fn pie_with(threads: usize) -> Pie<Par, String, EventTracker<Par, String>> {
+    let mut pie = Pie::with_tracker(EventTracker::default());
+    pie.set_threads(threads);
+    pie
+}
+
+/// A unique name per call, so that repeated runs use fresh meeting points and counters.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn quiet_panics() {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let expected = info.payload().downcast_ref::<Payload>().is_some()
+                || info.payload().downcast_ref::<String>().is_some_and(|m| {
+                    [CYCLE, OVERLAP, HIDDEN, "no meeting"].iter().any(|p| m.starts_with(p))
+                });
+            if !expected {
+                default(info);
+            }
+        }));
+    });
+}
+
+#[test]
+fn two_branches_of_require_tasks_run_at_the_same_time() {
+    let a = unique("meet");
+    // Two different tasks (their patience differs by a millisecond) at one meeting point: each waits for the other.
+    let root = Par::All(vec![
+        meet_task(&a, PATIENCE),
+        Par::Meet(a.clone(), 2, PATIENCE + Duration::from_millis(1)),
+    ]);
+    let mut pie = pie_with(2);
+    assert_eq!(pie.new_session().require(&root), format!("{a}+{a}"));
+    assert!(pie.tracker().one_execute_of(&root));
+}
+
+#[test]
+fn require_all_runs_roots_at_the_same_time() {
+    let name = unique("roots");
+    let roots = [
+        meet_task(&name, PATIENCE),
+        Par::Meet(name.clone(), 2, PATIENCE + Duration::from_millis(1)),
+    ];
+    let mut pie = pie_with(2);
+    assert_eq!(pie.new_session().require_all(&roots), vec![name.clone(), name.clone()]);
+    assert_eq!(pie.roots().count(), 2);
+    assert!(!pie.tracker().any_execute_of(&Par::Return(String::new())));
+    // A rebuild executes nothing.
+    pie.new_session().require_all(&roots);
+    assert!(!pie.tracker().any_execute());
+}
+
+#[test]
+fn on_one_thread_the_branches_run_one_after_the_other() {
+    // The counter-check of the tests above: on one thread, the first task waits in vain.
+    quiet_panics();
+    let name = unique("alone");
+    let patience = Duration::from_millis(200);
+    let root = Par::All(vec![
+        meet_task(&name, patience),
+        Par::Meet(name.clone(), 2, patience + Duration::from_millis(1)),
+    ]);
+    let mut pie = pie_with(1);
+    let message = catch(|| pie.new_session().require(&root)).unwrap_err();
+    assert_eq!(message, format!("no meeting at {name}"));
+}
+
+#[test]
+fn a_task_required_by_many_branches_executes_once() {
+    for threads in [2, 4, 8] {
+        let name = unique("shared");
+        let shared = Par::Counted(name.clone());
+        let branches: Vec<Par> = (0..16)
+            .map(|i| Par::OneThenAll(Box::new(Par::Return(i.to_string())), vec![shared.clone()]))
+            .collect();
+        let root = Par::All(branches);
+        let mut pie = pie_with(threads);
+        let output = pie.new_session().require(&root);
+        assert_eq!(output.split('+').count(), 16);
+        assert_eq!(executions(&name), 1, "{threads} threads");
+        assert!(pie.tracker().one_execute_of(&shared));
+    }
+}
+
+#[test]
+fn outputs_come_in_argument_order_and_dependencies_are_checked_in_it() {
+    let tasks: Vec<Par> = (0..32).map(|i| Par::Counted(unique(&format!("order{i}")))).collect();
+    let root = Par::All(tasks.clone());
+    let expected: Vec<String> = tasks
+        .iter()
+        .map(|t| match t {
+            Par::Counted(name) => name.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    let mut pie = Pie::with_tracker(TaskChecks::default());
+    pie.set_threads(4);
+    assert_eq!(pie.new_session().require(&root), expected.join("+"));
+    // A rebuild on one thread checks the root's dependencies one by one, in the order they were recorded.
+    pie.set_threads(1);
+    pie.tracker_mut().0.clear();
+    pie.new_session().require(&root);
+    assert_eq!(pie.tracker().0, tasks);
+}
+
+/// Records the tasks whose dependency checks start, in order.
+#[derive(Default)]
+struct TaskChecks(Vec<Par>);
+
+impl Tracker<Par> for TaskChecks {
+    fn check_dependency_start(&mut self, dependency: &Dependency<Par, String>) {
+        if let Dependency::RequireTask(task) = dependency {
+            self.0.push(task.task().clone());
+        }
+    }
+}
+
+#[test]
+fn a_panic_on_a_worker_reaches_the_caller_with_its_payload_and_the_pie_stays_usable() {
+    quiet_panics();
+    for _ in 0..20 {
+        let meeting = unique("panic");
+        let root = Par::All(vec![meet_task(&meeting, PATIENCE), Par::PanicWith(7, Some(meeting.clone()))]);
+        let mut pie = pie_with(2);
+        let payload = panic::catch_unwind(panic::AssertUnwindSafe(|| pie.new_session().require(&root))).unwrap_err();
+        assert_eq!(payload.downcast_ref::<Payload>(), Some(&Payload(7)));
+        // Usable: a sound build in a new session works.
+        let fine = Par::All(vec![Par::Return("x".into()), Par::Return("y".into())]);
+        assert_eq!(pie.new_session().require(&fine), "x+y");
+        pie.check_invariants();
+    }
+}
+
+#[test]
+fn of_several_panicking_branches_the_first_in_argument_order_goes_on() {
+    quiet_panics();
+    for threads in [1, 2, 4] {
+        for _ in 0..10 {
+            let root = Par::All(vec![
+                Par::Return("fine".into()),
+                Par::PanicWith(1, None),
+                Par::PanicWith(2, None),
+                Par::Return("also fine".into()),
+            ]);
+            let mut pie = pie_with(threads);
+            let payload =
+                panic::catch_unwind(panic::AssertUnwindSafe(|| pie.new_session().require(&root))).unwrap_err();
+            assert_eq!(payload.downcast_ref::<Payload>(), Some(&Payload(1)), "{threads} threads");
+            // Every task was required, whatever the thread count.
+            assert!(pie.tracker().one_execute_of(&Par::Return("also fine".into())));
+        }
+    }
+}
+
+#[test]
+fn a_cycle_through_tasks_on_two_threads_is_a_cycle_not_a_deadlock() {
+    quiet_panics();
+    for _ in 0..20 {
+        let meeting = unique("cycle");
+        // a requires b and b requires a, each after meeting the other, so that both are in progress, on two threads.
+        let (a, b) = (Par::Cycle(meeting.clone(), 'a'), Par::Cycle(meeting.clone(), 'b'));
+        let root = Par::All(vec![a, b]);
+        let mut pie = pie_with(2);
+        let message = catch(|| pie.new_session().require(&root)).unwrap_err();
+        assert_message(&message, CYCLE, &["Cycle"]);
+        // The same verdict again in a new session, and the Pie stays usable.
+        let again = catch(|| pie.new_session().require(&root)).unwrap_err();
+        assert!(again.starts_with(CYCLE), "{again}");
+        assert_eq!(pie.new_session().require(&Par::Return("ok".into())), "ok");
+        pie.check_invariants();
+    }
+}
+
+#[test]
+fn a_branch_that_requires_the_task_that_forked_it_is_a_cycle() {
+    quiet_panics();
+    for threads in [1, 2] {
+        let root = Par::SelfFork(unique("self"));
+        let mut pie = pie_with(threads);
+        let message = catch(|| pie.new_session().require(&root)).unwrap_err();
+        assert_message(&message, CYCLE, &["SelfFork"]);
+    }
+}
+
+#[test]
+fn two_branches_providing_one_file_overlap_whoever_comes_first() {
+    quiet_panics();
+    let dir = Dir::new();
+    for threads in [1, 2] {
+        for _ in 0..20 {
+            let path = dir.join(unique("overlap"));
+            let meeting = unique("overlap-meet");
+            // On one thread the branches cannot meet: they run one after the other.
+            let write = |text: &str| match threads {
+                1 => Par::Write(path.clone(), text.into()),
+                _ => Par::MeetThenWrite(meeting.clone(), path.clone(), text.into()),
+            };
+            let root = Par::All(vec![write("one"), write("two")]);
+            let mut pie = pie_with(threads);
+            let message = catch(|| pie.new_session().require(&root)).unwrap_err();
+            assert_message(&message, OVERLAP, &["Write"]);
+            pie.check_invariants();
+        }
+    }
+}
+
+#[test]
+fn a_branch_reading_what_another_branch_writes_is_a_hidden_dependency_whoever_comes_first() {
+    quiet_panics();
+    let dir = Dir::new();
+    for threads in [1, 2] {
+        for _ in 0..20 {
+            let path = dir.join(unique("hidden"));
+            let meeting = unique("hidden-meet");
+            let root = match threads {
+                1 => Par::All(vec![Par::Write(path.clone(), "text".into()), Par::Read(path.clone())]),
+                _ => Par::All(vec![
+                    Par::MeetThenWrite(meeting.clone(), path.clone(), "text".into()),
+                    Par::MeetThenRead(meeting, path.clone()),
+                ]),
+            };
+            let mut pie = pie_with(threads);
+            let message = catch(|| pie.new_session().require(&root)).unwrap_err();
+            assert_message(&message, HIDDEN, &["Write", "Read"]);
+            pie.check_invariants();
+        }
+    }
+}
+
+#[test]
+fn reading_what_a_branch_wrote_after_requiring_it_is_sound() {
+    let dir = Dir::new();
+    let path = dir.join("generated.txt");
+    let writer = Par::Write(path.clone(), "generated".into());
+    let root = Par::ReadAfterAll(vec![writer.clone(), Par::Return("other".into())], path.clone());
+    let mut pie = pie_with(2);
+    assert_eq!(pie.new_session().require(&root), "generated");
+    pie.new_session().require(&root);
+    assert!(!pie.tracker().any_execute());
+    // Someone else changes the generated file: its provider runs again, and the reader after it.
+    dir.write(&path, "changed by hand");
+    assert_eq!(pie.new_session().require(&root), "generated");
+    assert!(pie.tracker().one_execute_of(&writer));
+}
+
+#[test]
+fn an_edit_below_one_branch_executes_that_branch_only() {
+    let dir = Dir::new();
+    let files: Vec<PathBuf> = (0..8).map(|i| dir.create(format!("in{i}.txt"), &format!("{i}"))).collect();
+    let readers: Vec<Par> = files.iter().map(|f| Par::Read(f.clone())).collect();
+    let root = Par::All(readers.clone());
+    let mut pie = pie_with(2);
+    assert_eq!(pie.new_session().require(&root), "0+1+2+3+4+5+6+7");
+    dir.write(&files[5], "five");
+    assert_eq!(pie.new_session().require(&root), "0+1+2+3+4+five+6+7");
+    let executed: Vec<&Par> = pie
+        .tracker()
+        .slice()
+        .iter()
+        .filter_map(|event| match event {
+            Event::ExecuteStart(start) => Some(&start.task),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(executed, vec![&readers[5], &root]);
+}
+
+#[test]
+fn a_chain_of_100_000_single_task_groups_builds_on_a_2_mib_thread_with_two_threads() {
+    on_small_stack(|| {
+        let top = Par::Link(100_000);
+        let mut pie: Pie<Par, String> = Pie::default();
+        pie.set_threads(2);
+        assert_eq!(pie.new_session().require(&top), "bottom");
+        assert_eq!(pie.new_session().require(&top), "bottom");
+    });
+}
+
+#[test]
+fn a_deep_chain_of_forks_builds_on_a_2_mib_thread_with_two_threads() {
+    on_small_stack(|| {
+        const DEPTH: u32 = 10_000;
+        let top = Par::ForkedLink(DEPTH);
+        let mut pie = pie_with(2);
+        assert_eq!(pie.new_session().require(&top), "bottom");
+        assert_eq!(pie.tracker().slice().iter().filter(|e| matches!(e, Event::ExecuteStart(_))).count(), 2 * DEPTH as usize + 1);
+        pie.new_session().require(&top);
+        assert!(!pie.tracker().any_execute());
+        pie.check_invariants();
+    });
+}
+
+#[test]
+fn the_writing_tracker_names_the_lane_of_worker_events() {
+    let name = unique("log");
+    let root = Par::All(vec![
+        meet_task(&name, PATIENCE),
+        Par::Meet(name.clone(), 2, PATIENCE + Duration::from_millis(1)),
+    ]);
+    let mut pie = Pie::with_tracker(WritingTracker::new(Vec::new()));
+    pie.set_threads(2);
+    pie.new_session().require(&root);
+    let log = String::from_utf8(pie.tracker().writer().clone()).unwrap();
+    // One of the two meeting tasks executed on the worker, lane 1, whose lines say so.
+    assert!(log.lines().any(|l| l.starts_with("[1] ") && l.contains("▶ Meet")), "{log}");
+    assert!(log.lines().any(|l| !l.starts_with('[') && l.contains("▶ All")), "{log}");
+}
+
+/// Runs `f` on a new thread with a 2 MiB stack, propagating its panic.
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    let handle = thread::Builder::new().stack_size(2 * 1024 * 1024).spawn(f).unwrap();
+    if let Err(payload) = handle.join() {
+        panic::resume_unwind(payload);
+    }
+}
+
+#[allow(dead_code)]
+fn message_of(payload: Box<dyn std::any::Any + Send>) -> String {
+    panic_message(payload)
+}
