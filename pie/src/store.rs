@@ -437,6 +437,15 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         push_dep(&mut self.data_mut(id).deps, Dep::RequireFile(dep));
     }
 
+    /// Sets the stamp of file dependency `index` of `id` (on `file`), recorded without one (see
+    /// `TopDownContext::require_file_outside_engine`).
+    pub(crate) fn set_file_stamp(&mut self, id: TaskId, index: usize, file: FileId, stamp: Option<FileStamp>) {
+        match &mut self.data_mut(id).deps[index] {
+            Dep::RequireFile(dep) | Dep::ProvideFile(dep) if dep.file == file => dep.stamp = stamp,
+            other => panic!("BUG: dependency {index} of task {id:?} is not on file {file:?}: {other:?}"),
+        }
+    }
+
     /// Records that `id` provided a file. The caller has checked that no other live provider exists.
     pub(crate) fn add_provide_file(&mut self, id: TaskId, dep: FileDep) {
         let edge = self.edge_from(id);

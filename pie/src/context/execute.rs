@@ -123,6 +123,64 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
+    /// `require_file` from a task's own code in a parallel build: the soundness check and the record of the
+    /// dependency (without a stamp yet) in one step holding the engine; stamping (hashing, maybe) and opening the
+    /// file without it, so that other lanes go on meanwhile; then the stamp is filled in. Until then the recorded
+    /// stamp reads as failed, which is never consistent, so a panic in between leaves nothing stale. Nobody checks
+    /// the dependencies of a task while it executes.
+    fn require_file_outside_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<Option<File>> {
+        let (current, file, index, normal) = self.in_engine(|this| {
+            let current = this.current("require_file");
+            let file = this.file_node(path)?;
+            this.check_require(current, file);
+            let index = this.store.dep_count(current);
+            this.store.add_require_file(current, FileDep { file, stamper, stamp: None });
+            io::Result::Ok((current, file, index, this.store.file_path(file).to_path_buf()))
+        })?;
+        let (stamp, result) = match stamper.stamp(&normal) {
+            Ok(stamp) => match open_if_file(&normal) {
+                Ok(opened) => (Some(stamp), Ok(opened)),
+                Err(e) => (None, Err(e)),
+            },
+            Err(e) => (None, Err(e)),
+        };
+        self.in_engine(|this| {
+            this.store.set_file_stamp(current, index, file, stamp);
+            if let Some(stamp) = stamp {
+                this.tracker
+                    .require_file_end(&FileDependency::new(path, stamper, stamp));
+            }
+        });
+        result.map_err(|e| io::Error::new(e.kind(), format!("cannot read file '{}': {e}", path.display())))
+    }
+
+    /// `provide_file` from a task's own code in a parallel build: the checks and the claim in one step holding the
+    /// engine, stamping without it (see [`require_file_outside_engine`](Self::require_file_outside_engine)).
+    fn provide_file_outside_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<()> {
+        let (current, file, index, normal) = self.in_engine(|this| {
+            let current = this.current("provide_file");
+            let file = this.file_node(path)?;
+            this.check_provide(current, file);
+            let index = this.store.dep_count(current);
+            this.store.add_provide_file(current, FileDep { file, stamper, stamp: None });
+            io::Result::Ok((current, file, index, this.store.file_path(file).to_path_buf()))
+        })?;
+        let stamp = stamper.stamp(&normal);
+        self.in_engine(|this| {
+            this.store.set_file_stamp(current, index, file, stamp.as_ref().ok().copied());
+            if let Ok(stamp) = &stamp {
+                this.tracker
+                    .provide_file_end(&FileDependency::new(path, stamper, *stamp));
+            }
+        });
+        stamp.map(drop).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot stamp provided file '{}': {e}", path.display()),
+            )
+        })
+    }
+
     fn require_task_in_engine(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
         self.tracker.require_task_start(task, &stamper);
         let id = self.store.get_or_create_task(task);
@@ -153,7 +211,11 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
     }
 
     fn require_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<Option<File>> {
-        self.in_engine(|this| this.require_file_in_engine(path.as_ref(), stamper))
+        if self.held {
+            self.require_file_in_engine(path.as_ref(), stamper)
+        } else {
+            self.require_file_outside_engine(path.as_ref(), stamper)
+        }
     }
 
     fn provide_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<()> {
@@ -161,7 +223,11 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
     }
 
     fn provide_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<()> {
-        self.in_engine(|this| this.provide_file_in_engine(path.as_ref(), stamper))
+        if self.held {
+            self.provide_file_in_engine(path.as_ref(), stamper)
+        } else {
+            self.provide_file_outside_engine(path.as_ref(), stamper)
+        }
     }
 
     fn require_task(&mut self, task: &T) -> T::Output {
