@@ -12,14 +12,16 @@
 //! the whole life of an editor, is exclusive: a second parser_dev on the same store waits, then starts from what
 //! the first saved, and no run's results are lost.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pie::tracker::writing::WritingTracker;
+use pie::dependency::TaskDependency;
 use pie::tracker::{CompositeTracker, Tracker};
 use pie::watch::{BuildCause, StopHandle, WatchConfig, Watcher};
 use pie::{Pie, StoreFile};
@@ -65,14 +67,20 @@ impl Write for LogTarget {
     }
 }
 
-/// Records which tasks executed since it was last cleared (by [`Workspace::build`], once per build).
+/// Records which tasks executed since it was last cleared (by [`Workspace::build`], once per build), and hands
+/// each program's outcome, as soon as its task is up to date, to the build that asked for it.
 ///
 /// The set is shared with the workspace, which reads it while a session (and so the `Pie` holding this tracker)
-/// is borrowed: after each program's task is required, to tell at once whether it executed.
+/// is borrowed: when each program's outcome is reported, to tell whether its task executed.
 #[derive(Clone, Default, Debug)]
-pub struct ExecutedTasks(Arc<Mutex<HashSet<ParserTask>>>);
+pub struct ExecutedTasks(Arc<Mutex<HashSet<ParserTask>>>, Arc<Mutex<Option<Sender<(ParserTask, Outcome)>>>>);
 
 impl ExecutedTasks {
+    /// Where the outcomes of programs' tasks go while a build runs (`None`: nowhere).
+    fn reports(&self) -> MutexGuard<'_, Option<Sender<(ParserTask, Outcome)>>> {
+        self.1.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The tasks executed since the last clear. A panic while the set was locked (there is none: only inserts,
     /// reads and clears happen under the lock) would leave it intact, so a poisoned lock is used as it is.
     fn lock(&self) -> MutexGuard<'_, HashSet<ParserTask>> {
@@ -83,6 +91,13 @@ impl ExecutedTasks {
 impl Tracker<ParserTask> for ExecutedTasks {
     fn execute_start(&mut self, task: &ParserTask) {
         self.lock().insert(task.clone());
+    }
+
+    fn require_task_end(&mut self, dependency: &TaskDependency<ParserTask, Outcome>, output: &Outcome, _: bool) {
+        if let (ParserTask::Parse { .. }, Some(sender)) = (dependency.task(), &*self.reports()) {
+            // The build that asked may have stopped listening (it returns when its session does).
+            let _ = sender.send((dependency.task().clone(), output.clone()));
+        }
     }
 }
 
@@ -316,9 +331,10 @@ impl Workspace {
     }
 
     /// [`build`](Self::build), handing each outcome to `reached` as soon as the build has it: the grammar's once it
-    /// is compiled (or found up to date), then each program's once its task is, in the order given, before the
-    /// next program is looked at. A program whose result was already up to date is thus reported at once, not
-    /// after the programs that follow it have been parsed.
+    /// is compiled (or found up to date), then each program's, in the order given, once its task and those of the
+    /// programs before it are. The programs are parsed in parallel (one `require_all`, on as many threads as the
+    /// machine has cores); a program whose result was already up to date is reported at once, not after the
+    /// programs that follow it have been parsed.
     pub fn build_with(&mut self, mut reached: impl FnMut(Reached<'_>)) -> BuildReport {
         self.executed.lock().clear();
         let (compile, parses) = self.tasks();
@@ -329,20 +345,49 @@ impl Workspace {
             Outcome::Program(_) => panic!("BUG: CompileGrammar task returned a program outcome"),
         };
         reached(Reached::Grammar(&grammar));
+
+        // The programs are parsed in parallel (`require_all`, on a thread of its own while this one reports), and
+        // each outcome is reported in the order given as soon as it and those before it are known.
+        let (sender, receiver) = mpsc::channel();
+        *self.executed.reports() = Some(sender);
         let mut programs = Vec::with_capacity(parses.len());
-        for (file, task) in self.programs.iter().zip(&parses) {
-            let result = match session.require(task) {
-                Outcome::Program(result) => result,
+        let mut known: HashMap<ParserTask, Result<String, ProgramError>> = HashMap::new();
+        let executed = &self.executed;
+        let mut report_known = |known: &HashMap<ParserTask, Result<String, ProgramError>>, programs: &mut Vec<ProgramReport>| {
+            while let Some(result) = parses.get(programs.len()).and_then(|task| known.get(task)) {
+                let program = ProgramReport {
+                    file: self.programs[programs.len()].clone(),
+                    result: result.clone(),
+                    executed: executed.lock().contains(&parses[programs.len()]),
+                };
+                reached(Reached::Program(&program));
+                programs.push(program);
+            }
+        };
+        let outcomes = std::thread::scope(|scope| {
+            let parsing = scope.spawn(|| session.require_all(&parses));
+            while programs.len() < parses.len() {
+                match receiver.recv_timeout(Duration::from_millis(20)) {
+                    Ok((task, Outcome::Program(result))) => {
+                        known.insert(task, result);
+                        report_known(&known, &mut programs);
+                    }
+                    Ok((_, Outcome::Grammar(_))) => panic!("BUG: Parse task returned a grammar outcome"),
+                    Err(_) if parsing.is_finished() => break,
+                    Err(_) => {}
+                }
+            }
+            parsing.join()
+        });
+        *self.executed.reports() = None;
+        let outcomes = outcomes.unwrap_or_else(|payload| std::panic::resume_unwind(payload));
+        for (task, outcome) in parses.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Program(result) => known.entry(task.clone()).or_insert(result),
                 Outcome::Grammar(_) => panic!("BUG: Parse task returned a grammar outcome"),
             };
-            let program = ProgramReport {
-                file: file.clone(),
-                result,
-                executed: self.executed.lock().contains(task),
-            };
-            reached(Reached::Program(&program));
-            programs.push(program);
         }
+        report_known(&known, &mut programs);
         let check_errors = session
             .dependency_check_errors()
             .iter()

@@ -47,20 +47,29 @@ fn each_outcome_is_handed_over_in_order_as_the_build_reaches_it() {
     assert_eq!(seen, ["grammar", "program1.txt parsed", "program2.txt parsed"]);
     assert_eq!(report.parsed_count(), 2);
 
-    // The second build finds program1 up to date and hands it over before it looks at program2: an edit made to
-    // program2 at that moment is seen by this very build.
+    // Nothing changed: both are handed over as cached, in order (the programs are checked in parallel).
     let mut seen = Vec::new();
+    workspace.build_with(|reached| seen.push(describe(reached)));
+    assert_eq!(seen, ["grammar", "program1.txt cached", "program2.txt cached"]);
+
+    // An edit of program2 made while the build hands over program1 is seen by this build or the next one, never
+    // lost.
+    let mut seen = Vec::new();
+    dir.write("program1.txt", "print 1;\n");
     let report = workspace.build_with(|reached| {
         let description = describe(reached);
-        if description == "program1.txt cached" {
+        if description == "program1.txt parsed" {
             dir.write("program2.txt", "print 42;\n");
         }
         seen.push(description);
     });
-    assert_eq!(seen, ["grammar", "program1.txt cached", "program2.txt parsed"]);
-    let tree = report.programs[1].result.as_ref().expect("program2 parses");
-    assert!(tree.contains("number: \"42\""), "{tree}");
-    assert_eq!((report.executed, report.parsed_count()), (1, 1));
+    assert_eq!(seen[..2], ["grammar", "program1.txt parsed"]);
+    if !report.programs[1].result.as_ref().expect("program2 parses").contains("number: \"42\"") {
+        let report = workspace.build();
+        let tree = report.programs[1].result.as_ref().expect("program2 parses");
+        assert!(tree.contains("number: \"42\""), "{tree}");
+        assert_eq!(report.executed, 1);
+    }
 }
 
 #[test]
