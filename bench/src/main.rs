@@ -25,11 +25,11 @@ use crate::workload::{set_workspace, Shape, StamperArg, Workload};
 mod gc;
 mod measure;
 mod ninja;
+mod parallel;
 mod persist;
 mod profile;
 mod report;
 mod watch;
-mod parallel;
 mod workload;
 
 /// Measure pie on generated workloads.

@@ -83,7 +83,11 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
     let mut one = pie_with(1);
     let mut many = pie_with(threads);
     let expected = one.new_session().require(&modified_root);
-    assert_eq!(many.new_session().require(&modified_root), expected, "outputs differ between thread counts");
+    assert_eq!(
+        many.new_session().require(&modified_root),
+        expected,
+        "outputs differ between thread counts"
+    );
     let (mut noop_1, mut noop_n, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         noop_1.push(ms(timed(|| one.new_session().require(&modified_root)).1));
@@ -113,7 +117,10 @@ pub fn table(row: &ParallelRow) -> String {
     let hash = row.wide_hash_fresh_n_ms / row.wide_hash_fresh_1_ms;
     let noop = row.wide_modified_noop_n_ms / row.stat_floor_ms;
     let mut out = String::new();
-    out += &format!("parallel builds, {n} threads vs 1 (one Cpu task: {:.0} µs)\n", row.cpu_task_us);
+    out += &format!(
+        "parallel builds, {n} threads vs 1 (one Cpu task: {:.0} µs)\n",
+        row.cpu_task_us
+    );
     out += &format!(
         "  cpu {} fresh:            1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (target ≤ 0.56 at 2 threads: {})\n",
         row.cpu_n, row.cpu_fresh_1_ms, row.cpu_fresh_n_ms, cpu, verdict(cpu, 0.56)

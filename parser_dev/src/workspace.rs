@@ -20,8 +20,8 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pie::tracker::writing::WritingTracker;
 use pie::dependency::TaskDependency;
+use pie::tracker::writing::WritingTracker;
 use pie::tracker::{CompositeTracker, Tracker};
 use pie::watch::{BuildCause, StopHandle, WatchConfig, Watcher};
 use pie::{Pie, StoreFile};
@@ -73,7 +73,10 @@ impl Write for LogTarget {
 /// The set is shared with the workspace, which reads it while a session (and so the `Pie` holding this tracker)
 /// is borrowed: when each program's outcome is reported, to tell whether its task executed.
 #[derive(Clone, Default, Debug)]
-pub struct ExecutedTasks(Arc<Mutex<HashSet<ParserTask>>>, Arc<Mutex<Option<Sender<(ParserTask, Outcome)>>>>);
+pub struct ExecutedTasks(
+    Arc<Mutex<HashSet<ParserTask>>>,
+    Arc<Mutex<Option<Sender<(ParserTask, Outcome)>>>>,
+);
 
 impl ExecutedTasks {
     /// Where the outcomes of programs' tasks go while a build runs (`None`: nowhere).
@@ -353,7 +356,8 @@ impl Workspace {
         let mut programs = Vec::with_capacity(parses.len());
         let mut known: HashMap<ParserTask, Result<String, ProgramError>> = HashMap::new();
         let executed = &self.executed;
-        let mut report_known = |known: &HashMap<ParserTask, Result<String, ProgramError>>, programs: &mut Vec<ProgramReport>| {
+        let mut report_known = |known: &HashMap<ParserTask, Result<String, ProgramError>>,
+                                programs: &mut Vec<ProgramReport>| {
             while let Some(result) = parses.get(programs.len()).and_then(|task| known.get(task)) {
                 let program = ProgramReport {
                     file: self.programs[programs.len()].clone(),

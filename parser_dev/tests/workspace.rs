@@ -64,7 +64,12 @@ fn each_outcome_is_handed_over_in_order_as_the_build_reaches_it() {
         seen.push(description);
     });
     assert_eq!(seen[..2], ["grammar", "program1.txt parsed"]);
-    if !report.programs[1].result.as_ref().expect("program2 parses").contains("number: \"42\"") {
+    if !report.programs[1]
+        .result
+        .as_ref()
+        .expect("program2 parses")
+        .contains("number: \"42\"")
+    {
         let report = workspace.build();
         let tree = report.programs[1].result.as_ref().expect("program2 parses");
         assert!(tree.contains("number: \"42\""), "{tree}");

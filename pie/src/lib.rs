@@ -157,11 +157,36 @@ pub trait Context<T: Task> {
     /// Requires every task of `tasks` with the [`OutputStamper::Equals`] stamper and returns their outputs in the
     /// order of `tasks`. The executing task depends on each of them, as if required one by one in that order.
     ///
-    /// The tasks may be made consistent in parallel where the [`Pie`] has threads to spare
-    /// ([`Pie::set_threads`]); with one thread they are required one by one.
+    /// The tasks are made consistent in parallel where the [`Pie`] has threads to spare ([`Pie::set_threads`]);
+    /// with one thread they are required one by one. Outputs, files and soundness verdicts are the same either way.
+    ///
+    /// ```
+    /// use pie::{Context, Pie, Task};
+    ///
+    /// #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+    /// enum Sum {
+    ///     Square(u64),
+    ///     All(u64),
+    /// }
+    /// impl Task for Sum {
+    ///     type Output = u64;
+    ///     fn execute<C: Context<Self>>(&self, context: &mut C) -> u64 {
+    ///         match self {
+    ///             Sum::Square(n) => n * n,
+    ///             // The squares may be computed on several threads; the outputs come in order.
+    ///             Sum::All(n) => context.require_tasks(&(1..=*n).map(Sum::Square).collect::<Vec<_>>()).iter().sum(),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let mut pie = Pie::default();
+    /// pie.set_threads(2);
+    /// assert_eq!(pie.new_session().require(&Sum::All(3)), 1 + 4 + 9);
+    /// ```
     ///
     /// # Panics
-    /// As [`require_task`](Context::require_task), for any of the tasks.
+    /// As [`require_task`](Context::require_task), for any of the tasks. Every task is required even when one
+    /// panics; then the first panic, in the order of `tasks`, goes on, with its original payload.
     fn require_tasks(&mut self, tasks: &[T]) -> Vec<T::Output> {
         self.require_tasks_with_stamper(tasks, OutputStamper::Equals)
     }
@@ -224,10 +249,17 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
     /// Sets how many tasks may execute at once, the caller's thread included: 0 (the default) means one per
     /// available core, 1 means everything runs on the caller's thread.
     ///
-    /// Builds give the same outputs, files and soundness verdicts at every thread count.
+    /// Builds give the same outputs, files and soundness verdicts at every thread count. Parallelism comes from
+    /// [`Context::require_tasks`] and [`Session::require_all`]: their tasks are made consistent on worker threads
+    /// (started for the outermost such call of a build, and stopped at its end) and on the caller's thread. A task
+    /// is never executed by two threads; a cycle through tasks on different threads is a `Cyclic task dependency`
+    /// panic, never a deadlock; a panic on a worker reaches the caller with its original payload.
     ///
-    /// Note: this version of pie executes every task on the caller's thread whatever the setting; the setting
-    /// is kept for the parallel engine.
+    /// The threads take turns at the dependency graph (checking dependencies and recording what a task did hold
+    /// one lock; the files a task requires or provides are stamped outside it), and run tasks' own code at the same
+    /// time: a build speeds up as far as its tasks compute, read or write outside pie. Checking a consistent graph (a no-op build) and bottom-up builds
+    /// ([`Session::update_affected_by`]) run on one thread. Trackers are called from several threads, one call at
+    /// a time (see [`tracker::lane`]).
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads;
     }

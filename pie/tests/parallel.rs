@@ -14,10 +14,10 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use common::{assert_message, catch, panic_message, CYCLE, HIDDEN, OVERLAP};
+use common::{assert_message, catch, CYCLE, HIDDEN, OVERLAP};
 use dev_util::Dir;
-use pie::tracker::event::{Event, EventTracker};
 use pie::dependency::Dependency;
+use pie::tracker::event::{Event, EventTracker};
 use pie::tracker::writing::WritingTracker;
 use pie::tracker::Tracker;
 use pie::{Context, Pie, Task};
@@ -52,25 +52,18 @@ fn meet(name: &str, parties: usize, patience: Duration) {
     }
 }
 
-/// Executions per task name, across all tests (names are unique per test).
-fn executions(name: &str) -> usize {
-    EXECUTIONS.lock().unwrap().get(name).copied().unwrap_or(0)
-}
-
-static EXECUTIONS: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
-
-trait Count {
-    fn get(&self, name: &str) -> Option<&usize>;
-}
-
-impl Count for Option<HashMap<String, usize>> {
-    fn get(&self, name: &str) -> Option<&usize> {
-        self.as_ref().and_then(|m| m.get(name))
-    }
+/// Executions of `Counted` tasks by name, across all tests (names are unique per test).
+fn executions() -> &'static Mutex<HashMap<String, usize>> {
+    static EXECUTIONS: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+    EXECUTIONS.get_or_init(Default::default)
 }
 
 fn count_execution(name: &str) {
-    *EXECUTIONS.lock().unwrap().get_or_insert_with(HashMap::new).entry(name.to_string()).or_insert(0) += 1;
+    *executions().lock().unwrap().entry(name.to_string()).or_insert(0) += 1;
+}
+
+fn execution_count(name: &str) -> usize {
+    executions().lock().unwrap().get(name).copied().unwrap_or(0)
 }
 
 /// The payload of [`Par::PanicWith`].
@@ -157,14 +150,18 @@ impl Task for Par {
             }
             Par::Link(0) | Par::ForkedLink(0) => "bottom".to_string(),
             Par::Link(n) => context.require_tasks(&[Par::Link(n - 1)]).remove(0),
-            Par::ForkedLink(n) => context.require_tasks(&[Par::ForkedLink(n - 1), Par::Leaf(*n)]).remove(0),
+            Par::ForkedLink(n) => context
+                .require_tasks(&[Par::ForkedLink(n - 1), Par::Leaf(*n)])
+                .remove(0),
             Par::Leaf(n) => n.to_string(),
             Par::Cycle(name, side) => {
                 meet(name, 2, PATIENCE);
                 let other = if *side == 'a' { 'b' } else { 'a' };
                 context.require_task(&Par::Cycle(name.clone(), other))
             }
-            Par::SelfFork(name) => context.require_tasks(&[Par::Return(name.clone()), self.clone()]).join("+"),
+            Par::SelfFork(name) => context
+                .require_tasks(&[Par::Return(name.clone()), self.clone()])
+                .join("+"),
             Par::ReadAfterAll(tasks, path) => {
                 context.require_tasks(tasks);
                 read(context, path)
@@ -207,9 +204,10 @@ fn quiet_panics() {
         let default = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             let expected = info.payload().downcast_ref::<Payload>().is_some()
-                || info.payload().downcast_ref::<String>().is_some_and(|m| {
-                    [CYCLE, OVERLAP, HIDDEN, "no meeting"].iter().any(|p| m.starts_with(p))
-                });
+                || info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .is_some_and(|m| [CYCLE, OVERLAP, HIDDEN, "no meeting"].iter().any(|p| m.starts_with(p)));
             if !expected {
                 default(info);
             }
@@ -273,7 +271,7 @@ fn a_task_required_by_many_branches_executes_once() {
         let mut pie = pie_with(threads);
         let output = pie.new_session().require(&root);
         assert_eq!(output.split('+').count(), 16);
-        assert_eq!(executions(&name), 1, "{threads} threads");
+        assert_eq!(execution_count(&name), 1, "{threads} threads");
         assert!(pie.tracker().one_execute_of(&shared));
     }
 }
@@ -316,7 +314,10 @@ fn a_panic_on_a_worker_reaches_the_caller_with_its_payload_and_the_pie_stays_usa
     quiet_panics();
     for _ in 0..20 {
         let meeting = unique("panic");
-        let root = Par::All(vec![meet_task(&meeting, PATIENCE), Par::PanicWith(7, Some(meeting.clone()))]);
+        let root = Par::All(vec![
+            meet_task(&meeting, PATIENCE),
+            Par::PanicWith(7, Some(meeting.clone())),
+        ]);
         let mut pie = pie_with(2);
         let payload = panic::catch_unwind(panic::AssertUnwindSafe(|| pie.new_session().require(&root))).unwrap_err();
         assert_eq!(payload.downcast_ref::<Payload>(), Some(&Payload(7)));
@@ -341,7 +342,11 @@ fn of_several_panicking_branches_the_first_in_argument_order_goes_on() {
             let mut pie = pie_with(threads);
             let payload =
                 panic::catch_unwind(panic::AssertUnwindSafe(|| pie.new_session().require(&root))).unwrap_err();
-            assert_eq!(payload.downcast_ref::<Payload>(), Some(&Payload(1)), "{threads} threads");
+            assert_eq!(
+                payload.downcast_ref::<Payload>(),
+                Some(&Payload(1)),
+                "{threads} threads"
+            );
             // Every task was required, whatever the thread count.
             assert!(pie.tracker().one_execute_of(&Par::Return("also fine".into())));
         }
@@ -442,7 +447,9 @@ fn reading_what_a_branch_wrote_after_requiring_it_is_sound() {
 #[test]
 fn an_edit_below_one_branch_executes_that_branch_only() {
     let dir = Dir::new();
-    let files: Vec<PathBuf> = (0..8).map(|i| dir.create(format!("in{i}.txt"), &format!("{i}"))).collect();
+    let files: Vec<PathBuf> = (0..8)
+        .map(|i| dir.create(format!("in{i}.txt"), format!("{i}")))
+        .collect();
     let readers: Vec<Par> = files.iter().map(|f| Par::Read(f.clone())).collect();
     let root = Par::All(readers.clone());
     let mut pie = pie_with(2);
@@ -479,7 +486,14 @@ fn a_deep_chain_of_forks_builds_on_a_2_mib_thread_with_two_threads() {
         let top = Par::ForkedLink(DEPTH);
         let mut pie = pie_with(2);
         assert_eq!(pie.new_session().require(&top), "bottom");
-        assert_eq!(pie.tracker().slice().iter().filter(|e| matches!(e, Event::ExecuteStart(_))).count(), 2 * DEPTH as usize + 1);
+        assert_eq!(
+            pie.tracker()
+                .slice()
+                .iter()
+                .filter(|e| matches!(e, Event::ExecuteStart(_)))
+                .count(),
+            2 * DEPTH as usize + 1
+        );
         pie.new_session().require(&top);
         assert!(!pie.tracker().any_execute());
         pie.check_invariants();
@@ -498,7 +512,10 @@ fn the_writing_tracker_names_the_lane_of_worker_events() {
     pie.new_session().require(&root);
     let log = String::from_utf8(pie.tracker().writer().clone()).unwrap();
     // One of the two meeting tasks executed on the worker, lane 1, whose lines say so.
-    assert!(log.lines().any(|l| l.starts_with("[1] ") && l.contains("▶ Meet")), "{log}");
+    assert!(
+        log.lines().any(|l| l.starts_with("[1] ") && l.contains("▶ Meet")),
+        "{log}"
+    );
     assert!(log.lines().any(|l| !l.starts_with('[') && l.contains("▶ All")), "{log}");
 }
 
@@ -508,9 +525,4 @@ fn on_small_stack(f: impl FnOnce() + Send + 'static) {
     if let Err(payload) = handle.join() {
         panic::resume_unwind(payload);
     }
-}
-
-#[allow(dead_code)]
-fn message_of(payload: Box<dyn std::any::Any + Send>) -> String {
-    panic_message(payload)
 }

@@ -134,7 +134,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             let file = this.file_node(path)?;
             this.check_require(current, file);
             let index = this.store.dep_count(current);
-            this.store.add_require_file(current, FileDep { file, stamper, stamp: None });
+            this.store.add_require_file(
+                current,
+                FileDep {
+                    file,
+                    stamper,
+                    stamp: None,
+                },
+            );
             io::Result::Ok((current, file, index, this.store.file_path(file).to_path_buf()))
         })?;
         let (stamp, result) = match stamper.stamp(&normal) {
@@ -162,12 +169,20 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             let file = this.file_node(path)?;
             this.check_provide(current, file);
             let index = this.store.dep_count(current);
-            this.store.add_provide_file(current, FileDep { file, stamper, stamp: None });
+            this.store.add_provide_file(
+                current,
+                FileDep {
+                    file,
+                    stamper,
+                    stamp: None,
+                },
+            );
             io::Result::Ok((current, file, index, this.store.file_path(file).to_path_buf()))
         })?;
         let stamp = stamper.stamp(&normal);
         self.in_engine(|this| {
-            this.store.set_file_stamp(current, index, file, stamp.as_ref().ok().copied());
+            this.store
+                .set_file_stamp(current, index, file, stamp.as_ref().ok().copied());
             if let Ok(stamp) = &stamp {
                 this.tracker
                     .provide_file_end(&FileDependency::new(path, stamper, *stamp));

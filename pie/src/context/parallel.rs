@@ -277,7 +277,9 @@ impl<T> Parallel<T> {
     /// Records how branch `index` of fork `fork`, run by `lane`, ended.
     fn finish(&self, fork: usize, index: usize, lane: usize, result: Result<(), (Payload, bool)>) {
         let mut sched = self.lock();
-        let open = sched.forks[fork].as_mut().expect("BUG: finishing a branch of a closed fork");
+        let open = sched.forks[fork]
+            .as_mut()
+            .expect("BUG: finishing a branch of a closed fork");
         open.results[index] = Some(result);
         open.remaining -= 1;
         if let Some(at) = open.running.iter().position(|l| *l == lane) {
@@ -329,7 +331,10 @@ fn take_branch<T>(
     let at = sched.ready.iter().position(|f| pick(sched, *f))?;
     let f = sched.ready[at];
     let fork = sched.forks[f].as_mut().expect("BUG: a ready fork is closed");
-    let (index, task) = fork.pending.pop_front().expect("BUG: a ready fork has no pending branch");
+    let (index, task) = fork
+        .pending
+        .pop_front()
+        .expect("BUG: a ready fork has no pending branch");
     fork.running.push(lane);
     let stamper = fork.stamper;
     if fork.pending.is_empty() {
@@ -388,11 +393,18 @@ fn reaches<T>(
                 }
             }
             Status::Joining(f) => {
-                let running = sched.forks[f].as_ref().map(|fork| fork.running.clone()).unwrap_or_default();
+                let running = sched.forks[f]
+                    .as_ref()
+                    .map(|fork| fork.running.clone())
+                    .unwrap_or_default();
                 for lane in running {
                     // SAFETY: see `Parallel::wait_for`.
                     let branches = unsafe { &(*sched.lanes[lane].state).branches };
-                    let at = branches.iter().rev().find(|(fork, _)| *fork == f).map_or(0, |(_, height)| *height);
+                    let at = branches
+                        .iter()
+                        .rev()
+                        .find(|(fork, _)| *fork == f)
+                        .map_or(0, |(_, height)| *height);
                     if reaches(sched, lane, at, target, visited, path) {
                         return true;
                     }
@@ -434,7 +446,9 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         if self.held {
             return f(self);
         }
-        let par = self.parallel().expect("BUG: a lane without the engine outside a parallel build");
+        let par = self
+            .parallel()
+            .expect("BUG: a lane without the engine outside a parallel build");
         par.acquire();
         self.held = true;
         let result = panic::catch_unwind(AssertUnwindSafe(|| f(self)));
@@ -515,7 +529,10 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             .iter()
             .map(|task| {
                 let id = self.store.get_or_create_task(task);
-                self.store.output(id).expect("BUG: consistent task without output").clone()
+                self.store
+                    .output(id)
+                    .expect("BUG: consistent task without output")
+                    .clone()
             })
             .collect()
     }
