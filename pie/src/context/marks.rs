@@ -31,6 +31,9 @@ pub(crate) struct Marks {
     /// Kept between sessions, so that a walk never costs the size of the graph to set up.
     visits: Vec<u32>,
     walk: u32,
+    /// For a task in progress during a parallel build: the lane on whose stack it is (see
+    /// `crate::context::parallel`). Written only by parallel builds; meaningless for a task not in progress.
+    owners: Vec<u16>,
 }
 
 impl Default for Marks {
@@ -41,6 +44,7 @@ impl Default for Marks {
             live: Vec::new(),
             visits: Vec::new(),
             walk: 0,
+            owners: Vec::new(),
         }
     }
 }
@@ -82,6 +86,20 @@ impl Marks {
             Mark::Scheduled => (self.epoch << 2) | 2,
             Mark::Failed => (self.epoch << 2) | 3,
         };
+    }
+
+    /// Notes that task `id`, in progress, is on the stack of lane `lane` (parallel builds only).
+    pub(crate) fn set_owner(&mut self, id: TaskId, lane: usize) {
+        let index = id.index();
+        if index >= self.owners.len() {
+            self.owners.resize(index + 1, 0);
+        }
+        self.owners[index] = lane as u16;
+    }
+
+    /// The lane of task `id`, in progress in a parallel build (see [`set_owner`](Self::set_owner)).
+    pub(crate) fn owner(&self, id: TaskId) -> usize {
+        usize::from(self.owners.get(id.index()).copied().unwrap_or(0))
     }
 
     /// Whether `id` is known to be live in this session.

@@ -213,7 +213,7 @@ impl<T> Parallel<T> {
             if sched.shutdown {
                 return None;
             }
-            if let Some(work) = take_branch(&mut sched, lane, |_, _| true) {
+            if let Some(work) = take_branch(&mut sched, lane, None, |_, _| true) {
                 while sched.held {
                     sched = self.wait(sched);
                 }
@@ -257,7 +257,9 @@ impl<T> Parallel<T> {
     /// when all branches finished, or `Wait` (the lane is then joining).
     fn join_step(&self, fork: usize, lane: usize) -> JoinStep<T> {
         let mut sched = self.lock();
-        if let Some((f, index, task, stamper)) = take_branch(&mut sched, lane, |sched, f| descends(sched, f, fork)) {
+        let own = sched.ready.iter().position(|f| *f == fork);
+        if let Some((f, index, task, stamper)) = take_branch(&mut sched, lane, own, |sched, f| descends(sched, f, fork))
+        {
             return JoinStep::Run(f, index, task, stamper);
         }
         let open = sched.forks[fork].as_mut().expect("BUG: joining a closed fork");
@@ -291,24 +293,31 @@ impl<T> Parallel<T> {
         self.lock().lanes[lane].status = Status::Running;
     }
 
-    /// Called by `lane`, which holds the engine, about to wait for task `id`, in progress on another lane: `Ok` after
-    /// noting that it waits, or the tasks of the cycle (from `id` round to the top of this lane's stack) when the
-    /// lanes that `id` waits for, transitively, include this one.
-    fn wait_for(&self, lane: usize, id: TaskId) -> Result<(), Vec<TaskId>> {
+    /// Called by `lane`, which holds the engine, about to wait for task `id`, in progress on another lane
+    /// (`owner` tells the lane of a task in progress): `Ok` after noting that it waits, or the tasks of the cycle
+    /// (from `id` round to the top of this lane's stack) when the lanes that `id` waits for, transitively, include
+    /// this one.
+    fn wait_for(&self, lane: usize, id: TaskId, owner: impl Fn(TaskId) -> usize) -> Result<(), Vec<TaskId>> {
         let mut sched = self.lock();
         let mut path = Vec::new();
-        if let Some((owner, at)) = owner(&sched, id) {
-            let mut visited = vec![false; sched.lanes.len()];
-            if reaches(&sched, owner, at, lane, &mut visited, &mut path) {
-                let mut cycle = Vec::new();
-                for (l, from) in path {
-                    // SAFETY: the caller holds the engine, and registered lanes outlive their registration.
-                    let stack = unsafe { &(*sched.lanes[l].state).stack };
-                    cycle.extend(stack[from..].iter().map(|f| f.id));
-                }
-                cycle.push(id);
-                return Err(cycle);
+        let mut visited = vec![false; sched.lanes.len()];
+        if reaches(&sched, owner(id), lane, &owner, &mut visited, &mut path) {
+            // The cycle: on each lane of the path, its stack from where the lane before it entered it (the task it
+            // waits for, or the branch of the fork it joins) to its top.
+            let mut cycle = Vec::new();
+            let mut entry = Entry::Task(id);
+            for (l, next) in path {
+                // SAFETY: the caller holds the engine, and registered lanes outlive their registration.
+                let state = unsafe { &*sched.lanes[l].state };
+                let from = match entry {
+                    Entry::Task(task) => state.stack.iter().position(|f| f.id == task),
+                    Entry::Fork(fork) => state.branches.iter().rev().find(|(f, _)| *f == fork).map(|(_, h)| *h),
+                };
+                cycle.extend(state.stack[from.unwrap_or(0)..].iter().map(|f| f.id));
+                entry = next;
             }
+            cycle.push(id);
+            return Err(cycle);
         }
         sched.lanes[lane].status = Status::Waiting(id);
         Ok(())
@@ -322,13 +331,17 @@ impl<T> Parallel<T> {
     }
 }
 
-/// Takes the first pending branch of the first ready fork for which `pick` holds, noting that `lane` runs it.
+/// Takes the first pending branch of the ready fork at `first` in the ready queue, if given, or else of the first
+/// ready fork for which `pick` holds, noting that `lane` runs it.
 fn take_branch<T>(
     sched: &mut Sched<T>,
     lane: usize,
+    first: Option<usize>,
     pick: impl Fn(&Sched<T>, usize) -> bool,
 ) -> Option<(usize, usize, T, OutputStamper)> {
-    let at = sched.ready.iter().position(|f| pick(sched, *f))?;
+    // Beyond `first`, the first few ready forks only: a lane that finds none of them waits, and every fork's own
+    // lane takes its pending branches itself (as `first`).
+    let at = first.or_else(|| sched.ready.iter().take(16).position(|f| pick(sched, *f)))?;
     let f = sched.ready[at];
     let fork = sched.forks[f].as_mut().expect("BUG: a ready fork is closed");
     let (index, task) = fork
@@ -343,9 +356,11 @@ fn take_branch<T>(
     Some((f, index, task, stamper))
 }
 
-/// Whether fork `f` is fork `ancestor` or was opened (transitively) by a branch of it.
+/// Whether fork `f` is fork `ancestor` or was opened (transitively, at most a few forks down) by a branch of it.
+/// Bounded, so that looking for work costs no more than a few steps per ready fork in a deep graph of forks; a fork
+/// further down is left to the lane that opened it, which always runs its own pending branches.
 fn descends<T>(sched: &Sched<T>, mut f: usize, ancestor: usize) -> bool {
-    loop {
+    for _ in 0..16 {
         if f == ancestor {
             return true;
         }
@@ -354,65 +369,58 @@ fn descends<T>(sched: &Sched<T>, mut f: usize, ancestor: usize) -> bool {
             None => return false,
         }
     }
+    false
 }
 
-/// The lane on whose stack task `id` is, and where.
-fn owner<T>(sched: &Sched<T>, id: TaskId) -> Option<(usize, usize)> {
-    sched.lanes.iter().enumerate().find_map(|(lane, info)| {
-        if info.state.is_null() {
-            return None;
-        }
-        // SAFETY: see `Parallel::wait_for`.
-        let stack = unsafe { &(*info.state).stack };
-        stack.iter().position(|f| f.id == id).map(|at| (lane, at))
-    })
+/// How a lane on a path of waiting lanes was entered from the lane before it.
+#[derive(Copy, Clone)]
+enum Entry {
+    /// That lane waits for this task, on this lane's stack.
+    Task(TaskId),
+    /// That lane joins this fork, whose branch this lane runs.
+    Fork(usize),
 }
 
-/// Whether lane `from` (entered at stack height `at`) waits, transitively, for lane `target`; the lanes on the way
-/// (with the height each was entered at) are left in `path` when it does.
+/// Whether lane `from` waits, transitively, for lane `target`; the lanes on the way, each with how the next one
+/// was entered, are left in `path` when it does.
 fn reaches<T>(
     sched: &Sched<T>,
     from: usize,
-    at: usize,
     target: usize,
+    owner: &impl Fn(TaskId) -> usize,
     visited: &mut [bool],
-    path: &mut Vec<(usize, usize)>,
+    path: &mut Vec<(usize, Entry)>,
 ) -> bool {
-    path.push((from, at));
     if from == target {
+        path.push((from, Entry::Fork(usize::MAX)));
         return true;
     }
-    if !std::mem::replace(&mut visited[from], true) {
-        match sched.lanes[from].status {
-            Status::Running => {}
-            Status::Waiting(id) => {
-                if let Some((lane, at)) = owner(sched, id) {
-                    if reaches(sched, lane, at, target, visited, path) {
-                        return true;
-                    }
+    if std::mem::replace(&mut visited[from], true) {
+        return false;
+    }
+    match sched.lanes[from].status {
+        Status::Running => {}
+        Status::Waiting(id) => {
+            path.push((from, Entry::Task(id)));
+            if reaches(sched, owner(id), target, owner, visited, path) {
+                return true;
+            }
+            path.pop();
+        }
+        Status::Joining(f) => {
+            path.push((from, Entry::Fork(f)));
+            let running = sched.forks[f]
+                .as_ref()
+                .map(|fork| fork.running.clone())
+                .unwrap_or_default();
+            for lane in running {
+                if reaches(sched, lane, target, owner, visited, path) {
+                    return true;
                 }
             }
-            Status::Joining(f) => {
-                let running = sched.forks[f]
-                    .as_ref()
-                    .map(|fork| fork.running.clone())
-                    .unwrap_or_default();
-                for lane in running {
-                    // SAFETY: see `Parallel::wait_for`.
-                    let branches = unsafe { &(*sched.lanes[lane].state).branches };
-                    let at = branches
-                        .iter()
-                        .rev()
-                        .find(|(fork, _)| *fork == f)
-                        .map_or(0, |(_, height)| *height);
-                    if reaches(sched, lane, at, target, visited, path) {
-                        return true;
-                    }
-                }
-            }
+            path.pop();
         }
     }
-    path.pop();
     false
 }
 
@@ -477,10 +485,11 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     /// which is a cycle too. Returns after waiting; the caller looks at the task's mark again.
     pub(super) fn wait_or_cycle(&mut self, id: TaskId) {
         let Some(par) = self.parallel() else { self.cycle(id) };
-        if self.lane.stack.iter().any(|f| f.id == id) {
+        if self.marks.owner(id) == self.lane_index {
             self.cycle(id)
         }
-        if let Err(cycle) = par.wait_for(self.lane_index, id) {
+        let marks = &self.marks;
+        if let Err(cycle) = par.wait_for(self.lane_index, id, |task| marks.owner(task)) {
             self.cycle_across_lanes(&cycle)
         }
         self.held = false;
@@ -564,6 +573,11 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     fn fork_with_workers(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<Result<(), (Payload, bool)>> {
         let parallel = Parallel::new(self.threads);
         parallel.register(0, self.lane.as_ptr());
+        // The tasks in progress before the fork are this lane's.
+        for index in 0..self.lane.stack.len() {
+            let id = self.lane.stack[index].id;
+            self.marks.set_owner(id, 0);
+        }
         self.par = Some(NonNull::from(&parallel));
         let result = std::thread::scope(|scope| {
             for lane in 1..self.threads {

@@ -286,6 +286,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     #[inline]
     pub(super) fn enter(&mut self, id: TaskId, probe: bool) {
         self.marks.set(id, Mark::InProgress);
+        if self.par.is_some() {
+            self.marks.set_owner(id, self.lane_index);
+        }
         self.lane.stack.push(Frame {
             id,
             next: 0,

@@ -20,7 +20,7 @@ use crate::Task;
 /// Write errors are ignored: a log that cannot be written never fails a build.
 ///
 /// In a parallel build, the lines of the events on pie's worker threads start with the worker's lane in brackets
-/// (`[1] `, see [`lane`](crate::tracker::lane)), and each lane is indented by its own nesting; lines without a lane
+/// (`[1] `, see [`lane`]), and each lane is indented by its own nesting; lines without a lane
 /// are events on the caller's thread.
 ///
 /// ```
