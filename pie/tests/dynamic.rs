@@ -1097,6 +1097,21 @@ mod regressions {
         );
     }
 
+    /// A task scheduled bottom-up that now requires a task above it (which requires it, through another): a cycle,
+    /// as in a clean build.
+    #[test]
+    fn a_scheduled_task_that_now_requires_its_requirer_is_a_cycle_bottom_up() {
+        agrees(
+            ["", "", "req p3", ""],
+            [None; 4],
+            vec![
+                round(vec![Edit::Program(0, prog("req p2"))], &[0]),
+                round(vec![], &[0]),
+                bottom_up_round(vec![Edit::Program(3, prog("req p0; read f1 exists"))], &[0]),
+            ],
+        );
+    }
+
     /// Hole 1: p1 reads f3, then requires p3; p3 starts providing f3 with an unchanged output. The clean build
     /// refuses (p1 read f3 before it required p3); the incremental build used to accept, as p1's old edge to p3
     /// counted as "requiring the provider".

@@ -151,7 +151,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     /// Schedules `id` unless it is already scheduled, in progress or done in this session.
-    fn schedule(&mut self, id: TaskId) {
+    pub(super) fn schedule(&mut self, id: TaskId) {
         if self.marks.get(id) == Mark::Unseen {
             self.marks.set(id, Mark::Scheduled);
             let order = self.store.order(id);
@@ -294,8 +294,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let inconsistent = match self.still_inconsistent(id) {
             Ok(inconsistent) => inconsistent,
             Err(payload) => {
-                self.lane.stack.pop();
-                self.marks.set(id, Mark::Unseen);
+                let base = self.lane.stack.len() - 1;
+                self.forget_frames_from(base);
                 panic::resume_unwind(payload)
             }
         };

@@ -194,10 +194,22 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Pops the frames from `base` on (their tasks are unseen again: they were only being checked) and goes on
     /// with the panic.
     fn unwind_frames_from(&mut self, base: usize, payload: Payload) -> ! {
-        for frame in self.lane.stack.drain(base..) {
-            self.marks.set(frame.id, Mark::Unseen);
-        }
+        self.forget_frames_from(base);
         panic::resume_unwind(payload)
+    }
+
+    /// Pops the frames from `base` on, whose tasks were only being checked: they are unseen again, or, in a
+    /// bottom-up build, scheduled (their check was cut short, and they may depend on a task that failed meanwhile,
+    /// whose dependents were then in progress and so not scheduled; executing them again decides).
+    pub(super) fn forget_frames_from(&mut self, base: usize) {
+        let bottom_up = self.state.bottom_up.is_some();
+        while self.lane.stack.len() > base {
+            let frame = self.lane.stack.pop().expect("BUG: a frame above the base");
+            self.marks.set(frame.id, Mark::Unseen);
+            if bottom_up {
+                self.schedule(frame.id);
+            }
+        }
     }
 
     /// [`make_consistent`](Self::make_consistent), leaving the session as it was if a panic unwinds through it (a
@@ -216,9 +228,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         match panic::catch_unwind(AssertUnwindSafe(|| f(self))) {
             Ok(executed) => executed,
             Err(payload) => {
-                for frame in self.lane.stack.drain(base..) {
-                    self.marks.set(frame.id, Mark::Unseen);
-                }
+                self.forget_frames_from(base);
                 self.lane.current = current;
                 if let Some(current) = current {
                     self.record_failed_require(current, id, stamper);
