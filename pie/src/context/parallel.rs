@@ -483,6 +483,8 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     /// Task `id` is in progress (marked so) and this lane needs it: on this lane's stack it is a cycle (panics);
     /// on another lane's, this lane waits until that lane is done with it, unless the lanes wait for each other,
     /// which is a cycle too. Returns after waiting; the caller looks at the task's mark again.
+    #[cold]
+    #[inline(never)]
     pub(super) fn wait_or_cycle(&mut self, id: TaskId) {
         let Some(par) = self.parallel() else { self.cycle(id) };
         if self.marks.owner(id) == self.lane_index {
