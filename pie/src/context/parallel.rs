@@ -38,8 +38,24 @@
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 
+// With the `shuttle` feature (tests only), the synchronisation and the threads are shuttle's, so that its scheduler
+// explores the interleavings of lanes (`tests/shuttle.rs`).
+#[cfg(feature = "shuttle")]
+use shuttle::{
+    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    sync::{Condvar, Mutex, MutexGuard},
+    thread,
+};
+#[cfg(not(feature = "shuttle"))]
+use std::{
+    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    sync::{Condvar, Mutex, MutexGuard},
+    thread,
+};
+
+use crate::context::marks::Mark;
 use crate::context::state::{LaneState, Payload, Ptr};
 use crate::context::top_down::TopDownContext;
 use crate::ids::TaskId;
@@ -91,12 +107,6 @@ struct Fork<T> {
 
 /// The bookkeeping of a parallel build, behind one mutex (held briefly, never while a task runs).
 struct Sched<T> {
-    /// Whether a lane holds the engine.
-    held: bool,
-    /// Bumped whenever a lane lets go of the engine: a waiting lane looks again after a change.
-    generation: u64,
-    /// Threads blocked on the condition variable.
-    sleepers: usize,
     /// Set when the outermost fork is done: the workers leave.
     shutdown: bool,
     lanes: Vec<LaneInfo>,
@@ -106,10 +116,26 @@ struct Sched<T> {
 }
 
 /// The shared part of a parallel build (see the module doc).
+///
+/// The engine is held by at most one lane (`held`). Taking it spins briefly (the engine is held for microseconds at a
+/// time, and a futex round trip costs as much), then sleeps on `wake`. A lane that sleeps counts itself in
+/// `sleepers` *before* it looks at what it waits for, and a lane that lets go of the engine (or changes what others
+/// wait for) looks at `sleepers` *after* the change, all sequentially consistent: so either the sleeper sees the
+/// change or the changer sees the sleeper and wakes it (under the mutex, so the wake cannot fall between the
+/// sleeper's look and its wait).
 pub(crate) struct Parallel<T> {
     sched: Mutex<Sched<T>>,
     wake: Condvar,
+    /// Whether a lane holds the engine.
+    held: AtomicBool,
+    /// Bumped whenever a lane lets go of the engine: a waiting lane looks again after a change.
+    generation: AtomicU64,
+    /// Threads asleep on `wake`, or about to be.
+    sleepers: AtomicUsize,
 }
+
+/// How often taking the engine is tried before sleeping.
+const SPINS: u32 = 200;
 
 // SAFETY: the raw lane pointers in `Sched` are dereferenced only by a lane that holds the engine, while the lane
 // they point to is registered (its state outlives its registration); everything else in it is `Send`.
@@ -129,9 +155,6 @@ impl<T> Parallel<T> {
     fn new(lanes: usize) -> Self {
         Self {
             sched: Mutex::new(Sched {
-                held: true,
-                generation: 0,
-                sleepers: 0,
                 shutdown: false,
                 lanes: (0..lanes)
                     .map(|_| LaneInfo {
@@ -143,6 +166,9 @@ impl<T> Parallel<T> {
                 ready: VecDeque::new(),
             }),
             wake: Condvar::new(),
+            held: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
+            sleepers: AtomicUsize::new(0),
         }
     }
 
@@ -152,15 +178,14 @@ impl<T> Parallel<T> {
         self.sched.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait<'a>(&self, mut sched: MutexGuard<'a, Sched<T>>) -> MutexGuard<'a, Sched<T>> {
-        sched.sleepers += 1;
-        let mut sched = self.wake.wait(sched).unwrap_or_else(|e| e.into_inner());
-        sched.sleepers -= 1;
-        sched
+    /// Sleeps until woken; the caller counted itself in `sleepers`.
+    fn wait<'a>(&self, sched: MutexGuard<'a, Sched<T>>) -> MutexGuard<'a, Sched<T>> {
+        self.wake.wait(sched).unwrap_or_else(|e| e.into_inner())
     }
 
-    fn notify(&self, sched: &Sched<T>) {
-        if sched.sleepers > 0 {
+    /// Wakes the sleepers, if any, after a change they may wait for. The caller holds the mutex.
+    fn notify(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
             self.wake.notify_all();
         }
     }
@@ -169,59 +194,83 @@ impl<T> Parallel<T> {
         self.lock().lanes[lane].state = state;
     }
 
-    /// Takes the engine, waiting while another lane holds it.
-    fn acquire(&self) {
-        let mut sched = self.lock();
-        while sched.held {
-            sched = self.wait(sched);
-        }
-        sched.held = true;
+    fn try_take(&self) -> bool {
+        !self.held.load(Ordering::Relaxed)
+            && self
+                .held
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
     }
 
-    fn release_locked(&self, sched: &mut Sched<T>) {
-        sched.held = false;
-        sched.generation += 1;
-        self.notify(sched);
+    /// Takes the engine, waiting while another lane holds it.
+    fn acquire(&self) {
+        for _ in 0..SPINS {
+            if self.try_take() {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        let mut sched = self.lock();
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        while !self.try_take() {
+            sched = self.wait(sched);
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Lets go of the engine.
     fn release(&self) {
-        let mut sched = self.lock();
-        self.release_locked(&mut sched);
+        self.held.store(false, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _sched = self.lock();
+            self.wake.notify_all();
+        }
     }
 
-    /// Lets go of the engine until another lane has held it and let go (something may have changed), then takes
-    /// it again.
-    fn sleep(&self) {
+    /// Lets go of the engine until another lane has held it and changed something, then takes it again.
+    /// `changed`: whether the caller changed something since it took the engine (then others waiting for a change
+    /// look again). A lane that only looked again and goes back to sleep passes `false`, so that two waiting lanes
+    /// do not wake each other forever while the lane they wait for runs a task.
+    fn sleep(&self, changed: bool) {
         let mut sched = self.lock();
-        self.release_locked(&mut sched);
-        let seen = sched.generation;
-        while sched.generation == seen {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        self.held.store(false, Ordering::SeqCst);
+        let seen = if changed {
+            self.generation.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            self.generation.load(Ordering::SeqCst)
+        };
+        self.wake.notify_all();
+        while self.generation.load(Ordering::SeqCst) == seen {
             sched = self.wait(sched);
         }
-        while sched.held {
+        while !self.try_take() {
             sched = self.wait(sched);
         }
-        sched.held = true;
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// For an idle worker (not holding the engine): the next branch of any fork, with the engine taken, or `None`
     /// when the build is over.
     fn next_work(&self, lane: usize) -> Option<(usize, usize, T, OutputStamper)> {
         let mut sched = self.lock();
-        loop {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let work = loop {
             if sched.shutdown {
-                return None;
+                break None;
             }
             if let Some(work) = take_branch(&mut sched, lane, None, |_, _| true) {
-                while sched.held {
-                    sched = self.wait(sched);
-                }
-                sched.held = true;
-                return Some(work);
+                break Some(work);
             }
             sched = self.wait(sched);
+        };
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        drop(sched);
+        if work.is_some() {
+            self.acquire();
         }
+        work
     }
 
     /// Opens a fork of `tasks` (the caller holds the engine); returns its index.
@@ -249,7 +298,7 @@ impl<T> Parallel<T> {
             }
         };
         sched.ready.push_back(index);
-        self.notify(&sched);
+        self.notify();
         index
     }
 
@@ -327,7 +376,7 @@ impl<T> Parallel<T> {
     fn shut_down(&self) {
         let mut sched = self.lock();
         sched.shutdown = true;
-        self.notify(&sched);
+        self.notify();
     }
 }
 
@@ -481,23 +530,27 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     }
 
     /// Task `id` is in progress (marked so) and this lane needs it: on this lane's stack it is a cycle (panics);
-    /// on another lane's, this lane waits until that lane is done with it, unless the lanes wait for each other,
-    /// which is a cycle too. Returns after waiting; the caller looks at the task's mark again.
+    /// on another lane's, this lane waits until that lane is done with it (its mark changes), unless the lanes wait
+    /// for each other, which is a cycle too. Returns holding the engine; the caller looks at the task's mark again.
     #[cold]
     #[inline(never)]
     pub(super) fn wait_or_cycle(&mut self, id: TaskId) {
         let Some(par) = self.parallel() else { self.cycle(id) };
-        if self.marks.owner(id) == self.lane_index {
-            self.cycle(id)
+        // What this lane did since it took the engine may be what others wait for; looking again is not.
+        let mut changed = true;
+        while self.marks.get(id) == Mark::InProgress {
+            if self.marks.owner(id) == self.lane_index {
+                self.cycle(id)
+            }
+            let marks = &self.marks;
+            if let Err(cycle) = par.wait_for(self.lane_index, id, |task| marks.owner(task)) {
+                self.cycle_across_lanes(&cycle)
+            }
+            self.held = false;
+            par.sleep(std::mem::take(&mut changed));
+            self.held = true;
+            par.set_running(self.lane_index);
         }
-        let marks = &self.marks;
-        if let Err(cycle) = par.wait_for(self.lane_index, id, |task| marks.owner(task)) {
-            self.cycle_across_lanes(&cycle)
-        }
-        self.held = false;
-        par.sleep();
-        self.held = true;
-        par.set_running(self.lane_index);
     }
 
     /// Requires every task of `tasks` (the body of `Context::require_tasks` and `Session::require_all`): in
@@ -581,7 +634,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             self.marks.set_owner(id, 0);
         }
         self.par = Some(NonNull::from(&parallel));
-        let result = std::thread::scope(|scope| {
+        let result = thread::scope(|scope| {
             for lane in 1..self.threads {
                 let shared = Shared {
                     store: self.store.share(),
@@ -591,10 +644,17 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                     par: NonNull::from(&parallel),
                     threads: self.threads,
                 };
-                let spawned = std::thread::Builder::new()
+                #[cfg(not(feature = "shuttle"))]
+                let spawned = thread::Builder::new()
                     .name(format!("pie-worker-{lane}"))
-                    .spawn_scoped(scope, move || work(shared, lane));
-                if spawned.is_err() {
+                    .spawn_scoped(scope, move || work(shared, lane))
+                    .is_ok();
+                #[cfg(feature = "shuttle")]
+                let spawned = {
+                    scope.spawn(move || work(shared, lane));
+                    true
+                };
+                if !spawned {
                     break; // fewer workers: the lanes that exist do the work
                 }
             }
@@ -611,16 +671,19 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         let par = self.parallel().expect("BUG: fork outside a parallel build");
         let parent = self.lane.branches.last().map(|(fork, _)| *fork);
         let fork = par.open(parent, stamper, tasks);
+        // Whether this lane changed anything since it last slept (see `Parallel::sleep`).
+        let mut changed = true;
         loop {
             match par.join_step(fork, self.lane_index) {
                 JoinStep::Run(f, index, task, stamper) => {
                     let result = self.run_branch(f, &task, stamper);
                     par.finish(f, index, self.lane_index, result);
+                    changed = true;
                 }
                 JoinStep::Done(results) => return results,
                 JoinStep::Wait => {
                     self.held = false;
-                    par.sleep();
+                    par.sleep(std::mem::take(&mut changed));
                     self.held = true;
                     par.set_running(self.lane_index);
                 }

@@ -1,0 +1,165 @@
+//! The claim/wait protocol of parallel builds, model-checked with shuttle: with the `shuttle` feature, the engine's
+//! lanes use shuttle's mutex, condition variable, atomics and threads, so shuttle's randomised scheduler (and its
+//! PCT scheduler, which finds bugs that need a few specific preemptions) explores how lanes interleave: who takes
+//! the engine, who waits for whom, who runs which branch. Each schedule must give the clean build's outputs and
+//! verdicts, execute every task at most once, and never deadlock (shuttle fails a schedule in which every thread
+//! blocks).
+//!
+//! Run with `cargo test -p pie --features shuttle --test shuttle`; `PIE_SHUTTLE_ITERATIONS` sets the schedules per
+//! test (default 300).
+#![cfg(feature = "shuttle")]
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Mutex;
+
+use pie::{Context, Pie, Task};
+use shuttle::scheduler::{PctScheduler, RandomScheduler};
+use shuttle::{Config, Runner};
+
+/// Executions per task in the schedule being explored (schedules run one after the other).
+static EXECUTIONS: Mutex<Vec<(Graph, usize)>> = Mutex::new(Vec::new());
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum Graph {
+    /// Returns its number.
+    Leaf(u32),
+    /// Requires the tasks with `require_tasks`; returns the sum of their outputs plus its number.
+    All(u32, Vec<Graph>),
+    /// Requires the task with `require_task`; returns its output plus one.
+    One(Box<Graph>),
+    /// Requires `Cycle(1 - .0)`.
+    Cycle(u32),
+    /// Panics with `Payload(.0)`.
+    Panic(u32),
+}
+
+#[derive(Debug, PartialEq)]
+struct Payload(u32);
+
+impl Task for Graph {
+    type Output = u64;
+    fn execute<C: Context<Self>>(&self, context: &mut C) -> u64 {
+        {
+            let mut executions = EXECUTIONS.lock().unwrap();
+            match executions.iter_mut().find(|(task, _)| task == self) {
+                Some((_, count)) => *count += 1,
+                None => executions.push((self.clone(), 1)),
+            }
+        }
+        match self {
+            Graph::Leaf(n) => u64::from(*n),
+            Graph::All(n, tasks) => context.require_tasks(tasks).iter().sum::<u64>() + u64::from(*n),
+            Graph::One(task) => context.require_task(task) + 1,
+            Graph::Cycle(side) => context.require_task(&Graph::Cycle(1 - side)),
+            Graph::Panic(n) => panic::panic_any(Payload(*n)),
+        }
+    }
+}
+
+/// How often `task` executed in the schedule being explored.
+fn executions_of(task: &Graph) -> usize {
+    EXECUTIONS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(t, _)| t == task)
+        .map_or(0, |(_, count)| *count)
+}
+
+fn iterations() -> usize {
+    std::env::var("PIE_SHUTTLE_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300)
+}
+
+/// Explores `f` under the random scheduler and the PCT scheduler, with stacks large enough for the engine. One test
+/// at a time: the execution counts are global.
+fn explore(f: impl Fn() + Send + Sync + 'static) {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let f = std::sync::Arc::new(f);
+    let mut config = Config::new();
+    config.stack_size = 1 << 20;
+    let g = f.clone();
+    Runner::new(RandomScheduler::new(iterations()), config.clone()).run(move || g());
+    Runner::new(PctScheduler::new(3, iterations()), config).run(move || f());
+}
+
+fn pie(threads: usize) -> Pie<Graph, u64> {
+    let mut pie = Pie::default();
+    pie.set_threads(threads);
+    pie
+}
+
+/// A diamond of forks: two branches that share a task below them, and a task required twice in one fork.
+fn diamond() -> Graph {
+    let shared = Graph::All(10, vec![Graph::Leaf(1), Graph::Leaf(2)]);
+    Graph::All(
+        0,
+        vec![
+            Graph::All(100, vec![shared.clone(), Graph::Leaf(3)]),
+            Graph::One(Box::new(shared.clone())),
+            shared,
+        ],
+    )
+}
+
+#[test]
+fn shared_tasks_execute_once_and_outputs_equal_one_thread() {
+    let expected = pie(1).new_session().require(&diamond());
+    explore(move || {
+        EXECUTIONS.lock().unwrap().clear();
+        let root = diamond();
+        let mut pie = pie(3);
+        assert_eq!(pie.new_session().require(&root), expected);
+        let executions = EXECUTIONS.lock().unwrap().clone();
+        assert!(executions.iter().all(|(_, count)| *count == 1), "{executions:?}");
+        assert_eq!(executions.len(), 7, "{executions:?}");
+        // Nothing changed: nothing executes.
+        EXECUTIONS.lock().unwrap().clear();
+        assert_eq!(pie.new_session().require(&root), expected);
+        assert!(EXECUTIONS.lock().unwrap().is_empty());
+    });
+}
+
+#[test]
+fn a_cycle_across_lanes_is_a_cycle_never_a_deadlock() {
+    explore(|| {
+        let root = Graph::All(0, vec![Graph::Cycle(0), Graph::Cycle(1)]);
+        let mut pie = pie(2);
+        let payload = panic::catch_unwind(AssertUnwindSafe(|| pie.new_session().require(&root))).unwrap_err();
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| panic!("a panic without a message"));
+        assert!(message.starts_with("Cyclic task dependency"), "{message}");
+        assert!(executions_of(&Graph::Cycle(0)) >= 1);
+        // The Pie stays usable.
+        assert_eq!(pie.new_session().require(&Graph::Leaf(7)), 7);
+        EXECUTIONS.lock().unwrap().clear();
+    });
+}
+
+#[test]
+fn the_first_panic_in_argument_order_reaches_the_caller() {
+    explore(|| {
+        EXECUTIONS.lock().unwrap().clear();
+        let root = Graph::All(
+            0,
+            vec![
+                Graph::Leaf(1),
+                Graph::Panic(1),
+                Graph::One(Box::new(Graph::Panic(2))),
+                Graph::Leaf(2),
+            ],
+        );
+        let mut pie = pie(3);
+        let payload = panic::catch_unwind(AssertUnwindSafe(|| pie.new_session().require(&root))).unwrap_err();
+        assert_eq!(payload.downcast_ref::<Payload>(), Some(&Payload(1)));
+        // Every task was required; none twice.
+        assert_eq!(executions_of(&Graph::Leaf(2)), 1);
+        assert_eq!(executions_of(&Graph::Panic(2)), 1);
+        assert_eq!(pie.new_session().require(&Graph::Leaf(3)), 3);
+    });
+}
