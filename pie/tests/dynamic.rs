@@ -1112,6 +1112,20 @@ mod regressions {
         );
     }
 
+    /// A task edited to read a file before requiring (through a catching task) the file's provider, built
+    /// bottom-up: a hidden dependency, as in a clean build.
+    #[test]
+    fn an_edited_task_reading_a_provided_file_first_is_a_hidden_dependency_bottom_up() {
+        agrees(
+            ["", "req p2", "try p3", "write f3 modified *"],
+            [None; 4],
+            vec![
+                round(vec![], &[1]),
+                bottom_up_round(vec![Edit::Program(1, prog("if f3 exists: reqi p2"))], &[0, 1, 2, 3]),
+            ],
+        );
+    }
+
     /// Hole 1: p1 reads f3, then requires p3; p3 starts providing f3 with an unchanged output. The clean build
     /// refuses (p1 read f3 before it required p3); the incremental build used to accept, as p1's old edge to p3
     /// counted as "requiring the provider".

@@ -101,6 +101,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             return false;
         }
         self.store.invalidate(id);
+        // It must execute when next required; in a bottom-up build, a task that requires it may be trusted (it was
+        // live when the session started) and would not look: scheduled, it is found below such a task.
+        if self.state.bottom_up.is_some() {
+            self.schedule(id);
+        }
         true
     }
 
