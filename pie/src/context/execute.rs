@@ -7,7 +7,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
-use crate::context::state::Payload;
+use crate::context::state::{Payload, PendingStamp};
 use crate::context::top_down::TopDownContext;
 use crate::dependency::{FileDep, FileDependency, TaskDependency};
 use crate::ids::{FileId, TaskId};
@@ -125,9 +125,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// `require_file` from a task's own code in a parallel build: the soundness check and the record of the
     /// dependency (without a stamp yet) in one step holding the engine; stamping (hashing, maybe) and opening the
-    /// file without it, so that other lanes go on meanwhile; then the stamp is filled in. Until then the recorded
-    /// stamp reads as failed, which is never consistent, so a panic in between leaves nothing stale. Nobody checks
-    /// the dependencies of a task while it executes.
+    /// file without it, so that other lanes go on meanwhile; the stamp is filled in the next time this lane takes
+    /// the engine, which is before the execution ends (see [`apply_pending_stamp`](Self::apply_pending_stamp)).
+    /// Until then the recorded stamp reads as failed, which is never consistent, and nobody checks the dependencies
+    /// of a task while it executes.
     fn require_file_outside_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<Option<File>> {
         let (current, file, index, normal) = self.in_engine(|this| {
             let current = this.current("require_file");
@@ -151,12 +152,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             },
             Err(e) => (None, Err(e)),
         };
-        self.in_engine(|this| {
-            this.store.set_file_stamp(current, index, file, stamp);
-            if let Some(stamp) = stamp {
-                this.tracker
-                    .require_file_end(&FileDependency::new(path, stamper, stamp));
-            }
+        self.lane.pending_stamp = Some(PendingStamp {
+            task: current,
+            index,
+            file,
+            stamp,
+            path: path.to_path_buf(),
+            stamper,
+            provided: false,
         });
         result.map_err(|e| io::Error::new(e.kind(), format!("cannot read file '{}': {e}", path.display())))
     }
@@ -180,13 +183,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             io::Result::Ok((current, file, index, this.store.file_path(file).to_path_buf()))
         })?;
         let stamp = stamper.stamp(&normal);
-        self.in_engine(|this| {
-            this.store
-                .set_file_stamp(current, index, file, stamp.as_ref().ok().copied());
-            if let Ok(stamp) = &stamp {
-                this.tracker
-                    .provide_file_end(&FileDependency::new(path, stamper, *stamp));
-            }
+        self.lane.pending_stamp = Some(PendingStamp {
+            task: current,
+            index,
+            file,
+            stamp: stamp.as_ref().ok().copied(),
+            path: path.to_path_buf(),
+            stamper,
+            provided: true,
         });
         stamp.map(drop).map_err(|e| {
             io::Error::new(
@@ -194,6 +198,23 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 format!("cannot stamp provided file '{}': {e}", path.display()),
             )
         })
+    }
+
+    /// Fills in the stamp of the file dependency that this lane recorded without one, if any, and tells the
+    /// tracker. Called whenever the lane takes the engine in a parallel build.
+    pub(super) fn apply_pending_stamp(&mut self) {
+        if let Some(pending) = self.lane.pending_stamp.take() {
+            self.store
+                .set_file_stamp(pending.task, pending.index, pending.file, pending.stamp);
+            if let Some(stamp) = pending.stamp {
+                let dependency = FileDependency::new(&pending.path, pending.stamper, stamp);
+                if pending.provided {
+                    self.tracker.provide_file_end(&dependency);
+                } else {
+                    self.tracker.require_file_end(&dependency);
+                }
+            }
+        }
     }
 
     fn require_task_in_engine(&mut self, task: &T, stamper: OutputStamper) -> T::Output {

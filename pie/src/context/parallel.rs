@@ -508,6 +508,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             .expect("BUG: a lane without the engine outside a parallel build");
         par.acquire();
         self.held = true;
+        self.apply_pending_stamp();
         let result = panic::catch_unwind(AssertUnwindSafe(|| f(self)));
         self.held = false;
         par.release();
@@ -526,6 +527,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         let result = f(self);
         par.acquire();
         self.held = true;
+        self.apply_pending_stamp();
         result
     }
 

@@ -29,6 +29,20 @@ pub(crate) struct Frame {
 /// The payload of a panic, as `catch_unwind` gives it.
 pub(crate) type Payload = Box<dyn std::any::Any + Send + 'static>;
 
+/// See [`LaneState::pending_stamp`].
+#[derive(Debug)]
+pub(crate) struct PendingStamp {
+    pub(crate) task: TaskId,
+    /// The index of the dependency among the task's.
+    pub(crate) index: usize,
+    pub(crate) file: crate::ids::FileId,
+    pub(crate) stamp: Option<crate::stamp::FileStamp>,
+    /// The path as the task gave it, for the tracker.
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) stamper: crate::stamp::FileStamper,
+    pub(crate) provided: bool,
+}
+
 /// What one lane (a thread working on a build) keeps for itself.
 #[derive(Default, Debug)]
 pub(crate) struct LaneState {
@@ -45,6 +59,9 @@ pub(crate) struct LaneState {
     /// Whether the panic unwinding now on this lane is a soundness violation (which may not repeat: see
     /// `Store::fail_execution`); taken by the execution it unwinds through first.
     pub(crate) violation: bool,
+    /// A file dependency recorded in a parallel build without its stamp, which was taken without holding the
+    /// engine; filled in when the lane next takes it (see `TopDownContext::apply_pending_stamp`).
+    pub(crate) pending_stamp: Option<PendingStamp>,
     /// A task marked failed in this session that is about to execute again (see `Store::fail_execution`).
     pub(crate) failed_before: Option<TaskId>,
     /// The branches of parallel `require_tasks` calls this lane is running, innermost last: the fork of each and the
