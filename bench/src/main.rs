@@ -90,6 +90,9 @@ enum Internal {
         /// Times the phase is run.
         #[arg(long, default_value_t = 1)]
         repeat: u32,
+        /// The `Pie`'s thread count (`Pie::set_threads`); 1 by default, the figure that instruction counts compare.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
 }
 
@@ -126,7 +129,8 @@ fn main() -> ExitCode {
             ref target,
             phase,
             repeat,
-        }) => profile::run(target.shape(), target.stamper, &target.dir, phase, repeat),
+            threads,
+        }) => profile::run(target.shape(), target.stamper, &target.dir, phase, repeat, threads),
         None => run(cli),
     };
     match result {

@@ -28,7 +28,12 @@ pub enum Phase {
 }
 
 /// Runs `phase` `repeat` times and prints the total time of the profiled part.
-pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: u32) -> io::Result<()> {
+pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: u32, threads: usize) -> io::Result<()> {
+    let new_pie = || {
+        let mut pie: Pie<BenchTask, u64> = Pie::default();
+        pie.set_threads(threads);
+        pie
+    };
     set_workspace(dir);
     generate_inputs(&shape)?;
     let root = shape.root(stamper.stamper());
@@ -36,7 +41,7 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
     if phase == Phase::Gc {
         let roots = [root.clone(), shape.half_root(stamper.stamper())];
         for _ in 0..repeat {
-            let mut pie: Pie<BenchTask, u64> = Pie::default();
+            let mut pie = new_pie();
             pie.new_session().require_all(&roots);
             pie.unobserve(&root);
             let start = Instant::now();
@@ -45,7 +50,7 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
         }
         return report(total, repeat);
     }
-    let mut pie: Pie<BenchTask, u64> = Pie::default();
+    let mut pie = new_pie();
     if phase != Phase::Fresh {
         pie.new_session().require(&root);
     }
@@ -63,7 +68,7 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
                 .set_modified(SystemTime::now() + Duration::from_secs(u64::from(round) + 1))?;
         }
         if phase == Phase::Fresh {
-            pie = Pie::default();
+            pie = new_pie();
         }
         let start = Instant::now();
         if matches!(phase, Phase::BottomUpModify | Phase::BottomUpTouch) {

@@ -8,6 +8,7 @@
 //! - `soundness`: the overlap, hidden-dependency and cycle checks;
 //! - `bottom_up`: builds that start from changed files;
 //! - `parallel`: `require_tasks` on several threads (lanes), which take turns holding the engine;
+//! - `prefetch`: the files of a long run of required tasks stamped on several threads before they are checked;
 //! - `state` and `marks`: what a session's builds keep outside the store (frames, the executing task, panics on
 //!   their way, marks per task).
 //!
@@ -22,6 +23,7 @@ mod execute;
 pub(crate) mod marks;
 pub mod non_incremental;
 pub(crate) mod parallel;
+mod prefetch;
 mod soundness;
 pub(crate) mod state;
 pub(crate) mod top_down;

@@ -31,9 +31,11 @@
 //!   branch per `Context` call.
 //!
 //! # Limits
-//! The engine is one lock: graph operations, file stamping included, are serialised, so the speed-up comes from
-//! tasks' own code. Checking a consistent graph (a no-op build) runs on one lane. Bottom-up builds run their
-//! `require_tasks` one task after the other.
+//! The engine is one lock: graph operations are serialised, so the speed-up comes from tasks' own code and from
+//! stamping files outside the lock (a task's `require_file`/`provide_file` stamp without holding it; a top-down
+//! check stamps the files of a long run of required tasks ahead on several threads, `crate::context::prefetch`).
+//! The checking itself runs on one lane at a time. Bottom-up builds run their `require_tasks` one task after the
+//! other.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};

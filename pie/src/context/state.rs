@@ -62,6 +62,9 @@ pub(crate) struct LaneState {
     /// A file dependency recorded in a parallel build without its stamp, which was taken without holding the
     /// engine; filled in when the lane next takes it (see `TopDownContext::apply_pending_stamp`).
     pub(crate) pending_stamp: Option<PendingStamp>,
+    /// The run of task dependencies (task, end index) whose required tasks' files were last considered for
+    /// prefetching (see `crate::context::prefetch`).
+    pub(crate) prefetched_run: Option<(TaskId, usize)>,
     /// A task marked failed in this session that is about to execute again (see `Store::fail_execution`).
     pub(crate) failed_before: Option<TaskId>,
     /// The branches of parallel `require_tasks` calls this lane is running, innermost last: the fork of each and the
@@ -86,6 +89,10 @@ pub(crate) struct SessionState {
     pub(crate) bottom_up: Option<Scheduler>,
     /// Tasks that became roots in this session: they may have been dead (and so stale) when it started.
     pub(crate) new_roots: Vec<TaskId>,
+    /// Stamps of files taken ahead of the checks that need them, on several threads (see
+    /// `crate::context::prefetch`); each is used once.
+    pub(crate) prefetched:
+        rustc_hash::FxHashMap<(crate::ids::FileId, crate::stamp::FileStamper), crate::stamp::FileStamp>,
     /// The tasks executed in this session, in the order they started, when asked for (watch mode reports them);
     /// `None`, and no cost beyond a branch per execution, otherwise.
     pub(crate) executed: Option<Vec<TaskId>>,

@@ -321,6 +321,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 Dep::ProvideFile(dep) => self.check_file(dep, None),
                 Dep::RequireTask(dep) => {
                     if !std::mem::take(&mut resume) {
+                        if self.threads > 1 && self.marks.get(dep.task) == Mark::Unseen {
+                            self.prefetch_stamps(id, index);
+                        }
                         // A cycle, or, in a parallel build, a task that another lane works on: look again after.
                         let mark = loop {
                             match self.marks.get(dep.task) {
@@ -377,6 +380,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     pub(super) fn check_file(&mut self, dep: FileDep, read: Option<(TaskId, usize)>) -> bool {
         let provided = read.is_none();
         let unrequired_provider = read.is_some_and(|(id, index)| !self.reads_after_provider(id, index, dep.file));
+        let prefetched = self.take_prefetched(dep);
         let path = self.store.file_path(dep.file);
         let view = FileDependency::new(
             path,
@@ -389,7 +393,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             Dependency::RequireFile(view)
         };
         self.tracker.check_dependency_start(&dependency);
-        match dep.check(path) {
+        let checked = match prefetched {
+            Some(new) => Ok((dep.stamp != Some(new)).then_some(new)),
+            None => dep.check(path),
+        };
+        match checked {
             Ok(None) if unrequired_provider => {
                 self.tracker
                     .check_dependency_end(&dependency, Ok(Some(&Inconsistency::UnrequiredProvider)));
