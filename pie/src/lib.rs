@@ -257,7 +257,9 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
     ///
     /// The threads take turns at the dependency graph (checking dependencies and recording what a task did hold
     /// one lock; the files a task requires or provides are stamped outside it), and run tasks' own code at the same
-    /// time: a build speeds up as far as its tasks compute, read or write outside pie. Checking a consistent graph (a no-op build) and bottom-up builds
+    /// time: a build speeds up as far as its tasks compute, read or write outside pie. A top-down check that meets
+    /// a long run of required tasks (what a `require_tasks` of many tasks records) stamps their files on several
+    /// threads ahead of checking them one by one, so a no-op build of a wide graph is faster too. Bottom-up builds
     /// ([`Session::update_affected_by`]) run on one thread. Trackers are called from several threads, one call at
     /// a time (see [`tracker::lane`]).
     pub fn set_threads(&mut self, threads: usize) {
