@@ -113,6 +113,8 @@ struct Sched<T> {
     shutdown: bool,
     lanes: Vec<LaneInfo>,
     forks: Vec<Option<Fork<T>>>,
+    /// Indexes of closed forks in `forks`, for reuse.
+    free: Vec<usize>,
     /// Forks with pending branches, in the order they were opened.
     ready: VecDeque<usize>,
 }
@@ -165,6 +167,7 @@ impl<T> Parallel<T> {
                     })
                     .collect(),
                 forks: Vec::new(),
+                free: Vec::new(),
                 ready: VecDeque::new(),
             }),
             wake: Condvar::new(),
@@ -289,7 +292,7 @@ impl<T> Parallel<T> {
             remaining: tasks.len(),
             results: (0..tasks.len()).map(|_| None).collect(),
         };
-        let index = match sched.forks.iter().position(Option::is_none) {
+        let index = match sched.free.pop() {
             Some(index) => {
                 sched.forks[index] = Some(fork);
                 index
@@ -321,6 +324,7 @@ impl<T> Parallel<T> {
                 .map(|r| r.take().expect("BUG: finished fork without a result"))
                 .collect();
             sched.forks[fork] = None;
+            sched.free.push(fork);
             return JoinStep::Done(results);
         }
         sched.lanes[lane].status = Status::Joining(fork);
