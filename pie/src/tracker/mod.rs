@@ -16,6 +16,7 @@ use crate::stamp::OutputStamper;
 use crate::Task;
 
 pub mod event;
+pub mod progress;
 pub mod writing;
 
 thread_local! {
