@@ -17,6 +17,8 @@ use crate::Task;
 
 pub mod event;
 pub mod progress;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 pub mod writing;
 
 thread_local! {
