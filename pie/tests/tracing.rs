@@ -177,6 +177,9 @@ impl Subscriber for Dispatch {
 enum Job {
     Root(Vec<String>),
     Read(String),
+    /// Requires `Panic`, catching its panic.
+    Catch,
+    Panic,
 }
 
 impl Task for Job {
@@ -194,6 +197,12 @@ impl Task for Job {
                 }
                 text
             }
+            Job::Catch => {
+                let caught =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| context.require_task(&Job::Panic)));
+                format!("caught: {}", caught.is_err())
+            }
+            Job::Panic => panic!("on purpose"),
         }
     }
 }
@@ -306,4 +315,27 @@ fn spans_nest_and_carry_task_and_reason_on_one_thread() {
 #[test]
 fn spans_nest_per_thread_in_a_parallel_build() {
     build(2);
+}
+
+#[test]
+fn spans_left_open_by_a_caught_panic_are_exited_in_order() {
+    let (recorder, _turn) = recorder();
+    let mut pie = Pie::with_tracker(TracingTracker::new());
+    pie.set_threads(1);
+    assert_eq!(pie.new_session().require(&Job::Catch), "caught: true");
+    let recorded = recorder.lock();
+    assert!(recorded.misnested.is_empty(), "{:?}", recorded.misnested);
+    assert!(recorded.stacks.values().all(Vec::is_empty), "every span was exited");
+    // The panicking task's spans nest inside the catching task's execution.
+    let [(catch_execute, _)] = spans_of(&recorded, "execute", &Job::Catch)[..] else {
+        panic!("one execution of the catching task")
+    };
+    let [(panic_require, require_span)] = spans_of(&recorded, "require", &Job::Panic)[..] else {
+        panic!("one require of the panicking task")
+    };
+    assert_eq!(require_span.parent, Some(catch_execute));
+    let [(_, execute_span)] = spans_of(&recorded, "execute", &Job::Panic)[..] else {
+        panic!("one execution of the panicking task")
+    };
+    assert_eq!(execute_span.parent, Some(panic_require));
 }
