@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pie::dependency::TaskDependency;
+use pie::tracker::progress::{ProgressHandle, ProgressTracker};
 use pie::tracker::writing::WritingTracker;
 use pie::tracker::{CompositeTracker, Tracker};
 use pie::watch::{BuildCause, StopHandle, WatchConfig, Watcher};
@@ -104,8 +105,9 @@ impl Tracker<ParserTask> for ExecutedTasks {
     }
 }
 
-/// The tracker of a workspace's `Pie`: executed tasks, and the build log.
-pub type BuildTracker = CompositeTracker<ExecutedTasks, WritingTracker<LogTarget>>;
+/// The tracker of a workspace's `Pie`: executed tasks, the build log, and the build's progress (read from another
+/// thread through [`Workspace::progress`]).
+pub type BuildTracker = CompositeTracker<ExecutedTasks, CompositeTracker<WritingTracker<LogTarget>, ProgressTracker>>;
 
 /// The `Pie` of parser_dev.
 pub type ParserPie = Pie<ParserTask, Outcome, BuildTracker>;
@@ -305,6 +307,12 @@ impl Workspace {
         &self.programs
     }
 
+    /// Reads the progress of this workspace's builds from another thread, also while one runs (a build is
+    /// two pie builds: the grammar's, then the programs').
+    pub fn progress(&self) -> ProgressHandle {
+        self.pie.tracker().1 .1.handle()
+    }
+
     /// The store file, as given.
     pub fn store_path(&self) -> &Path {
         &self.store_path
@@ -471,7 +479,7 @@ impl Workspace {
 
     /// Takes what the build log wrote to a [`LogTarget::Memory`] since the last call (empty for other targets).
     pub fn take_log(&mut self) -> String {
-        match self.pie.tracker_mut().1.writer_mut() {
+        match self.pie.tracker_mut().1 .0.writer_mut() {
             LogTarget::Memory(buffer) => String::from_utf8_lossy(&std::mem::take(buffer)).into_owned(),
             LogTarget::Off | LogTarget::Stderr => String::new(),
         }
@@ -488,7 +496,7 @@ impl Workspace {
         if removed > 0 {
             let tasks = if removed == 1 { "task" } else { "tasks" };
             let _ = writeln!(
-                self.pie.tracker_mut().1.writer_mut(),
+                self.pie.tracker_mut().1 .0.writer_mut(),
                 "forgot {removed} {tasks} of programs, rules or grammars no longer named"
             );
         }
@@ -521,7 +529,10 @@ impl Workspace {
 }
 
 fn new_tracker(executed: &ExecutedTasks, log: LogTarget) -> BuildTracker {
-    CompositeTracker(executed.clone(), WritingTracker::new(log))
+    CompositeTracker(
+        executed.clone(),
+        CompositeTracker(WritingTracker::new(log), ProgressTracker::new()),
+    )
 }
 
 /// Loads the held store, or starts empty with a warning when it cannot be used.

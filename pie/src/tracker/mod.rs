@@ -16,6 +16,9 @@ use crate::stamp::OutputStamper;
 use crate::Task;
 
 pub mod event;
+pub mod progress;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 pub mod writing;
 
 thread_local! {
