@@ -102,9 +102,10 @@ fn writing_tracker_logs_required_and_provided_files_and_inconsistent_checks() {
         .iter()
         .find(|l| l.starts_with(&format!("✗ {r}")))
         .unwrap_or_else(|| panic!("no inconsistent file check in {lines:#?}"));
+    let stamp = FileStamper::Modified.stamp(&input).unwrap();
     assert!(
-        inconsistent.contains("Modified"),
-        "the new stamp is shown: {inconsistent}"
+        inconsistent.ends_with(&format!("(now {})", stamp.for_people())),
+        "the new stamp is shown for people: {inconsistent}"
     );
     assert!(
         trimmed.iter().any(|l| l.starts_with(&format!("✗ {read:?}"))),

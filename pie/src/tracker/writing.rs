@@ -146,7 +146,7 @@ impl<T: Task, W: Write + Send> Tracker<T> for WritingTracker<W> {
         let what = describe(dependency);
         match inconsistency {
             Ok(None) => self.line(format_args!("✓ {what}")),
-            Ok(Some(Inconsistency::File(stamp))) => self.line(format_args!("✗ {what} (now {stamp:?})")),
+            Ok(Some(Inconsistency::File(stamp))) => self.line(format_args!("✗ {what} (now {})", stamp.for_people())),
             Ok(Some(Inconsistency::Task(output))) => self.line(format_args!("✗ {what} (now {output:?})")),
             Ok(Some(Inconsistency::Panicked)) => self.line(format_args!("✗ {what} (it panicked when last required)")),
             Ok(Some(Inconsistency::UnrequiredProvider)) => self.line(format_args!(
