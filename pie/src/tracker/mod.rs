@@ -16,6 +16,8 @@ use crate::stamp::OutputStamper;
 use crate::Task;
 
 pub mod event;
+pub mod explain;
+pub mod trace;
 pub mod writing;
 
 thread_local! {
