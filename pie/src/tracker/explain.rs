@@ -404,8 +404,9 @@ impl<T: Debug, O> Display for Explanation<T, O> {
     }
 }
 
-/// Records why each task of the last build executed (cleared at `build_start`): an [`Explanation`] per execution,
-/// in the order the executions started.
+/// Records why each task of the last build executed (cleared at `build_start`, unless made
+/// [`accumulating`](ExplainTracker::accumulating)): an [`Explanation`] per execution, in the order the executions
+/// started.
 ///
 /// See the [module documentation](self) for how reasons are found. Per lane, it keeps the open require, check and
 /// execute frames of that lane, so that it works in parallel builds; it clones each task it sees open a frame.
@@ -441,6 +442,8 @@ impl<T: Debug, O> Display for Explanation<T, O> {
 pub struct ExplainTracker<T, O> {
     explanations: Vec<Explanation<T, O>>,
     nesting: Nesting<T, Reason<T, O>, ()>,
+    /// Whether a build start keeps the explanations of the builds before (see [`ExplainTracker::accumulating`]).
+    accumulate: bool,
 }
 
 impl<T: Task> Default for ExplainTracker<T, T::Output> {
@@ -448,11 +451,50 @@ impl<T: Task> Default for ExplainTracker<T, T::Output> {
         Self {
             explanations: Vec::new(),
             nesting: Nesting::default(),
+            accumulate: false,
         }
     }
 }
 
 impl<T: Task> ExplainTracker<T, T::Output> {
+    /// A tracker that keeps the explanations of every build until [`clear`](Self::clear), instead of those of the
+    /// last build only: for a program whose one build is several pie builds (several `require` calls in a
+    /// session).
+    ///
+    /// ```
+    /// use pie::tracker::explain::ExplainTracker;
+    /// # #[derive(Clone, PartialEq, Eq, Hash, Debug)] struct Hello(u8);
+    /// # impl pie::Task for Hello { type Output = (); fn execute<C: pie::Context<Self>>(&self, _: &mut C) {} }
+    /// let mut pie = pie::Pie::with_tracker(ExplainTracker::accumulating());
+    /// let mut session = pie.new_session();
+    /// session.require(&Hello(1));
+    /// session.require(&Hello(2));
+    /// drop(session);
+    /// assert_eq!(pie.tracker().explanations().len(), 2);
+    /// pie.tracker_mut().clear();
+    /// assert!(pie.tracker().explanations().is_empty());
+    /// ```
+    pub fn accumulating() -> Self {
+        Self {
+            accumulate: true,
+            ..Self::default()
+        }
+    }
+
+    /// Forgets the explanations recorded so far.
+    ///
+    /// ```
+    /// # #[derive(Clone, PartialEq, Eq, Hash, Debug)] struct Hello;
+    /// # impl pie::Task for Hello { type Output = (); fn execute<C: pie::Context<Self>>(&self, _: &mut C) {} }
+    /// let mut tracker = pie::tracker::explain::ExplainTracker::<Hello, ()>::accumulating();
+    /// tracker.clear();
+    /// assert!(tracker.explanations().is_empty());
+    /// ```
+    pub fn clear(&mut self) {
+        self.explanations.clear();
+        self.nesting.clear();
+    }
+
     /// The executions of the last build with their reasons, in the order they started.
     ///
     /// ```
@@ -491,7 +533,9 @@ impl<T: Task> ExplainTracker<T, T::Output> {
 
 impl<T: Task> Tracker<T> for ExplainTracker<T, T::Output> {
     fn build_start(&mut self) {
-        self.explanations.clear();
+        if !self.accumulate {
+            self.explanations.clear();
+        }
         self.nesting.clear();
     }
     fn require_task_start(&mut self, task: &T, _stamper: &crate::stamp::OutputStamper) {

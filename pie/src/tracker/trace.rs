@@ -157,7 +157,8 @@ impl Recorded {
     }
 }
 
-/// Records a Chrome trace of the last build (cleared at `build_start`) and sums it up.
+/// Records a Chrome trace of the last build (cleared at `build_start`, unless made
+/// [`accumulating`](TraceTracker::accumulating)) and sums it up.
 ///
 /// Per lane (see [`lane`]), it keeps the open spans (their start and nesting) and the finished spans in a buffer
 /// of its own: tracker calls are serialised, so recording a span costs no lock. It formats each task's `Debug`
@@ -179,8 +180,10 @@ impl Recorded {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct TraceTracker {
-    /// When the last build started.
+    /// When the last build started (the first since the last clear, when accumulating).
     start: Option<Instant>,
+    /// Whether a build start keeps what the builds before recorded (see [`TraceTracker::accumulating`]).
+    accumulate: bool,
     /// How long it took (until its end event, or its last event if none came).
     build_time: u64,
     recorded: Recorded,
@@ -196,6 +199,44 @@ impl TraceTracker {
     /// ```
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A tracker that keeps recording over every build until [`clear`](Self::clear), instead of recording the last
+    /// build only: for a program whose one build is several pie builds (several `require` calls in a session).
+    /// Times count from the start of the first build; the summary's build time runs to the end of the last.
+    ///
+    /// ```
+    /// use pie::tracker::trace::TraceTracker;
+    /// # #[derive(Clone, PartialEq, Eq, Hash, Debug)] struct Hello(u8);
+    /// # impl pie::Task for Hello { type Output = (); fn execute<C: pie::Context<Self>>(&self, _: &mut C) {} }
+    /// let mut pie = pie::Pie::with_tracker(TraceTracker::accumulating());
+    /// let mut session = pie.new_session();
+    /// session.require(&Hello(1));
+    /// session.require(&Hello(2));
+    /// drop(session);
+    /// assert_eq!(pie.tracker().summary(0).executed, 2);
+    /// pie.tracker_mut().clear();
+    /// assert_eq!(pie.tracker().summary(0).executed, 0);
+    /// ```
+    pub fn accumulating() -> Self {
+        Self {
+            accumulate: true,
+            ..Self::default()
+        }
+    }
+
+    /// Forgets what was recorded; the next build starts the clock again.
+    ///
+    /// ```
+    /// let mut tracker = pie::tracker::trace::TraceTracker::accumulating();
+    /// tracker.clear();
+    /// assert_eq!(tracker.summary(1).executed, 0);
+    /// ```
+    pub fn clear(&mut self) {
+        self.start = None;
+        self.build_time = 0;
+        self.recorded = Recorded::default();
+        self.nesting.clear();
     }
 
     /// Nanoseconds since the build started.
@@ -490,10 +531,13 @@ impl std::fmt::Display for Json<'_> {
 
 impl<T: Task> Tracker<T> for TraceTracker {
     fn build_start(&mut self) {
-        self.start = Some(Instant::now());
-        self.build_time = 0;
-        self.recorded = Recorded::default();
-        self.nesting.clear();
+        if self.accumulate {
+            self.start.get_or_insert_with(Instant::now);
+            self.nesting.clear();
+        } else {
+            self.clear();
+            self.start = Some(Instant::now());
+        }
     }
     fn build_end(&mut self) {
         let end = self.now();
