@@ -369,3 +369,20 @@ fn put(dir: &Dir, name: &str, text: &str) {
         dir.create(name, text);
     }
 }
+
+#[test]
+fn a_bottom_up_build_explains_the_reader_by_its_file_and_the_rest_as_affected() {
+    let dir = Dir::new();
+    put(&dir, "a.txt", "one");
+    let inner = read(&dir.join("a.txt"), FileStamper::Hash);
+    let outer = T::Upper(Box::new(inner.clone()));
+    let mut pie = explain_pie();
+    build(&mut pie, &outer);
+    put(&dir, "a.txt", "two");
+    pie.new_session().update_affected_by([dir.join("a.txt")]);
+    let reasons = reasons(&pie);
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0].0, inner);
+    assert!(reasons[0].1.to_string().starts_with("file "), "{reasons:?}");
+    assert_eq!(reasons[1], (outer, Reason::Affected));
+}
