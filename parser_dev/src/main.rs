@@ -4,14 +4,19 @@ use std::io::{self, IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
 
 use clap::Parser;
 use crossterm::event::{self, Event, KeyEventKind};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parser_dev::app::{App, Control};
 use parser_dev::disk::DiskWatcher;
 use parser_dev::report::{batch_end, batch_grammar, batch_program, explanations, watch_header};
 use parser_dev::workspace::{Config, LogTarget, Reached, Workspace};
+use pie::tracker::progress::ProgressHandle;
 use pie::watch::{StopHandle, WatchConfig};
 
 /// Develop a pest grammar against example programs. Each program is parsed with RULE of the grammar; results
@@ -84,10 +89,31 @@ fn batch(config: &Config, log: bool, explain: bool, profile: Option<&Path>) -> E
     // Each result is printed as soon as the build reaches it; the summary once the store is saved.
     let grammar = workspace.grammar().shown.clone();
     let rule = workspace.rule().to_string();
-    let report = workspace.build_with(|reached| match reached {
-        Reached::Grammar(outcome) => print!("{}", batch_grammar(outcome, &grammar, &rule)),
-        Reached::Program(program) => print!("{}", batch_program(program, &rule)),
+    let progress = shows_progress(log, io::stderr().is_terminal()).then(|| {
+        let total = 1 + workspace.programs().len() as u64;
+        ProgressDisplay::start(workspace.progress(), total)
     });
+    // Results go to stdout between redraws of the bar (if any), so that neither garbles the other.
+    let print = |text: String| {
+        let write = || {
+            print!("{text}");
+            let _ = io::stdout().flush();
+        };
+        match &progress {
+            Some(progress) => {
+                progress.bar.suspend(write);
+                progress.bar.inc(1);
+            }
+            None => write(),
+        }
+    };
+    let report = workspace.build_with(|reached| match reached {
+        Reached::Grammar(outcome) => print(batch_grammar(outcome, &grammar, &rule)),
+        Reached::Program(program) => print(batch_program(program, &rule)),
+    });
+    if let Some(progress) = progress {
+        progress.finish();
+    }
     if let Err(error) = workspace.close_store() {
         eprintln!("warning: {error}; the next run will build everything again");
     }
@@ -106,6 +132,62 @@ fn batch(config: &Config, log: bool, explain: bool, profile: Option<&Path>) -> E
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// How long a batch build runs before its progress bar appears: a quick build shows none.
+const PROGRESS_DELAY: Duration = Duration::from_millis(200);
+
+/// How often the progress bar reads the build's counts.
+const PROGRESS_TICK: Duration = Duration::from_millis(50);
+
+/// Whether batch mode shows a progress bar: only on a terminal's stderr, and never when the build log (`--log`)
+/// goes there too.
+fn shows_progress(log: bool, stderr_is_terminal: bool) -> bool {
+    !log && stderr_is_terminal
+}
+
+/// Batch mode's progress bar on stderr: hidden for the first [`PROGRESS_DELAY`], then drawn by a thread of its own
+/// that reads the build's counts (tasks executed and checked, from pie's progress tracker) while the main thread
+/// builds; its position is the results printed so far (the grammar's and each program's).
+struct ProgressDisplay {
+    bar: ProgressBar,
+    stop: Arc<AtomicBool>,
+    ticker: thread::JoinHandle<()>,
+}
+
+impl ProgressDisplay {
+    fn start(handle: ProgressHandle, total: u64) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template("{bar:24} {pos}/{len} results · {msg} · {elapsed}") {
+            bar.set_style(style);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (bar, stop) = (bar.clone(), Arc::clone(&stop));
+            thread::spawn(move || {
+                let started = Instant::now();
+                let mut shown = false;
+                while !stop.load(Ordering::Acquire) {
+                    let progress = handle.snapshot();
+                    bar.set_message(format!("{} executed, {} checked", progress.executed, progress.checked));
+                    if !shown && started.elapsed() >= PROGRESS_DELAY {
+                        bar.set_draw_target(ProgressDrawTarget::stderr());
+                        shown = true;
+                    }
+                    thread::park_timeout(PROGRESS_TICK);
+                }
+            })
+        };
+        Self { bar, stop, ticker }
+    }
+
+    /// Stops the thread and clears the bar (if it was drawn).
+    fn finish(self) {
+        self.stop.store(true, Ordering::Release);
+        self.ticker.thread().unpark();
+        let _ = self.ticker.join();
+        self.bar.finish_and_clear();
     }
 }
 
@@ -226,5 +308,18 @@ fn run_terminal(app: &mut App, disk: Option<&DiskWatcher>) -> io::Result<()> {
                 redraw = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_shown_only_on_a_terminal_without_the_log() {
+        assert!(shows_progress(false, true));
+        assert!(!shows_progress(true, true), "the log has stderr");
+        assert!(!shows_progress(false, false), "stderr is piped or a file");
+        assert!(!shows_progress(true, false));
     }
 }

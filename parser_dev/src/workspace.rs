@@ -23,6 +23,7 @@ use std::time::Duration;
 use pie::dependency::{Dependency, FileDependency, Inconsistency, TaskDependency};
 use pie::stamp::OutputStamper;
 use pie::tracker::explain::{ExplainTracker, Reason};
+use pie::tracker::progress::{ProgressHandle, ProgressTracker};
 use pie::tracker::trace::TraceTracker;
 use pie::tracker::writing::WritingTracker;
 use pie::tracker::{CompositeTracker, Tracker};
@@ -178,8 +179,12 @@ impl Tracker<ParserTask> for Insights {
     }
 }
 
-/// The tracker of a workspace's `Pie`: executed tasks, the build log, and the optional [`Insights`].
-pub type BuildTracker = CompositeTracker<ExecutedTasks, CompositeTracker<WritingTracker<LogTarget>, Insights>>;
+/// The tracker of a workspace's `Pie`: executed tasks, the build log, the build's progress (read from another
+/// thread through [`Workspace::progress`]), and the optional [`Insights`].
+pub type BuildTracker = CompositeTracker<
+    ExecutedTasks,
+    CompositeTracker<WritingTracker<LogTarget>, CompositeTracker<ProgressTracker, Insights>>,
+>;
 
 /// The `Pie` of parser_dev.
 pub type ParserPie = Pie<ParserTask, Outcome, BuildTracker>;
@@ -379,6 +384,12 @@ impl Workspace {
         &self.programs
     }
 
+    /// Reads the progress of this workspace's builds from another thread, also while one runs (a build is
+    /// two pie builds: the grammar's, then the programs').
+    pub fn progress(&self) -> ProgressHandle {
+        self.pie.tracker().1 .1 .0.handle()
+    }
+
     /// The store file, as given.
     pub fn store_path(&self) -> &Path {
         &self.store_path
@@ -414,7 +425,7 @@ impl Workspace {
     /// programs that follow it have been parsed.
     pub fn build_with(&mut self, mut reached: impl FnMut(Reached<'_>)) -> BuildReport {
         self.executed.lock().clear();
-        self.pie.tracker_mut().1 .1.clear();
+        self.pie.tracker_mut().1 .1 .1.clear();
         let (compile, parses) = self.tasks();
 
         let mut session = self.pie.new_session();
@@ -548,7 +559,7 @@ impl Workspace {
     /// [`explanations`](Self::explanations)) and where the time went (`profile`, written with
     /// [`write_profile`](Self::write_profile)).
     pub fn observe(&mut self, explain: bool, profile: bool) {
-        let insights = &mut self.pie.tracker_mut().1 .1;
+        let insights = &mut self.pie.tracker_mut().1 .1 .1;
         insights.explain = explain.then(ExplainTracker::accumulating);
         insights.trace = profile.then(TraceTracker::accumulating);
     }
@@ -557,7 +568,7 @@ impl Workspace {
     /// GRAMMAR` or `parse PROGRAM`), a colon and the reason, with the files this workspace names spelled as the
     /// user gave them. `None` unless [`observe`](Self::observe) turned explanations on.
     pub fn explanations(&self) -> Option<Vec<String>> {
-        let explain = self.pie.tracker().1 .1.explain.as_ref()?;
+        let explain = self.pie.tracker().1 .1 .1.explain.as_ref()?;
         let lines = explain
             .explanations()
             .iter()
@@ -608,7 +619,7 @@ impl Workspace {
     /// # Errors
     /// A message naming the file when it cannot be written.
     pub fn write_profile(&self, path: &Path) -> Option<Result<String, String>> {
-        let trace = self.pie.tracker().1 .1.trace.as_ref()?;
+        let trace = self.pie.tracker().1 .1 .1.trace.as_ref()?;
         let written = std::fs::File::create(path)
             .map(io::BufWriter::new)
             .and_then(|file| trace.write_json(file));
@@ -672,7 +683,10 @@ impl Workspace {
 fn new_tracker(executed: &ExecutedTasks, log: LogTarget) -> BuildTracker {
     CompositeTracker(
         executed.clone(),
-        CompositeTracker(WritingTracker::new(log), Insights::default()),
+        CompositeTracker(
+            WritingTracker::new(log),
+            CompositeTracker(ProgressTracker::new(), Insights::default()),
+        ),
     )
 }
 

@@ -365,6 +365,35 @@ fn log_writes_the_build_log_to_stderr() {
 }
 
 #[test]
+fn piped_output_has_no_progress_bar() {
+    // A build long enough that a terminal would show the bar (it appears after 200 ms): many long programs.
+    let dir = examples();
+    let programs: Vec<String> = (0..64).map(|i| format!("long{i}.txt")).collect();
+    for (i, program) in programs.iter().enumerate() {
+        dir.create(program, format!("let x{i} = {i};\n").repeat(2000));
+    }
+    let mut args = vec!["grammar.pest", "main"];
+    args.extend(programs.iter().map(String::as_str));
+    let started = Instant::now();
+    let output = run(dir.path(), &args);
+    let took = started.elapsed();
+    let (out, err) = (stdout(&output), stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.ends_with("65 tasks executed (grammar compiled, 64 programs parsed)\n"),
+        "{out}"
+    );
+    // No escape sequences, no carriage returns (redraws), nothing on stderr at all.
+    for (name, text) in [("stdout", &out), ("stderr", &err)] {
+        assert!(
+            !text.contains('\x1b') && !text.contains('\r'),
+            "{name} ({took:?}): {text}"
+        );
+    }
+    assert_eq!(err, "", "stderr is empty when piped ({took:?})");
+}
+
+#[test]
 fn usage_errors_exit_with_2() {
     let dir = examples();
     let output = run(dir.path(), &["grammar.pest", "main"]);

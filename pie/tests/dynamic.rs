@@ -1126,6 +1126,22 @@ mod regressions {
         );
     }
 
+    /// A root that was dead when the session started is scheduled by a changed file; its program changed while it
+    /// was dead, and the task that now requires it is the one it used to require: no cycle, as in a clean build.
+    #[test]
+    fn a_scheduled_task_dead_when_the_session_started_is_checked_top_down() {
+        agrees(
+            ["", "req p2; read f3 exists", "req p3; read f3 exists", ""],
+            [None; 4],
+            vec![
+                round(vec![], &[0, 1, 2, 3]),
+                round(vec![Edit::Program(1, prog(""))], &[2]),
+                bottom_up_round(vec![], &[0]),
+                bottom_up_round(vec![Edit::Program(2, prog("req p1")), Edit::Toggle(3)], &[1]),
+            ],
+        );
+    }
+
     /// Hole 1: p1 reads f3, then requires p3; p3 starts providing f3 with an unchanged output. The clean build
     /// refuses (p1 read f3 before it required p3); the incremental build used to accept, as p1's old edge to p3
     /// counted as "requiring the provider".

@@ -80,9 +80,14 @@ fn writing_tracker_logs_required_and_provided_files_and_inconsistent_checks() {
     let r = format!("r {}", input.display());
     let p = format!("p {}", output.display());
     let trimmed: Vec<&str> = lines.iter().map(|l| l.trim_start()).collect();
-    assert!(trimmed.contains(&r.as_str()), "{lines:#?}");
-    assert!(trimmed.contains(&p.as_str()), "{lines:#?}");
-    let position = |needle: &str| trimmed.iter().position(|l| *l == needle).unwrap();
+    // Each file line shows the stamp recorded: here the modification time, as a UTC date with sub-seconds.
+    let position = |prefix: &str| {
+        let prefix = format!("{prefix} (modified ");
+        trimmed
+            .iter()
+            .position(|l| l.starts_with(&prefix) && l.ends_with(')'))
+            .unwrap_or_else(|| panic!("no line starting with {prefix} in {lines:#?}"))
+    };
     assert!(
         position(&r) < position(&p),
         "the input is read before the output is written"
@@ -90,22 +95,28 @@ fn writing_tracker_logs_required_and_provided_files_and_inconsistent_checks() {
     // The read happens while `read` executes: below the writer's require and execution, and `read`'s own.
     let r_line = &lines[position(&r)];
     assert_eq!(r_line.len() - r_line.trim_start().len(), 8, "{lines:#?}");
+    let year = r_line.trim_start()[r.len() + " (modified ".len()..]
+        .split('-')
+        .next()
+        .unwrap();
+    assert!(year.len() == 4 && year.starts_with("20"), "a year: {r_line}");
     // The write happens in the writer's execution, after `read` returned.
     let p_line = &lines[position(&p)];
     assert_eq!(p_line.len() - p_line.trim_start().len(), 4, "{lines:#?}");
+    let recorded = r_line.trim_start()[r.len()..].to_string();
 
     dir.write(&input, "changed");
     let (_, lines) = require_and_log(&mut pie, &write);
     let trimmed: Vec<&str> = lines.iter().map(|l| l.trim_start()).collect();
-    assert!(trimmed.contains(&format!("? {r}").as_str()), "{lines:#?}");
+    // The check starts with the stamp that the execution recorded, as the `r` line showed it.
+    assert!(trimmed.contains(&format!("? {r}{recorded}").as_str()), "{lines:#?}");
     let inconsistent = trimmed
         .iter()
         .find(|l| l.starts_with(&format!("✗ {r}")))
         .unwrap_or_else(|| panic!("no inconsistent file check in {lines:#?}"));
-    let stamp = FileStamper::Modified.stamp(&input).unwrap();
     assert!(
-        inconsistent.ends_with(&format!("(now {})", stamp.for_people())),
-        "the new stamp is shown for people: {inconsistent}"
+        inconsistent.starts_with(&format!("✗ {r} (was modified 20")) && inconsistent.contains(", now modified 20"),
+        "the recorded and the new stamp are shown: {inconsistent}"
     );
     assert!(
         trimmed.iter().any(|l| l.starts_with(&format!("✗ {read:?}"))),
@@ -123,6 +134,41 @@ fn writing_tracker_logs_required_and_provided_files_and_inconsistent_checks() {
         !trimmed.iter().any(|l| l.starts_with('▶') || l.starts_with('✗')),
         "{lines:#?}"
     );
+}
+
+#[test]
+fn writing_tracker_shows_paths_as_given_hashes_and_files_created_or_deleted() {
+    let dir = Dir::new();
+    dir.create_dir("sub");
+    // A spelling that is not normal: checks know only the normal path, and still show this one.
+    let given = dir.path().join("sub").join("..").join("in.txt");
+    let task = read_with(&given, FileStamper::Hash);
+    let mut pie = log_pie();
+    let (_, lines) = require_and_log(&mut pie, &task);
+    let r = format!("r {}", given.display());
+    let trimmed: Vec<&str> = lines.iter().map(|l| l.trim_start()).collect();
+    assert!(trimmed.contains(&format!("{r} (missing)").as_str()), "{lines:#?}");
+
+    dir.create("in.txt", "text");
+    let (_, lines) = require_and_log(&mut pie, &task);
+    let trimmed: Vec<&str> = lines.iter().map(|l| l.trim_start()).collect();
+    assert!(trimmed.contains(&format!("? {r} (missing)").as_str()), "{lines:#?}");
+    assert!(trimmed.contains(&format!("✗ {r} (created)").as_str()), "{lines:#?}");
+    // A digest: 16 hex digits, the first 8 bytes of blake3("text").
+    let digest: String = blake3::hash(b"text").as_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(trimmed.contains(&format!("{r} (hash {digest})").as_str()), "{lines:#?}");
+
+    dir.remove("in.txt");
+    let (_, lines) = require_and_log(&mut pie, &task);
+    let trimmed: Vec<&str> = lines.iter().map(|l| l.trim_start()).collect();
+    assert!(
+        trimmed.contains(&format!("? {r} (hash {digest})").as_str()),
+        "{lines:#?}"
+    );
+    assert!(trimmed.contains(&format!("✗ {r} (deleted)").as_str()), "{lines:#?}");
 }
 
 #[test]
@@ -379,7 +425,9 @@ fn shared_dependency_is_checked_once_per_session() {
     // Three tasks depend on `read`; its file is re-checked once, and `read` is the subject of three task checks.
     let (_, lines) = require_and_log(&mut pie, &diamond);
     let count = |line: String| lines.iter().filter(|l| l.trim_start() == line).count();
-    assert_eq!(count(format!("? r {}", input.display())), 1, "{lines:#?}");
+    let check = format!("? r {} (modified ", input.display());
+    let file_checks = lines.iter().filter(|l| l.trim_start().starts_with(&check)).count();
+    assert_eq!(file_checks, 1, "{lines:#?}");
     assert_eq!(count(format!("? {read:?}")), 3, "{lines:#?}");
     assert!(!lines.iter().any(|l| l.trim_start().starts_with('▶')), "{lines:#?}");
 }

@@ -290,6 +290,12 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// a cycle through it is caught. Returns whether it executed, or the panic of its execution (it is then marked
     /// failed).
     fn update_scheduled(&mut self, id: TaskId) -> Result<bool, Payload> {
+        if !self.trusted(id) {
+            // Dead when the session started (a root since, say): changes before this session may not have reached
+            // it, so the changed files say nothing about it. Checked top-down, every file stamped.
+            self.marks.set(id, Mark::Unseen);
+            return panic::catch_unwind(AssertUnwindSafe(|| self.make_consistent(id, None)));
+        }
         self.enter(id, false);
         let inconsistent = match self.still_inconsistent(id) {
             Ok(inconsistent) => inconsistent,

@@ -77,6 +77,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 }
 
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
+    #[track_caller]
     fn require_file_in_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<Option<File>> {
         let current = self.current("require_file");
         let file = self.file_node(path)?;
@@ -97,6 +98,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         result.map_err(|e| io::Error::new(e.kind(), format!("cannot read file '{}': {e}", path.display())))
     }
 
+    #[track_caller]
     fn provide_file_in_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<()> {
         let current = self.current("provide_file");
         let file = self.file_node(path)?;
@@ -241,11 +243,19 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 }
 
 /// What a task sees: each call holds the engine while it runs (see `crate::context::parallel`).
+///
+/// The file methods are `#[track_caller]` down to the soundness checks, so that the panic of an overlap or a
+/// hidden dependency is located (`std::panic::Location`, the panic message's `at FILE:LINE`) at the build script's
+/// `require_file`/`provide_file`, when the executing task holds the engine (always, except in a branch of a
+/// parallel `require_tasks`, where the claim is made in a closure that takes the engine, and the location is
+/// there). A cycle is found deeper, past closures that catch panics, and is located in the engine.
 impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> {
+    #[track_caller]
     fn require_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<Option<File>> {
         self.require_file_with_stamper(path, FileStamper::Modified)
     }
 
+    #[track_caller]
     fn require_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<Option<File>> {
         if self.held {
             self.require_file_in_engine(path.as_ref(), stamper)
@@ -254,10 +264,12 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
         }
     }
 
+    #[track_caller]
     fn provide_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<()> {
         self.provide_file_with_stamper(path, FileStamper::Modified)
     }
 
+    #[track_caller]
     fn provide_file_with_stamper<P: AsRef<Path>>(&mut self, path: P, stamper: FileStamper) -> io::Result<()> {
         if self.held {
             self.provide_file_in_engine(path.as_ref(), stamper)

@@ -14,6 +14,7 @@ use crate::Task;
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// The require side: `current` may read `file` only if it depends on the file's live provider (if any) through
     /// what it required so far.
+    #[track_caller]
     pub(super) fn check_require(&mut self, current: TaskId, file: FileId) {
         if let Some(provider) = self.store.provider(file) {
             let prefix = self.store.dep_count(current);
@@ -26,6 +27,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// The provide side, before `current` claims `file`: no other live provider, no earlier read by `current`
     /// itself (an in-place edit), and every live reader depends on `current` through what it required before its
     /// first read of the file.
+    #[track_caller]
     pub(super) fn check_provide(&mut self, current: TaskId, file: FileId) {
         if let Some(provider) = self.store.provider(file) {
             if provider == current {
@@ -109,6 +111,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         true
     }
 
+    #[track_caller]
     fn hidden_read(&mut self, reader: TaskId, file: FileId, provider: TaskId) -> ! {
         let message = format!(
             "Hidden dependency: task {:?} requires file '{}', which is provided by task {:?}, without \

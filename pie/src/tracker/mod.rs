@@ -17,7 +17,10 @@ use crate::Task;
 
 pub mod event;
 pub mod explain;
+pub mod progress;
 pub mod trace;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 pub mod writing;
 
 thread_local! {
