@@ -2,7 +2,7 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use crossterm::event::{self, Event, KeyEventKind};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parser_dev::app::{App, Control};
 use parser_dev::disk::DiskWatcher;
-use parser_dev::report::{batch_end, batch_grammar, batch_program, watch_header};
+use parser_dev::report::{batch_end, batch_grammar, batch_program, explanations, watch_header};
 use parser_dev::workspace::{Config, LogTarget, Reached, Workspace};
 use pie::tracker::progress::ProgressHandle;
 use pie::watch::{StopHandle, WatchConfig};
@@ -40,6 +40,13 @@ struct Cli {
     /// Batch mode that keeps running: rebuild and print the results after every change on disk, until Ctrl-C.
     #[arg(short = 'w', long)]
     watch: bool,
+    /// After the results, say why each task executed (batch mode): one line per task, naming the changed file.
+    #[arg(long, conflicts_with_all = ["edit", "watch"])]
+    explain: bool,
+    /// Write a Chrome trace of the build to FILE (open it in chrome://tracing or ui.perfetto.dev), then print where
+    /// it went and a summary (critical path, slowest tasks) on standard error (batch mode).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["edit", "watch"])]
+    profile: Option<PathBuf>,
     /// The pest grammar file.
     grammar: PathBuf,
     /// The grammar's rule that every program is parsed with.
@@ -62,7 +69,7 @@ fn main() -> ExitCode {
     } else if cli.watch {
         watch(&config, cli.log)
     } else {
-        batch(&config, cli.log)
+        batch(&config, cli.log, cli.explain, cli.profile.as_deref())
     }
 }
 
@@ -76,8 +83,9 @@ fn open_workspace(config: &Config, log: bool) -> Workspace {
     workspace
 }
 
-fn batch(config: &Config, log: bool) -> ExitCode {
+fn batch(config: &Config, log: bool, explain: bool, profile: Option<&Path>) -> ExitCode {
     let mut workspace = open_workspace(config, log);
+    workspace.observe(explain, profile.is_some());
     // Each result is printed as soon as the build reaches it; the summary once the store is saved.
     let grammar = workspace.grammar().shown.clone();
     let rule = workspace.rule().to_string();
@@ -110,6 +118,16 @@ fn batch(config: &Config, log: bool) -> ExitCode {
         eprintln!("warning: {error}; the next run will build everything again");
     }
     print!("{}", batch_end(&report));
+    if let Some(lines) = workspace.explanations() {
+        print!("{}", explanations(&lines));
+    }
+    if let Some(path) = profile {
+        match workspace.write_profile(path) {
+            Some(Ok(summary)) => eprint!("profile written to {}\n{summary}", path.display()),
+            Some(Err(error)) => eprintln!("warning: {error}"),
+            None => {}
+        }
+    }
     if report.success() {
         ExitCode::SUCCESS
     } else {

@@ -116,6 +116,19 @@ pub fn batch_end(report: &BuildReport) -> String {
     out
 }
 
+/// Batch mode's `--explain` section, after the summary: a header, then one indented line per executed task (as
+/// [`Workspace::explanations`](crate::workspace::Workspace::explanations) words them), or that nothing executed.
+pub fn explanations(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "why: nothing executed, everything was up to date\n".to_string();
+    }
+    let mut out = String::from("why each task executed:\n");
+    for line in lines {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
+}
+
 /// Watch mode's header line before each build's results: when (UTC), which build and why, what changed (paths
 /// relative to `cwd` where they lie below it), and how many tasks executed in how long. For example
 /// `── 12:34:56 UTC · build 2 (changes) · changed: program1.txt · 1 task executed in 3.1 ms ──`.

@@ -20,8 +20,11 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pie::dependency::TaskDependency;
+use pie::dependency::{Dependency, FileDependency, Inconsistency, TaskDependency};
+use pie::stamp::OutputStamper;
+use pie::tracker::explain::{ExplainTracker, Reason};
 use pie::tracker::progress::{ProgressHandle, ProgressTracker};
+use pie::tracker::trace::TraceTracker;
 use pie::tracker::writing::WritingTracker;
 use pie::tracker::{CompositeTracker, Tracker};
 use pie::watch::{BuildCause, StopHandle, WatchConfig, Watcher};
@@ -105,9 +108,83 @@ impl Tracker<ParserTask> for ExecutedTasks {
     }
 }
 
-/// The tracker of a workspace's `Pie`: executed tasks, the build log, and the build's progress (read from another
-/// thread through [`Workspace::progress`]).
-pub type BuildTracker = CompositeTracker<ExecutedTasks, CompositeTracker<WritingTracker<LogTarget>, ProgressTracker>>;
+/// The trackers that batch mode's `--explain` and `--profile` turn on ([`Workspace::observe`]); each is `None`
+/// (and costs nothing) unless asked for. Both accumulate over the two pie builds of one [`Workspace::build`] (the
+/// grammar, then the programs) and are cleared when the next starts.
+#[derive(Debug, Default)]
+pub struct Insights {
+    /// Why each task executed.
+    pub explain: Option<ExplainTracker<ParserTask, Outcome>>,
+    /// Where the time went.
+    pub trace: Option<TraceTracker>,
+}
+
+impl Insights {
+    fn clear(&mut self) {
+        if let Some(explain) = &mut self.explain {
+            explain.clear();
+        }
+        if let Some(trace) = &mut self.trace {
+            trace.clear();
+        }
+    }
+}
+
+/// Calls `$method` with `$args` on each tracker of an [`Insights`] that is on.
+macro_rules! forward {
+    ($self:ident.$method:ident($($arg:expr),*)) => {{
+        if let Some(explain) = &mut $self.explain {
+            explain.$method($($arg),*);
+        }
+        if let Some(trace) = &mut $self.trace {
+            Tracker::<ParserTask>::$method(trace, $($arg),*);
+        }
+    }};
+}
+
+impl Tracker<ParserTask> for Insights {
+    fn build_start(&mut self) {
+        forward!(self.build_start())
+    }
+    fn build_end(&mut self) {
+        forward!(self.build_end())
+    }
+    fn require_file_end(&mut self, dependency: &FileDependency) {
+        forward!(self.require_file_end(dependency))
+    }
+    fn provide_file_end(&mut self, dependency: &FileDependency) {
+        forward!(self.provide_file_end(dependency))
+    }
+    fn require_task_start(&mut self, task: &ParserTask, stamper: &OutputStamper) {
+        forward!(self.require_task_start(task, stamper))
+    }
+    fn require_task_end(&mut self, dependency: &TaskDependency<ParserTask, Outcome>, output: &Outcome, executed: bool) {
+        forward!(self.require_task_end(dependency, output, executed))
+    }
+    fn check_dependency_start(&mut self, dependency: &Dependency<ParserTask, Outcome>) {
+        forward!(self.check_dependency_start(dependency))
+    }
+    fn check_dependency_end(
+        &mut self,
+        dependency: &Dependency<ParserTask, Outcome>,
+        inconsistency: Result<Option<&Inconsistency<Outcome>>, &io::Error>,
+    ) {
+        forward!(self.check_dependency_end(dependency, inconsistency))
+    }
+    fn execute_start(&mut self, task: &ParserTask) {
+        forward!(self.execute_start(task))
+    }
+    fn execute_end(&mut self, task: &ParserTask, output: &Outcome) {
+        forward!(self.execute_end(task, output))
+    }
+}
+
+/// The tracker of a workspace's `Pie`: executed tasks, the build log, the build's progress (read from another
+/// thread through [`Workspace::progress`]), and the optional [`Insights`].
+pub type BuildTracker = CompositeTracker<
+    ExecutedTasks,
+    CompositeTracker<WritingTracker<LogTarget>, CompositeTracker<ProgressTracker, Insights>>,
+>;
 
 /// The `Pie` of parser_dev.
 pub type ParserPie = Pie<ParserTask, Outcome, BuildTracker>;
@@ -310,7 +387,7 @@ impl Workspace {
     /// Reads the progress of this workspace's builds from another thread, also while one runs (a build is
     /// two pie builds: the grammar's, then the programs').
     pub fn progress(&self) -> ProgressHandle {
-        self.pie.tracker().1 .1.handle()
+        self.pie.tracker().1 .1 .0.handle()
     }
 
     /// The store file, as given.
@@ -348,6 +425,7 @@ impl Workspace {
     /// programs that follow it have been parsed.
     pub fn build_with(&mut self, mut reached: impl FnMut(Reached<'_>)) -> BuildReport {
         self.executed.lock().clear();
+        self.pie.tracker_mut().1 .1 .1.clear();
         let (compile, parses) = self.tasks();
 
         let mut session = self.pie.new_session();
@@ -477,6 +555,80 @@ impl Workspace {
         result.map_err(|e| e.to_string())
     }
 
+    /// Turns on the trackers of the next builds that say why each task executed (`explain`, read with
+    /// [`explanations`](Self::explanations)) and where the time went (`profile`, written with
+    /// [`write_profile`](Self::write_profile)).
+    pub fn observe(&mut self, explain: bool, profile: bool) {
+        let insights = &mut self.pie.tracker_mut().1 .1 .1;
+        insights.explain = explain.then(ExplainTracker::accumulating);
+        insights.trace = profile.then(TraceTracker::accumulating);
+    }
+
+    /// One line per task that the last build executed, in the order they started, saying why: the task (`compile
+    /// GRAMMAR` or `parse PROGRAM`), a colon and the reason, with the files this workspace names spelled as the
+    /// user gave them. `None` unless [`observe`](Self::observe) turned explanations on.
+    pub fn explanations(&self) -> Option<Vec<String>> {
+        let explain = self.pie.tracker().1 .1 .1.explain.as_ref()?;
+        let lines = explain
+            .explanations()
+            .iter()
+            .map(|explanation| {
+                let reason = match &explanation.reason {
+                    Reason::TaskOutput { task, .. } => format!("{} changed its result", self.label(task)),
+                    Reason::TaskWithoutOutput { task } => {
+                        format!("{} has no result yet (new, or it failed)", self.label(task))
+                    }
+                    Reason::RequiredTaskFailed { task } => format!("{} failed", self.label(task)),
+                    reason => self.shown_paths(&reason.to_string()),
+                };
+                format!("{}: {reason}", self.label(&explanation.task))
+            })
+            .collect();
+        Some(lines)
+    }
+
+    /// `compile GRAMMAR` or `parse PROGRAM`, with the file as the user gave it.
+    fn label(&self, task: &ParserTask) -> String {
+        match task {
+            ParserTask::CompileGrammar { grammar } => format!("compile {}", self.shown(grammar)),
+            ParserTask::Parse { program, .. } => format!("parse {}", self.shown(program)),
+        }
+    }
+
+    /// The file at `path` as the user named it, if this workspace names it; otherwise the path.
+    fn shown(&self, path: &Path) -> String {
+        let path = lexical(path);
+        std::iter::once(&self.grammar)
+            .chain(&self.programs)
+            .find(|file| lexical(&file.path) == path)
+            .map_or_else(|| path.display().to_string(), |file| file.shown.clone())
+    }
+
+    /// `text` with the absolute paths of the files this workspace names replaced by their names as given.
+    fn shown_paths(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for file in std::iter::once(&self.grammar).chain(&self.programs) {
+            text = text.replace(&lexical(&file.path).display().to_string(), &file.shown);
+        }
+        text
+    }
+
+    /// Writes the Chrome trace of the last build to `path` and returns its summary (with the five slowest tasks).
+    /// `None` unless [`observe`](Self::observe) turned profiling on.
+    ///
+    /// # Errors
+    /// A message naming the file when it cannot be written.
+    pub fn write_profile(&self, path: &Path) -> Option<Result<String, String>> {
+        let trace = self.pie.tracker().1 .1 .1.trace.as_ref()?;
+        let written = std::fs::File::create(path)
+            .map(io::BufWriter::new)
+            .and_then(|file| trace.write_json(file));
+        Some(match written {
+            Ok(()) => Ok(trace.summary(5).to_string()),
+            Err(error) => Err(format!("cannot write the profile {}: {error}", path.display())),
+        })
+    }
+
     /// Takes what the build log wrote to a [`LogTarget::Memory`] since the last call (empty for other targets).
     pub fn take_log(&mut self) -> String {
         match self.pie.tracker_mut().1 .0.writer_mut() {
@@ -531,8 +683,27 @@ impl Workspace {
 fn new_tracker(executed: &ExecutedTasks, log: LogTarget) -> BuildTracker {
     CompositeTracker(
         executed.clone(),
-        CompositeTracker(WritingTracker::new(log), ProgressTracker::new()),
+        CompositeTracker(
+            WritingTracker::new(log),
+            CompositeTracker(ProgressTracker::new(), Insights::default()),
+        ),
     )
+}
+
+/// `path` with its `.` components dropped and each `..` taking away the component before it, as pie normalises
+/// the paths of dependencies; for matching those paths with the files a workspace names.
+fn lexical(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 /// Loads the held store, or starts empty with a warning when it cannot be used.

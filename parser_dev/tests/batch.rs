@@ -732,3 +732,170 @@ fn the_editor_without_a_terminal_says_so_and_writes_no_escape_sequence() {
     assert!(!output.stderr.contains(&0x1b), "{err:?}");
     assert!(!store(dir.path()).exists(), "the store is not even taken");
 }
+
+/// Runs parser_dev with `--explain` on the two good example programs; returns the output after the summary line.
+fn run_explained(dir: &Path) -> (Output, String) {
+    let output = run(
+        dir,
+        &["--explain", "grammar.pest", "main", "program1.txt", "program2.txt"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}{}", stdout(&output), stderr(&output));
+    let out = stdout(&output);
+    let after = out
+        .find("executed")
+        .and_then(|at| out[at..].find('\n').map(|end| out[at + end + 1..].to_string()))
+        .unwrap_or_else(|| panic!("no summary line in {out}"));
+    (output, after)
+}
+
+#[test]
+fn explain_says_why_each_task_executed_naming_the_changed_file() {
+    let dir = examples();
+    let (_, why) = run_explained(dir.path());
+    let new = "no cached output (new, or its last execution failed)";
+    assert_eq!(
+        why,
+        format!(
+            "why each task executed:\n  compile grammar.pest: {new}\n  parse program1.txt: {new}\n  \
+             parse program2.txt: {new}\n"
+        )
+    );
+
+    let (_, why) = run_explained(dir.path());
+    assert_eq!(why, "why: nothing executed, everything was up to date\n");
+
+    dir.write("program2.txt", "print 42;\n");
+    let (_, why) = run_explained(dir.path());
+    let prefix = "why each task executed:\n  parse program2.txt: file program2.txt changed (";
+    assert!(why.starts_with(prefix), "{why}");
+    // Hash stamps: the first 8 bytes of each digest in hex.
+    let stamps = why[prefix.len()..].trim_end().trim_end_matches(')');
+    let (old, new) = stamps.split_once(" → ").unwrap_or_else(|| panic!("{why}"));
+    for digest in [old, new] {
+        assert!(
+            digest.len() == 16 && digest.chars().all(|c| c.is_ascii_hexdigit()),
+            "{why}"
+        );
+    }
+    assert_eq!(why.lines().count(), 2, "only program2.txt executed: {why}");
+
+    let grammar = dir.read("grammar.pest");
+    dir.write("grammar.pest", format!("{grammar}\n// a comment\n"));
+    let (_, why) = run_explained(dir.path());
+    let lines: Vec<&str> = why.lines().collect();
+    assert_eq!(lines.len(), 4, "{why}");
+    assert!(
+        lines[1].starts_with("  compile grammar.pest: file grammar.pest changed ("),
+        "{why}"
+    );
+    // The comment does not change the compiled grammar, but the programs' tasks read the grammar file too.
+    for (line, program) in lines[2..].iter().zip(["program1.txt", "program2.txt"]) {
+        assert!(line.starts_with(&format!("  parse {program}: ")), "{why}");
+    }
+
+    dir.remove("program1.txt");
+    let output = run(
+        dir.path(),
+        &["--explain", "grammar.pest", "main", "program1.txt", "program2.txt"],
+    );
+    let out = stdout(&output);
+    assert!(
+        out.contains("  parse program1.txt: file program1.txt was deleted ("),
+        "{out}"
+    );
+    assert!(out.contains(" → missing)\n"), "{out}");
+}
+
+#[test]
+fn profile_writes_a_chrome_trace_and_a_summary() {
+    let dir = examples();
+    let output = run(
+        dir.path(),
+        &[
+            "--profile",
+            "trace.json",
+            "grammar.pest",
+            "main",
+            "program1.txt",
+            "program2.txt",
+        ],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{}{err}", stdout(&output));
+    assert!(
+        stdout(&output).ends_with("3 tasks executed (grammar compiled, 2 programs parsed)\n"),
+        "the report is unchanged"
+    );
+    assert!(err.starts_with("profile written to trace.json\n"), "{err}");
+    assert!(err.contains("\n3 tasks executed, "), "{err}");
+    assert!(err.contains("\ncritical path: "), "{err}");
+    assert!(err.contains("\nslowest tasks (self time, total time):\n"), "{err}");
+
+    let json: serde_json::Value = serde_json::from_str(&dir.read("trace.json")).expect("the trace is JSON");
+    let events = json["traceEvents"].as_array().expect("traceEvents");
+    let executed: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] == "execute")
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(executed.len(), 3, "{executed:?}");
+    assert!(
+        executed.iter().any(|name| name.starts_with("CompileGrammar")),
+        "{executed:?}"
+    );
+    assert!(events.iter().any(|e| e["ph"] == "M" && e["args"]["name"] == "caller"));
+    for event in events.iter().filter(|e| e["ph"] == "X") {
+        for field in ["name", "cat", "ts", "dur", "pid", "tid"] {
+            assert!(event.get(field).is_some(), "{field} missing in {event}");
+        }
+    }
+
+    // Nothing to do: the trace holds the checks, and no execution.
+    let output = run(
+        dir.path(),
+        &[
+            "--profile",
+            "trace.json",
+            "grammar.pest",
+            "main",
+            "program1.txt",
+            "program2.txt",
+        ],
+    );
+    assert!(stderr(&output).contains("\n0 tasks executed, "), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&dir.read("trace.json")).unwrap();
+    let events = json["traceEvents"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["cat"] == "check"));
+    assert!(!events.iter().any(|e| e["cat"] == "execute"));
+}
+
+#[test]
+fn a_profile_that_cannot_be_written_is_a_warning() {
+    let dir = examples();
+    let output = run(
+        dir.path(),
+        &[
+            "--profile",
+            "no/such/folder/trace.json",
+            "grammar.pest",
+            "main",
+            "program1.txt",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("warning: cannot write the profile no/such/folder/trace.json: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn explain_and_profile_are_batch_mode_options() {
+    let dir = examples();
+    for args in [["--explain", "--watch"], ["--profile=x", "--edit"]] {
+        let output = run(dir.path(), &[args[0], args[1], "grammar.pest", "main", "program1.txt"]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains("cannot be used with"), "{}", stderr(&output));
+    }
+}

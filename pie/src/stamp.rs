@@ -61,6 +61,102 @@ pub enum FileStamp {
     Hash(Option<[u8; 32]>),
 }
 
+impl FileStamp {
+    /// Whether the stamp says that nothing is at the path: `Exists(false)`, `Modified(None)` or `Hash(None)`.
+    ///
+    /// ```
+    /// use pie::stamp::FileStamp;
+    /// assert!(FileStamp::Hash(None).is_missing());
+    /// assert!(!FileStamp::Exists(true).is_missing());
+    /// ```
+    pub fn is_missing(&self) -> bool {
+        matches!(
+            self,
+            FileStamp::Exists(false) | FileStamp::Modified(None) | FileStamp::Hash(None)
+        )
+    }
+
+    /// The stamp as people read it: `exists` or `missing` for [`FileStamp::Exists`]; a modification time as a
+    /// UTC date with nanoseconds (`2026-12-02 04:40:01.123456789`); a digest as the hex of its first 8 bytes;
+    /// `missing` when nothing is at the path.
+    ///
+    /// ```
+    /// use pie::stamp::FileStamp;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// let time = UNIX_EPOCH + Duration::new(1_796_186_401, 123_456_789);
+    /// assert_eq!(FileStamp::Modified(Some(time)).for_people().to_string(), "2026-12-02 04:40:01.123456789");
+    /// assert_eq!(FileStamp::Hash(Some([0xab; 32])).for_people().to_string(), "abababababababab");
+    /// assert_eq!(FileStamp::Exists(false).for_people().to_string(), "missing");
+    /// ```
+    pub fn for_people(&self) -> impl std::fmt::Display + '_ {
+        ForPeople(self)
+    }
+}
+
+/// [`FileStamp::for_people`].
+struct ForPeople<'a>(&'a FileStamp);
+
+impl std::fmt::Display for ForPeople<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            stamp if stamp.is_missing() => f.write_str("missing"),
+            FileStamp::Exists(_) => f.write_str("exists"),
+            FileStamp::Modified(Some(time)) => write_utc(f, *time),
+            FileStamp::Hash(Some(digest)) => digest[..8].iter().try_for_each(|byte| write!(f, "{byte:02x}")),
+            FileStamp::Modified(None) | FileStamp::Hash(None) => f.write_str("missing"),
+        }
+    }
+}
+
+/// Writes `time` as a UTC date and time with nanoseconds, `YYYY-MM-DD hh:mm:ss.nnnnnnnnn` (a year before 0 or
+/// after 9999 is written with its sign or extra digits).
+fn write_utc(f: &mut std::fmt::Formatter<'_>, time: SystemTime) -> std::fmt::Result {
+    let (seconds, nanos) = match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => (i128::from(after.as_secs()), after.subsec_nanos()),
+        Err(e) => {
+            let before = e.duration();
+            match before.subsec_nanos() {
+                0 => (-i128::from(before.as_secs()), 0),
+                nanos => (-i128::from(before.as_secs()) - 1, 1_000_000_000 - nanos),
+            }
+        }
+    };
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let (hour, minute, second) = (of_day / 3600, of_day / 60 % 60, of_day % 60);
+    write!(
+        f,
+        "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{nanos:09}"
+    )
+}
+
+/// The proleptic Gregorian date (year, month 1..=12, day 1..=31) of the day `days` after 1970-01-01 (negative:
+/// before it).
+///
+/// Counted in eras of 400 years (146,097 days, the calendar's period), each starting on 1 March, so that the leap
+/// day is the last day of an era's year: the day of the era gives the year of the era, the day of that year
+/// gives the month (counted from March, in the 153-day halves of five months that the 30/31-day pattern repeats
+/// in), and January and February belong to the next civil year.
+pub(crate) fn civil_from_days(days: i128) -> (i128, u32, u32) {
+    // 1970-01-01 is day 719,468 counted from 0000-03-01.
+    let from_march_0 = days + 719_468;
+    let era = from_march_0.div_euclid(146_097);
+    let day_of_era = from_march_0.rem_euclid(146_097); // 0..=146_096
+                                                       // Years of the era: every 4th year has a day more, except the 100th (but the 400th, the era's last, does).
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // 0..=365, from 1 March
+    let month_from_march = (5 * day_of_year + 2) / 153; // 0..=11
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i128::from(month <= 2);
+    (year, month, day)
+}
+
 impl FileStamper {
     /// Stamps the file (or directory) at `path`. A missing file gives a stamp; other I/O failures are errors.
     pub fn stamp(&self, path: &Path) -> io::Result<FileStamp> {
@@ -357,6 +453,97 @@ impl OutputStamper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date, counted naively day by day from year 0: the
+    /// reference that `civil_from_days` is compared with.
+    fn days_by_counting(year: i128, month: u32, day: u32) -> i128 {
+        let leap = |y: i128| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let month_days = |y: i128, m: u32| match m {
+            2 if leap(y) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let mut days: i128 = 0;
+        for y in 0..year {
+            days += if leap(y) { 366 } else { 365 };
+        }
+        for m in 1..month {
+            days += month_days(year, m);
+        }
+        days + i128::from(day) - 1 - 719_528 // 719,528 days from 0000-01-01 to 1970-01-01
+    }
+
+    #[test]
+    fn civil_dates_of_known_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(10_957), (2000, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29)); // a leap day of a year divisible by 400
+        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
+        assert_eq!(civil_from_days(-25_508), (1900, 3, 1)); // 1900 had no 29 February
+        assert_eq!(civil_from_days(-25_509), (1900, 2, 28));
+        assert_eq!(civil_from_days(19_722), (2023, 12, 31));
+        assert_eq!(civil_from_days(20_789), (2026, 12, 2));
+        assert_eq!(civil_from_days(2_932_896), (9999, 12, 31));
+        assert_eq!(civil_from_days(-719_528), (0, 1, 1));
+    }
+
+    #[test]
+    fn civil_dates_agree_with_counting_days_over_centuries() {
+        for year in [
+            0, 1, 99, 100, 399, 400, 1600, 1899, 1900, 1969, 1970, 1999, 2000, 2024, 2100, 2400,
+        ] {
+            for month in 1..=12 {
+                for day in [1, 15, 28] {
+                    let days = days_by_counting(year, month, day);
+                    assert_eq!(civil_from_days(days), (year, month, day), "day {days}");
+                }
+            }
+        }
+        // Every day of 1999 to 2001 (two non-leap years around a leap year divisible by 400), one after the other.
+        let start = days_by_counting(1999, 1, 1);
+        let mut expected = (1999, 1, 1);
+        for days in start..start + 3 * 366 {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!((y, m, d), expected);
+            let next = civil_from_days(days + 1);
+            assert!(
+                next == (y, m, d + 1) || next == (y, m + 1, 1) || next == (y + 1, 1, 1),
+                "{next:?}"
+            );
+            expected = next;
+        }
+    }
+
+    #[test]
+    fn stamps_for_people() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let time = UNIX_EPOCH + Duration::new(1_796_186_401, 123_456_789);
+        assert_eq!(
+            FileStamp::Modified(Some(time)).for_people().to_string(),
+            "2026-12-02 04:40:01.123456789"
+        );
+        assert_eq!(
+            FileStamp::Modified(Some(UNIX_EPOCH)).for_people().to_string(),
+            "1970-01-01 00:00:00.000000000"
+        );
+        let before = UNIX_EPOCH - Duration::new(0, 1);
+        assert_eq!(
+            FileStamp::Modified(Some(before)).for_people().to_string(),
+            "1969-12-31 23:59:59.999999999"
+        );
+        assert_eq!(FileStamp::Modified(None).for_people().to_string(), "missing");
+        let mut digest = [0; 32];
+        digest[..9].copy_from_slice(&[0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xff]);
+        assert_eq!(
+            FileStamp::Hash(Some(digest)).for_people().to_string(),
+            "0123456789abcdef"
+        );
+        assert_eq!(FileStamp::Hash(None).for_people().to_string(), "missing");
+        assert_eq!(FileStamp::Exists(true).for_people().to_string(), "exists");
+        assert_eq!(FileStamp::Exists(false).for_people().to_string(), "missing");
+    }
 
     #[test]
     fn hash_stamp_ignores_identical_rewrite_and_sees_content_change() {

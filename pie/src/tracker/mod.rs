@@ -16,7 +16,9 @@ use crate::stamp::OutputStamper;
 use crate::Task;
 
 pub mod event;
+pub mod explain;
 pub mod progress;
+pub mod trace;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 pub mod writing;

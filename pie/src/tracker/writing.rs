@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Stderr, Stdout, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::dependency::{Dependency, FileDependency, Inconsistency, TaskDependency};
 use crate::path::normalized_for_comparison;
@@ -153,15 +152,13 @@ pub(super) struct ShowStamp<'a>(pub(super) &'a FileStamp);
 
 impl fmt::Display for ShowStamp<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The stamp as `FileStamp::for_people` shows it, after the kind of a stamp of something present.
         match self.0 {
-            FileStamp::Exists(true) => f.write_str("exists"),
-            FileStamp::Exists(false) | FileStamp::Modified(None) | FileStamp::Hash(None) => f.write_str("missing"),
-            FileStamp::Modified(Some(time)) => write!(f, "modified {}", ShowTime(*time)),
-            FileStamp::Hash(Some(digest)) => {
-                f.write_str("hash ")?;
-                digest[..8].iter().try_for_each(|byte| write!(f, "{byte:02x}"))
-            }
+            FileStamp::Modified(Some(_)) => f.write_str("modified ")?,
+            FileStamp::Hash(Some(_)) => f.write_str("hash ")?,
+            _ => {}
         }
+        write!(f, "{}", self.0.for_people())
     }
 }
 
@@ -198,73 +195,6 @@ pub(super) fn show_inconsistency<T, O: fmt::Debug>(
         Ok(Inconsistency::UnrequiredProvider) => "its provider is no longer required before the read".to_string(),
         Err(e) => format!("check failed: {e}"),
     }
-}
-
-/// A point in time as a UTC date and time with nanoseconds: `2026-12-02 04:40:01.123456789`.
-struct ShowTime(SystemTime);
-
-impl fmt::Display for ShowTime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Seconds and nanoseconds since the epoch, the nanoseconds from 0 to 999,999,999 also before it.
-        let (seconds, nanos) = match self.0.duration_since(UNIX_EPOCH) {
-            Ok(after) => (after.as_secs() as i128, after.subsec_nanos()),
-            Err(before) => {
-                let before = before.duration();
-                match before.subsec_nanos() {
-                    0 => (-(before.as_secs() as i128), 0),
-                    n => (-(before.as_secs() as i128) - 1, 1_000_000_000 - n),
-                }
-            }
-        };
-        let days = seconds.div_euclid(86_400);
-        let of_day = seconds.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
-        let (hour, minute, second) = (of_day / 3600, of_day / 60 % 60, of_day % 60);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{nanos:09}"
-        )
-    }
-}
-
-/// Days in 400 Gregorian years: the calendar repeats with this period.
-const DAYS_PER_400_YEARS: i128 = 146_097;
-/// Days from 1970-01-01 to 2000-01-01, where a 400-year period starts (2000 is a leap year).
-const DAYS_TO_2000: i128 = 10_957;
-
-fn is_leap(year: i128) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i128, month: u32) -> i128 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// The Gregorian date (year, month 1–12, day 1–31) that is `days` days after 1970-01-01 (before it when
-/// negative): whole 400-year periods from 2000-01-01, then years, then months within the period.
-fn civil_from_days(days: i128) -> (i128, u32, u32) {
-    let since_2000 = days - DAYS_TO_2000;
-    let mut year = 2000 + 400 * since_2000.div_euclid(DAYS_PER_400_YEARS);
-    let mut rest = since_2000.rem_euclid(DAYS_PER_400_YEARS);
-    loop {
-        let length = if is_leap(year) { 366 } else { 365 };
-        if rest < length {
-            break;
-        }
-        rest -= length;
-        year += 1;
-    }
-    let mut month = 1;
-    while rest >= days_in_month(year, month) {
-        rest -= days_in_month(year, month);
-        month += 1;
-    }
-    (year, month, rest as u32 + 1)
 }
 
 impl<T: Task, W: Write + Send> Tracker<T> for WritingTracker<W> {
@@ -332,9 +262,28 @@ impl<T: Task, W: Write + Send> Tracker<T> for WritingTracker<W> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+    use crate::stamp::civil_from_days;
+
+    fn is_leap(year: i128) -> bool {
+        year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+    }
+
+    fn days_in_month(year: i128, month: u32) -> i128 {
+        match month {
+            2 if is_leap(year) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    /// A modification time as the log shows it, without the `modified ` before it.
+    fn show_time(time: std::time::SystemTime) -> String {
+        FileStamp::Modified(Some(time)).for_people().to_string()
+    }
 
     /// Days from 1970-01-01 to known dates (counted by another calendar implementation).
     const KNOWN: [(i128, (i128, u32, u32)); 12] = [
@@ -381,12 +330,12 @@ mod tests {
     #[test]
     fn times_are_utc_dates_with_nanoseconds() {
         let time = UNIX_EPOCH + Duration::new(1_796_186_401, 123_456_789);
-        assert_eq!(ShowTime(time).to_string(), "2026-12-02 04:40:01.123456789");
-        assert_eq!(ShowTime(UNIX_EPOCH).to_string(), "1970-01-01 00:00:00.000000000");
+        assert_eq!(show_time(time), "2026-12-02 04:40:01.123456789");
+        assert_eq!(show_time(UNIX_EPOCH), "1970-01-01 00:00:00.000000000");
         let before = UNIX_EPOCH - Duration::new(0, 1);
-        assert_eq!(ShowTime(before).to_string(), "1969-12-31 23:59:59.999999999");
+        assert_eq!(show_time(before), "1969-12-31 23:59:59.999999999");
         let before = UNIX_EPOCH - Duration::new(86_400, 0);
-        assert_eq!(ShowTime(before).to_string(), "1969-12-31 00:00:00.000000000");
+        assert_eq!(show_time(before), "1969-12-31 00:00:00.000000000");
     }
 
     #[test]
