@@ -456,15 +456,7 @@ fn an_edit_below_one_branch_executes_that_branch_only() {
     assert_eq!(pie.new_session().require(&root), "0+1+2+3+4+5+6+7");
     dir.write(&files[5], "five");
     assert_eq!(pie.new_session().require(&root), "0+1+2+3+4+five+6+7");
-    let executed: Vec<&Par> = pie
-        .tracker()
-        .slice()
-        .iter()
-        .filter_map(|event| match event {
-            Event::ExecuteStart(start) => Some(&start.task),
-            _ => None,
-        })
-        .collect();
+    let executed = executed(pie.tracker());
     assert_eq!(executed, vec![&readers[5], &root]);
 }
 
@@ -486,14 +478,7 @@ fn a_deep_chain_of_forks_builds_on_a_2_mib_thread_with_two_threads() {
         let top = Par::ForkedLink(DEPTH);
         let mut pie = pie_with(2);
         assert_eq!(pie.new_session().require(&top), "bottom");
-        assert_eq!(
-            pie.tracker()
-                .slice()
-                .iter()
-                .filter(|e| matches!(e, Event::ExecuteStart(_)))
-                .count(),
-            2 * DEPTH as usize + 1
-        );
+        assert_eq!(executed(pie.tracker()).len(), 2 * DEPTH as usize + 1);
         pie.new_session().require(&top);
         assert!(!pie.tracker().any_execute());
         pie.check_invariants();
@@ -517,6 +502,18 @@ fn the_writing_tracker_names_the_lane_of_worker_events() {
         "{log}"
     );
     assert!(log.lines().any(|l| !l.starts_with('[') && l.contains("▶ All")), "{log}");
+}
+
+/// The tasks that the last build executed, in the order they started.
+fn executed(tracker: &EventTracker<Par, String>) -> Vec<&Par> {
+    tracker
+        .slice()
+        .iter()
+        .filter_map(|event| match event {
+            Event::ExecuteStart(start) => Some(&start.task),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Runs `f` on a new thread with a 2 MiB stack, propagating its panic.
@@ -544,15 +541,7 @@ fn a_wide_rebuild_checks_files_stamped_in_parallel_and_sees_every_edit() {
     dir.write(&files[17], "seventeen");
     dir.remove(&files[250]);
     let output = pie.new_session().require(&root);
-    let executed: Vec<&Par> = pie
-        .tracker()
-        .slice()
-        .iter()
-        .filter_map(|event| match event {
-            Event::ExecuteStart(start) => Some(&start.task),
-            _ => None,
-        })
-        .collect();
+    let executed = executed(pie.tracker());
     // The first inconsistent reader executes while the root is checked; then the root executes and requires the
     // readers again, and the other changed one executes.
     assert_eq!(executed.len(), 3);

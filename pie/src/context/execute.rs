@@ -132,21 +132,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Until then the recorded stamp reads as failed, which is never consistent, and nobody checks the dependencies
     /// of a task while it executes.
     fn require_file_outside_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<Option<File>> {
-        let (current, file, index, normal) = self.in_engine(|this| {
-            let current = this.current("require_file");
-            let file = this.file_node(path)?;
-            this.check_require(current, file);
-            let index = this.store.dep_count(current);
-            this.store.add_require_file(
-                current,
-                FileDep {
-                    file,
-                    stamper,
-                    stamp: None,
-                },
-            );
-            io::Result::Ok((current, file, index, this.store.file_path(file).to_path_buf()))
-        })?;
+        let (current, file, index, normal) = self.record_unstamped(path, stamper, false)?;
         let (stamp, result) = match stamper.stamp(&normal) {
             Ok(stamp) => match open_if_file(&normal) {
                 Ok(opened) => (Some(stamp), Ok(opened)),
@@ -166,24 +152,42 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         result.map_err(|e| io::Error::new(e.kind(), format!("cannot read file '{}': {e}", path.display())))
     }
 
+    /// Holding the engine: the soundness checks of the executing task requiring (or, with `provided`, providing)
+    /// the file at `path`, and the record of the dependency without a stamp. Returns the task, the file, the index
+    /// of the dependency and the file's normalised path.
+    fn record_unstamped(
+        &mut self,
+        path: &Path,
+        stamper: FileStamper,
+        provided: bool,
+    ) -> io::Result<(TaskId, FileId, usize, std::path::PathBuf)> {
+        self.in_engine(|this| {
+            let current = this.current(if provided { "provide_file" } else { "require_file" });
+            let file = this.file_node(path)?;
+            let dep = FileDep {
+                file,
+                stamper,
+                stamp: None,
+            };
+            let index = if provided {
+                this.check_provide(current, file);
+                let index = this.store.dep_count(current);
+                this.store.add_provide_file(current, dep);
+                index
+            } else {
+                this.check_require(current, file);
+                let index = this.store.dep_count(current);
+                this.store.add_require_file(current, dep);
+                index
+            };
+            Ok((current, file, index, this.store.file_path(file).to_path_buf()))
+        })
+    }
+
     /// `provide_file` from a task's own code in a parallel build: the checks and the claim in one step holding the
     /// engine, stamping without it (see [`require_file_outside_engine`](Self::require_file_outside_engine)).
     fn provide_file_outside_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<()> {
-        let (current, file, index, normal) = self.in_engine(|this| {
-            let current = this.current("provide_file");
-            let file = this.file_node(path)?;
-            this.check_provide(current, file);
-            let index = this.store.dep_count(current);
-            this.store.add_provide_file(
-                current,
-                FileDep {
-                    file,
-                    stamper,
-                    stamp: None,
-                },
-            );
-            io::Result::Ok((current, file, index, this.store.file_path(file).to_path_buf()))
-        })?;
+        let (current, file, index, normal) = self.record_unstamped(path, stamper, true)?;
         let stamp = stamper.stamp(&normal);
         self.lane.pending_stamp = Some(PendingStamp {
             task: current,

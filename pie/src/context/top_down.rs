@@ -58,23 +58,21 @@ pub(crate) struct TopDownContext<'s, T, O, A> {
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Requires `task` as the root of a build, making it a root of the store (see `crate::liveness`).
     pub(crate) fn require_initial(&mut self, task: &T) -> T::Output {
-        self.recover_from_unwind();
-        let id = self.store.get_or_create_task(task);
-        if !self.store.is_root(id) {
-            self.state.new_roots.push(id);
-            self.store.set_root(id, true);
-        }
-        self.tracker.build_start();
-        let output = self.require_task_with_stamper(task, OutputStamper::Equals);
-        self.tracker.build_end();
-        self.state.building = false;
-        output
+        self.build(std::slice::from_ref(task), |this| {
+            this.require_task_with_stamper(task, OutputStamper::Equals)
+        })
     }
 
     /// Requires `tasks` as the roots of one build (see [`require_group`](Self::require_group)), making each a root.
     pub(crate) fn require_all_initial(&mut self, tasks: &[T]) -> Vec<T::Output> {
+        self.build(tasks, |this| this.require_group(tasks, OutputStamper::Equals))
+    }
+
+    /// Runs `f` as one build whose roots are `roots` (each made a root of the store), between the tracker's
+    /// `build_start` and `build_end`.
+    fn build<R>(&mut self, roots: &[T], f: impl FnOnce(&mut Self) -> R) -> R {
         self.recover_from_unwind();
-        for task in tasks {
+        for task in roots {
             let id = self.store.get_or_create_task(task);
             if !self.store.is_root(id) {
                 self.state.new_roots.push(id);
@@ -82,10 +80,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
         }
         self.tracker.build_start();
-        let outputs = self.require_group(tasks, OutputStamper::Equals);
+        let result = f(self);
         self.tracker.build_end();
         self.state.building = false;
-        outputs
+        result
     }
 
     /// After a panic escaped an earlier build of this session, forget what was in progress then, so that those
