@@ -214,12 +214,7 @@ fn a_provided_file_changed_by_someone_else_is_explained() {
 
 #[test]
 fn a_task_whose_required_task_changed_its_output_names_that_task() {
-    let dir = Dir::new();
-    put(&dir, "a.txt", "one");
-    let inner = read(&dir.join("a.txt"), FileStamper::Hash);
-    let outer = T::Upper(Box::new(inner.clone()));
-    let mut pie = explain_pie();
-    build(&mut pie, &outer);
+    let (dir, inner, outer, mut pie) = upper_of_a_file_built();
     put(&dir, "a.txt", "two");
     let reasons = build(&mut pie, &outer);
     assert_eq!(reasons.len(), 2, "{reasons:?}");
@@ -362,6 +357,18 @@ fn a_parallel_build_keeps_the_reason_of_each_task() {
 }
 
 /// Writes `text` to the file `name` in `dir`, creating it if needed, so that its modification time changes.
+/// A folder with `a.txt` ("one"), a task that reads it with the Hash stamper, a task upper-casing that one's output,
+/// and a `Pie` that built the latter.
+fn upper_of_a_file_built() -> (Dir, T, T, ExplainPie) {
+    let dir = Dir::new();
+    put(&dir, "a.txt", "one");
+    let inner = read(&dir.join("a.txt"), FileStamper::Hash);
+    let outer = T::Upper(Box::new(inner.clone()));
+    let mut pie = explain_pie();
+    build(&mut pie, &outer);
+    (dir, inner, outer, pie)
+}
+
 fn put(dir: &Dir, name: &str, text: &str) {
     if dir.join(name).exists() {
         dir.write(name, text);
@@ -372,12 +379,7 @@ fn put(dir: &Dir, name: &str, text: &str) {
 
 #[test]
 fn a_bottom_up_build_explains_the_reader_by_its_file_and_the_rest_as_affected() {
-    let dir = Dir::new();
-    put(&dir, "a.txt", "one");
-    let inner = read(&dir.join("a.txt"), FileStamper::Hash);
-    let outer = T::Upper(Box::new(inner.clone()));
-    let mut pie = explain_pie();
-    build(&mut pie, &outer);
+    let (dir, inner, outer, mut pie) = upper_of_a_file_built();
     put(&dir, "a.txt", "two");
     pie.new_session().update_affected_by([dir.join("a.txt")]);
     let reasons = reasons(&pie);
