@@ -569,10 +569,12 @@ impl Workspace {
     /// user gave them. `None` unless [`observe`](Self::observe) turned explanations on.
     pub fn explanations(&self) -> Option<Vec<String>> {
         let explain = self.pie.tracker().1 .1 .1.explain.as_ref()?;
+        let changed_files = explain.changed_files();
         let lines = explain
             .explanations()
             .iter()
-            .map(|explanation| {
+            .zip(changed_files)
+            .map(|(explanation, changed)| {
                 let reason = match &explanation.reason {
                     Reason::TaskOutput { task, .. } => format!("{} changed its result", self.label(task)),
                     Reason::TaskWithoutOutput { task } => {
@@ -581,7 +583,14 @@ impl Workspace {
                     Reason::RequiredTaskFailed { task } => format!("{} failed", self.label(task)),
                     reason => self.shown_paths(&reason.to_string()),
                 };
-                format!("{}: {reason}", self.label(&explanation.task))
+                // A task that executed because of another names the changed file at the start of the chain.
+                let because = match changed {
+                    Some(file) if explanation.reason.path().is_none() => {
+                        format!(", because {} changed", self.shown(file))
+                    }
+                    _ => String::new(),
+                };
+                format!("{}: {reason}{because}", self.label(&explanation.task))
             })
             .collect();
         Some(lines)

@@ -793,6 +793,24 @@ fn explain_says_why_each_task_executed_naming_the_changed_file() {
         assert!(line.starts_with(&format!("  parse {program}: ")), "{why}");
     }
 
+    // A grammar whose compiled form changes: the programs' tasks execute because of the grammar task, and the
+    // line names the file that changed at the start of that chain.
+    let grammar = dir.read("grammar.pest");
+    dir.write(
+        "grammar.pest",
+        grammar.replace(r#""print" ~ expr"#, r#""print" ~ expr ~ "!"?"#),
+    );
+    let (_, why) = run_explained(dir.path());
+    let lines: Vec<&str> = why.lines().collect();
+    assert_eq!(lines.len(), 4, "{why}");
+    for (line, program) in lines[2..].iter().zip(["program1.txt", "program2.txt"]) {
+        assert_eq!(
+            *line,
+            format!("  parse {program}: compile grammar.pest changed its result, because grammar.pest changed"),
+            "{why}"
+        );
+    }
+
     dir.remove("program1.txt");
     let output = run(
         dir.path(),

@@ -378,7 +378,7 @@ fn put(dir: &Dir, name: &str, text: &str) {
 }
 
 #[test]
-fn a_bottom_up_build_explains_the_reader_by_its_file_and_the_rest_as_affected() {
+fn a_bottom_up_build_explains_the_reader_by_its_file_and_its_dependent_by_its_output() {
     let (dir, inner, outer, mut pie) = upper_of_a_file_built();
     put(&dir, "a.txt", "two");
     pie.new_session().update_affected_by([dir.join("a.txt")]);
@@ -386,5 +386,35 @@ fn a_bottom_up_build_explains_the_reader_by_its_file_and_the_rest_as_affected() 
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert_eq!(reasons[0].0, inner);
     assert!(reasons[0].1.to_string().starts_with("file "), "{reasons:?}");
-    assert_eq!(reasons[1], (outer, Reason::Affected));
+    assert_eq!(
+        reasons[1],
+        (
+            outer,
+            Reason::TaskOutput {
+                task: inner,
+                output: "two".to_string()
+            }
+        )
+    );
+    // Both were scheduled by the one changed file.
+    let changed = pie.tracker().changed_files();
+    let a = dir.join("a.txt");
+    assert_eq!(changed, [Some(a.as_path()), Some(a.as_path())]);
+}
+
+#[test]
+fn the_changed_file_behind_a_top_down_execution_is_followed_through_required_tasks() {
+    let (dir, inner, outer, mut pie) = upper_of_a_file_built();
+    let twice = T::Upper(Box::new(outer.clone()));
+    build(&mut pie, &twice);
+    put(&dir, "a.txt", "two");
+    let reasons = build(&mut pie, &twice);
+    let tasks: Vec<&T> = reasons.iter().map(|(task, _)| task).collect();
+    assert_eq!(tasks, [&inner, &outer, &twice]);
+    let a = dir.join("a.txt");
+    assert_eq!(pie.tracker().changed_files(), [Some(a.as_path()); 3]);
+    // A new task has no changed file behind it, nor has a task that executed because of it.
+    let fresh = T::Upper(Box::new(twice.clone()));
+    build(&mut pie, &fresh);
+    assert_eq!(pie.tracker().changed_files(), [None]);
 }

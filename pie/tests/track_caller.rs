@@ -1,5 +1,6 @@
-//! Soundness panics of files point at the build script: the panic hook's `Location` of an overlapping provided
-//! file and of a hidden dependency is the line of the task's `provide_file`/`require_file` call in this file.
+//! Soundness panics point at the build script: the panic hook's `Location` of an overlapping provided file, of a
+//! hidden dependency and of a cycle is the line of the task's `provide_file`/`require_file`/`require_task` call in
+//! this file.
 //! (Its own test binary: it installs a process-wide panic hook.)
 
 use std::panic::{self, AssertUnwindSafe};
@@ -21,6 +22,8 @@ enum Script {
     Read(PathBuf),
     /// Requires each task in order.
     All(Vec<Script>),
+    /// Requires `Loop(n - 1)`, and `Loop(0)` requires `Loop(depth)`: a cycle of `depth + 1` tasks.
+    Loop(u32, u32),
 }
 
 impl Task for Script {
@@ -41,12 +44,20 @@ impl Task for Script {
                     context.require_task(task);
                 }
             }
+            Script::Loop(n, depth) => {
+                let next = if *n == 0 { *depth } else { n - 1 };
+                CALL_LINE.store(line!() + 1, Ordering::SeqCst);
+                context.require_task(&Script::Loop(next, *depth));
+            }
         }
     }
 }
 
 /// Requires `task` with a panic hook that records the panic's location and message; returns them.
 fn panic_location(task: &Script) -> (String, u32, String) {
+    // The panic hook is process-wide: one test at a time sets it.
+    static HOOK: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = HOOK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let seen = Arc::new(Mutex::new(None));
     let hook = panic::take_hook();
     {
@@ -87,4 +98,14 @@ fn soundness_panics_of_files_point_at_the_build_scripts_call() {
     assert!(message.starts_with("Hidden dependency"), "{message}");
     assert!(path.ends_with("track_caller.rs"), "{path}:{line}");
     assert_eq!(line, CALL_LINE.load(Ordering::SeqCst), "{path}:{line}");
+}
+
+#[test]
+fn a_cycle_panic_points_at_the_build_scripts_require_task() {
+    for depth in [0, 1, 5] {
+        let (path, line, message) = panic_location(&Script::Loop(depth, depth));
+        assert!(message.starts_with("Cyclic task dependency"), "{message}");
+        assert!(path.ends_with("track_caller.rs"), "{path}:{line}: {message}");
+        assert_eq!(line, CALL_LINE.load(Ordering::SeqCst), "{path}:{line}");
+    }
 }

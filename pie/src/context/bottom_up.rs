@@ -36,7 +36,7 @@ use std::path::Path;
 
 use crate::context::marks::Mark;
 use crate::context::state::Payload;
-use crate::dependency::{Dep, UNKNOWN_VERSION};
+use crate::dependency::{Dep, Dependency, Inconsistency, TaskDependency, UNKNOWN_VERSION};
 use crate::ids::{FileId, TaskId};
 use crate::path::NormalPath;
 use crate::stamp::OutputStamper;
@@ -235,6 +235,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             let inconsistent = match self.store.dep(id, index) {
                 Dep::RequireTask(dep) => {
                     let mark = self.marks.get(dep.task);
+                    // Reported as a check, as top-down does, so that trackers see why this task executes (the
+                    // required task's execution, if any, nests inside).
+                    let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
+                    self.tracker.check_dependency_start(&Dependency::RequireTask(view));
                     // A task without output whose very failure (in its own code) this task saw fails the same way
                     // while nothing below it is scheduled: consistent. Any other required task is brought up to
                     // date (a task that failed in its own code executes) and its version compared.
@@ -244,6 +248,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         && self.store.version(dep.task) == UNKNOWN_VERSION
                     {
                         // No telling what executing it does: this task executes and requires it itself.
+                        self.tracker
+                            .check_dependency_end(&Dependency::RequireTask(view), Ok(Some(&Inconsistency::Panicked)));
                         return Ok(true);
                     }
                     let same_failure = failed
@@ -269,7 +275,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                             return Err(payload);
                         }
                     }
-                    dep.is_inconsistent(self.store.version(dep.task))
+                    self.finish_task_check(dep)
                 }
                 Dep::RequireFile(dep) if self.scheduler().touched.contains(&dep.file) => {
                     self.check_file(dep, Some((id, index)))

@@ -7,6 +7,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
+use crate::context::marks::Mark;
 use crate::context::state::{Payload, PendingStamp};
 use crate::context::top_down::TopDownContext;
 use crate::dependency::{FileDep, FileDependency, TaskDependency};
@@ -223,9 +224,15 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
+    #[track_caller]
     fn require_task_in_engine(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
         self.tracker.require_task_start(task, &stamper);
         let id = self.store.get_or_create_task(task);
+        // A task in progress on this lane's stack is a cycle, found here so that the panic is located at the build
+        // script's `require_task` (a cycle found deeper, below a required task, is located in the engine).
+        if self.marks.get(id) == Mark::InProgress && (self.par.is_none() || self.marks.owner(id) == self.lane_index) {
+            self.cycle(id)
+        }
         let executed = if self.state.bottom_up.is_some() {
             self.bring_up_to_date_or_unwind(id, task, stamper)
         } else {
@@ -252,7 +259,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 /// hidden dependency is located (`std::panic::Location`, the panic message's `at FILE:LINE`) at the build script's
 /// `require_file`/`provide_file`, when the executing task holds the engine (always, except in a branch of a
 /// parallel `require_tasks`, where the claim is made in a closure that takes the engine, and the location is
-/// there). A cycle is found deeper, past closures that catch panics, and is located in the engine.
+/// there). So is a cycle found at the build script's `require_task` (the required task is in progress on the
+/// requiring task's own stack); a cycle found deeper (below a required task that is checked, or through tasks in
+/// progress on other threads) is located in the engine, past closures that catch panics.
 impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> {
     #[track_caller]
     fn require_file<P: AsRef<Path>>(&mut self, path: P) -> io::Result<Option<File>> {
@@ -282,12 +291,18 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
         }
     }
 
+    #[track_caller]
     fn require_task(&mut self, task: &T) -> T::Output {
         self.require_task_with_stamper(task, OutputStamper::Equals)
     }
 
+    #[track_caller]
     fn require_task_with_stamper(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
-        self.in_engine(|this| this.require_task_in_engine(task, stamper))
+        if self.held {
+            self.require_task_in_engine(task, stamper)
+        } else {
+            self.in_engine(|this| this.require_task_in_engine(task, stamper))
+        }
     }
 
     fn require_tasks(&mut self, tasks: &[T]) -> Vec<T::Output> {

@@ -142,6 +142,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.violation(message)
     }
 
+    #[track_caller]
     pub(super) fn cycle(&mut self, id: TaskId) -> ! {
         let start = self.lane.stack.iter().position(|f| f.id == id).unwrap_or(0);
         let cycle: Vec<String> = self.lane.stack[start..]

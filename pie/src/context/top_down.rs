@@ -423,7 +423,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     /// Compares the output version of the (now consistent, or failed) required task with the recorded one.
-    fn finish_task_check(&mut self, dep: TaskDep) -> bool {
+    pub(super) fn finish_task_check(&mut self, dep: TaskDep) -> bool {
         let inconsistent = dep.is_inconsistent(self.store.version(dep.task));
         let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
         let inconsistency = inconsistent.then(|| match self.store.output(dep.task) {

@@ -510,6 +510,69 @@ impl<T: Task> ExplainTracker<T, T::Output> {
         &self.explanations
     }
 
+    /// For each of the [`explanations`](Self::explanations) (in the same order), the changed file behind it: the
+    /// path of its own reason if that names a file, or else, when it executed because of a task it requires
+    /// ([`Reason::TaskOutput`], [`Reason::TaskWithoutOutput`] or [`Reason::RequiredTaskFailed`]), the changed file
+    /// behind that task's execution in the same build, followed down to the task that saw the change. `None` when
+    /// no file is behind it (a new task, for example). In a bottom-up build, this is the changed file that
+    /// scheduled the task.
+    ///
+    /// One pass over the explanations: linear in their number.
+    ///
+    /// ```
+    /// use pie::tracker::explain::{ExplainTracker, Reason};
+    /// use pie::{Context, Pie, Task};
+    /// # use std::path::PathBuf;
+    ///
+    /// #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+    /// enum T {
+    ///     Read(PathBuf),
+    ///     Upper(PathBuf),
+    /// }
+    /// impl Task for T {
+    ///     type Output = String;
+    ///     fn execute<C: Context<Self>>(&self, context: &mut C) -> String {
+    ///         match self {
+    ///             T::Read(path) => {
+    ///                 context.require_file(path).unwrap();
+    ///                 std::fs::read_to_string(path).unwrap_or_default()
+    ///             }
+    ///             T::Upper(path) => context.require_task(&T::Read(path.clone())).to_uppercase(),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("a.txt");
+    /// std::fs::write(&path, "one")?;
+    /// let mut pie = Pie::with_tracker(ExplainTracker::default());
+    /// pie.new_session().require(&T::Upper(path.clone()));
+    /// std::fs::write(&path, "two")?;
+    /// pie.new_session().update_affected_by([&path]);
+    /// let tracker = pie.tracker();
+    /// // The reader executed because the file changed, the upper-caser because the reader's output changed.
+    /// assert!(matches!(tracker.explanations()[1].reason, Reason::TaskOutput { .. }));
+    /// let path = std::fs::canonicalize(&path)?;
+    /// let changed: Vec<_> = tracker.changed_files().into_iter().map(|file| file.map(std::fs::canonicalize)).collect();
+    /// assert!(matches!(&changed[..], [Some(Ok(a)), Some(Ok(b))] if *a == path && *b == path));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn changed_files(&self) -> Vec<Option<&Path>> {
+        let mut last_execution: std::collections::HashMap<&T, usize> = std::collections::HashMap::new();
+        let mut changed: Vec<Option<&Path>> = Vec::with_capacity(self.explanations.len());
+        for (index, explanation) in self.explanations.iter().enumerate() {
+            let file = match &explanation.reason {
+                Reason::TaskOutput { task, .. }
+                | Reason::TaskWithoutOutput { task }
+                | Reason::RequiredTaskFailed { task } => last_execution.get(task).and_then(|&i| changed[i]),
+                reason => reason.path().filter(|path| !path.as_os_str().is_empty()),
+            };
+            changed.push(file);
+            last_execution.insert(&explanation.task, index);
+        }
+        changed
+    }
+
     /// The reason of the last execution of `task` in the last build, `None` if it did not execute.
     ///
     /// ```
