@@ -3,11 +3,14 @@
 //! [`Dir`] is the fixture of every test that needs files: a temporary folder in which each step of the setup is one
 //! line (`dir.create("ghi/toplevel.txt", "xyz")`), and which is removed when the test ends.
 //! [`write_until_modified`] is the write underneath, for code that writes files outside a `Dir`.
+//! [`nginx::Nginx`] is a private nginx serving a remote cache, for the tests of `pie::remote`.
 
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
+
+pub mod nginx;
 
 pub use tempfile::TempDir;
 

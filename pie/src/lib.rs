@@ -80,6 +80,8 @@ mod liveness;
 mod path;
 #[cfg(feature = "serde")]
 mod persist;
+#[cfg(feature = "remote-cache")]
+pub mod remote;
 mod session;
 pub mod stamp;
 mod store;
