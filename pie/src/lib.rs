@@ -116,6 +116,29 @@ pub trait Task: Clone + Eq + Hash + Debug + Send + Sync + 'static {
     type Output: Clone + Eq + Debug + Send + Sync + 'static;
     /// Executes the task, recording dependencies through `context`.
     fn execute<C: Context<Self>>(&self, context: &mut C) -> Self::Output;
+
+    /// Whether a shared cache (`Pie::set_remote_cache`, feature `remote-cache`) may store and restore this
+    /// task's results; `true` unless overridden. Return `false` for a task that is not deterministic (its output
+    /// and files are not a function of its value and dependencies) or that is cheaper to execute than to fetch.
+    ///
+    /// ```
+    /// # use pie::{Context, Task};
+    /// #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+    /// struct Now;
+    /// impl Task for Now {
+    ///     type Output = u64;
+    ///     fn execute<C: Context<Self>>(&self, _: &mut C) -> u64 {
+    ///         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    ///     }
+    ///     fn remote_cacheable(&self) -> bool {
+    ///         false
+    ///     }
+    /// }
+    /// assert!(!Now.remote_cacheable());
+    /// ```
+    fn remote_cacheable(&self) -> bool {
+        true
+    }
 }
 
 /// What a task uses to require files and other tasks while it executes.
@@ -209,6 +232,8 @@ pub struct Pie<T, O, A = NoopTracker> {
     tracker: A,
     marks: Marks,
     threads: usize,
+    /// The shared cache, if one is configured (`Pie::set_remote_cache`, feature `remote-cache`).
+    remote: Option<std::sync::Arc<dyn context::remote::RemoteHook<T, O>>>,
 }
 
 impl<T: Task> Default for Pie<T, T::Output> {
@@ -225,6 +250,7 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
             tracker,
             marks: Marks::default(),
             threads: 0,
+            remote: None,
         }
     }
 

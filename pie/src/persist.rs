@@ -392,7 +392,7 @@ where
 }
 
 /// The type fingerprint of a store of `T` tasks (see the module doc), computed once per task type and process.
-fn type_fingerprint<T>() -> [u8; 32]
+pub(crate) fn type_fingerprint<T>() -> [u8; 32]
 where
     T: Task + Serialize + DeserializeOwned,
     T::Output: Serialize + DeserializeOwned,

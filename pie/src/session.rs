@@ -141,6 +141,7 @@ impl<'p, T: Task, A: Tracker<T>> Session<'p, T, T::Output, A> {
             held: true,
             threads: resolve_threads(pie.threads),
             lane_index: 0,
+            remote: pie.remote.as_deref(),
         }
     }
 

@@ -8,6 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use crate::context::marks::Mark;
+use crate::context::remote::Replayed;
 use crate::context::state::{Payload, PendingStamp};
 use crate::context::top_down::TopDownContext;
 use crate::dependency::{FileDep, FileDependency, TaskDependency};
@@ -40,11 +41,26 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let previous = self.store.start_execution(id);
         let parent = self.lane.current.replace(id);
         // In a parallel build, the task's own code runs without holding the engine (see `crate::context::parallel`).
-        let result = self.outside_engine(|this| panic::catch_unwind(AssertUnwindSafe(|| task.execute(this))));
+        // With a shared cache, a hit replays the task's recorded trace instead (see `crate::context::remote`).
+        let replayed = match self.remote_lookup(task) {
+            Some(replay) => self.replay(id, replay),
+            None => Replayed::Miss,
+        };
+        let (result, restored) = match replayed {
+            Replayed::Hit(output) => (Ok(output), true),
+            Replayed::Panicked(payload) => (Err(payload), true),
+            Replayed::Miss => (
+                self.outside_engine(|this| panic::catch_unwind(AssertUnwindSafe(|| task.execute(this)))),
+                false,
+            ),
+        };
         self.lane.current = parent;
         match result {
             Ok(output) => {
                 self.store.finish_execution(id, output, previous);
+                if !restored {
+                    self.remote_upload(id, task);
+                }
                 if let Some(before) = before {
                     self.after_execution(id, before);
                 }

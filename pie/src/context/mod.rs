@@ -24,6 +24,7 @@ pub(crate) mod marks;
 pub mod non_incremental;
 pub(crate) mod parallel;
 mod prefetch;
+pub(crate) mod remote;
 mod soundness;
 pub(crate) mod state;
 pub(crate) mod top_down;

@@ -487,6 +487,7 @@ struct Shared<'s, T: Task, A> {
     state: Ptr<'s, crate::context::state::SessionState>,
     par: NonNull<Parallel<T>>,
     threads: usize,
+    remote: Option<&'s dyn crate::context::remote::RemoteHook<T, T::Output>>,
 }
 
 // SAFETY: the pointers are used with the engine's lock discipline (see `Ptr`); `Parallel` is shared by reference
@@ -651,6 +652,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                     state: self.state.share(),
                     par: NonNull::from(&parallel),
                     threads: self.threads,
+                    remote: self.remote,
                 };
                 #[cfg(not(feature = "shuttle"))]
                 let spawned = thread::Builder::new()
@@ -728,6 +730,7 @@ fn work<T: Task, A: Tracker<T>>(shared: Shared<'_, T, A>, lane_index: usize) {
         held: false,
         threads: shared.threads,
         lane_index,
+        remote: shared.remote,
     };
     let par = cx.parallel().expect("BUG: a worker outside a parallel build");
     par.register(lane_index, cx.lane.as_ptr());

@@ -25,6 +25,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use crate::context::marks::{Mark, Marks};
 use crate::context::parallel::Parallel;
+use crate::context::remote::RemoteHook;
 use crate::context::state::{Frame, LaneState, Payload, Ptr, SessionState};
 use crate::dependency::{
     missing_stamp, Dep, Dependency, FileDep, FileDependency, Inconsistency, TaskDep, TaskDependency, UNKNOWN_VERSION,
@@ -53,6 +54,8 @@ pub(crate) struct TopDownContext<'s, T, O, A> {
     pub(crate) threads: usize,
     /// This lane's index among the lanes of a parallel build: 0 for the caller's thread.
     pub(crate) lane_index: usize,
+    /// The shared cache configured on the `Pie`, if any (see `crate::context::remote`).
+    pub(crate) remote: Option<&'s dyn RemoteHook<T, O>>,
 }
 
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {

@@ -24,9 +24,11 @@
 //!   of a downloaded body all have limits.
 //! - **Read-only means read-only.** A read-only client never sends a `PUT`.
 
+mod cache;
 mod digest;
 mod http;
 pub mod proto;
 
+pub use cache::{RemoteCache, TRACE_PATH};
 pub use digest::Digest;
 pub use http::{HttpCache, RemoteError, RemoteStats, ENV_AUTH, ENV_URL};
