@@ -753,6 +753,8 @@ fn setup(root: &Path, case: &Case) {
 
 fn check(case: &Case) -> TestCaseResult {
     quiet_expected_panics();
+    #[cfg(feature = "remote-cache")]
+    let shared = shared_cache::acquire();
     let dir = Dir::new();
     let root = dir.join("work");
     setup(&root, case);
@@ -777,6 +779,10 @@ fn check(case: &Case) -> TestCaseResult {
         let copy_dir = Dir::new();
         let copy = copy_dir.join("work");
         copy_tree(&root, &copy);
+        #[cfg(feature = "remote-cache")]
+        let cached_copy = copy_dir.join("cached");
+        #[cfg(feature = "remote-cache")]
+        copy_tree(&root, &cached_copy);
 
         let (incremental, update_panic) =
             build(&mut pie, &root, &round.roots, round.bottom_up.then_some(&changed[..]))?;
@@ -785,6 +791,10 @@ fn check(case: &Case) -> TestCaseResult {
         clean_pie.set_threads(1);
         let (clean, _) = build(&mut clean_pie, &copy, &round.roots, None)?;
         clean_pie.check_invariants();
+        #[cfg(feature = "remote-cache")]
+        if let Some(url) = shared.url() {
+            shared_cache::check_round(url, &cached_copy, &copy, case.threads, &round.roots, &clean, &context)?;
+        }
         let all_ok = |verdicts: &[Verdict]| verdicts.iter().all(|v| matches!(v, Verdict::Ok(_)));
         if let Some((kind, message)) = &update_panic {
             // The update refused one of the roots: so does the clean build, unless the incremental build is
@@ -829,6 +839,116 @@ fn check(case: &Case) -> TestCaseResult {
         }
     }
     Ok(())
+}
+
+/// With the `remote-cache` feature, every round also builds a third copy of the folder, fresh, with a shared cache
+/// (a real nginx): its verdicts must be the clean build's, its folder the clean build's, and a rebuild must execute
+/// nothing. The cache is shared by every case of the process, and a task's key is its index (its folder is stored
+/// relative to the workspace root), so lookups find the traces of other rounds and other cases: one that matches
+/// must give what executing gives, and one that does not must be a miss.
+#[cfg(feature = "remote-cache")]
+mod shared_cache {
+    use super::*;
+    use dev_util::nginx::Nginx;
+    use pie::remote::{HttpCache, RemoteCache};
+    use std::sync::Mutex;
+
+    /// The server and how many checks use it; stopped when the last one ends.
+    static SERVER: Mutex<(usize, Option<Nginx>)> = Mutex::new((0, None));
+
+    /// A check's hold on the server.
+    pub(super) struct Hold(Option<String>);
+
+    impl Hold {
+        /// The cache's URL; `None` without nginx (outside CI).
+        pub(super) fn url(&self) -> Option<&str> {
+            self.0.as_deref()
+        }
+    }
+
+    pub(super) fn acquire() -> Hold {
+        let mut server = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+        if server.0 == 0 {
+            server.1 = Nginx::start();
+        }
+        server.0 += 1;
+        Hold(server.1.as_ref().map(Nginx::url))
+    }
+
+    impl Drop for Hold {
+        fn drop(&mut self) {
+            let mut server = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+            server.0 -= 1;
+            if server.0 == 0 {
+                server.1 = None;
+            }
+        }
+    }
+
+    pub(super) fn check_round(
+        url: &str,
+        folder: &Path,
+        clean_folder: &Path,
+        threads: usize,
+        roots: &[u8],
+        clean: &[Verdict],
+        context: &str,
+    ) -> TestCaseResult {
+        let http = HttpCache::new(url).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let cache = RemoteCache::new(http, folder).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut pie: OraclePie = Pie::with_tracker(EventTracker::default());
+        pie.set_threads(threads);
+        pie.set_remote_cache(Some(cache));
+        let (cached, _) = build(&mut pie, folder, roots, None)?;
+        pie.check_invariants();
+        let context = format!("{context}, fresh build with the shared cache");
+        prop_assert!(
+            pie.remote_cache().is_some_and(|c| c.http().unavailable().is_none()),
+            "{}: the cache failed: {:?}",
+            context,
+            pie.remote_cache().and_then(|c| c.http().unavailable())
+        );
+        // Verdicts up to the first panic, as in `compare`, but exactly: a fresh build is no stricter than another.
+        for ((root, cached), clean) in roots.iter().zip(&cached).zip(clean) {
+            match (cached, clean) {
+                (Verdict::Ok(c), Verdict::Ok(r)) => {
+                    prop_assert_eq!(c, r, "{}: output of root p{} (cached, clean)", context, root)
+                }
+                (Verdict::Panic(c, _), Verdict::Panic(r, _)) if c == r => break,
+                (c, r) => prop_assert!(
+                    false,
+                    "{}: root p{}: {:?} with the cache, {:?} clean",
+                    context,
+                    root,
+                    c,
+                    r
+                ),
+            }
+        }
+        let all_ok = |verdicts: &[Verdict]| verdicts.iter().all(|v| matches!(v, Verdict::Ok(_)));
+        if all_ok(&cached) && all_ok(clean) {
+            prop_assert_eq!(
+                tree(folder),
+                tree(clean_folder),
+                "{}: the folders differ (cached, clean)",
+                context
+            );
+            for (index, verdict) in roots.iter().zip(&cached) {
+                let task = Prog {
+                    root: folder.to_path_buf(),
+                    index: *index,
+                };
+                let output = catch(|| pie.new_session().require(&task)).map(Verdict::Ok);
+                prop_assert_eq!(output.as_ref(), Ok(verdict), "{}: rebuild of p{}", context, index);
+                prop_assert!(
+                    !pie.tracker().any_execute(),
+                    "{context}: the rebuild of p{index} executed {:?}",
+                    pie.tracker().executed_tasks()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 // Random cases.

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use dev_util::nginx::Nginx;
 use dev_util::Dir;
 use pie::remote::{HttpCache, RemoteCache};
+use pie::tracker::writing::WritingTracker;
 use pie::{Context, Pie, Task};
 use serde::{Deserialize, Serialize};
 
@@ -364,4 +365,21 @@ fn a_restored_task_that_provides_a_file_another_task_provides_is_an_overlap() {
     local.set_threads(1);
     let message = panic_message(&mut local, &both(third.path())).expect("an overlap");
     assert!(message.starts_with("Overlapping provided file"), "{message}");
+}
+
+#[test]
+fn the_build_log_says_which_tasks_were_restored() {
+    let Some(server) = Nginx::start() else { return };
+    let _first = fill(&server);
+    let (second, task) = workspace();
+    second.write("a.txt", "aleph");
+    let http = HttpCache::new(&server.url()).unwrap();
+    let mut pie = Pie::with_tracker(WritingTracker::new(Vec::<u8>::new()));
+    pie.set_threads(1);
+    pie.set_remote_cache(Some(RemoteCache::new(http, second.path()).unwrap()));
+    pie.new_session().require(&task);
+    let log = String::from_utf8(pie.tracker().writer().clone()).unwrap();
+    // Restored: read and upper of b and c (a's missed); the root's trace saw upper a's output, a path, unchanged.
+    assert_eq!(log.matches("⇣ restored from the shared cache").count(), 5, "{log}");
+    assert_eq!(executions(&second), ["read a.txt", "upper a.txt"]);
 }

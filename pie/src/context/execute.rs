@@ -48,7 +48,6 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         };
         let (result, restored) = match replayed {
             Replayed::Hit(output) => (Ok(output), true),
-            Replayed::Panicked(payload) => (Err(payload), true),
             Replayed::Miss => (
                 self.outside_engine(|this| panic::catch_unwind(AssertUnwindSafe(|| task.execute(this)))),
                 false,
@@ -65,6 +64,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     self.after_execution(id, before);
                 }
                 let output = self.store.output(id).expect("BUG: executed task without output");
+                if restored {
+                    self.tracker.restored(task);
+                }
                 self.tracker.execute_end(task, output);
                 Ok(())
             }

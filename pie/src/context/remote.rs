@@ -11,7 +11,9 @@
 //!    from the cache itself) and its output must have the recorded digest. The first difference is a miss, after
 //!    which the task executes for real. Requiring the task of dependency `k` is what the execution would do too:
 //!    every dependency before it matched, so its code, deterministic by contract, came to the same require. A
-//!    soundness panic in this pass (a hidden dependency, a cycle) is the one the execution would meet there.
+//!    panic out of a require (the required task failed, or a soundness check refused) is a miss too: the task's
+//!    code may catch a failure, and executing it meets a refusal at the same point, so the verdict is the
+//!    execution's.
 //! 2. *Record*, once every require matched: the provided files are written (atomically, from the content store),
 //!    the dependencies recorded so far are dropped, and every dependency is recorded again in the recorded order,
 //!    provided files included, so the store holds what the execution would have left, and the overlap and
@@ -23,7 +25,6 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use crate::context::state::Payload;
 use crate::context::top_down::TopDownContext;
 use crate::dependency::Dep;
 use crate::ids::TaskId;
@@ -112,10 +113,9 @@ pub(crate) enum Recorded<T, O> {
 pub(crate) enum Replayed<O> {
     /// Every dependency matched: the output, with the dependencies recorded.
     Hit(O),
-    /// A dependency differed (or a file could not be restored): the task must execute, its record cleared.
+    /// A dependency differed, a file could not be restored, or a panic came out of a require: the task must
+    /// execute, its record cleared.
     Miss,
-    /// A soundness panic met while replaying, which the execution would have met at the same point.
-    Panicked(Payload),
 }
 
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
@@ -159,7 +159,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }))
         });
         match checked {
-            Err(payload) => return Replayed::Panicked(payload),
+            // A required task failed, or a soundness check refused: the task's code may catch the former, and
+            // meets the latter at the same point; executing it decides, as in a build without the cache.
+            Err(_) => return self.restart_after_panic(id),
             Ok(false) => return self.restart(id),
             Ok(true) => {}
         }
@@ -187,8 +189,16 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         });
         match recorded {
             Ok(()) => Replayed::Hit(replay.output),
-            Err(payload) => Replayed::Panicked(payload),
+            // An overlap or a hidden dependency of a provided file: the execution meets it too.
+            Err(_) => self.restart_after_panic(id),
         }
+    }
+
+    /// [`restart`](Self::restart) after a panic met while replaying: the execution that follows meets what caused
+    /// it again (or catches it), so the violation flag it may have raised is cleared first.
+    fn restart_after_panic(&mut self, id: TaskId) -> Replayed<T::Output> {
+        self.lane.violation = false;
+        self.restart(id)
     }
 
     /// Drops what task `id` recorded so far in this execution (a replay that missed, or before recording a hit).

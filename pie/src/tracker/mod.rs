@@ -92,6 +92,11 @@ pub trait Tracker<T: Task>: Send {
     fn execute_start(&mut self, task: &T) {}
     /// End: executed `task`, producing `output`.
     fn execute_end(&mut self, task: &T, output: &T::Output) {}
+
+    /// Between `execute_start` and `execute_end` of `task`: its code did not run, its result was restored from the
+    /// shared cache instead (`Pie::set_remote_cache`, feature `remote-cache`): its provided files written, its
+    /// recorded dependencies replayed (their events come before this one).
+    fn restored(&mut self, task: &T) {}
 }
 
 /// A tracker that does nothing: the default, and free.
@@ -159,5 +164,9 @@ impl<T: Task, A1: Tracker<T>, A2: Tracker<T>> Tracker<T> for CompositeTracker<A1
     fn execute_end(&mut self, task: &T, output: &T::Output) {
         self.0.execute_end(task, output);
         self.1.execute_end(task, output);
+    }
+    fn restored(&mut self, task: &T) {
+        self.0.restored(task);
+        self.1.restored(task);
     }
 }

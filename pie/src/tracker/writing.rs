@@ -258,6 +258,9 @@ impl<T: Task, W: Write + Send> Tracker<T> for WritingTracker<W> {
         self.unindent();
         self.line(format_args!("◀ {output:?}"));
     }
+    fn restored(&mut self, _task: &T) {
+        self.line(format_args!("⇣ restored from the shared cache"));
+    }
 }
 
 #[cfg(test)]
