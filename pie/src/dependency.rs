@@ -47,7 +47,24 @@ impl FileDep {
 pub(crate) struct TaskDep {
     pub(crate) task: TaskId,
     pub(crate) stamper: OutputStamper,
+    /// Whether the dependency came from a `require_tasks` call, and where in it (in the padding after `stamper`:
+    /// no extra space). Only a shared cache's traces use it, right after the execution; not persisted.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    pub(crate) group: Group,
     pub(crate) version: u64,
+}
+
+/// Where a task dependency stands in the `require_tasks` call that made it, if any: replaying a trace requires a
+/// group's tasks together, as the execution did (see `crate::context::remote`).
+#[derive(Copy, Clone, Eq, PartialEq, Debug, Default)]
+pub(crate) enum Group {
+    /// Required on its own (`require_task`), or the group is unknown (loaded from a store).
+    #[default]
+    Alone,
+    /// The first task of a `require_tasks` call of two or more tasks.
+    First,
+    /// A later task of that call.
+    Member,
 }
 
 /// The output version of a task without output whose next execution may do anything: a new task, a task whose
@@ -213,6 +230,7 @@ mod tests {
         let dep = TaskDep {
             task: crate::ids::TaskId::for_test(0),
             stamper: OutputStamper::Inconsequential,
+            group: Group::Alone,
             version: 1,
         };
         assert!(!dep.is_inconsistent(2));

@@ -23,7 +23,7 @@ use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
-use crate::dependency::{Dep, FileDep, TaskDep, FAILED_BIT, UNKNOWN_VERSION};
+use crate::dependency::{Dep, FileDep, Group, TaskDep, FAILED_BIT, UNKNOWN_VERSION};
 use crate::ids::{FileId, TaskId};
 use crate::intern::{Interner, PathInterner};
 use crate::path::NormalPath;
@@ -471,6 +471,17 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         self.data_mut(dep.task).dependents = list;
         push_dep(&mut self.data_mut(id).deps, Dep::RequireTask(dep));
         self.keep_order(id, dep.task);
+    }
+
+    /// Marks the task dependencies `start..` of `id` (the tasks of one `require_tasks` call, two or more) as a
+    /// group.
+    pub(crate) fn mark_group(&mut self, id: TaskId, start: usize) {
+        let deps = &mut self.data_mut(id).deps[start..];
+        for (index, dep) in deps.iter_mut().enumerate() {
+            if let Dep::RequireTask(dep) = dep {
+                dep.group = if index == 0 { Group::First } else { Group::Member };
+            }
+        }
     }
 
     /// The task that currently provides `file`, if any.
@@ -926,6 +937,7 @@ mod tests {
         TaskDep {
             task,
             stamper: OutputStamper::Equals,
+            group: crate::dependency::Group::Alone,
             version: 0,
         }
     }

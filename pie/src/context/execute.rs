@@ -44,14 +44,18 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         // With a shared cache, a hit replays the task's recorded trace instead (see `crate::context::remote`).
         let replayed = match self.remote_lookup(task) {
             Some(replay) => self.replay(id, replay),
-            None => Replayed::Miss,
+            None => Replayed::Miss(Vec::new()),
         };
         let (result, restored) = match replayed {
             Replayed::Hit(output) => (Ok(output), true),
-            Replayed::Miss => (
-                self.outside_engine(|this| panic::catch_unwind(AssertUnwindSafe(|| task.execute(this)))),
-                false,
-            ),
+            Replayed::Failed(payload) => (Err(payload), false),
+            Replayed::Miss(kept) => {
+                let result = self.outside_engine(|this| panic::catch_unwind(AssertUnwindSafe(|| task.execute(this))));
+                for id in kept {
+                    self.lane.failures.take(id);
+                }
+                (result, false)
+            }
         };
         self.lane.current = parent;
         match result {

@@ -567,29 +567,12 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     /// first panic, in the order of `tasks`, goes on afterwards. The executing task, if any, depends on every task,
     /// in the order of `tasks`.
     pub(super) fn require_group(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<T::Output> {
-        if tasks.len() < 2 || self.threads < 2 || self.state.bottom_up.is_some() {
-            return self.require_one_by_one(tasks, stamper);
-        }
-        let results = if self.par.is_some() {
-            self.fork(tasks, stamper)
-        } else {
-            self.fork_with_workers(tasks, stamper)
-        };
-        let current = self.lane.current;
+        let mut outputs = Vec::with_capacity(tasks.len());
         let mut first_panic = None;
-        for (task, result) in tasks.iter().zip(results) {
-            let id = self.store.get_or_create_task(task);
+        for result in self.require_group_each(tasks, stamper) {
             match result {
-                Ok(()) => {
-                    if let Some(current) = current {
-                        let version = self.store.version(id);
-                        self.record_require(current, id, stamper, version);
-                    }
-                }
+                Ok(output) => outputs.push(output),
                 Err(failure) => {
-                    if let Some(current) = current {
-                        self.record_failed_require(current, id, stamper);
-                    }
                     first_panic.get_or_insert(failure);
                 }
             }
@@ -598,39 +581,75 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             self.lane.violation = violation;
             panic::resume_unwind(payload);
         }
-        tasks
-            .iter()
-            .map(|task| {
-                let id = self.store.get_or_create_task(task);
-                self.store
-                    .output(id)
-                    .expect("BUG: consistent task without output")
-                    .clone()
-            })
-            .collect()
+        outputs
     }
 
-    /// [`require_group`](Self::require_group) on this lane alone.
-    fn require_one_by_one(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<T::Output> {
-        if let [task] = tasks {
-            return vec![self.require_task_with_stamper(task, stamper)];
+    /// [`require_group`](Self::require_group), with what became of each task: its output, or its panic and whether
+    /// that is a soundness violation (see `LaneState::violation`).
+    pub(super) fn require_group_each(
+        &mut self,
+        tasks: &[T],
+        stamper: OutputStamper,
+    ) -> Vec<Result<T::Output, (Payload, bool)>> {
+        // A kept failure (see `LaneState::failures`) is this lane's: its task is required here, not in a branch.
+        let kept = !self.lane.failures.is_empty()
+            && tasks.iter().any(|task| {
+                let id = self.store.get_or_create_task(task);
+                self.lane.failures.contains(id)
+            });
+        if tasks.len() < 2 || self.threads < 2 || self.state.bottom_up.is_some() || kept {
+            return self.require_one_by_one(tasks, stamper);
         }
-        let mut outputs = Vec::with_capacity(tasks.len());
-        let mut first_panic = None;
-        for task in tasks {
-            match panic::catch_unwind(AssertUnwindSafe(|| self.require_task_with_stamper(task, stamper))) {
-                Ok(output) => outputs.push(output),
-                Err(payload) => {
-                    let violation = std::mem::take(&mut self.lane.violation);
-                    first_panic.get_or_insert((payload, violation));
+        let results = if self.par.is_some() {
+            self.fork(tasks, stamper)
+        } else {
+            self.fork_with_workers(tasks, stamper)
+        };
+        let current = self.lane.current;
+        let start = current.map(|current| self.store.dep_count(current));
+        let mut each = Vec::with_capacity(tasks.len());
+        for (task, result) in tasks.iter().zip(results) {
+            let id = self.store.get_or_create_task(task);
+            match result {
+                Ok(()) => {
+                    if let Some(current) = current {
+                        let version = self.store.version(id);
+                        self.record_require(current, id, stamper, version);
+                    }
+                    let output = self.store.output(id).expect("BUG: consistent task without output");
+                    each.push(Ok(output.clone()));
+                }
+                Err(failure) => {
+                    if let Some(current) = current {
+                        self.record_failed_require(current, id, stamper);
+                    }
+                    each.push(Err(failure));
                 }
             }
         }
-        if let Some((payload, violation)) = first_panic {
-            self.lane.violation = violation;
-            panic::resume_unwind(payload);
+        if let (Some(current), Some(start)) = (current, start) {
+            self.store.mark_group(current, start);
         }
-        outputs
+        each
+    }
+
+    /// [`require_group_each`](Self::require_group_each) on this lane alone.
+    fn require_one_by_one(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<Result<T::Output, (Payload, bool)>> {
+        let current = self.lane.current;
+        let start = current.map(|current| self.store.dep_count(current));
+        let each: Vec<_> = tasks
+            .iter()
+            .map(|task| {
+                panic::catch_unwind(AssertUnwindSafe(|| self.require_task_with_stamper(task, stamper)))
+                    .map_err(|payload| (payload, std::mem::take(&mut self.lane.violation)))
+            })
+            .collect();
+        if let (Some(current), Some(start)) = (current, start) {
+            if tasks.len() >= 2 {
+                self.store.mark_group(current, start);
+            }
+        }
+        each
     }
 
     /// The outermost fork of a build: starts the workers, runs the fork, and stops them.

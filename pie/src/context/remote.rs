@@ -4,20 +4,25 @@
 //!
 //! A trace holds the dependencies that an execution recorded, in order, each with what it saw (a digest of the
 //! file's contents; a digest of the required task's output), plus the output and the files it provided. Replaying
-//! it is executing the task without its code, in two passes through the same [`Context`] methods a task uses:
+//! it is executing the task without its code: the dependencies in the recorded order, through the same
+//! [`Context`] methods a task uses, so that the store ends up as the execution would leave it and every soundness
+//! check runs as for an execution:
+//! - a required file's contents must have the recorded digest (compared before the require is recorded);
+//! - a required task is required (made consistent, maybe restored from the cache itself), and its output must have
+//!   the recorded digest; the tasks of one `require_tasks` call are required together, as the execution did;
+//! - a provided file is written (atomically, with the bytes from the content store), then provided: where the
+//!   execution wrote it, so that the tasks required after it see what they saw when it executed.
 //!
-//! 1. *Check*: the requires, in the recorded order. A required file's contents must have the recorded digest (it
-//!    is compared before the require is recorded); a required task is required (made consistent, maybe restored
-//!    from the cache itself) and its output must have the recorded digest. The first difference is a miss, after
-//!    which the task executes for real. Requiring the task of dependency `k` is what the execution would do too:
-//!    every dependency before it matched, so its code, deterministic by contract, came to the same require. A
-//!    panic out of a require (the required task failed, or a soundness check refused) is a miss too: the task's
-//!    code may catch a failure, and executing it meets a refusal at the same point, so the verdict is the
-//!    execution's.
-//! 2. *Record*, once every require matched: the provided files are written (atomically, from the content store),
-//!    the dependencies recorded so far are dropped, and every dependency is recorded again in the recorded order,
-//!    provided files included, so the store holds what the execution would have left, and the overlap and
-//!    hidden-dependency checks run on it as on an execution.
+//! The first difference is a miss: what the replay recorded is dropped and the task executes for real. Whatever
+//! the replay did up to there, the execution does too: every dependency before it matched, so its code,
+//! deterministic by contract, came to the same point, having required the same tasks and written the same files.
+//! A panic met by the replay is decided as a task's check decides it (`TopDownContext::make_consistent`):
+//! - a required task failed in its own code: a miss; the failure is kept (`LaneState::failures`) and the execution
+//!   meets it at the same require, where its code may catch it, without the failed task executing again;
+//! - a required task failed with a soundness violation, which may have changed what this task read before it:
+//!   the task fails with that panic, as a task being checked does;
+//! - a soundness check of this task's own require or provide refused: a miss; the execution meets the refusal at
+//!   the same point.
 //!
 //! The network calls (lookup, upload) run without holding the engine, like a task's code, so that in a parallel
 //! build the lookups of independent tasks overlap.
@@ -25,8 +30,9 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 
+use crate::context::state::Payload;
 use crate::context::top_down::TopDownContext;
-use crate::dependency::Dep;
+use crate::dependency::{Dep, Group, UNKNOWN_VERSION};
 use crate::ids::TaskId;
 use crate::stamp::{FileStamp, FileStamper, OutputStamper};
 use crate::tracker::Tracker;
@@ -50,8 +56,10 @@ pub(crate) trait RemoteHook<T, O>: Send + Sync {
     fn content_digest(&self, path: &std::path::Path) -> Option<ContentDigest>;
     /// The digest of a task's output; `None` when it cannot be serialised.
     fn output_digest(&self, output: &O) -> Option<ContentDigest>;
-    /// Writes the provided files of a hit (each atomically); `false` when one cannot be written.
-    fn restore_files(&self, replay: &Replay<T, O>) -> bool;
+    /// Writes a provided file of a hit atomically (`None`: removes what is at `path`); `false` when it cannot.
+    fn restore_file(&self, path: &std::path::Path, contents: Option<&[u8]>) -> bool;
+    /// Counts a hit: a replay that recorded every dependency.
+    fn restored(&self);
     /// Uploads the trace of an execution of `task` that recorded `deps` and returned `output`.
     fn upload(&self, task: &T, deps: Vec<Recorded<T, O>>, output: &O);
     /// The cache itself, for `Pie::remote_cache`.
@@ -77,10 +85,12 @@ pub(crate) enum ReplayDep<T> {
         stamper: FileStamper,
         content: ContentDigest,
     },
-    /// A required task and the digest of the output the execution saw.
+    /// A required task and the digest of the output the execution saw; `group` tells whether it was required
+    /// with others in one `require_tasks` call (replayed as one call).
     RequireTask {
         task: T,
         stamper: OutputStamper,
+        group: Group,
         output: ContentDigest,
     },
     /// A provided file (its contents are among the replay's files).
@@ -99,6 +109,7 @@ pub(crate) enum Recorded<T, O> {
     RequireTask {
         task: T,
         stamper: OutputStamper,
+        group: Group,
         output: Option<O>,
     },
     /// A provided file and its recorded stamp.
@@ -114,8 +125,12 @@ pub(crate) enum Replayed<O> {
     /// Every dependency matched: the output, with the dependencies recorded.
     Hit(O),
     /// A dependency differed, a file could not be restored, or a panic came out of a require: the task must
-    /// execute, its record cleared.
-    Miss,
+    /// execute, its record cleared. The tasks whose failures the replay kept for the execution (see
+    /// `LaneState::failures`); what the execution did not take is dropped after it.
+    Miss(Vec<TaskId>),
+    /// A required task failed with a soundness violation: the task fails with its panic, as the execution would
+    /// at that require (unless its code caught it, see `replay`).
+    Failed(Payload),
 }
 
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
@@ -133,80 +148,119 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// record started and `id` the executing task.
     pub(super) fn replay(&mut self, id: TaskId, replay: Replay<T, T::Output>) -> Replayed<T::Output> {
         let Some(remote) = self.remote else {
-            return Replayed::Miss;
+            return Replayed::Miss(Vec::new());
         };
-        let checked = self.outside_engine(|this| {
+        let mut kept = Vec::new();
+        let mut failed = None;
+        let replayed = self.outside_engine(|this| {
             panic::catch_unwind(AssertUnwindSafe(|| {
-                for dep in &replay.deps {
-                    match dep {
+                let mut files = replay.files.iter();
+                let mut index = 0;
+                while index < replay.deps.len() {
+                    match &replay.deps[index] {
                         ReplayDep::RequireFile { path, stamper, content } => {
                             if remote.content_digest(path) != Some(*content) {
                                 return false;
                             }
                             // Its result is the file, which the task's code would read; the record is what counts.
                             let _ = this.require_file_with_stamper(path, *stamper);
+                            index += 1;
                         }
-                        ReplayDep::RequireTask { task, stamper, output } => {
-                            let seen = this.require_task_with_stamper(task, *stamper);
-                            if remote.output_digest(&seen) != Some(*output) {
+                        ReplayDep::RequireTask { .. } => {
+                            let (group, stamper) = task_group(&replay.deps, index);
+                            let tasks: Vec<T> = group.iter().map(|(task, _)| (*task).clone()).collect();
+                            let mut matches = true;
+                            let mut violation = None;
+                            for (task, (result, (_, output))) in tasks
+                                .iter()
+                                .zip(this.require_group_each(&tasks, stamper).into_iter().zip(&group))
+                            {
+                                match result {
+                                    Ok(seen) => matches &= remote.output_digest(&seen) == Some(**output),
+                                    // A required task failed: the execution meets its panic at this require (and
+                                    // may catch it), kept for it as when a task fails while its requirer is
+                                    // checked (see `LaneState::failures`).
+                                    Err((payload, false)) => {
+                                        matches = false;
+                                        let (id, violation_below) = this.in_engine(|this| {
+                                            let id = this.store.get_or_create_task(task);
+                                            (id, this.store.version(id) == UNKNOWN_VERSION)
+                                        });
+                                        if violation_below {
+                                            // A soundness violation below, which may have changed what this task
+                                            // read before it (which is what it says): executing the task now is
+                                            // not what a build without the cache does. It goes on as it is, as
+                                            // when a task's check meets one (see `walk_or_catch`).
+                                            failed.get_or_insert(payload);
+                                        } else {
+                                            this.lane.failures.push(id, payload);
+                                            kept.push(id);
+                                        }
+                                    }
+                                    // A soundness violation at this require (a cycle): the execution meets it too.
+                                    Err((payload, true)) => {
+                                        violation.get_or_insert(payload);
+                                    }
+                                }
+                            }
+                            if let Some(payload) = violation {
+                                this.lane.violation = true;
+                                panic::resume_unwind(payload);
+                            }
+                            if !matches {
                                 return false;
                             }
+                            index += group.len();
                         }
-                        ReplayDep::ProvideFile { .. } => {}
+                        ReplayDep::ProvideFile { path, stamper } => {
+                            // Written where the execution wrote it: what tasks required after it see is the same.
+                            match files.next() {
+                                Some((file, contents)) if file == path => {
+                                    if !remote.restore_file(path, contents.as_deref()) {
+                                        return false;
+                                    }
+                                }
+                                _ => return false,
+                            }
+                            // An error stamping it is recorded in the dependency, as for an execution.
+                            let _ = this.provide_file_with_stamper(path, *stamper);
+                            index += 1;
+                        }
                     }
                 }
                 true
             }))
         });
-        match checked {
-            // A required task failed, or a soundness check refused: the task's code may catch the former, and
-            // meets the latter at the same point; executing it decides, as in a build without the cache.
-            Err(_) => return self.restart_after_panic(id),
-            Ok(false) => return self.restart(id),
-            Ok(true) => {}
+        if let Some(payload) = failed {
+            for id in kept {
+                self.lane.failures.take(id);
+            }
+            return Replayed::Failed(payload);
         }
-        if !self.outside_engine(|_| remote.restore_files(&replay)) {
-            return self.restart(id);
-        }
-        self.restart(id);
-        let recorded = self.outside_engine(|this| {
-            panic::catch_unwind(AssertUnwindSafe(|| {
-                for dep in &replay.deps {
-                    match dep {
-                        ReplayDep::RequireFile { path, stamper, .. } => {
-                            let _ = this.require_file_with_stamper(path, *stamper);
-                        }
-                        ReplayDep::RequireTask { task, stamper, .. } => {
-                            this.require_task_with_stamper(task, *stamper);
-                        }
-                        ReplayDep::ProvideFile { path, stamper } => {
-                            // An error stamping it is recorded in the dependency, as for an execution.
-                            let _ = this.provide_file_with_stamper(path, *stamper);
-                        }
-                    }
-                }
-            }))
-        });
-        match recorded {
-            Ok(()) => Replayed::Hit(replay.output),
-            // An overlap or a hidden dependency of a provided file: the execution meets it too.
-            Err(_) => self.restart_after_panic(id),
+        match replayed {
+            Ok(true) => {
+                remote.restored();
+                Replayed::Hit(replay.output)
+            }
+            Ok(false) => self.restart(id, kept),
+            // A soundness check refused: the execution meets the refusal at the same point.
+            Err(_) => self.restart_after_panic(id, kept),
         }
     }
 
     /// [`restart`](Self::restart) after a panic met while replaying: the execution that follows meets what caused
     /// it again (or catches it), so the violation flag it may have raised is cleared first.
-    fn restart_after_panic(&mut self, id: TaskId) -> Replayed<T::Output> {
+    fn restart_after_panic(&mut self, id: TaskId, kept: Vec<TaskId>) -> Replayed<T::Output> {
         self.lane.violation = false;
-        self.restart(id)
+        self.restart(id, kept)
     }
 
     /// Drops what task `id` recorded so far in this execution (a replay that missed, or before recording a hit).
-    fn restart(&mut self, id: TaskId) -> Replayed<T::Output> {
+    fn restart(&mut self, id: TaskId, kept: Vec<TaskId>) -> Replayed<T::Output> {
         self.in_engine(|this| {
             this.store.start_execution(id);
         });
-        Replayed::Miss
+        Replayed::Miss(kept)
     }
 
     /// Uploads the trace of the execution of task `id` that just finished, if the cache takes it; holding the
@@ -234,6 +288,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 Dep::RequireTask(dep) => Recorded::RequireTask {
                     task: self.store.task(dep.task).clone(),
                     stamper: dep.stamper,
+                    group: dep.group,
                     output: self.store.output(dep.task).cloned(),
                 },
             });
@@ -243,4 +298,29 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         };
         self.outside_engine(|_| remote.upload(task, deps, &output));
     }
+}
+
+/// The task dependency at `index` of `deps` with the rest of its `require_tasks` group, if it starts one: each task
+/// with the digest of the output the execution saw, and the group's stamper.
+fn task_group<T>(deps: &[ReplayDep<T>], index: usize) -> (Vec<(&T, &ContentDigest)>, OutputStamper) {
+    let mut group = Vec::new();
+    let mut group_stamper = OutputStamper::default();
+    for (offset, dep) in deps[index..].iter().enumerate() {
+        match dep {
+            ReplayDep::RequireTask {
+                task,
+                stamper,
+                group: mark,
+                output,
+            } if offset == 0 || (*mark == Group::Member && *stamper == group_stamper) => {
+                group_stamper = *stamper;
+                group.push((task, output));
+                if offset == 0 && *mark != Group::First {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    (group, group_stamper)
 }

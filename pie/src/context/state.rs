@@ -122,6 +122,16 @@ impl Failures {
     pub(crate) fn clear(&mut self) {
         self.0.clear();
     }
+
+    /// Whether a panic of task `id` is kept.
+    pub(crate) fn contains(&self, id: TaskId) -> bool {
+        self.0.iter().any(|(t, _)| *t == id)
+    }
+
+    /// Whether no panic is kept.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl std::fmt::Debug for Failures {

@@ -28,7 +28,8 @@ use crate::context::parallel::Parallel;
 use crate::context::remote::RemoteHook;
 use crate::context::state::{Frame, LaneState, Payload, Ptr, SessionState};
 use crate::dependency::{
-    missing_stamp, Dep, Dependency, FileDep, FileDependency, Inconsistency, TaskDep, TaskDependency, UNKNOWN_VERSION,
+    missing_stamp, Dep, Dependency, FileDep, FileDependency, Group, Inconsistency, TaskDep, TaskDependency,
+    UNKNOWN_VERSION,
 };
 use crate::ids::TaskId;
 use crate::stamp::OutputStamper;
@@ -263,6 +264,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             TaskDep {
                 task: id,
                 stamper,
+                group: Group::Alone,
                 version,
             },
         );

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::context::remote::{ContentDigest, Recorded, RemoteHook, Replay, ReplayDep};
+use crate::dependency::Group;
 use crate::path::NormalPath;
 use crate::remote::proto::{ActionResult, OutputFile};
 use crate::remote::{Digest, HttpCache};
@@ -229,6 +230,9 @@ enum TraceDep {
     RequireTask {
         task: Value,
         stamper: OutputStamper,
+        /// 0: required alone; 1: the first of a `require_tasks` group; 2: a later task of the group.
+        #[serde(default)]
+        group: u8,
         output: String,
     },
     ProvideFile {
@@ -361,9 +365,19 @@ where
                         content: hex(&content_digest(&path)?),
                     }
                 }
-                Recorded::RequireTask { task, stamper, output } => TraceDep::RequireTask {
+                Recorded::RequireTask {
+                    task,
+                    stamper,
+                    group,
+                    output,
+                } => TraceDep::RequireTask {
                     task: self.cache.portable(&task)?,
                     stamper,
+                    group: match group {
+                        Group::Alone => 0,
+                        Group::First => 1,
+                        Group::Member => 2,
+                    },
                     output: hex(&self.output_digest(&output?)?),
                 },
                 Recorded::ProvideFile { path, stamper, stamp } => {
@@ -413,9 +427,20 @@ where
                     stamper,
                     content: unhex32(&content)?,
                 },
-                TraceDep::RequireTask { task, stamper, output } => ReplayDep::RequireTask {
+                TraceDep::RequireTask {
+                    task,
+                    stamper,
+                    group,
+                    output,
+                } => ReplayDep::RequireTask {
                     task: self.cache.local(task)?,
                     stamper,
+                    group: match group {
+                        0 => Group::Alone,
+                        1 => Group::First,
+                        2 => Group::Member,
+                        _ => return None,
+                    },
                     output: unhex32(&output)?,
                 },
                 TraceDep::ProvideFile { path, stamper, blob } => {
@@ -461,18 +486,18 @@ where
         Some(*blake3::hash(&serde_json::to_vec(&json).ok()?).as_bytes())
     }
 
-    fn restore_files(&self, replay: &Replay<T, T::Output>) -> bool {
-        let restored = replay.files.iter().all(|(path, bytes)| match bytes {
+    fn restore_file(&self, path: &Path, contents: Option<&[u8]>) -> bool {
+        match contents {
             Some(bytes) => write_atomically(path, bytes).is_ok(),
             None => match fs::remove_file(path) {
                 Ok(()) => true,
                 Err(error) => error.kind() == io::ErrorKind::NotFound,
             },
-        });
-        if restored {
-            self.cache.hits.fetch_add(1, Ordering::Relaxed);
         }
-        restored
+    }
+
+    fn restored(&self) {
+        self.cache.hits.fetch_add(1, Ordering::Relaxed);
     }
 
     fn upload(&self, task: &T, deps: Vec<Recorded<T, T::Output>>, output: &T::Output) {
