@@ -42,26 +42,16 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let parent = self.lane.current.replace(id);
         // In a parallel build, the task's own code runs without holding the engine (see `crate::context::parallel`).
         // With a shared cache, a hit replays the task's recorded trace instead (see `crate::context::remote`).
-        let replayed = match self.remote_lookup(task) {
-            Some(replay) => self.replay(id, replay),
-            None => Replayed::Miss(Vec::new()),
-        };
-        let (result, restored) = match replayed {
-            Replayed::Hit(output) => (Ok(output), true),
-            Replayed::Failed(payload) => (Err(payload), false),
-            Replayed::Miss(kept) => {
-                let result = self.outside_engine(|this| panic::catch_unwind(AssertUnwindSafe(|| task.execute(this))));
-                for id in kept {
-                    self.lane.failures.take(id);
-                }
-                (result, false)
-            }
+        let (result, restored) = if self.remote.is_some() {
+            self.run_or_replay(id, task)
+        } else {
+            (self.run(task), false)
         };
         self.lane.current = parent;
         match result {
             Ok(output) => {
                 self.store.finish_execution(id, output, previous);
-                if !restored {
+                if self.remote.is_some() && !restored {
                     self.remote_upload(id, task);
                 }
                 if let Some(before) = before {
@@ -81,6 +71,33 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     self.after_execution(id, before);
                 }
                 Err(payload)
+            }
+        }
+    }
+
+    /// Runs the task's own code (without the engine in a parallel build), catching its panic.
+    #[inline(always)]
+    fn run(&mut self, task: &T) -> Result<T::Output, Payload> {
+        self.outside_engine(|this| panic::catch_unwind(AssertUnwindSafe(|| task.execute(this))))
+    }
+
+    /// With a shared cache: replays the task's trace if one is found and matches, otherwise runs its code. Returns
+    /// the result and whether it was restored.
+    #[inline(never)]
+    fn run_or_replay(&mut self, id: TaskId, task: &T) -> (Result<T::Output, Payload>, bool) {
+        let replayed = match self.remote_lookup(task) {
+            Some(replay) => self.replay(id, replay),
+            None => Replayed::Miss(Vec::new()),
+        };
+        match replayed {
+            Replayed::Hit(output) => (Ok(output), true),
+            Replayed::Failed(payload) => (Err(payload), false),
+            Replayed::Miss(kept) => {
+                let result = self.run(task);
+                for id in kept {
+                    self.lane.failures.take(id);
+                }
+                (result, false)
             }
         }
     }

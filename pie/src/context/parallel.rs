@@ -523,7 +523,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     }
 
     /// Runs a task's own code, `f`, without holding the engine in a parallel build.
-    #[inline]
+    #[inline(always)]
     pub(super) fn outside_engine<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         let Some(par) = self.parallel() else {
             return f(self);
