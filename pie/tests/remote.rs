@@ -445,3 +445,12 @@ fn threads_share_one_client() {
     let stats = cache.stats();
     assert_eq!((stats.hits, stats.misses, stats.errors), (320, 0, 0));
 }
+
+#[test]
+fn tls_to_a_plain_http_server_is_one_failure() {
+    let Some(server) = Nginx::start() else { return };
+    let cache = HttpCache::new(&format!("https://127.0.0.1:{}/cache", server.port())).unwrap();
+    assert_eq!(cache.get_blob(&Digest::of(b"x")), None);
+    assert_eq!(cache.stats().errors, 1);
+    assert!(cache.unavailable().is_some());
+}

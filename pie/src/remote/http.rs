@@ -23,8 +23,9 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: u32 = 2;
 const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 30;
-/// The wait before the first retry; it doubles for each further one.
+/// The wait before the first retry; it doubles for each further one, up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// What can go wrong with a remote cache.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +33,7 @@ pub enum RemoteError {
     /// The base URL given to [`HttpCache::new`] (or in [`ENV_URL`]) cannot be used.
     #[error("remote cache URL `{url}` is not usable: {reason}")]
     InvalidUrl {
-        /// The URL as given.
+        /// The URL as given, with a user name and password in it replaced by `***`.
         url: String,
         /// Why it cannot be used.
         reason: String,
@@ -155,6 +156,8 @@ enum Fetched {
 pub struct HttpCache {
     /// The base URL without a trailing `/`.
     base: String,
+    /// `base` with any user name and password replaced by `***`, for messages.
+    shown: String,
     agent: Agent,
     auth: Option<String>,
     read_only: bool,
@@ -174,6 +177,7 @@ impl HttpCache {
     pub fn new(base_url: &str) -> Result<Self, RemoteError> {
         let base = check_url(base_url)?;
         Ok(Self {
+            shown: redact(&base),
             base,
             agent: agent(DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT),
             auth: None,
@@ -234,7 +238,8 @@ impl HttpCache {
         self
     }
 
-    /// The server's base URL, without a trailing `/`.
+    /// The server's base URL, without a trailing `/`. A user name and password in it are sent as HTTP basic
+    /// authentication, and replaced by `***` in warnings, errors and `Debug`.
     pub fn base_url(&self) -> &str {
         &self.base
     }
@@ -445,7 +450,7 @@ impl HttpCache {
                 return Err(format!("{method} {path}: abandoned after another request failed"));
             }
             thread::sleep(backoff);
-            backoff *= 2;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
             retries_left -= 1;
         }
     }
@@ -454,7 +459,7 @@ impl HttpCache {
     fn fail(&self, reason: String) {
         bump(&self.counters.errors, 1);
         let error = RemoteError::Unavailable {
-            url: self.base.clone(),
+            url: self.shown.clone(),
             reason,
         };
         if self.failure.set(error).is_ok() {
@@ -468,7 +473,7 @@ impl HttpCache {
 impl fmt::Debug for HttpCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpCache")
-            .field("base", &self.base)
+            .field("base", &self.shown)
             // The header is a credential: say whether there is one, never what it is.
             .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
             .field("read_only", &self.read_only)
@@ -500,7 +505,7 @@ fn agent(connect_timeout: Duration, request_timeout: Duration) -> Agent {
 /// The base URL without a trailing `/`, or why it cannot be used.
 fn check_url(url: &str) -> Result<String, RemoteError> {
     let invalid = |reason: &str| RemoteError::InvalidUrl {
-        url: url.to_string(),
+        url: redact(url),
         reason: reason.to_string(),
     };
     let base = url.trim_end_matches('/');
@@ -521,12 +526,25 @@ fn check_url(url: &str) -> Result<String, RemoteError> {
     Ok(base.to_string())
 }
 
+/// `url` with the user information of its authority (`user:password@`) replaced by `***@`, so that a credential in
+/// the URL never reaches a message. Works on any string, so also on one that is not a valid URL.
+fn redact(url: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority_start + i);
+    match url[authority_start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..authority_start], &url[authority_start + at..]),
+        None => url.to_string(),
+    }
+}
+
 fn from_vars(url: Option<OsString>, auth: Option<OsString>) -> Result<Option<HttpCache>, RemoteError> {
     let Some(url) = url.filter(|url| !url.is_empty()) else {
         return Ok(None);
     };
     let url = url.into_string().map_err(|url| RemoteError::InvalidUrl {
-        url: url.to_string_lossy().into_owned(),
+        url: redact(&url.to_string_lossy()),
         reason: format!("{ENV_URL} is not valid UTF-8"),
     })?;
     // A header that is not UTF-8 cannot be sent; it is dropped rather than sent mangled (the server then says 401).
@@ -594,6 +612,24 @@ mod tests {
             );
             assert!(error.to_string().contains(&format!("`{url}`")), "{error}");
         }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_never_shown() {
+        let cache = HttpCache::new("http://user:secret@127.0.0.1:9/c").unwrap();
+        assert_eq!(cache.base_url(), "http://user:secret@127.0.0.1:9/c");
+        assert!(!format!("{cache:?}").contains("secret"));
+        cache.fail("test".into());
+        assert_eq!(
+            cache.unavailable().unwrap().to_string(),
+            "remote cache at http://***@127.0.0.1:9/c unavailable (test)"
+        );
+        assert!(!HttpCache::new("ftp://user:secret@h/")
+            .unwrap_err()
+            .to_string()
+            .contains("secret"));
+        assert_eq!(redact("https://h/a@b"), "https://h/a@b");
+        assert_eq!(redact("u:p@h/x"), "***@h/x");
     }
 
     #[test]
