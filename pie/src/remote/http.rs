@@ -26,6 +26,7 @@ const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 30;
 /// The wait before the first retry; it doubles for each further one, up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_IDLE_CONNECTIONS: usize = 32;
 
 /// What can go wrong with a remote cache.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -385,7 +386,10 @@ impl HttpCache {
         let mut response = self.send("GET", path, || self.request(self.agent.get(self.url(path))).call())?;
         match response.status() {
             StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(Fetched::Missing),
+            StatusCode::NOT_FOUND => {
+                discard(&mut response);
+                return Ok(Fetched::Missing);
+            }
             status => return Err(format!("GET {path}: {status}")),
         }
         if response.body().content_length().is_some_and(|length| length > limit) {
@@ -420,7 +424,10 @@ impl HttpCache {
         match self.send("PUT", &path, || {
             self.request(self.agent.put(self.url(&path))).send(body)
         }) {
-            Ok(response) if response.status().is_success() => bump(&self.counters.bytes_up, body.len() as u64),
+            Ok(mut response) if response.status().is_success() => {
+                discard(&mut response);
+                bump(&self.counters.bytes_up, body.len() as u64);
+            }
             Ok(response) => self.fail(format!("PUT {path}: {}", response.status())),
             Err(reason) => self.fail(reason),
         }
@@ -440,10 +447,11 @@ impl HttpCache {
             bump(&self.counters.requests, 1);
             match attempt() {
                 Ok(response) if !(response.status().is_server_error() && retries_left > 0) => return Ok(response),
+                Ok(mut response) => discard(&mut response),
                 Err(error) if !(is_transient(&error) && retries_left > 0) => {
                     return Err(format!("{method} {path}: {}", describe(&error)))
                 }
-                _ => {}
+                Err(_) => {}
             }
             // Another thread may have given up on the server meanwhile: then waiting longer is pointless.
             if !self.usable() {
@@ -487,6 +495,13 @@ impl fmt::Debug for HttpCache {
     }
 }
 
+/// Reads and drops the (small) body of a response whose body is not wanted, such as the page of a 404: a
+/// connection goes back to the pool for the next request only once its response was read to the end. A body larger
+/// than 64 KiB is left, and its connection closed.
+fn discard(response: &mut Response<Body>) {
+    let _ = response.body_mut().with_config().limit(64 * 1024).read_to_vec();
+}
+
 fn path(store: Store, key: &Digest) -> String {
     format!("/{}/{}", store.prefix(), key.hex())
 }
@@ -498,6 +513,10 @@ fn agent(connect_timeout: Duration, request_timeout: Duration) -> Agent {
         .timeout_connect(Some(connect_timeout))
         .timeout_global(Some(request_timeout))
         .user_agent(concat!("pie/", env!("CARGO_PKG_VERSION")))
+        // Parallel builds look up from as many threads as there are cores, all at one server: keep a connection
+        // alive for each (ureq keeps 3 per host by default, so the others would reconnect for every request).
+        .max_idle_connections(MAX_IDLE_CONNECTIONS)
+        .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
         .build()
         .into()
 }
