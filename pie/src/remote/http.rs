@@ -43,9 +43,9 @@ pub enum RemoteError {
     /// and the client stopped using it; see [`HttpCache::unavailable`].
     #[error("remote cache at {url} unavailable ({reason})")]
     Unavailable {
-        /// The base URL of the server.
+        /// The base URL of the server, with a user name and password in it replaced by `***`.
         url: String,
-        /// What failed, e.g. `GET /ac/…: 401 Unauthorized` or `PUT /cas/…: connection refused`.
+        /// What failed, e.g. `GET /ac/…: 401 Unauthorized` or `PUT /cas/…: timed out (…)`.
         reason: String,
     },
 }
@@ -70,7 +70,7 @@ pub struct RemoteStats {
     pub requests: u64,
     /// Bytes of request bodies the server accepted.
     pub bytes_up: u64,
-    /// Bytes of response bodies received.
+    /// Bytes of action results and blobs received, rejected ones included.
     pub bytes_down: u64,
 }
 
