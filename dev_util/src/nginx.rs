@@ -98,6 +98,12 @@ impl Nginx {
         self.data_dir().join(store).join(hex)
     }
 
+    /// The access log so far: one line per request, `CONNECTION REQUESTS_ON_IT "METHOD PATH HTTP/1.1" STATUS`.
+    pub fn access_log(&self) -> String {
+        let path = self.dir.path().join("logs").join("access.log");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    }
+
     /// Stops nginx and waits until it is gone (its port then refuses connections). Stopping twice does nothing.
     /// Panics when it does not stop.
     pub fn stop(&mut self) {

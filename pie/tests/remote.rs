@@ -445,3 +445,33 @@ fn threads_share_one_client() {
     let stats = cache.stats();
     assert_eq!((stats.hits, stats.misses, stats.errors), (320, 0, 0));
 }
+
+#[test]
+fn tls_to_a_plain_http_server_is_one_failure() {
+    let Some(server) = Nginx::start() else { return };
+    let cache = HttpCache::new(&format!("https://127.0.0.1:{}/cache", server.port())).unwrap();
+    assert_eq!(cache.get_blob(&Digest::of(b"x")), None);
+    assert_eq!(cache.stats().errors, 1);
+    assert!(cache.unavailable().is_some());
+}
+
+#[test]
+fn sequential_requests_share_one_connection() {
+    let Some(server) = Nginx::start() else { return };
+    let cache = client(&server);
+    for i in 0..5 {
+        let key = Digest::of(format!("task {i}").as_bytes());
+        // A miss, an upload, a hit and an existence check.
+        assert_eq!(cache.get_action(&key), None);
+        assert_eq!(cache.get_blob(&key), None);
+        let blob = cache.put_blob(format!("output {i}").as_bytes());
+        cache.put_action(&key, &action(&blob));
+        assert!(cache.get_action(&key).is_some());
+        assert!(cache.has_blob(&blob));
+    }
+    let log = server.access_log();
+    let mut connections: Vec<&str> = log.lines().map(|line| line.split(' ').next().unwrap()).collect();
+    connections.dedup();
+    assert_eq!(log.lines().count(), 30, "{log}");
+    assert_eq!(connections.len(), 1, "{log}");
+}

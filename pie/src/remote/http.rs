@@ -23,8 +23,10 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RETRIES: u32 = 2;
 const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 30;
-/// The wait before the first retry; it doubles for each further one.
+/// The wait before the first retry; it doubles for each further one, up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_IDLE_CONNECTIONS: usize = 32;
 
 /// What can go wrong with a remote cache.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +34,7 @@ pub enum RemoteError {
     /// The base URL given to [`HttpCache::new`] (or in [`ENV_URL`]) cannot be used.
     #[error("remote cache URL `{url}` is not usable: {reason}")]
     InvalidUrl {
-        /// The URL as given.
+        /// The URL as given, with a user name and password in it replaced by `***`.
         url: String,
         /// Why it cannot be used.
         reason: String,
@@ -41,9 +43,9 @@ pub enum RemoteError {
     /// and the client stopped using it; see [`HttpCache::unavailable`].
     #[error("remote cache at {url} unavailable ({reason})")]
     Unavailable {
-        /// The base URL of the server.
+        /// The base URL of the server, with a user name and password in it replaced by `***`.
         url: String,
-        /// What failed, e.g. `GET /ac/…: 401 Unauthorized` or `PUT /cas/…: connection refused`.
+        /// What failed, e.g. `GET /ac/…: 401 Unauthorized` or `PUT /cas/…: timed out (…)`.
         reason: String,
     },
 }
@@ -68,7 +70,7 @@ pub struct RemoteStats {
     pub requests: u64,
     /// Bytes of request bodies the server accepted.
     pub bytes_up: u64,
-    /// Bytes of response bodies received.
+    /// Bytes of action results and blobs received, rejected ones included.
     pub bytes_down: u64,
 }
 
@@ -155,6 +157,8 @@ enum Fetched {
 pub struct HttpCache {
     /// The base URL without a trailing `/`.
     base: String,
+    /// `base` with any user name and password replaced by `***`, for messages.
+    shown: String,
     agent: Agent,
     auth: Option<String>,
     read_only: bool,
@@ -174,6 +178,7 @@ impl HttpCache {
     pub fn new(base_url: &str) -> Result<Self, RemoteError> {
         let base = check_url(base_url)?;
         Ok(Self {
+            shown: redact(&base),
             base,
             agent: agent(DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT),
             auth: None,
@@ -234,7 +239,8 @@ impl HttpCache {
         self
     }
 
-    /// The server's base URL, without a trailing `/`.
+    /// The server's base URL, without a trailing `/`. A user name and password in it are sent as HTTP basic
+    /// authentication, and replaced by `***` in warnings, errors and `Debug`.
     pub fn base_url(&self) -> &str {
         &self.base
     }
@@ -380,7 +386,10 @@ impl HttpCache {
         let mut response = self.send("GET", path, || self.request(self.agent.get(self.url(path))).call())?;
         match response.status() {
             StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Ok(Fetched::Missing),
+            StatusCode::NOT_FOUND => {
+                discard(&mut response);
+                return Ok(Fetched::Missing);
+            }
             status => return Err(format!("GET {path}: {status}")),
         }
         if response.body().content_length().is_some_and(|length| length > limit) {
@@ -415,7 +424,10 @@ impl HttpCache {
         match self.send("PUT", &path, || {
             self.request(self.agent.put(self.url(&path))).send(body)
         }) {
-            Ok(response) if response.status().is_success() => bump(&self.counters.bytes_up, body.len() as u64),
+            Ok(mut response) if response.status().is_success() => {
+                discard(&mut response);
+                bump(&self.counters.bytes_up, body.len() as u64);
+            }
             Ok(response) => self.fail(format!("PUT {path}: {}", response.status())),
             Err(reason) => self.fail(reason),
         }
@@ -435,17 +447,18 @@ impl HttpCache {
             bump(&self.counters.requests, 1);
             match attempt() {
                 Ok(response) if !(response.status().is_server_error() && retries_left > 0) => return Ok(response),
+                Ok(mut response) => discard(&mut response),
                 Err(error) if !(is_transient(&error) && retries_left > 0) => {
                     return Err(format!("{method} {path}: {}", describe(&error)))
                 }
-                _ => {}
+                Err(_) => {}
             }
             // Another thread may have given up on the server meanwhile: then waiting longer is pointless.
             if !self.usable() {
                 return Err(format!("{method} {path}: abandoned after another request failed"));
             }
             thread::sleep(backoff);
-            backoff *= 2;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
             retries_left -= 1;
         }
     }
@@ -454,7 +467,7 @@ impl HttpCache {
     fn fail(&self, reason: String) {
         bump(&self.counters.errors, 1);
         let error = RemoteError::Unavailable {
-            url: self.base.clone(),
+            url: self.shown.clone(),
             reason,
         };
         if self.failure.set(error).is_ok() {
@@ -468,7 +481,7 @@ impl HttpCache {
 impl fmt::Debug for HttpCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpCache")
-            .field("base", &self.base)
+            .field("base", &self.shown)
             // The header is a credential: say whether there is one, never what it is.
             .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
             .field("read_only", &self.read_only)
@@ -482,6 +495,13 @@ impl fmt::Debug for HttpCache {
     }
 }
 
+/// Reads and drops the (small) body of a response whose body is not wanted, such as the page of a 404: a
+/// connection goes back to the pool for the next request only once its response was read to the end. A body larger
+/// than 64 KiB is left, and its connection closed.
+fn discard(response: &mut Response<Body>) {
+    let _ = response.body_mut().with_config().limit(64 * 1024).read_to_vec();
+}
+
 fn path(store: Store, key: &Digest) -> String {
     format!("/{}/{}", store.prefix(), key.hex())
 }
@@ -493,6 +513,10 @@ fn agent(connect_timeout: Duration, request_timeout: Duration) -> Agent {
         .timeout_connect(Some(connect_timeout))
         .timeout_global(Some(request_timeout))
         .user_agent(concat!("pie/", env!("CARGO_PKG_VERSION")))
+        // Parallel builds look up from as many threads as there are cores, all at one server: keep a connection
+        // alive for each (ureq keeps 3 per host by default, so the others would reconnect for every request).
+        .max_idle_connections(MAX_IDLE_CONNECTIONS)
+        .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
         .build()
         .into()
 }
@@ -500,7 +524,7 @@ fn agent(connect_timeout: Duration, request_timeout: Duration) -> Agent {
 /// The base URL without a trailing `/`, or why it cannot be used.
 fn check_url(url: &str) -> Result<String, RemoteError> {
     let invalid = |reason: &str| RemoteError::InvalidUrl {
-        url: url.to_string(),
+        url: redact(url),
         reason: reason.to_string(),
     };
     let base = url.trim_end_matches('/');
@@ -521,12 +545,25 @@ fn check_url(url: &str) -> Result<String, RemoteError> {
     Ok(base.to_string())
 }
 
+/// `url` with the user information of its authority (`user:password@`) replaced by `***@`, so that a credential in
+/// the URL never reaches a message. Works on any string, so also on one that is not a valid URL.
+fn redact(url: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority_start + i);
+    match url[authority_start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..authority_start], &url[authority_start + at..]),
+        None => url.to_string(),
+    }
+}
+
 fn from_vars(url: Option<OsString>, auth: Option<OsString>) -> Result<Option<HttpCache>, RemoteError> {
     let Some(url) = url.filter(|url| !url.is_empty()) else {
         return Ok(None);
     };
     let url = url.into_string().map_err(|url| RemoteError::InvalidUrl {
-        url: url.to_string_lossy().into_owned(),
+        url: redact(&url.to_string_lossy()),
         reason: format!("{ENV_URL} is not valid UTF-8"),
     })?;
     // A header that is not UTF-8 cannot be sent; it is dropped rather than sent mangled (the server then says 401).
@@ -594,6 +631,24 @@ mod tests {
             );
             assert!(error.to_string().contains(&format!("`{url}`")), "{error}");
         }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_never_shown() {
+        let cache = HttpCache::new("http://user:secret@127.0.0.1:9/c").unwrap();
+        assert_eq!(cache.base_url(), "http://user:secret@127.0.0.1:9/c");
+        assert!(!format!("{cache:?}").contains("secret"));
+        cache.fail("test".into());
+        assert_eq!(
+            cache.unavailable().unwrap().to_string(),
+            "remote cache at http://***@127.0.0.1:9/c unavailable (test)"
+        );
+        assert!(!HttpCache::new("ftp://user:secret@h/")
+            .unwrap_err()
+            .to_string()
+            .contains("secret"));
+        assert_eq!(redact("https://h/a@b"), "https://h/a@b");
+        assert_eq!(redact("u:p@h/x"), "***@h/x");
     }
 
     #[test]
