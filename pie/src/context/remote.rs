@@ -47,6 +47,9 @@ pub(crate) type ContentDigest = [u8; 32];
 pub(crate) trait RemoteHook<T, O>: Send + Sync {
     /// The trace of `task` to replay, with every blob it names fetched and verified; `None` on a miss.
     fn lookup(&self, task: &T) -> Option<Replay<T, O>>;
+    /// Looks up `tasks` ahead of the requires that will need their traces, several at a time: a replay requires
+    /// them one by one (in order, never speculatively), and each then finds its lookup done.
+    fn prefetch(&self, tasks: &[&T]);
     /// Whether `task`'s executions are uploaded (a cache that can be written, and a task that does not opt out).
     fn uploads(&self, task: &T) -> bool;
     /// Whether `task` is looked up at all (it does not opt out).
@@ -152,6 +155,24 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         };
         let mut kept = Vec::new();
         let mut failed = None;
+        // The required tasks this store knows nothing of (a fresh build, mostly) will be looked up when required:
+        // look them up now, several at a time. A known task is checked locally first, and may need no lookup.
+        let required: Vec<&T> = self.in_engine(|this| {
+            replay
+                .deps
+                .iter()
+                .filter_map(|dep| match dep {
+                    ReplayDep::RequireTask { task, .. } => Some(task),
+                    _ => None,
+                })
+                .filter(|task| {
+                    this.store
+                        .find_task(task)
+                        .is_none_or(|id| this.store.output(id).is_none())
+                })
+                .collect()
+        });
+        self.outside_engine(|_| remote.prefetch(&required));
         let replayed = self.outside_engine(|this| {
             panic::catch_unwind(AssertUnwindSafe(|| {
                 let mut files = replay.files.iter();

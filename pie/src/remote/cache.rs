@@ -20,12 +20,13 @@
 //! A blob whose digest does not match, an entry or trace that does not decode, a task value or output that no
 //! longer deserialises: each is a miss. Network failures are the [`HttpCache`]'s (one warning, then local builds).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io;
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -316,13 +317,21 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// The engine's view of a [`RemoteCache`] for serialisable task and output types.
-struct SerdeHook<T> {
+struct SerdeHook<T: Task> {
     cache: RemoteCache,
     fingerprint: [u8; 32],
-    types: PhantomData<fn() -> T>,
+    /// Lookups made ahead of the requires that need them (see [`RemoteHook::prefetch`]), by action key: `None` for
+    /// a miss. Each is taken by the first lookup of its task.
+    prefetched: Mutex<HashMap<Digest, Option<Replay<T, T::Output>>>>,
 }
 
-impl<T> fmt::Debug for SerdeHook<T> {
+/// How many lookups a prefetch runs at once.
+const PREFETCH_CONCURRENCY: usize = 16;
+
+/// How many prefetched lookups are kept at most (a replay that misses early leaves the rest unused).
+const PREFETCH_LIMIT: usize = 100_000;
+
+impl<T: Task> fmt::Debug for SerdeHook<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.cache.fmt(f)
     }
@@ -409,10 +418,13 @@ where
         Some(trace)
     }
 
-    fn try_lookup(&self, task: &T) -> Option<Replay<T, T::Output>> {
+    fn lock_prefetched(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Option<Replay<T, T::Output>>>> {
+        self.prefetched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn try_lookup(&self, key: &Digest) -> Option<Replay<T, T::Output>> {
         let http = &self.cache.http;
-        let key = self.key(task)?;
-        let entry = http.get_action(&key)?;
+        let entry = http.get_action(key)?;
         let trace = entry.output_files.iter().find(|file| file.path == TRACE_PATH)?;
         let trace: Trace = serde_json::from_slice(&http.get_blob(&trace.content_digest()?)?).ok()?;
         if trace.format != FORMAT {
@@ -465,7 +477,42 @@ where
     T::Output: Serialize + DeserializeOwned,
 {
     fn lookup(&self, task: &T) -> Option<Replay<T, T::Output>> {
-        self.try_lookup(task)
+        let key = self.key(task)?;
+        if let Some(prefetched) = self.lock_prefetched().remove(&key) {
+            return prefetched;
+        }
+        self.try_lookup(&key)
+    }
+
+    fn prefetch(&self, tasks: &[&T]) {
+        let keys: Vec<(&T, Digest)> = {
+            let prefetched = self.lock_prefetched();
+            if prefetched.len() >= PREFETCH_LIMIT {
+                return;
+            }
+            let mut seen = HashSet::new();
+            tasks
+                .iter()
+                .filter(|task| task.remote_cacheable())
+                .filter_map(|task| Some((*task, self.key(task)?)))
+                .filter(|(_, key)| !prefetched.contains_key(key) && seen.insert(*key))
+                .collect()
+        };
+        if keys.len() < 2 || self.cache.http.unavailable().is_some() {
+            return;
+        }
+        // Independent reads, no side effects: the replay still requires the tasks one by one, in order.
+        let next = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..PREFETCH_CONCURRENCY.min(keys.len()) {
+                scope.spawn(|| loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some((_, key)) = keys.get(index) else { break };
+                    let replay = self.try_lookup(key);
+                    self.lock_prefetched().insert(*key, replay);
+                });
+            }
+        });
     }
 
     fn uploads(&self, task: &T) -> bool {
@@ -556,7 +603,7 @@ where
             std::sync::Arc::new(SerdeHook::<T> {
                 cache,
                 fingerprint: crate::persist::type_fingerprint::<T>(),
-                types: PhantomData,
+                prefetched: Mutex::new(HashMap::new()),
             }) as std::sync::Arc<dyn RemoteHook<T, T::Output>>
         });
     }
