@@ -11,9 +11,11 @@
 //!
 //! Workloads:
 //! - `wide`: `n` readers of one small file each (Hash stamps), required by a root with one `require_tasks`. The
-//!   root opts out of the cache (`Task::remote_cacheable`): a replay of its trace would require its `n` readers one
-//!   after the other, so their lookups would be made one round trip at a time; executed, it requires them in
-//!   parallel and each reader's lookup runs on a worker thread. The per-hit cost divides by the `n` readers.
+//!   root opts out of the cache (`Task::remote_cacheable`): executed, it requires its readers in parallel, and each
+//!   reader's lookup runs on a worker thread. The per-hit cost divides by the `n` readers. Measured besides, in
+//!   the same rounds: `cache_fill_all` and `cache_hit_all`, with the root cached too (what a build gets without
+//!   opting out): a replay of the root's trace requires its `n` readers one after the other, as the trace recorded
+//!   them, so their lookups are made one round trip at a time.
 //! - `parser`: parser_dev's tasks through its library (`parser_dev::workspace::Workspace`): its example grammar and
 //!   `programs` programs made from its two examples (each with its own numbers, so their parse trees differ). The
 //!   per-hit cost divides by the `programs + 1` tasks.
@@ -48,6 +50,12 @@ pub struct CacheRow {
     pub wide_cache_hit_ms: f64,
     /// `wide_cache_hit_ms` per restored reader, in µs.
     pub wide_hit_us_per_task: f64,
+    /// As `wide_cache_fill_ms` with the root cached too.
+    pub wide_cache_fill_all_ms: f64,
+    /// As `wide_cache_hit_ms` with the root cached too: its replay requires the readers one at a time.
+    pub wide_cache_hit_all_ms: f64,
+    /// `wide_cache_hit_all_ms` per restored task (the readers and the root), in µs.
+    pub wide_hit_all_us_per_task: f64,
     pub parser_programs: u32,
     /// The grammar's task and one per program.
     pub parser_tasks: u32,
@@ -64,8 +72,9 @@ pub struct CacheRow {
 enum WideTask {
     /// Reads the file (Hash stamp) and returns an FNV-1a digest of its bytes.
     Read(PathBuf),
-    /// Requires `Read` of `DIR/in/0..n` with one `require_tasks`; returns the sum of their outputs.
-    Root { dir: PathBuf, n: u32 },
+    /// Requires `Read` of `DIR/in/0..n` with one `require_tasks`; returns the sum of their outputs. Cached in the
+    /// remote cache only when `cached`.
+    Root { dir: PathBuf, n: u32, cached: bool },
 }
 
 impl Task for WideTask {
@@ -83,7 +92,7 @@ impl Task for WideTask {
                 }
                 _ => 0,
             },
-            WideTask::Root { dir, n } => {
+            WideTask::Root { dir, n, .. } => {
                 let tasks: Vec<WideTask> = (0..*n).map(|i| WideTask::Read(wide_input(dir, i))).collect();
                 context.require_tasks(&tasks).into_iter().fold(0u64, u64::wrapping_add)
             }
@@ -91,8 +100,12 @@ impl Task for WideTask {
     }
 
     fn remote_cacheable(&self) -> bool {
-        // See the module documentation: the root executes, so that its readers are looked up in parallel.
-        matches!(self, WideTask::Read(_))
+        // See the module documentation: unless `cached`, the root executes, so that its readers are looked up in
+        // parallel.
+        match self {
+            WideTask::Read(_) => true,
+            WideTask::Root { cached, .. } => *cached,
+        }
     }
 }
 
@@ -110,9 +123,9 @@ fn client(url: &str) -> io::Result<HttpCache> {
     HttpCache::new(url).map_err(io::Error::other)
 }
 
-/// One fresh build of `wide` in `dir` on the default thread count, with the cache at `url` if any: its time in
-/// ms, its output and how many tasks were restored.
-fn wide_build(dir: &Path, n: u32, url: Option<&str>) -> io::Result<(f64, u64, u64)> {
+/// One fresh build of `wide` in `dir` on the default thread count, with the cache at `url` if any (the root cached
+/// too when `cached`): its time in ms, its output and how many tasks were restored.
+fn wide_build(dir: &Path, n: u32, url: Option<&str>, cached: bool) -> io::Result<(f64, u64, u64)> {
     let mut pie: Pie<WideTask, u64> = Pie::default();
     if let Some(url) = url {
         pie.set_remote_cache(Some(RemoteCache::new(client(url)?, dir)?));
@@ -120,6 +133,7 @@ fn wide_build(dir: &Path, n: u32, url: Option<&str>) -> io::Result<(f64, u64, u6
     let root = WideTask::Root {
         dir: dir.to_path_buf(),
         n,
+        cached,
     };
     let (output, time) = timed(|| pie.new_session().require(&root));
     let restored = pie.remote_cache().map_or(0, |cache| cache.tasks_restored());
@@ -214,23 +228,23 @@ pub fn run(wide_n: u32, programs: u32, dir: &Path) -> io::Result<Option<CacheRow
     let (a, b) = (dir.join("a"), dir.join("b"));
     write_wide_inputs(&a, wide_n)?;
     write_wide_inputs(&b, wide_n)?;
-    let (mut fresh, mut fill, mut hit) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut fresh, mut fill, mut hit, mut fill_all, mut hit_all) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let url = format!("{}/wide-{round}", server.url());
-        let (time, expected, _) = wide_build(&a, wide_n, None)?;
+        let (time, expected, _) = wide_build(&a, wide_n, None, false)?;
         fresh.push(time);
-        let (time, filled, _) = wide_build(&a, wide_n, Some(&url))?;
-        fill.push(time);
-        let (time, output, restored) = wide_build(&b, wide_n, Some(&url))?;
-        hit.push(time);
-        check(
-            "wide",
-            restored,
-            u64::from(wide_n),
-            filled == expected && output == expected,
-        )?;
+        for (cached, fill, hit) in [(false, &mut fill, &mut hit), (true, &mut fill_all, &mut hit_all)] {
+            let url = format!("{}/wide-{round}-{cached}", server.url());
+            let (time, filled, _) = wide_build(&a, wide_n, Some(&url), cached)?;
+            fill.push(time);
+            let (time, output, restored) = wide_build(&b, wide_n, Some(&url), cached)?;
+            hit.push(time);
+            let tasks = u64::from(wide_n) + u64::from(cached);
+            check("wide", restored, tasks, filled == expected && output == expected)?;
+        }
     }
     let (wide_fresh, wide_fill, wide_hit) = (middle(fresh), middle(fill), middle(hit));
+    let (wide_fill_all, wide_hit_all) = (middle(fill_all), middle(hit_all));
 
     let config_a = write_parser_inputs(&dir.join("parser-a"), programs)?;
     let config_b = write_parser_inputs(&dir.join("parser-b"), programs)?;
@@ -260,6 +274,9 @@ pub fn run(wide_n: u32, programs: u32, dir: &Path) -> io::Result<Option<CacheRow
         wide_cache_fill_ms: wide_fill,
         wide_cache_hit_ms: wide_hit,
         wide_hit_us_per_task: wide_hit * 1e3 / f64::from(wide_n.max(1)),
+        wide_cache_fill_all_ms: wide_fill_all,
+        wide_cache_hit_all_ms: wide_hit_all,
+        wide_hit_all_us_per_task: wide_hit_all * 1e3 / f64::from(wide_n + 1),
         parser_programs: programs,
         parser_tasks: tasks,
         parser_fresh_ms: parser_fresh,
@@ -277,7 +294,7 @@ pub fn table(row: &CacheRow) -> String {
     );
     let mut line = |name: String, tasks: u32, fresh: f64, fill: f64, hit: f64, per_hit: f64| {
         out += &format!(
-            "  {name:<22} fresh {fresh:8.1} ms, cache_fill {fill:8.1} ms ({:.2}x), cache_hit {hit:8.1} ms ({:.2}x), {per_hit:.0} µs per hit of {tasks} tasks\n",
+            "  {name:<24} fresh {fresh:8.1} ms, cache_fill {fill:8.1} ms ({:.2}x), cache_hit {hit:8.1} ms ({:.2}x), {per_hit:.0} µs per hit of {tasks} tasks\n",
             fill / fresh,
             hit / fresh
         );
@@ -289,6 +306,14 @@ pub fn table(row: &CacheRow) -> String {
         row.wide_cache_fill_ms,
         row.wide_cache_hit_ms,
         row.wide_hit_us_per_task,
+    );
+    line(
+        format!("wide {} (root cached)", row.wide_n),
+        row.wide_n + 1,
+        row.wide_fresh_ms,
+        row.wide_cache_fill_all_ms,
+        row.wide_cache_hit_all_ms,
+        row.wide_hit_all_us_per_task,
     );
     line(
         format!("parser {} programs", row.parser_programs),
