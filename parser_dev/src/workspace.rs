@@ -11,6 +11,10 @@
 //! [`Workspace::close_store`] or the end of the workspace, so the whole load–build–save cycle of a batch run, and
 //! the whole life of an editor, is exclusive: a second parser_dev on the same store waits, then starts from what
 //! the first saved, and no run's results are lost.
+//!
+//! With a remote cache ([`Workspace::set_remote_cache`]), results are also restored from and uploaded to a shared
+//! server; [`ExecutedTasks`] tells a restored task (whose code did not run) from an executed one, and the reports
+//! count them apart.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
@@ -616,7 +620,8 @@ impl Workspace {
     }
 
     /// One line per task that the last build executed, in the order they started, saying why: the task (`compile
-    /// GRAMMAR` or `parse PROGRAM`), a colon and the reason, with the files this workspace names spelled as the
+    /// GRAMMAR` or `parse PROGRAM`, followed by `(restored from the remote cache)` when it was), a colon and the
+    /// reason, with the files this workspace names spelled as the
     /// user gave them. `None` unless [`observe`](Self::observe) turned explanations on.
     pub fn explanations(&self) -> Option<Vec<String>> {
         let explain = self.pie.tracker().1 .1 .1.explain.as_ref()?;
@@ -641,7 +646,13 @@ impl Workspace {
                     }
                     _ => String::new(),
                 };
-                format!("{}: {reason}{because}", self.label(&explanation.task))
+                // It executed, as far as pie's engine goes; its code ran only when it was not restored.
+                let restored = if self.executed.was_restored(&explanation.task) {
+                    " (restored from the remote cache)"
+                } else {
+                    ""
+                };
+                format!("{}{restored}: {reason}{because}", self.label(&explanation.task))
             })
             .collect();
         Some(lines)

@@ -110,6 +110,19 @@ fn an_edited_program_misses_only_its_parse() {
         "{out}"
     );
     assert_eq!(stderr(&output), "remote cache: 2 restored, 1 uploaded, 0 failures\n");
+
+    // `--explain` says which of the tasks that pie executed were restored.
+    let third = examples();
+    third.write("program2.txt", "print 43;\n");
+    let explained = stdout(&run(third.path(), &["--cache", &url, "--explain"], None));
+    assert!(
+        explained.contains("  parse program1.txt (restored from the remote cache): no cached output"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("  parse program2.txt: no cached output"),
+        "{explained}"
+    );
 }
 
 #[test]
