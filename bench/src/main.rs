@@ -10,6 +10,7 @@
 //! cargo run --release -p bench -- --n 100000            # a table of every workload, both stampers
 //! cargo run --release -p bench -- --workload chain --n 1000000 --stamper modified
 //! cargo run --release -p bench -- --ci                  # N = 1,000, JSON lines: what CI runs
+//! cargo run --release -p bench -- --cache --n 10000     # the shared cache against a private nginx
 //! ```
 
 use std::io;
@@ -22,6 +23,7 @@ use clap::{Parser, Subcommand};
 use crate::measure::{ColdReport, Row};
 use crate::workload::{set_workspace, Shape, StamperArg, Workload};
 
+mod cache;
 mod gc;
 mod measure;
 mod ninja;
@@ -60,6 +62,14 @@ struct Cli {
     /// thread. `--n` sets the tasks of `wide`; `cpu` has `n / 50` tasks.
     #[arg(long)]
     threads: Option<usize>,
+    /// Measure the shared cache instead, against a private nginx on a loopback port: fresh builds without a cache,
+    /// filling an empty cache, and restoring everything in another folder, of `wide` (`--n` readers) and of
+    /// parser_dev's tasks (`--programs` programs), on the default thread count.
+    #[arg(long, conflicts_with = "threads")]
+    cache: bool,
+    /// Programs of the parser_dev workload of `--cache`.
+    #[arg(long, default_value_t = 200, requires = "cache")]
+    programs: u32,
 }
 
 /// The harness's own child modes.
@@ -169,6 +179,18 @@ fn run(mut cli: Cli) -> io::Result<()> {
         cli.n = 1_000;
         cli.width = 100;
         cli.json = true;
+    }
+    if cli.cache {
+        let dir = tempfile::Builder::new().prefix("pie-bench-").tempdir()?;
+        let Some(row) = cache::run(cli.n, cli.programs, dir.path())? else {
+            return Ok(());
+        };
+        if cli.json {
+            println!("{}", serde_json::to_string(&row).map_err(io::Error::other)?);
+        } else {
+            print!("{}", cache::table(&row));
+        }
+        return Ok(());
     }
     if let Some(threads) = cli.threads {
         let dir = tempfile::Builder::new().prefix("pie-bench-").tempdir()?;

@@ -16,6 +16,7 @@ use parser_dev::app::{App, Control};
 use parser_dev::disk::DiskWatcher;
 use parser_dev::report::{batch_end, batch_grammar, batch_program, explanations, watch_header};
 use parser_dev::workspace::{Config, LogTarget, Reached, Workspace};
+use pie::remote::HttpCache;
 use pie::tracker::progress::ProgressHandle;
 use pie::watch::{StopHandle, WatchConfig};
 
@@ -47,6 +48,15 @@ struct Cli {
     /// it went and a summary (critical path, slowest tasks) on standard error (batch mode).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["edit", "watch"])]
     profile: Option<PathBuf>,
+    /// Share results through a remote cache speaking Bazel's HTTP protocol (nginx with WebDAV, bazel-remote) at
+    /// URL, e.g. http://127.0.0.1:8080/cache [default: $PIE_REMOTE_CACHE; $PIE_REMOTE_CACHE_AUTH is sent as the
+    /// Authorization header]. Batch and watch mode. Results are restored from it instead of computed, and
+    /// computed ones uploaded; an unreachable cache gives one warning and the build goes on locally.
+    #[arg(long, value_name = "URL", conflicts_with = "edit")]
+    cache: Option<String>,
+    /// Only read the remote cache, never upload to it (say, a developer's machine using what CI filled).
+    #[arg(long, conflicts_with = "edit")]
+    cache_read_only: bool,
     /// The pest grammar file.
     grammar: PathBuf,
     /// The grammar's rule that every program is parsed with.
@@ -65,26 +75,60 @@ fn main() -> ExitCode {
         store: cli.store,
     };
     if cli.edit {
-        edit(&config)
-    } else if cli.watch {
-        watch(&config, cli.log)
+        return edit(&config);
+    }
+    let cache = match remote_cache(cli.cache.as_deref(), cli.cache_read_only) {
+        Ok(cache) => cache,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.watch {
+        watch(&config, cli.log, cache)
     } else {
-        batch(&config, cli.log, cli.explain, cli.profile.as_deref())
+        batch(&config, cli.log, cli.explain, cli.profile.as_deref(), cache)
     }
 }
 
-/// Opens the workspace of a batch or watch run (log on stderr if asked), saying why an old store is not used.
-fn open_workspace(config: &Config, log: bool) -> Workspace {
+/// The remote cache's client: at `url` (`--cache`), else at `$PIE_REMOTE_CACHE` when it is set and not empty, else
+/// none; with `$PIE_REMOTE_CACHE_AUTH` as the `Authorization` header when that is set and not empty. The error is
+/// a message: the URL cannot be used.
+fn remote_cache(url: Option<&str>, read_only: bool) -> Result<Option<HttpCache>, String> {
+    let http = match url {
+        Some(url) => {
+            let auth = std::env::var(pie::remote::ENV_AUTH)
+                .ok()
+                .filter(|auth| !auth.is_empty());
+            Some(HttpCache::new(url).map_err(|e| e.to_string())?.auth_header(auth))
+        }
+        None => HttpCache::from_env().map_err(|e| format!("{e} (from ${})", pie::remote::ENV_URL))?,
+    };
+    if read_only && http.is_none() {
+        eprintln!(
+            "warning: --cache-read-only without a remote cache (--cache URL or ${}) does nothing",
+            pie::remote::ENV_URL
+        );
+    }
+    Ok(http.map(|http| http.read_only(read_only)))
+}
+
+/// Opens the workspace of a batch or watch run (log on stderr if asked), saying why an old store is not used, with
+/// the remote cache if there is one.
+fn open_workspace(config: &Config, log: bool, cache: Option<HttpCache>) -> Workspace {
     let log = if log { LogTarget::Stderr } else { LogTarget::Off };
-    let (workspace, warning) = Workspace::open(config, log);
+    let (mut workspace, warning) = Workspace::open(config, log);
     if let Some(warning) = warning {
         eprintln!("{warning}");
+    }
+    if let Err(error) = workspace.set_remote_cache(cache) {
+        eprintln!("warning: {error}; building without it");
     }
     workspace
 }
 
-fn batch(config: &Config, log: bool, explain: bool, profile: Option<&Path>) -> ExitCode {
-    let mut workspace = open_workspace(config, log);
+fn batch(config: &Config, log: bool, explain: bool, profile: Option<&Path>, cache: Option<HttpCache>) -> ExitCode {
+    let mut workspace = open_workspace(config, log, cache);
     workspace.observe(explain, profile.is_some());
     // Each result is printed as soon as the build reaches it; the summary once the store is saved.
     let grammar = workspace.grammar().shown.clone();
@@ -118,6 +162,10 @@ fn batch(config: &Config, log: bool, explain: bool, profile: Option<&Path>) -> E
         eprintln!("warning: {error}; the next run will build everything again");
     }
     print!("{}", batch_end(&report));
+    let _ = io::stdout().flush();
+    if let Some(line) = workspace.remote_summary() {
+        eprintln!("{line}");
+    }
     if let Some(lines) = workspace.explanations() {
         print!("{}", explanations(&lines));
     }
@@ -191,8 +239,8 @@ impl ProgressDisplay {
     }
 }
 
-fn watch(config: &Config, log: bool) -> ExitCode {
-    let mut workspace = open_workspace(config, log);
+fn watch(config: &Config, log: bool, cache: Option<HttpCache>) -> ExitCode {
+    let mut workspace = open_workspace(config, log, cache);
     let grammar = workspace.grammar().shown.clone();
     let rule = workspace.rule().to_string();
     let cwd = std::env::current_dir().unwrap_or_default();
@@ -217,6 +265,9 @@ fn watch(config: &Config, log: bool) -> ExitCode {
     let saved = workspace.close_store();
     if let Err(error) = &saved {
         eprintln!("warning: {error}; the next run will build everything again");
+    }
+    if let Some(line) = workspace.remote_summary() {
+        eprintln!("{line}");
     }
     match result {
         Ok(()) => {

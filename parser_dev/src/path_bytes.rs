@@ -1,5 +1,10 @@
 //! Task paths in the store as bytes, for `#[serde(with = "crate::path_bytes")]`.
 //!
+//! In a human-readable format (JSON: how pie's remote cache keys and stores tasks) a UTF-8 path is a string
+//! instead, so that the cache can store a path below the workspace root relative to it (and a copy of the project
+//! in another folder finds the same entries); a path that is not UTF-8 is an array of its bytes there, and matches
+//! only itself.
+//!
 //! serde's own impl for `Path` refuses a path that is not UTF-8, and one such program path would make the whole
 //! store unsaveable. On Unix a path is bytes, and those bytes are what is stored ([`OsStrExt::as_bytes`]);
 //! elsewhere the path's UTF-8 bytes are stored, so there only a path that is not valid Unicode still cannot be
@@ -16,6 +21,11 @@ use serde::{Deserializer, Serializer};
 
 /// Serialises `path` as its bytes.
 pub(crate) fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+    if serializer.is_human_readable() {
+        if let Some(text) = path.to_str() {
+            return serializer.serialize_str(text);
+        }
+    }
     match to_bytes(path) {
         Some(bytes) => serializer.serialize_bytes(bytes),
         None => Err(serde::ser::Error::custom(format!(
@@ -25,14 +35,14 @@ pub(crate) fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::
     }
 }
 
-/// Deserialises a path from its bytes (or from a string, for self-describing formats).
+/// Deserialises a path from its bytes (or from a string or an array of bytes, for self-describing formats).
 pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
     deserializer.deserialize_byte_buf(PathVisitor)
 }
 
 struct PathVisitor;
 
-impl Visitor<'_> for PathVisitor {
+impl<'de> Visitor<'de> for PathVisitor {
     type Value = PathBuf;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,6 +59,14 @@ impl Visitor<'_> for PathVisitor {
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<PathBuf, E> {
         Ok(PathBuf::from(text))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<PathBuf, A::Error> {
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(byte) = seq.next_element::<u8>()? {
+            bytes.push(byte);
+        }
+        from_bytes(bytes)
     }
 }
 
@@ -108,5 +126,22 @@ mod tests {
         assert_eq!(loaded.task_count(), 2);
         assert_eq!(loaded.new_session().require(&task), output);
         assert!(!loaded.tracker().any_execute());
+    }
+
+    #[test]
+    fn json_has_a_utf8_path_as_a_string_and_another_as_its_bytes() {
+        let task = ParserTask::CompileGrammar {
+            grammar: "/w/grammar.pest".into(),
+        };
+        let json = serde_json::to_string(&task).unwrap();
+        assert_eq!(json, r#"{"CompileGrammar":{"grammar":"/w/grammar.pest"}}"#);
+        assert_eq!(serde_json::from_str::<ParserTask>(&json).unwrap(), task);
+
+        let odd = ParserTask::CompileGrammar {
+            grammar: OsStr::from_bytes(b"/w/caf\xe9").into(),
+        };
+        let json = serde_json::to_string(&odd).unwrap();
+        assert!(json.contains("[47,119,47,99,97,102,233]"), "{json}");
+        assert_eq!(serde_json::from_str::<ParserTask>(&json).unwrap(), odd);
     }
 }

@@ -55,11 +55,43 @@ pub fn program_feedback(program: &ProgramReport, rule: &str) -> Result<String, S
 }
 
 /// One line: how many tasks executed, and which kinds; "nothing to do" when none did. Programs whose task executed
-/// but stopped before parsing (the grammar failed, say) are counted as not parsed.
+/// but stopped before parsing (the grammar failed, say) are counted as not parsed. Tasks restored from the remote
+/// cache did not execute: they are counted apart, as in
+/// `1 task executed (1 program parsed), 2 restored from the remote cache (grammar, 1 program)`.
 pub fn summary(report: &BuildReport) -> String {
-    if report.executed == 0 {
+    if report.executed == 0 && report.restored == 0 {
         return "nothing to do: 0 tasks executed".to_string();
     }
+    let restored = restored_summary(report);
+    if report.executed == 0 {
+        return format!("0 tasks executed{restored}");
+    }
+    format!("{}{restored}", executed_summary(report))
+}
+
+/// `, N restored from the remote cache (grammar, M programs)`, or nothing when nothing was restored.
+fn restored_summary(report: &BuildReport) -> String {
+    if report.restored == 0 {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    if report.grammar_restored {
+        parts.push("grammar".to_string());
+    }
+    match report.programs.iter().filter(|p| p.restored).count() {
+        0 => {}
+        1 => parts.push("1 program".to_string()),
+        n => parts.push(format!("{n} programs")),
+    }
+    format!(
+        ", {} restored from the remote cache ({})",
+        report.restored,
+        parts.join(", ")
+    )
+}
+
+/// `N tasks executed (grammar compiled, M programs parsed, K programs not parsed)`.
+fn executed_summary(report: &BuildReport) -> String {
     let mut parts = Vec::new();
     if report.grammar_compiled {
         parts.push("grammar compiled".to_string());
@@ -88,14 +120,16 @@ pub fn batch_grammar(outcome: &Result<CompiledGrammar, GrammarError>, grammar: &
 
 /// Batch mode's output about one program, once it is known: `✓` and its parse tree, or `✗` and why there is none.
 ///
-/// The header says whether the program was `parsed` in this build or its result was `cached`; a program that was
-/// not parsed at all (the grammar failed or lacks the rule, or the file could not be read) has neither mark.
+/// The header says whether the program was `parsed` in this build, its result `restored` from the remote cache, or
+/// its stored result was still valid (`cached`); a program that was not parsed at all (the grammar failed or lacks
+/// the rule, or the file could not be read) has no mark.
 pub fn batch_program(program: &ProgramReport, rule: &str) -> String {
     let name = &program.file.shown;
-    let how = match (program.has_parse(), program.executed) {
-        (false, _) => "",
-        (true, true) => " (parsed)",
-        (true, false) => " (cached)",
+    let how = match (program.has_parse(), program.executed, program.restored) {
+        (false, _, _) => "",
+        (true, true, _) => " (parsed)",
+        (true, false, true) => " (restored)",
+        (true, false, false) => " (cached)",
     };
     match program_feedback(program, rule) {
         Ok(tree) => format!("✓ {name}{how}\n{tree}"),
@@ -150,9 +184,13 @@ pub fn watch_header(build: &WatchedBuild<'_>, cwd: &Path, now: SystemTime) -> St
         let _ = write!(out, " · changed: {}", changed.join(", "));
     }
     let tasks = if build.report.executed == 1 { "task" } else { "tasks" };
+    let restored = match build.report.restored {
+        0 => String::new(),
+        n => format!(", {n} restored"),
+    };
     let _ = writeln!(
         out,
-        " · {} {tasks} executed in {:.1} ms ──",
+        " · {} {tasks} executed{restored} in {:.1} ms ──",
         build.report.executed,
         build.duration.as_secs_f64() * 1e3
     );

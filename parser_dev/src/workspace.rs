@@ -11,6 +11,10 @@
 //! [`Workspace::close_store`] or the end of the workspace, so the whole load–build–save cycle of a batch run, and
 //! the whole life of an editor, is exclusive: a second parser_dev on the same store waits, then starts from what
 //! the first saved, and no run's results are lost.
+//!
+//! With a remote cache ([`Workspace::set_remote_cache`]), results are also restored from and uploaded to a shared
+//! server; [`ExecutedTasks`] tells a restored task (whose code did not run) from an executed one, and the reports
+//! count them apart.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
@@ -21,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pie::dependency::{Dependency, FileDependency, Inconsistency, TaskDependency};
+use pie::remote::{HttpCache, RemoteCache};
 use pie::stamp::OutputStamper;
 use pie::tracker::explain::{ExplainTracker, Reason};
 use pie::tracker::progress::{ProgressHandle, ProgressTracker};
@@ -71,33 +76,66 @@ impl Write for LogTarget {
     }
 }
 
-/// Records which tasks executed since it was last cleared (by [`Workspace::build`], once per build), and hands
-/// each program's outcome, as soon as its task is up to date, to the build that asked for it.
+/// Records which tasks executed since it was last cleared (by [`Workspace::build`], once per build), and which of
+/// those were restored from the remote cache instead of running their code; and hands each program's outcome, as
+/// soon as its task is up to date, to the build that asked for it.
 ///
-/// The set is shared with the workspace, which reads it while a session (and so the `Pie` holding this tracker)
-/// is borrowed: when each program's outcome is reported, to tell whether its task executed.
+/// The sets are shared with the workspace, which reads them while a session (and so the `Pie` holding this tracker)
+/// is borrowed: when each program's outcome is reported, to tell whether its task executed or was restored.
 #[derive(Clone, Default, Debug)]
-pub struct ExecutedTasks(
-    Arc<Mutex<HashSet<ParserTask>>>,
-    Arc<Mutex<Option<Sender<(ParserTask, Outcome)>>>>,
-);
+pub struct ExecutedTasks {
+    /// Every task that pie executed: ran its code, or replayed a trace from the remote cache.
+    executed: Arc<Mutex<HashSet<ParserTask>>>,
+    /// Those of `executed` whose code did not run: restored from the remote cache.
+    restored: Arc<Mutex<HashSet<ParserTask>>>,
+    reports: Arc<Mutex<Option<Sender<(ParserTask, Outcome)>>>>,
+}
+
+/// A poisoned lock is used as it is: a panic while one of these sets was locked (there is none: only inserts,
+/// reads and clears happen under the lock) would leave it intact.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 impl ExecutedTasks {
     /// Where the outcomes of programs' tasks go while a build runs (`None`: nowhere).
     fn reports(&self) -> MutexGuard<'_, Option<Sender<(ParserTask, Outcome)>>> {
-        self.1.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        locked(&self.reports)
     }
 
-    /// The tasks executed since the last clear. A panic while the set was locked (there is none: only inserts,
-    /// reads and clears happen under the lock) would leave it intact, so a poisoned lock is used as it is.
-    fn lock(&self) -> MutexGuard<'_, HashSet<ParserTask>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Forgets the tasks executed and restored so far.
+    fn clear(&self) {
+        locked(&self.executed).clear();
+        locked(&self.restored).clear();
+    }
+
+    /// Whether `task` ran its code since the last clear.
+    fn ran(&self, task: &ParserTask) -> bool {
+        locked(&self.executed).contains(task) && !self.was_restored(task)
+    }
+
+    /// Whether `task` was restored from the remote cache since the last clear.
+    fn was_restored(&self, task: &ParserTask) -> bool {
+        locked(&self.restored).contains(task)
+    }
+
+    /// How many tasks ran their code, and how many were restored, since the last clear.
+    fn counts(&self) -> (usize, usize) {
+        let restored = locked(&self.restored).len();
+        (locked(&self.executed).len() - restored, restored)
     }
 }
 
 impl Tracker<ParserTask> for ExecutedTasks {
     fn execute_start(&mut self, task: &ParserTask) {
-        self.lock().insert(task.clone());
+        locked(&self.executed).insert(task.clone());
+        crate::task::code_runs::expect(task);
+    }
+
+    fn execute_end(&mut self, task: &ParserTask, _: &Outcome) {
+        if crate::task::code_runs::take(task) == Some(false) {
+            locked(&self.restored).insert(task.clone());
+        }
     }
 
     fn require_task_end(&mut self, dependency: &TaskDependency<ParserTask, Outcome>, output: &Outcome, _: bool) {
@@ -237,12 +275,16 @@ pub fn default_store_path(grammar: &Path) -> PathBuf {
 pub struct BuildReport {
     /// The grammar's outcome.
     pub grammar: Result<CompiledGrammar, GrammarError>,
-    /// Whether the grammar was compiled in this build (rather than its cached result reused).
+    /// Whether the grammar was compiled in this build (rather than its cached result reused, or restored).
     pub grammar_compiled: bool,
+    /// Whether the grammar's result was restored from the remote cache in this build.
+    pub grammar_restored: bool,
     /// Every program's outcome, in the order given.
     pub programs: Vec<ProgramReport>,
-    /// How many tasks executed in this build.
+    /// How many tasks executed (ran their code) in this build.
     pub executed: usize,
+    /// How many tasks were restored from the remote cache in this build instead of executing.
+    pub restored: usize,
     /// I/O errors met while checking dependencies (the affected tasks executed again), as messages.
     pub check_errors: Vec<String>,
 }
@@ -254,9 +296,12 @@ pub struct ProgramReport {
     pub file: SourceFile,
     /// Its parse tree, or why there is none.
     pub result: Result<String, ProgramError>,
-    /// Whether its task executed in this build (rather than its cached result being reused). The task executes
-    /// also when it stops before parsing (see [`ProgramReport::has_parse`]).
+    /// Whether its task executed in this build (rather than its cached result being reused, or its result being
+    /// restored from the remote cache). The task executes also when it stops before parsing (see
+    /// [`ProgramReport::has_parse`]).
     pub executed: bool,
+    /// Whether its result was restored from the remote cache in this build (the task's code did not run).
+    pub restored: bool,
 }
 
 impl ProgramReport {
@@ -424,7 +469,7 @@ impl Workspace {
     /// machine has cores); a program whose result was already up to date is reported at once, not after the
     /// programs that follow it have been parsed.
     pub fn build_with(&mut self, mut reached: impl FnMut(Reached<'_>)) -> BuildReport {
-        self.executed.lock().clear();
+        self.executed.clear();
         self.pie.tracker_mut().1 .1 .1.clear();
         let (compile, parses) = self.tasks();
 
@@ -448,7 +493,8 @@ impl Workspace {
                 let program = ProgramReport {
                     file: self.programs[programs.len()].clone(),
                     result: result.clone(),
-                    executed: executed.lock().contains(&parses[programs.len()]),
+                    executed: executed.ran(&parses[programs.len()]),
+                    restored: executed.was_restored(&parses[programs.len()]),
                 };
                 reached(Reached::Program(&program));
                 programs.push(program);
@@ -485,12 +531,14 @@ impl Workspace {
             .collect();
         drop(session);
 
-        let executed = self.executed.lock();
+        let (executed, restored) = self.executed.counts();
         BuildReport {
             grammar,
-            grammar_compiled: executed.contains(&compile),
+            grammar_compiled: self.executed.ran(&compile),
+            grammar_restored: self.executed.was_restored(&compile),
             programs,
-            executed: executed.len(),
+            executed,
+            restored,
             check_errors,
         }
     }
@@ -516,8 +564,10 @@ impl Workspace {
         let mut watcher = Watcher::new(pie, roots, config);
         install_stop(watcher.stop_handle());
         let programs = &self.programs;
+        let tracked = &self.executed;
         let result = watcher.run(|build| {
-            let executed: HashSet<&ParserTask> = build.executed().collect();
+            // Every task of `build.executed()` ran its code, except those that `tracked` saw restored.
+            let executed: HashSet<&ParserTask> = build.executed().filter(|task| !tracked.was_restored(task)).collect();
             let outputs = build.outputs();
             let grammar = match outputs.first() {
                 Some(Outcome::Grammar(result)) => result.clone(),
@@ -532,6 +582,7 @@ impl Workspace {
                         file: file.clone(),
                         result: result.clone(),
                         executed: executed.contains(task),
+                        restored: tracked.was_restored(task),
                     },
                     Outcome::Grammar(_) => panic!("BUG: Parse task returned a grammar outcome"),
                 })
@@ -539,10 +590,14 @@ impl Workspace {
             let report = BuildReport {
                 grammar,
                 grammar_compiled: executed.contains(&compile),
+                grammar_restored: tracked.was_restored(&compile),
                 programs,
-                executed: build.executed().len(),
+                executed: executed.len(),
+                restored: build.executed().len() - executed.len(),
                 check_errors: Vec::new(),
             };
+            // The next build's restores are its own.
+            tracked.clear();
             on_build(&WatchedBuild {
                 number: build.number(),
                 cause: build.cause(),
@@ -565,7 +620,8 @@ impl Workspace {
     }
 
     /// One line per task that the last build executed, in the order they started, saying why: the task (`compile
-    /// GRAMMAR` or `parse PROGRAM`), a colon and the reason, with the files this workspace names spelled as the
+    /// GRAMMAR` or `parse PROGRAM`, followed by `(restored from the remote cache)` when it was), a colon and the
+    /// reason, with the files this workspace names spelled as the
     /// user gave them. `None` unless [`observe`](Self::observe) turned explanations on.
     pub fn explanations(&self) -> Option<Vec<String>> {
         let explain = self.pie.tracker().1 .1 .1.explain.as_ref()?;
@@ -590,7 +646,13 @@ impl Workspace {
                     }
                     _ => String::new(),
                 };
-                format!("{}: {reason}{because}", self.label(&explanation.task))
+                // It executed, as far as pie's engine goes; its code ran only when it was not restored.
+                let restored = if self.executed.was_restored(&explanation.task) {
+                    " (restored from the remote cache)"
+                } else {
+                    ""
+                };
+                format!("{}{restored}: {reason}{because}", self.label(&explanation.task))
             })
             .collect();
         Some(lines)
@@ -644,6 +706,59 @@ impl Workspace {
             LogTarget::Memory(buffer) => String::from_utf8_lossy(&std::mem::take(buffer)).into_owned(),
             LogTarget::Off | LogTarget::Stderr => String::new(),
         }
+    }
+
+    /// The workspace root of the remote cache: the deepest folder that holds the grammar and every program
+    /// (lexically, from their absolute paths). Task paths below it are stored in the cache relative to it, so a
+    /// copy of that folder elsewhere (another checkout, another machine) finds the same entries, as long as the
+    /// files sit in the same places relative to one another.
+    pub fn remote_cache_root(&self) -> PathBuf {
+        let mut folders = std::iter::once(&self.grammar)
+            .chain(&self.programs)
+            .map(|file| lexical(&file.path).parent().map(Path::to_path_buf).unwrap_or_default());
+        let first = folders.next().unwrap_or_default();
+        folders.fold(first, |common, folder| {
+            common
+                .components()
+                .zip(folder.components())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect()
+        })
+    }
+
+    /// Shares results through the remote cache `http` (or stops, with `None`), with
+    /// [`remote_cache_root`](Self::remote_cache_root) as its workspace root: before a task executes, its result is
+    /// looked up there and restored when every file it read is as it was; after a task executes, its result is
+    /// uploaded (unless `http` is read-only). A cache that cannot be reached gives pie's one warning on stderr, and
+    /// the builds go on locally.
+    ///
+    /// # Errors
+    /// A message when the workspace root cannot be used (it is not valid UTF-8).
+    pub fn set_remote_cache(&mut self, http: Option<HttpCache>) -> Result<(), String> {
+        let cache = match http {
+            Some(http) => Some(
+                RemoteCache::new(http, self.remote_cache_root())
+                    .map_err(|e| format!("cannot use the remote cache: {e}"))?,
+            ),
+            None => None,
+        };
+        self.pie.set_remote_cache(cache);
+        Ok(())
+    }
+
+    /// What the remote cache did over the workspace's life, in one line such as
+    /// `remote cache: 3 restored, 0 uploaded, 0 failures` (failures: requests that failed; after the first, the
+    /// cache is no longer used). `None` without a remote cache.
+    pub fn remote_summary(&self) -> Option<String> {
+        let cache = self.pie.remote_cache()?;
+        let failures = cache.http().stats().errors;
+        Some(format!(
+            "remote cache: {} restored, {} uploaded, {failures} {}",
+            cache.tasks_restored(),
+            cache.traces_uploaded(),
+            if failures == 1 { "failure" } else { "failures" }
+        ))
     }
 
     /// Unobserves every root that is not one of [`tasks`](Self::tasks) and removes every task that only such roots

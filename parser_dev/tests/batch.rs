@@ -20,6 +20,8 @@ fn examples() -> Dir {
 /// Runs parser_dev in `dir` with `args`.
 fn run<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        // A remote cache configured in the environment would restore results these tests expect parsed.
+        .env_remove("PIE_REMOTE_CACHE")
         .current_dir(dir)
         .args(args)
         .output()
@@ -410,6 +412,7 @@ fn usage_errors_exit_with_2() {
 fn spawn(dir: &Path, name: &str, args: &[&str]) -> Child {
     let file = |ext: &str| File::create(dir.join(format!("{name}.{ext}"))).expect("create an output file");
     Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .env_remove("PIE_REMOTE_CACHE")
         .current_dir(dir)
         .args(args)
         .stdout(file("out"))
@@ -676,6 +679,7 @@ fn an_up_to_date_result_is_printed_at_once_and_an_edit_meanwhile_is_not_lost() {
     assert_eq!(run(dir.path(), &args).status.code(), Some(0));
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .env_remove("PIE_REMOTE_CACHE")
         .current_dir(dir.path())
         .args(args)
         .stdin(Stdio::null())
@@ -714,6 +718,7 @@ fn an_up_to_date_result_is_printed_at_once_and_an_edit_meanwhile_is_not_lost() {
 fn the_editor_without_a_terminal_says_so_and_writes_no_escape_sequence() {
     let dir = examples();
     let output = Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .env_remove("PIE_REMOTE_CACHE")
         .current_dir(dir.path())
         .args(["-e", "grammar.pest", "main", "program1.txt"])
         .stdin(Stdio::piped())

@@ -34,6 +34,8 @@ struct Watching {
 impl Watching {
     fn start(dir: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+            // A remote cache configured in the environment would restore results these tests expect parsed.
+            .env_remove("PIE_REMOTE_CACHE")
             .current_dir(dir)
             .arg("--watch")
             .args(args)
@@ -161,6 +163,7 @@ fn watch_rebuilds_what_an_edit_affects_and_exits_0_on_ctrl_c_with_the_store_save
 
     // The store holds the last build: a batch run with the same (broken) grammar executes nothing.
     let output = Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .env_remove("PIE_REMOTE_CACHE")
         .current_dir(dir.path())
         .args(["grammar.pest", "main", "program1.txt", "program2.txt"])
         .output()
@@ -173,10 +176,61 @@ fn watch_rebuilds_what_an_edit_affects_and_exits_0_on_ctrl_c_with_the_store_save
 fn watch_and_edit_cannot_be_combined() {
     let dir = examples();
     let output = Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .env_remove("PIE_REMOTE_CACHE")
         .current_dir(dir.path())
         .args(["--watch", "--edit", "grammar.pest", "main", "program1.txt"])
         .output()
         .expect("run parser_dev");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be used with"));
+}
+
+#[test]
+fn watch_with_a_remote_cache_restores_then_uploads_what_an_edit_parses() {
+    let Some(server) = dev_util::nginx::Nginx::start() else {
+        return;
+    };
+    let url = server.url();
+    let programs = ["grammar.pest", "main", "program1.txt", "program2.txt"];
+    let first = examples();
+    let filled = Command::new(env!("CARGO_BIN_EXE_parser_dev"))
+        .env_remove("PIE_REMOTE_CACHE")
+        .current_dir(first.path())
+        .args(["--cache", &url])
+        .args(programs)
+        .output()
+        .expect("run parser_dev");
+    assert_eq!(filled.status.code(), Some(0));
+
+    let second = examples();
+    let mut watching = Watching::start(second.path(), &[&["--cache", &url][..], &programs[..]].concat());
+    let is_end = |line: &str| is_summary(line) || line.starts_with("0 tasks executed");
+    let restored = watching.wait_for("the first build's summary", is_end);
+    assert!(
+        restored[0].contains("0 tasks executed, 3 restored"),
+        "the header counts the restores: {restored:?}"
+    );
+    assert!(
+        restored.iter().any(|l| l == "✓ program1.txt (restored)"),
+        "{restored:?}"
+    );
+    assert_eq!(
+        restored.last().map(String::as_str),
+        Some("0 tasks executed, 3 restored from the remote cache (grammar, 2 programs)")
+    );
+
+    second.write("program1.txt", "print 42;\n");
+    let edited = watching.wait_for("the rebuild's summary", is_end);
+    assert!(edited.iter().any(|l| l == "✓ program1.txt (parsed)"), "{edited:?}");
+    assert_eq!(
+        edited.last().map(String::as_str),
+        Some("1 task executed (1 program parsed)")
+    );
+
+    let (success, stderr) = watching.interrupt();
+    assert!(success, "{stderr}");
+    assert!(
+        stderr.contains("remote cache: 3 restored, 1 uploaded, 0 failures"),
+        "{stderr}"
+    );
 }

@@ -89,3 +89,25 @@ fn programs_stopped_by_the_grammar_are_not_counted_as_parsed() {
     assert_eq!((report.parsed_count(), report.not_parsed_count()), (0, 2));
     assert!(report.programs.iter().all(|p| p.executed && !p.parsed()));
 }
+
+#[test]
+fn the_remote_cache_root_is_the_deepest_folder_holding_the_grammar_and_every_program() {
+    let dir = Dir::new();
+    let grammar = dir.create("grammars/g.pest", "main = { \"x\" }");
+    let near = dir.create("grammars/p.txt", "x");
+    let far = dir.create("tests/deep/q.txt", "x");
+    let root_of = |programs: Vec<std::path::PathBuf>| {
+        let config = Config {
+            grammar: grammar.clone(),
+            rule: "main".to_string(),
+            programs,
+            store: Some(dir.join("parser_dev.store")),
+        };
+        let (workspace, _) = Workspace::open(&config, LogTarget::Off);
+        workspace.remote_cache_root()
+    };
+    assert_eq!(root_of(vec![near.clone()]), dir.join("grammars"));
+    assert_eq!(root_of(vec![near, far.clone()]), dir.path());
+    // `..` is resolved lexically, as pie resolves the paths of dependencies.
+    assert_eq!(root_of(vec![dir.join("grammars/../tests/deep/q.txt")]), dir.path());
+}
