@@ -174,49 +174,12 @@ impl Task for ParserTask {
     type Output = Outcome;
 
     fn execute<C: Context<Self>>(&self, context: &mut C) -> Outcome {
-        code_runs::ran(self);
         match self {
             ParserTask::CompileGrammar { grammar } => Outcome::Grammar(compile_grammar(context, grammar)),
             ParserTask::Parse { grammar, rule, program } => {
                 Outcome::Program(parse_program(context, grammar, rule, program))
             }
         }
-    }
-}
-
-/// Which executions ran the task's code, for telling an execution from a restore out of pie's remote cache (which
-/// the tracker sees as an execution too, from `execute_start` to `execute_end`, but without the code).
-///
-/// Per thread: pie calls a tracker on the thread where the event happens, and a task's code runs on the thread of
-/// its execution, between the two events. Only tasks that a tracker [`expect`](code_runs::expect)s are recorded, so
-/// tasks built without one leave nothing behind.
-pub(crate) mod code_runs {
-    use std::cell::RefCell;
-    use std::collections::HashMap;
-
-    use super::ParserTask;
-
-    thread_local! {
-        static RUNS: RefCell<HashMap<ParserTask, bool>> = RefCell::new(HashMap::new());
-    }
-
-    /// The execution of `task` starts on this thread (a failed earlier one may have left an entry: it is reset).
-    pub(crate) fn expect(task: &ParserTask) {
-        RUNS.with(|runs| runs.borrow_mut().insert(task.clone(), false));
-    }
-
-    /// The code of `task` runs.
-    pub(super) fn ran(task: &ParserTask) {
-        RUNS.with(|runs| {
-            if let Some(ran) = runs.borrow_mut().get_mut(task) {
-                *ran = true;
-            }
-        });
-    }
-
-    /// The execution of `task` ended: whether its code ran (`None`: it was not expected on this thread).
-    pub(crate) fn take(task: &ParserTask) -> Option<bool> {
-        RUNS.with(|runs| runs.borrow_mut().remove(task))
     }
 }
 
