@@ -1141,6 +1141,9 @@ fn incremental_builds_agree_with_clean_builds_of_edited_programs() {
         "dynamic oracle: {} cases, seed {}, without [{left_out}]",
         config.cases, config.rng_seed
     );
+    // One cache server for every case (each check holds it too), so that cases find each other's traces.
+    #[cfg(feature = "remote-cache")]
+    let _shared = shared_cache::acquire();
     let result = TestRunner::new(config).run(&case(), |case| check(&case));
     if std::env::var_os("PIE_ORACLE_STATS").is_some() {
         let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
