@@ -751,6 +751,31 @@ fn setup(root: &Path, case: &Case) {
     }
 }
 
+/// An immediate rebuild of each root of `roots` (built in `root` with these `verdicts`, all outputs) returns the same
+/// output and executes nothing (one session per root: the tracker keeps one build's events).
+fn rebuild_executes_nothing(
+    pie: &mut OraclePie,
+    root: &Path,
+    roots: &[u8],
+    verdicts: &[Verdict],
+    context: &str,
+) -> TestCaseResult {
+    for (index, verdict) in roots.iter().zip(verdicts) {
+        let task = Prog {
+            root: root.to_path_buf(),
+            index: *index,
+        };
+        let output = catch(|| pie.new_session().require(&task)).map(Verdict::Ok);
+        prop_assert_eq!(output.as_ref(), Ok(verdict), "{}: rebuild of p{}", context, index);
+        prop_assert!(
+            !pie.tracker().any_execute(),
+            "{context}: the rebuild of p{index} executed {:?}",
+            pie.tracker().executed_tasks()
+        );
+    }
+    Ok(())
+}
+
 fn check(case: &Case) -> TestCaseResult {
     quiet_expected_panics();
     #[cfg(feature = "remote-cache")]
@@ -812,20 +837,7 @@ fn check(case: &Case) -> TestCaseResult {
             count(&STATS.all_ok);
             let (ours, theirs) = (tree(&root), tree(&copy));
             prop_assert_eq!(ours, theirs, "{}: the folders differ (incremental, clean)", context);
-            // An immediate rebuild executes nothing (one session per root: the tracker keeps one build's events).
-            for (index, verdict) in round.roots.iter().zip(&incremental) {
-                let task = Prog {
-                    root: root.clone(),
-                    index: *index,
-                };
-                let output = catch(|| pie.new_session().require(&task)).map(Verdict::Ok);
-                prop_assert_eq!(output.as_ref(), Ok(verdict), "{}: rebuild of p{}", context, index);
-                prop_assert!(
-                    !pie.tracker().any_execute(),
-                    "{context}: the rebuild of p{index} executed {:?}",
-                    pie.tracker().executed_tasks()
-                );
-            }
+            rebuild_executes_nothing(&mut pie, &root, &round.roots, &incremental, &context)?;
             pie.check_invariants();
         }
 
@@ -933,19 +945,7 @@ mod shared_cache {
                 "{}: the folders differ (cached, clean)",
                 context
             );
-            for (index, verdict) in roots.iter().zip(&cached) {
-                let task = Prog {
-                    root: folder.to_path_buf(),
-                    index: *index,
-                };
-                let output = catch(|| pie.new_session().require(&task)).map(Verdict::Ok);
-                prop_assert_eq!(output.as_ref(), Ok(verdict), "{}: rebuild of p{}", context, index);
-                prop_assert!(
-                    !pie.tracker().any_execute(),
-                    "{context}: the rebuild of p{index} executed {:?}",
-                    pie.tracker().executed_tasks()
-                );
-            }
+            rebuild_executes_nothing(&mut pie, folder, roots, &cached, &context)?;
         }
         Ok(())
     }

@@ -485,7 +485,7 @@ where
     }
 
     fn prefetch(&self, tasks: &[&T]) {
-        let keys: Vec<(&T, Digest)> = {
+        let keys: Vec<Digest> = {
             let prefetched = self.lock_prefetched();
             if prefetched.len() >= PREFETCH_LIMIT {
                 return;
@@ -494,8 +494,8 @@ where
             tasks
                 .iter()
                 .filter(|task| task.remote_cacheable())
-                .filter_map(|task| Some((*task, self.key(task)?)))
-                .filter(|(_, key)| !prefetched.contains_key(key) && seen.insert(*key))
+                .filter_map(|task| self.key(task))
+                .filter(|key| !prefetched.contains_key(key) && seen.insert(*key))
                 .collect()
         };
         if keys.len() < 2 || self.cache.http.unavailable().is_some() {
@@ -507,7 +507,7 @@ where
             for _ in 0..PREFETCH_CONCURRENCY.min(keys.len()) {
                 scope.spawn(|| loop {
                     let index = next.fetch_add(1, Ordering::Relaxed) as usize;
-                    let Some((_, key)) = keys.get(index) else { break };
+                    let Some(key) = keys.get(index) else { break };
                     let replay = self.try_lookup(key);
                     self.lock_prefetched().insert(*key, replay);
                 });
