@@ -53,8 +53,9 @@ impl Task for Script {
     }
 }
 
-/// Requires `task` with a panic hook that records the panic's location and message; returns them.
-fn panic_location(task: &Script) -> (String, u32, String) {
+/// Requires `task` with a panic hook that records the panic's location and message; returns them and the line of
+/// the last call the tasks made (read under the same lock: the tests run on several threads and share `CALL_LINE`).
+fn panic_location(task: &Script) -> (String, u32, String, u32) {
     // The panic hook is process-wide: one test at a time sets it.
     static HOOK: Mutex<()> = Mutex::new(());
     let _one_at_a_time = HOOK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -78,8 +79,9 @@ fn panic_location(task: &Script) -> (String, u32, String) {
     let result = panic::catch_unwind(AssertUnwindSafe(|| pie.new_session().require(task)));
     panic::set_hook(hook);
     assert!(result.is_err(), "the build panics");
-    let seen = seen.lock().unwrap().clone();
-    seen.expect("the hook saw the panic")
+    let call_line = CALL_LINE.load(Ordering::SeqCst);
+    let (path, line, message) = seen.lock().unwrap().clone().expect("the hook saw the panic");
+    (path, line, message, call_line)
 }
 
 #[test]
@@ -88,24 +90,24 @@ fn soundness_panics_of_files_point_at_the_build_scripts_call() {
     let file = dir.join("out.txt");
 
     let overlap = Script::All(vec![Script::Write("a", file.clone()), Script::Write("b", file.clone())]);
-    let (path, line, message) = panic_location(&overlap);
+    let (path, line, message, call_line) = panic_location(&overlap);
     assert!(message.starts_with("Overlapping provided file"), "{message}");
     assert!(path.ends_with("track_caller.rs"), "{path}:{line}");
-    assert_eq!(line, CALL_LINE.load(Ordering::SeqCst), "{path}:{line}");
+    assert_eq!(line, call_line, "{path}:{line}");
 
     let hidden = Script::All(vec![Script::Write("a", file.clone()), Script::Read(file.clone())]);
-    let (path, line, message) = panic_location(&hidden);
+    let (path, line, message, call_line) = panic_location(&hidden);
     assert!(message.starts_with("Hidden dependency"), "{message}");
     assert!(path.ends_with("track_caller.rs"), "{path}:{line}");
-    assert_eq!(line, CALL_LINE.load(Ordering::SeqCst), "{path}:{line}");
+    assert_eq!(line, call_line, "{path}:{line}");
 }
 
 #[test]
 fn a_cycle_panic_points_at_the_build_scripts_require_task() {
     for depth in [0, 1, 5] {
-        let (path, line, message) = panic_location(&Script::Loop(depth, depth));
+        let (path, line, message, call_line) = panic_location(&Script::Loop(depth, depth));
         assert!(message.starts_with("Cyclic task dependency"), "{message}");
         assert!(path.ends_with("track_caller.rs"), "{path}:{line}: {message}");
-        assert_eq!(line, CALL_LINE.load(Ordering::SeqCst), "{path}:{line}");
+        assert_eq!(line, call_line, "{path}:{line}");
     }
 }
