@@ -63,6 +63,24 @@ struct TaskData<O> {
     /// Not persisted (derived from `deps`); see [`Store::rebuild_after_load`].
     #[cfg_attr(feature = "serde", serde(skip))]
     dependents: EdgeList,
+    /// A digest of the sequence of tasks that the last execution required (during an execution: of those required
+    /// so far), 0 for none; see [`Store::liveness_changes`]. Derived from `deps`; not persisted.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    requires: u64,
+}
+
+/// The digest of a sequence of required tasks after `id` was appended to a sequence whose digest is `digest`
+/// (see `TaskData::requires`). Never 0, the digest of the empty sequence.
+#[inline]
+fn requires_digest(digest: u64, id: TaskId) -> u64 {
+    ((digest.rotate_left(26) ^ u64::from(id.0)).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1
+}
+
+/// What [`Store::start_execution`] hands to [`Store::finish_execution`] or [`Store::fail_execution`]: the output
+/// of the previous execution, and the digest of what it required.
+pub(crate) struct Started<O> {
+    pub(crate) output: Option<O>,
+    requires: u64,
 }
 
 #[cfg(feature = "serde")]
@@ -182,6 +200,9 @@ pub(crate) struct Store<T, O> {
     /// See [`any_provider`](Self::any_provider). Derived; not persisted.
     #[cfg_attr(feature = "serde", serde(skip))]
     any_provider: bool,
+    /// See [`liveness_changes`](Self::liveness_changes). Not persisted: a loaded store starts a new count.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    liveness_changes: u64,
 }
 
 #[cfg(feature = "serde")]
@@ -202,6 +223,7 @@ impl<T, O> Default for Store<T, O> {
             reorder_floor: u64::MAX,
             roots: Vec::new(),
             any_provider: false,
+            liveness_changes: 0,
         }
     }
 }
@@ -268,6 +290,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             root: false,
             deps: Vec::new(),
             dependents: EdgeList::Empty,
+            requires: 0,
         });
         TaskId(index)
     }
@@ -295,6 +318,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             self.roots.push(id);
         } else {
             self.roots.retain(|r| *r != id);
+            self.liveness_changes += 1;
         }
     }
 
@@ -302,7 +326,8 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// dependencies, and thereby its claims as a provider and requirer of files, and its output, so that it
     /// executes again if it is ever required.
     pub(crate) fn invalidate(&mut self, id: TaskId) {
-        self.start_execution(id);
+        let started = self.start_execution(id);
+        self.count_dropped_requires(id, &started);
         self.data_mut(id).version = UNKNOWN_VERSION;
     }
 
@@ -372,11 +397,32 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
 
     /// Starts a new execution of `id`: drops all its dependencies (and thereby its reverse edges) and takes its
     /// output, so that a panicking execution leaves the task without output, never with a stale one.
-    pub(crate) fn start_execution(&mut self, id: TaskId) -> Option<O> {
+    pub(crate) fn start_execution(&mut self, id: TaskId) -> Started<O> {
         let data = self.data_mut(id);
         data.generation = next_generation(data.generation);
         data.deps.clear();
-        data.output.take()
+        Started {
+            output: data.output.take(),
+            requires: std::mem::take(&mut data.requires),
+        }
+    }
+
+    /// A count of the changes since this store was made or loaded that may have made a task dead: a root no longer
+    /// a root, an execution (or a forgotten one) that may have dropped a task its previous execution required (its
+    /// sequence of required tasks differs, by digest), and garbage collection (which renumbers tasks). While it
+    /// stays the same, a task found live stays live (see `crate::context::marks`).
+    #[inline]
+    pub(crate) fn liveness_changes(&self) -> u64 {
+        self.liveness_changes
+    }
+
+    /// Counts a liveness change if the execution of `id` that `started` began required tasks before and now
+    /// requires a different sequence of tasks (some of the earlier ones may be required no more).
+    #[inline]
+    fn count_dropped_requires(&mut self, id: TaskId, started: &Started<O>) {
+        if started.requires != 0 && self.data(id).requires != started.requires {
+            self.liveness_changes += 1;
+        }
     }
 
     /// Records that the execution of `id` panicked (it keeps the dependencies made before the panic, and no
@@ -384,7 +430,8 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// from the task's own code), `UNKNOWN_VERSION` when it may not (a soundness violation, which depends on other
     /// tasks). With `again` (the task already failed in this session, and executed again only because it was
     /// required again), a repeatable failure keeps the failure version it had: it is the same failure.
-    pub(crate) fn fail_execution(&mut self, id: TaskId, repeatable: bool, again: bool) {
+    pub(crate) fn fail_execution(&mut self, id: TaskId, repeatable: bool, again: bool, started: Started<O>) {
+        self.count_dropped_requires(id, &started);
         let kept = self.data(id).version;
         let version = if repeatable && again && kept & FAILED_BIT != 0 {
             kept
@@ -401,8 +448,9 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     }
 
     /// Stores the `output` of a finished execution of `id`; bumps the version unless it equals `previous`.
-    pub(crate) fn finish_execution(&mut self, id: TaskId, output: O, previous: Option<O>) {
-        let unchanged = previous.is_some_and(|p| p == output);
+    pub(crate) fn finish_execution(&mut self, id: TaskId, output: O, started: Started<O>) {
+        self.count_dropped_requires(id, &started);
+        let unchanged = started.output.is_some_and(|p| p == output);
         if !unchanged {
             let version = self.next_version;
             self.next_version += 1;
@@ -469,7 +517,9 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         let mut list = std::mem::take(&mut self.data_mut(dep.task).dependents);
         self.push_reverse(&mut list, edge);
         self.data_mut(dep.task).dependents = list;
-        push_dep(&mut self.data_mut(id).deps, Dep::RequireTask(dep));
+        let data = self.data_mut(id);
+        data.requires = requires_digest(data.requires, dep.task);
+        push_dep(&mut data.deps, Dep::RequireTask(dep));
         self.keep_order(id, dep.task);
     }
 
@@ -730,6 +780,9 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         self.rebuild_roots();
         self.rebuild_reverse_edges()
             .expect("BUG: a collected store has a dependency on a node that does not exist");
+        self.rebuild_requires_digests();
+        // Ids changed: what was known live by id is void.
+        self.liveness_changes += 1;
         removed_paths
     }
 
@@ -879,7 +932,18 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         }
         self.rebuild_roots();
         self.rebuild_reverse_edges()?;
+        self.rebuild_requires_digests();
         self.validate()
+    }
+
+    /// Recomputes every task's digest of what it required (see `TaskData::requires`) from its dependencies.
+    fn rebuild_requires_digests(&mut self) {
+        for data in &mut self.task_data {
+            data.requires = data.deps.iter().fold(0, |digest, dep| match dep {
+                Dep::RequireTask(d) => requires_digest(digest, d.task),
+                _ => digest,
+            });
+        }
     }
 
     /// Rebuilds the reverse edges from the tasks' dependencies, every task at its first generation.

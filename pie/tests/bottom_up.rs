@@ -688,3 +688,55 @@ fn a_failure_nobody_catches_escapes_the_update_with_its_payload() {
     dir.remove(&flag);
     assert_eq!(pie.require(&root), ok("P"));
 }
+
+/// Bottom-up builds remember across sessions which tasks they found live, until something may have made a task
+/// dead (the two tests above: a require dropped in a top-down session, a root given up); here a require dropped
+/// in an earlier bottom-up session, and in the same one. Each case first has a bottom-up build find the reader live,
+/// then makes it dead, then changes its input: it must not execute.
+#[test]
+fn a_task_found_live_by_an_earlier_bottom_up_build_and_dead_since_is_not_executed() {
+    // Dropped by a bottom-up session, then changed in a later one.
+    let dir = Dir::new();
+    let (a, config, reader, root) = reader_behind_config(&dir);
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    dir.write(&a, "A");
+    assert_eq!(update(&mut pie, &[&a]), vec![reader.clone(), root.clone()]);
+    dir.write(&config, "off");
+    assert_eq!(update(&mut pie, &[&config]), vec![root.clone()]);
+    dir.write(&a, "AA");
+    assert_eq!(update(&mut pie, &[&a]), Vec::<TestTask>::new());
+
+    // Dropped in the same bottom-up session that reports the change.
+    let dir = Dir::new();
+    let (a, config, reader, root) = reader_behind_config(&dir);
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    dir.write(&a, "A");
+    assert_eq!(update(&mut pie, &[&a]), vec![reader.clone(), root.clone()]);
+    dir.write(&config, "off");
+    dir.write(&a, "AA");
+    assert_eq!(update(&mut pie, &[&a, &config]), vec![root.clone()]);
+}
+
+/// What a bottom-up build found live in earlier sessions spares it the walk up to a root, and is never wrong about
+/// a task that stays live: a chain rebuilt bottom-up again and again executes exactly what top-down would.
+#[test]
+fn repeated_bottom_up_builds_of_a_chain_execute_every_affected_link_in_order() {
+    let dir = Dir::new();
+    let a = dir.create("a", "a");
+    let mut chain = read(&a);
+    let mut links = vec![chain.clone()];
+    for _ in 0..5 {
+        chain = TestTask::ToUpper(Box::new(chain));
+        links.push(chain.clone());
+    }
+    let mut pie = test_pie();
+    pie.require(&chain).unwrap();
+    for round in 0..4 {
+        dir.write(&a, format!("a{round}"));
+        assert_eq!(update(&mut pie, &[&a]), links, "round {round}");
+        assert_eq!(pie.require(&chain), ok(&format!("A{round}")));
+        assert_eq!(pie.executed(), Vec::<TestTask>::new());
+    }
+}

@@ -8,7 +8,10 @@
 //!    that went stale because the order changed is re-queued, never re-sorted) and execute each one that is still
 //!    *needed*: reachable from a root through tasks that are not themselves scheduled. A task reachable only
 //!    through scheduled tasks waits: those execute first and require it again (it then executes on demand), or drop
-//!    it. A task that no root reaches is dead and never executes.
+//!    it. A task that no root reaches is dead and never executes. The walk up that proves a task needed is skipped
+//!    when it is the only scheduled task and an earlier walk found it live with nothing since that could have made
+//!    a task dead (`Store::liveness_changes`, `Marks::live_now`): a chain rebuilt bottom-up walks once, not per
+//!    session.
 //! 3. After a task executes: if its output changed, schedule the dependents whose stamper sees the change (early
 //!    cutoff); for every file it provides, schedule the readers whose stamp of the file changed; and for every task
 //!    it no longer requires, check the readers of the files provided below that task: a reader that no longer
@@ -34,7 +37,7 @@ use std::panic::{self, AssertUnwindSafe};
 use rustc_hash::FxHashSet;
 use std::path::Path;
 
-use crate::context::marks::Mark;
+use crate::context::marks::{Mark, Marks};
 use crate::context::state::Payload;
 use crate::dependency::{Dep, Dependency, Inconsistency, TaskDependency, UNKNOWN_VERSION};
 use crate::ids::{FileId, TaskId};
@@ -51,18 +54,18 @@ use super::top_down::TopDownContext;
 pub(crate) struct Scheduler {
     /// Scheduled tasks by (topological order when queued, id); the smallest first. Entries of tasks that are no
     /// longer scheduled are skipped when popped.
-    queue: BinaryHeap<Reverse<(u64, u32)>>,
-    /// For each task executing (innermost last): the tasks it required in its previous execution, sorted.
-    previously_required: Vec<Vec<TaskId>>,
-    /// Emptied vectors kept for reuse: an execution costs no allocation for this bookkeeping.
-    spare: Vec<Vec<TaskId>>,
-    /// Whether each executing task (innermost last) was live when the session started, so that what it
-    /// previously required was too.
-    certified: Vec<bool>,
+    queue: TaskQueue,
+    /// For each task executing, innermost at `depth - 1`: what it required in its previous execution and whether it
+    /// was live when the session started. Entries from `depth` on are unused, kept so that their vectors are
+    /// reused: an execution costs no allocation for this bookkeeping.
+    executing: Vec<Executing>,
+    depth: usize,
+    /// An emptied vector kept for reuse (see `schedule_after_provides`).
+    spare: Vec<TaskId>,
     /// Scheduled tasks taken from the queue but not needed yet, by (topological order then, id): each waits for a
     /// task above it to require it, and searches for scheduled tasks must still see it. Entries of tasks that are
     /// no longer scheduled (executed on demand since) are dropped when they come first.
-    waiting: BinaryHeap<Reverse<(u64, u32)>>,
+    waiting: TaskQueue,
     /// The files that may have changed since the last session: the changed paths, and the files written by the
     /// tasks executed since. Every other file is consistent by the caller's promise.
     touched: FxHashSet<FileId>,
@@ -71,6 +74,57 @@ pub(crate) struct Scheduler {
     /// from, and the stack.
     parent: Vec<(TaskId, usize)>,
     stack: Vec<usize>,
+}
+
+/// A priority queue of tasks by (topological order, id), the smallest first: a binary heap with the smallest entry
+/// kept apart while it is alone or known smallest, so that a build in which one task at a time is scheduled (a
+/// chain) never sifts the heap.
+#[derive(Debug, Default)]
+struct TaskQueue {
+    /// When set, no entry of `heap` is smaller.
+    front: Option<(u64, u32)>,
+    heap: BinaryHeap<Reverse<(u64, u32)>>,
+}
+
+impl TaskQueue {
+    #[inline]
+    fn push(&mut self, entry: (u64, u32)) {
+        match self.front {
+            None if self.heap.is_empty() => self.front = Some(entry),
+            Some(front) if entry < front => {
+                self.heap.push(Reverse(front));
+                self.front = Some(entry);
+            }
+            _ => self.heap.push(Reverse(entry)),
+        }
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<(u64, u32)> {
+        match self.front.take() {
+            Some(front) => Some(front),
+            None => self.heap.pop().map(|Reverse(entry)| entry),
+        }
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.front.is_none() && self.heap.is_empty()
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<(u64, u32)> {
+        self.front.or_else(|| self.heap.peek().map(|Reverse(entry)| *entry))
+    }
+}
+
+/// A task executing in a bottom-up session (see [`TopDownContext::before_execution`]).
+#[derive(Debug, Default)]
+struct Executing {
+    /// The tasks it required in its previous execution, sorted.
+    previously_required: Vec<TaskId>,
+    /// Whether it was live when the session started, so that what it previously required was too.
+    certified: bool,
 }
 
 /// What a task required before it executed again (see [`TopDownContext::before_execution`]).
@@ -105,7 +159,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 } else {
                     // It waits, scheduled, for a task above it to require it: searches must still find it.
                     let order = self.store.order(id);
-                    self.scheduler().waiting.push(Reverse((order, id.raw())));
+                    self.scheduler().waiting.push((order, id.raw()));
                 }
             }
         } else {
@@ -155,21 +209,21 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         if self.marks.get(id) == Mark::Unseen {
             self.marks.set(id, Mark::Scheduled);
             let order = self.store.order(id);
-            self.scheduler().queue.push(Reverse((order, id.raw())));
+            self.scheduler().queue.push((order, id.raw()));
         }
     }
 
     /// The scheduled task first in the topological order, if any.
     fn pop(&mut self) -> Option<TaskId> {
         loop {
-            let Reverse((order, raw)) = self.scheduler().queue.pop()?;
+            let (order, raw) = self.scheduler().queue.pop()?;
             let id = TaskId::from_raw(raw);
             if self.marks.get(id) != Mark::Scheduled {
                 continue;
             }
             let current = self.store.order(id);
             if current != order {
-                self.scheduler().queue.push(Reverse((current, raw)));
+                self.scheduler().queue.push((current, raw));
                 continue;
             }
             return Some(id);
@@ -200,7 +254,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             } else {
                 &mut scheduler.queue
             };
-            let Reverse((order, raw)) = heap.peek().copied()?;
+            let (order, raw) = heap.peek()?;
             if self.marks.get(TaskId::from_raw(raw)) == Mark::Scheduled {
                 return Some(order);
             }
@@ -212,6 +266,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             };
             heap.pop();
         }
+    }
+
+    /// Whether no task is scheduled (the task just popped aside).
+    #[inline]
+    fn nothing_else_scheduled(&mut self) -> bool {
+        let scheduler = self.scheduler();
+        (scheduler.queue.is_empty() && scheduler.waiting.is_empty())
+            || (self.lowest_scheduled_key(false).is_none() && self.lowest_scheduled_key(true).is_none())
     }
 
     fn scheduler(&mut self) -> &mut Scheduler {
@@ -296,7 +358,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// a cycle through it is caught. Returns whether it executed, or the panic of its execution (it is then marked
     /// failed).
     fn update_scheduled(&mut self, id: TaskId) -> Result<bool, Payload> {
-        if !self.trusted(id) {
+        // Found live in an earlier session with no liveness change since: trusted without a look at what executes.
+        let trusted = self.marks.live_before_session(id, self.store.liveness_changes()) || self.trusted(id);
+        if !trusted {
             // Dead when the session started (a root since, say): changes before this session may not have reached
             // it, so the changed files say nothing about it. Checked top-down, every file stamped.
             self.marks.set(id, Mark::Unseen);
@@ -333,6 +397,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// session) through tasks that are not scheduled themselves. A task reachable only through scheduled tasks is
     /// executed on demand if they still require it; a task no root reaches is dead.
     fn needed(&mut self, id: TaskId) -> bool {
+        // The only scheduled task, with nothing in progress: every path to it avoids scheduled tasks, so it is
+        // needed if it is live, which earlier sessions may have found (a chain's bottom-up build then walks nothing).
+        if self.lane.stack.is_empty()
+            && self.marks.live_now(id, self.store.liveness_changes())
+            && self.nothing_else_scheduled()
+        {
+            return true;
+        }
         self.reaches_live(id, false)
     }
 
@@ -342,11 +414,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// session (every dependency recorded in this session was made when its task was consistent).
     fn trusted(&mut self, id: TaskId) -> bool {
         if let Some(scheduler) = self.state.bottom_up.as_ref() {
-            if let (Some(previous), Some(true)) = (scheduler.previously_required.last(), scheduler.certified.last()) {
-                if previous.binary_search(&id).is_ok() {
+            if let Some(executing) = scheduler.depth.checked_sub(1).map(|d| &scheduler.executing[d]) {
+                if executing.certified && executing.previously_required.binary_search(&id).is_ok() {
                     return true;
                 }
             }
+        }
+        if self.marks.live_before_session(id, self.store.liveness_changes()) {
+            return true;
         }
         self.reaches_live(id, true)
     }
@@ -361,54 +436,31 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// A task in progress does not certify a task below it for `trust`: it may be a task that was dead, being
     /// checked top-down, whose old dependencies have not been checked yet.
     fn reaches_live(&mut self, id: TaskId, trust: bool) -> bool {
-        let certified = |this: &Self, id: TaskId| {
-            this.marks.known_live(id) || (this.store.is_root(id) && !this.state.new_roots.contains(&id))
-        };
-        let stops = |this: &Self, id: TaskId| match this.marks.get(id) {
-            Mark::InProgress | Mark::Done | Mark::Failed if !trust => true,
-            Mark::Scheduled if !trust => false,
-            _ => certified(this, id),
-        };
-        if certified(self, id) || (!trust && self.store.is_root(id)) {
+        let new_roots = &self.state.new_roots;
+        if certified(&self.store, &self.marks, new_roots, id, trust) || (!trust && self.store.is_root(id)) {
             return true;
         }
-        // Depth-first with the parent of each visited task, to mark the path that succeeded. The scratch space is
-        // taken out of the scheduler for the walk and put back afterwards.
-        let scheduler = self.scheduler();
+        // The scratch space is taken out of the scheduler for the walk and put back afterwards.
+        let scheduler = self
+            .state
+            .bottom_up
+            .as_mut()
+            .expect("BUG: bottom-up scheduling outside a bottom-up session");
         let mut parent = std::mem::take(&mut scheduler.parent);
         let mut stack = std::mem::take(&mut scheduler.stack);
-        self.marks.start_walk(self.store.task_count());
-        parent.clear();
-        stack.clear();
-        parent.push((id, usize::MAX));
-        self.marks.first_visit(id);
-        stack.push(0);
-        let mut found = None;
-        'walk: while let Some(at) = stack.pop() {
-            for dependent in self.store.live_dependents(parent[at].0) {
-                if !self.marks.first_visit(dependent) {
-                    continue;
-                }
-                if stops(self, dependent) {
-                    found = Some((at, certified(self, dependent)));
-                    break 'walk;
-                }
-                if trust || self.marks.get(dependent) != Mark::Scheduled {
-                    parent.push((dependent, at));
-                    stack.push(parent.len() - 1);
-                }
-            }
-        }
-        if let Some((mut index, true)) = found {
-            while index != usize::MAX {
-                self.marks.set_known_live(parent[index].0);
-                index = parent[index].1;
-            }
-        }
+        let found = walk_up(
+            &self.store,
+            &mut self.marks,
+            &self.state.new_roots,
+            id,
+            trust,
+            &mut parent,
+            &mut stack,
+        );
         let scheduler = self.scheduler();
         scheduler.parent = parent;
         scheduler.stack = stack;
-        found.is_some()
+        found
     }
 
     /// Requires task `id` while executing in a bottom-up session: done tasks return at once; a scheduled task
@@ -482,46 +534,69 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Remembers what is needed after task `id` executes in a bottom-up session.
     pub(super) fn before_execution(&mut self, id: TaskId) -> BeforeExecution {
-        let mut previous = self.scheduler().spare.pop().unwrap_or_default();
-        previous.extend(self.store.required_tasks(id));
-        previous.sort_unstable();
-        previous.dedup();
-        let certified = self.marks.known_live(id) || (self.store.is_root(id) && !self.state.new_roots.contains(&id));
-        self.scheduler().previously_required.push(previous);
-        self.scheduler().certified.push(certified);
+        let certified = certified(&self.store, &self.marks, &self.state.new_roots, id, true);
+        let store = &*self.store;
+        let scheduler = self
+            .state
+            .bottom_up
+            .as_mut()
+            .expect("BUG: bottom-up scheduling outside a bottom-up session");
+        if scheduler.depth == scheduler.executing.len() {
+            scheduler.executing.push(Executing::default());
+        }
+        let executing = &mut scheduler.executing[scheduler.depth];
+        scheduler.depth += 1;
+        let previous = &mut executing.previously_required;
+        previous.clear();
+        previous.extend(store.required_tasks(id));
+        if previous.len() > 1 {
+            previous.sort_unstable();
+            previous.dedup();
+        }
+        executing.certified = certified;
         BeforeExecution {
-            version: self.store.version(id),
+            version: store.version(id),
         }
     }
 
     /// Schedules what task `id`'s execution affected (see the module doc, step 3).
     pub(super) fn after_execution(&mut self, id: TaskId, before: BeforeExecution) {
-        let mut previous = self
-            .scheduler()
-            .previously_required
-            .pop()
+        let store = &*self.store;
+        let scheduler = self
+            .state
+            .bottom_up
+            .as_mut()
+            .expect("BUG: bottom-up scheduling outside a bottom-up session");
+        scheduler.depth = scheduler
+            .depth
+            .checked_sub(1)
             .expect("BUG: an execution without its previous requirements");
-        self.scheduler().certified.pop();
         // Dependents whose stamper sees the new output.
-        let version = self.store.version(id);
+        let version = store.version(id);
         if version != before.version {
-            let scheduler = self
-                .state
-                .bottom_up
-                .as_mut()
-                .expect("BUG: bottom-up scheduling outside a bottom-up session");
-            for dependent in self.store.live_dependents(id) {
-                if self.marks.get(dependent) == Mark::Unseen
-                    && task_deps_inconsistent(&self.store, dependent, id, version)
-                {
+            for dependent in store.live_dependents(id) {
+                if self.marks.get(dependent) == Mark::Unseen && task_deps_inconsistent(store, dependent, id, version) {
                     self.marks.set(dependent, Mark::Scheduled);
-                    scheduler
-                        .queue
-                        .push(Reverse((self.store.order(dependent), dependent.raw())));
+                    scheduler.queue.push((store.order(dependent), dependent.raw()));
                 }
             }
         }
-        // Readers of the files it wrote whose stamps changed (rare: most tasks provide nothing).
+        // Nothing below concerns an execution while no task provides a file (most builds): the readers of provided
+        // files, and readers cut off from a provider.
+        if self.store.any_provider() {
+            let depth = self.scheduler().depth;
+            let mut previous = std::mem::take(&mut self.scheduler().executing[depth].previously_required);
+            self.schedule_after_provides(id, &mut previous);
+            self.scheduler().executing[depth].previously_required = previous;
+        }
+    }
+
+    /// The part of [`after_execution`](Self::after_execution) that concerns provided files: schedules the readers of
+    /// the files `id` wrote whose stamps changed, and the readers that may have lost their path to a provider
+    /// through a require this execution dropped (`previous` holds what `id` required before; it is left holding
+    /// the tasks no longer required).
+    #[inline(never)]
+    fn schedule_after_provides(&mut self, id: TaskId, previous: &mut Vec<TaskId>) {
         for index in 0..self.store.dep_count(id) {
             if let Dep::ProvideFile(dep) = self.store.dep(id, index) {
                 self.scheduler().touched.insert(dep.file);
@@ -533,25 +608,18 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 }
             }
         }
-        // Readers that may have lost their path to a provider through a require this execution dropped. Keeps in
-        // `previous` the tasks no longer required.
-        let mut now = self.scheduler().spare.pop().unwrap_or_default();
-        // Readers cut off from a provider: nothing to find while no task provides a file.
-        if !self.store.any_provider() {
-            previous.clear();
+        if previous.is_empty() {
+            return;
         }
+        let mut now = std::mem::take(&mut self.scheduler().spare);
+        now.extend(self.store.required_tasks(id));
+        now.sort_unstable();
+        previous.retain(|t| now.binary_search(t).is_err());
         if !previous.is_empty() {
-            now.extend(self.store.required_tasks(id));
-            now.sort_unstable();
-            previous.retain(|t| now.binary_search(t).is_err());
+            self.schedule_readers_cut_off_below(previous);
         }
-        if !previous.is_empty() {
-            self.schedule_readers_cut_off_below(&previous);
-        }
-        for mut spare in [previous, now] {
-            spare.clear();
-            self.scheduler().spare.push(spare);
-        }
+        now.clear();
+        self.scheduler().spare = now;
     }
 
     /// For every file provided by the tasks in `roots` or below them, schedules the readers that no longer depend
@@ -598,4 +666,84 @@ fn task_deps_inconsistent<T: Eq + Hash + Clone + Debug, O: Eq>(
         Dep::RequireTask(dep) if dep.task == id => dep.is_inconsistent(version),
         _ => false,
     })
+}
+
+/// Whether `id` is certified live when the session started: known live in this session, or a root that was one
+/// when the session started, or (with `earlier`) found live in an earlier session with no liveness change since.
+/// The walk of [`needed`](TopDownContext::needed) does not take `earlier`: it stops at a certified task as one
+/// reached through tasks that are not scheduled, which is established only in this session.
+#[inline]
+fn certified<T: Eq + Hash + Clone + Debug, O: Eq>(
+    store: &Store<T, O>,
+    marks: &Marks,
+    new_roots: &[TaskId],
+    id: TaskId,
+    earlier: bool,
+) -> bool {
+    marks.known_live(id)
+        || (store.is_root(id) && !new_roots.contains(&id))
+        || (earlier && marks.live_before_session(id, store.liveness_changes()))
+}
+
+/// The walk of [`reaches_live`](TopDownContext::reaches_live), over plain references (so that the compiler knows
+/// that marking a visit writes nothing of the store): depth-first with the parent of each visited task in
+/// `parent`, so that the path that succeeded is marked known live.
+fn walk_up<T: Eq + Hash + Clone + Debug, O: Eq>(
+    store: &Store<T, O>,
+    marks: &mut Marks,
+    new_roots: &[TaskId],
+    id: TaskId,
+    trust: bool,
+    parent: &mut Vec<(TaskId, usize)>,
+    stack: &mut Vec<usize>,
+) -> bool {
+    marks.start_walk(store.task_count());
+    parent.clear();
+    stack.clear();
+    parent.push((id, usize::MAX));
+    marks.first_visit(id);
+    stack.push(0);
+    let mut found = None;
+    'walk: while let Some(at) = stack.pop() {
+        for dependent in store.live_dependents(parent[at].0) {
+            if !marks.first_visit(dependent) {
+                continue;
+            }
+            let mark = marks.get(dependent);
+            let stops = match mark {
+                Mark::InProgress | Mark::Done | Mark::Failed if !trust => true,
+                Mark::Scheduled if !trust => false,
+                _ => certified(store, marks, new_roots, dependent, trust),
+            };
+            if stops {
+                found = Some((at, dependent));
+                break 'walk;
+            }
+            if trust || mark != Mark::Scheduled {
+                parent.push((dependent, at));
+                stack.push(parent.len() - 1);
+            }
+        }
+    }
+    let Some((mut index, end)) = found else {
+        return false;
+    };
+    // The path is live when the session started if it ends at a certified task, and live now (for later sessions
+    // too, see `Marks::live_now`) if it ends at a root or a task live now.
+    let changes = store.liveness_changes();
+    let session = certified(store, marks, new_roots, end, trust);
+    let now = store.is_root(end) || marks.live_now(end, changes);
+    if session || now {
+        while index != usize::MAX {
+            let on_path = parent[index].0;
+            if session {
+                marks.set_known_live(on_path);
+            }
+            if now {
+                marks.set_live_now(on_path, changes);
+            }
+            index = parent[index].1;
+        }
+    }
+    true
 }

@@ -66,7 +66,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
             Err(payload) => {
                 let repeatable = !std::mem::take(&mut self.lane.violation);
-                self.store.fail_execution(id, repeatable, failed_before);
+                self.store.fail_execution(id, repeatable, failed_before, previous);
                 if let Some(before) = before {
                     self.after_execution(id, before);
                 }

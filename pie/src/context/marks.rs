@@ -1,6 +1,12 @@
 //! Marks: where each task stands in the current session (unseen, scheduled, in progress, done, failed), and which
 //! tasks are known to be live in it. Kept in the `Pie` between sessions and stamped with the session's epoch, so
 //! that starting a session is O(1): marks of earlier sessions simply read as unseen.
+//!
+//! Apart from the session's own knowledge of liveness (`known_live`, "live when the session started", which a
+//! bottom-up build proves by walking up to a root), the marks remember across sessions which tasks were found
+//! *live now* (reachable from a root through current dependencies), valid for as long as the store's
+//! [`liveness_changes`](crate::store::Store::liveness_changes) count stays the same: nothing can have made such a
+//! task dead since. A bottom-up build of a chain then proves nothing again per session.
 
 use crate::ids::TaskId;
 
@@ -34,6 +40,17 @@ pub(crate) struct Marks {
     /// For a task in progress during a parallel build: the lane on whose stack it is (see
     /// `crate::context::parallel`). Written only by parallel builds; meaningless for a task not in progress.
     owners: Vec<u16>,
+    /// For each task, the `clock` when it was last found live now (see the module doc); entries below
+    /// `valid_from` are void.
+    found_live: Vec<u32>,
+    /// Advances at every session and at every invalidation of `found_live`.
+    clock: u32,
+    /// The clock at the last invalidation.
+    valid_from: u32,
+    /// The clock when the session in progress started: valid entries below it were found in earlier sessions.
+    session_start: u32,
+    /// The store's `liveness_changes` for which `found_live` is valid.
+    basis: u64,
 }
 
 impl Default for Marks {
@@ -45,6 +62,11 @@ impl Default for Marks {
             visits: Vec::new(),
             walk: 0,
             owners: Vec::new(),
+            found_live: Vec::new(),
+            clock: 1,
+            valid_from: 1,
+            session_start: 1,
+            basis: 0,
         }
     }
 }
@@ -52,6 +74,8 @@ impl Default for Marks {
 impl Marks {
     /// Starts a new session: every mark reads as [`Mark::Unseen`], no task is known to be live.
     pub(crate) fn new_session(&mut self) {
+        self.tick();
+        self.session_start = self.clock;
         self.epoch += 1;
         if self.epoch >= u32::MAX >> 2 {
             self.marks.clear();
@@ -109,6 +133,7 @@ impl Marks {
     }
 
     /// Remembers that `id` is live for the rest of this session.
+    #[inline]
     pub(crate) fn set_known_live(&mut self, id: TaskId) {
         let index = id.index();
         if index >= self.live.len() {
@@ -133,5 +158,46 @@ impl Marks {
     #[inline]
     pub(crate) fn first_visit(&mut self, id: TaskId) -> bool {
         std::mem::replace(&mut self.visits[id.index()], self.walk) != self.walk
+    }
+
+    /// Advances the clock of `found_live`, starting afresh when it would wrap.
+    fn tick(&mut self) {
+        self.clock += 1;
+        if self.clock == u32::MAX {
+            self.found_live.clear();
+            self.clock = 1;
+            self.valid_from = 1;
+            self.session_start = 1;
+        }
+    }
+
+    /// Whether `id` was found live now and nothing (by the store's count `changes`) can have made it dead since.
+    #[inline]
+    pub(crate) fn live_now(&self, id: TaskId, changes: u64) -> bool {
+        self.basis == changes && matches!(self.found_live.get(id.index()), Some(&found) if found >= self.valid_from)
+    }
+
+    /// Whether [`live_now`](Self::live_now) holds by what an earlier session found, so that `id` was live when
+    /// this session started.
+    #[inline]
+    pub(crate) fn live_before_session(&self, id: TaskId, changes: u64) -> bool {
+        self.basis == changes
+            && matches!(self.found_live.get(id.index()), Some(&found) if found >= self.valid_from && found < self.session_start)
+    }
+
+    /// Remembers that `id` is live now (reachable from a root through current dependencies), where the store's
+    /// count of liveness changes is `changes`.
+    #[inline]
+    pub(crate) fn set_live_now(&mut self, id: TaskId, changes: u64) {
+        if self.basis != changes {
+            self.tick();
+            self.valid_from = self.clock;
+            self.basis = changes;
+        }
+        let index = id.index();
+        if index >= self.found_live.len() {
+            self.found_live.resize(index + 1, 0);
+        }
+        self.found_live[index] = self.clock;
     }
 }
