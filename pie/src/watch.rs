@@ -19,6 +19,8 @@
 //!   [`WatchConfig::with_poll_interval`] too; the failure is said once, in [`Build::notices`].
 
 mod folders;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -392,6 +394,9 @@ pub struct Watcher<T: Task, A: Tracker<T> = NoopTracker> {
     receiver: Receiver<Message>,
     #[cfg(feature = "serde")]
     store: Option<(StoreFile, SaveFn<T, A>)>,
+    /// Testing only: paths whose watch fails (see `Folders::refuse`).
+    #[cfg(test)]
+    refuse: folders::Refuse,
 }
 
 impl<T: Task, A: Tracker<T>> fmt::Debug for Watcher<T, A> {
@@ -471,6 +476,8 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
             receiver,
             #[cfg(feature = "serde")]
             store: None,
+            #[cfg(test)]
+            refuse: folders::Refuse::default(),
         }
     }
 
@@ -549,6 +556,10 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
         })
         .map_err(|e| WatchError::Start(Box::new(e)))?;
         let mut folders = Folders::default();
+        #[cfg(test)]
+        {
+            folders.refuse = self.refuse.clone();
+        }
         if self.pie.task_count() > 0 {
             // A loaded store: watch what it depends on before the first build, which then stamps every file anew.
             folders.sync(&self.pie.store, &mut watcher, &[], true);

@@ -103,7 +103,16 @@ pub(super) struct Folders {
     executed_since_full: usize,
     /// Paths whose failure to be watched was already said.
     failed_said: HashSet<PathBuf>,
+    /// Testing only: paths whose watch fails as if the operating system's watch limit were reached (no real way to
+    /// make a watch fail works when tests run as root, as in CI's containers).
+    #[cfg(test)]
+    pub(super) refuse: Refuse,
 }
+
+/// Testing only: the paths that [`Folders`] may not watch, shared with the test that changes them while the
+/// watcher runs.
+#[cfg(test)]
+pub(super) type Refuse = std::sync::Arc<std::sync::Mutex<HashSet<PathBuf>>>;
 
 impl Folders {
     /// Whether some folder could not be watched: changes there are only seen by top-down builds.
@@ -292,7 +301,7 @@ impl Folders {
     /// Watches `target`, returning whether that worked. A new watch makes the files of its folders pending (see
     /// `collect_pending`); a failure is said once per path.
     fn start_watch(&mut self, target: &Path, watcher: &mut FileWatcher, result: &mut SyncResult) -> bool {
-        match watcher.watch(target, RecursiveMode::NonRecursive) {
+        match self.watch(target, watcher) {
             Ok(()) => {
                 self.failed_said.remove(target);
                 result.rewatched.push(target.to_path_buf());
@@ -307,6 +316,15 @@ impl Folders {
                 false
             }
         }
+    }
+
+    /// Asks the operating system to watch `target`.
+    fn watch(&self, target: &Path, watcher: &mut FileWatcher) -> notify::Result<()> {
+        #[cfg(test)]
+        if self.refuse.lock().expect("refused paths poisoned").contains(target) {
+            return Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch).add_path(target.to_path_buf()));
+        }
+        watcher.watch(target, RecursiveMode::NonRecursive)
     }
 
     /// Checks a watched path again: when it disappeared or was replaced, stands for folders that may have
