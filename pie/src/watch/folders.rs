@@ -348,11 +348,31 @@ impl Folders {
                 desired.target = None;
                 // Events for its files may be lost with the old watch (and the debouncer reports only the removal
                 // of a folder, not of the files in it): stamp them all.
-                result.pending.extend_from_slice(&desired.files);
+                if watched.ok {
+                    result.pending.extend_from_slice(&desired.files);
+                }
             }
         }
         for folder in watched.folders {
             self.attach(&folder, watcher, result);
+            // A folder that was not watched is stamped once it is: by `collect_pending` when its own target is
+            // watched anew, here when it joined a target watched already. While it still cannot be watched, its
+            // files wait for the next top-down build: making them pending would run the next build at once, and
+            // the one after, never waiting for events or the poll interval.
+            if !watched.ok {
+                self.pend_if_watched(&folder, result);
+            }
+        }
+    }
+
+    /// Adds to `result.pending` the files of `folder` when its target is watched.
+    fn pend_if_watched(&self, folder: &Path, result: &mut SyncResult) {
+        let Some(desired) = self.desired.get(folder) else {
+            return;
+        };
+        let watched = desired.target.as_ref().and_then(|target| self.watched.get(target));
+        if watched.is_some_and(|w| w.ok) {
+            result.pending.extend_from_slice(&desired.files);
         }
     }
 

@@ -9,7 +9,9 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -37,6 +39,22 @@ impl Task for ReadFile {
     }
 }
 
+/// Counts sessions (builds, in the tracker's sense), whether reported or not.
+#[derive(Clone, Default)]
+struct Sessions(Arc<AtomicUsize>);
+
+impl Tracker<ReadFile> for Sessions {
+    fn build_start(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Sessions {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// What a test sees of one build.
 #[derive(Debug)]
 struct Seen {
@@ -55,6 +73,7 @@ struct Running {
     /// The watcher's own channel, to send it what its file watcher would.
     sender: Sender<Message>,
     refuse: folders::Refuse,
+    sessions: Sessions,
     thread: Option<JoinHandle<()>>,
     cookie: PathBuf,
     cookies: u32,
@@ -65,7 +84,8 @@ impl Running {
     /// test allows it, and returns the first build.
     fn start(dir: &Dir, input: &Path, config: WatchConfig, refuse: &[PathBuf]) -> (Self, Seen) {
         let cookie = dir.create("cookie.txt", "cookie 0");
-        let pie = Pie::default();
+        let sessions = Sessions::default();
+        let pie = Pie::with_tracker(sessions.clone());
         let roots = vec![ReadFile(input.to_path_buf()), ReadFile(cookie.clone())];
         let watcher = Watcher::new(pie, roots, config);
         watcher
@@ -79,6 +99,7 @@ impl Running {
             stop: watcher.stop_handle(),
             sender: watcher.sender.clone(),
             refuse: watcher.refuse.clone(),
+            sessions,
             thread: None,
             cookie,
             cookies: 0,
@@ -324,4 +345,34 @@ fn a_folder_that_cannot_be_watched_is_polled_until_it_can_be() {
     let edit = builds.last().expect("one build at least");
     assert!(edit.changed.contains(&input), "{:?}", edit.changed);
     assert!(builds.iter().all(|b| b.notices.is_empty()), "{builds:?}");
+}
+
+#[test]
+fn while_a_folder_cannot_be_watched_builds_are_top_down_and_polls_keep_their_interval() {
+    let dir = Dir::new();
+    let input = dir.create("sub/in.txt", "one");
+    let sub = dir.join("sub");
+    // No poll within the test: every build below is caused by an event.
+    let poll = config().with_poll_interval(Duration::from_secs(3600));
+    let (mut running, first) = Running::start(&dir, &input, poll, std::slice::from_ref(&sub));
+    assert_eq!(first.notices.len(), 1, "{:?}", first.notices);
+    let sessions = running.sessions.count();
+
+    // An edit nothing reports, then one that is reported: the build of the second finds the first.
+    dir.write(&input, "two");
+    let builds = running.settle();
+    let cookie = ReadFile(running.cookie.clone());
+    assert_eq!(builds.len(), 1, "a build before the cookie's: {builds:?}");
+    assert_eq!(
+        builds[0].changed,
+        vec![running.cookie.clone()],
+        "not the build of the cookie's event"
+    );
+    assert_eq!(builds[0].cause, degraded());
+    assert_eq!(builds[0].executed, vec![ReadFile(input.clone()), cookie]);
+    assert_eq!(builds[0].outputs[0], "two");
+    assert!(builds[0].notices.is_empty());
+    // The watcher waited for events in between: a few sessions for the cookie's events, not a busy loop.
+    let more = running.sessions.count() - sessions;
+    assert!(more <= 10, "{more} sessions for one cookie");
 }
