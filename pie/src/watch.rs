@@ -14,9 +14,11 @@
 //!   but its stamp equals the recorded one, so `update_affected_by` executes nothing for it; a build that executed
 //!   nothing is not reported.
 //! - **Lost events mean a full check.** When the watcher says it lost events (`Rescan`, a queue overflow) or
-//!   reports an error, the next build is top-down over the roots, and its [`Build::cause`] says why. While a folder
-//!   cannot be watched at all (the operating system's watch limit), every build is top-down and one runs every
-//!   [`WatchConfig::with_poll_interval`] too; the failure is said once, in [`Build::notices`].
+//!   reports an error, the next build is top-down over the roots, and its [`Build::cause`] says why; after it every
+//!   watch is made anew (a folder replaced while its events were lost took its watch with it) and the files it
+//!   covers stamped. While a folder cannot be watched at all (the operating system's watch limit), every build is
+//!   top-down and one runs every [`WatchConfig::with_poll_interval`] too; the failure is said once, in
+//!   [`Build::notices`], and the watch is tried again after every build.
 
 mod folders;
 #[cfg(test)]
@@ -633,6 +635,9 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
             }
             changed.sort_unstable();
             changed.dedup();
+            if batch.lost.is_some() {
+                folders.events_lost();
+            }
             announce = batch.lost.is_some();
             cause = if let Some(reason) = batch.lost {
                 BuildCause::FullCheck(reason)

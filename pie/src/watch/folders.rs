@@ -9,9 +9,9 @@
 //!   the path actually watched for it (its *target*: the folder itself or its nearest existing ancestor), or is
 //!   listed as failed.
 //! - **Nothing read before its watch existed is trusted.** When a target starts being watched (for the first time,
-//!   or again because it was removed and made anew, or the folder it stood in for appeared), every dependency file
-//!   of the folders attached to it is handed back as *pending*: the caller stamps those files in a bottom-up pass,
-//!   so a change made between a task's read and the watch is not lost.
+//!   or again because it was removed and made anew, or events were lost, or the folder it stood in for appeared),
+//!   every dependency file of the folders attached to it is handed back as *pending*: the caller stamps those files
+//!   in a bottom-up pass, so a change made between a task's read and the watch is not lost.
 //! - The watched set follows the graph: new dependencies are added after every build (from the tasks that
 //!   executed, at a cost proportional to them); folders that no live task needs any more are dropped by a full
 //!   recomputation, which runs after top-down builds and once enough tasks executed since the last one that its
@@ -140,6 +140,14 @@ impl Folders {
                 }
             }
         }
+    }
+
+    /// Notes that events were lost (a queue overflow, a watcher error): among them may be the only sign that a
+    /// watched folder was removed and made anew (perhaps with the same inode number), whose watch then died with
+    /// the old folder. Every watch is made anew at the next sync, and the files of its folders become pending.
+    pub(super) fn events_lost(&mut self) {
+        self.renew
+            .extend(self.watched.iter().filter(|(_, w)| w.ok).map(|(path, _)| path.clone()));
     }
 
     /// Brings the watched set up to date after a build. `executed` are the tasks the build executed; `full` asks

@@ -376,3 +376,61 @@ fn while_a_folder_cannot_be_watched_builds_are_top_down_and_polls_keep_their_int
     let more = running.sessions.count() - sessions;
     assert!(more <= 10, "{more} sessions for one cookie");
 }
+
+/// Waits for an event that says `path` was written.
+fn wait_for_write(events: &Receiver<DebounceEventResult>, path: &Path) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Ok(Ok(batch)) = events.recv_timeout(left) else {
+            continue;
+        };
+        if batch
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Modify(_)) && e.paths.iter().any(|p| p == path))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn after_lost_events_every_watch_is_made_anew() {
+    let dir = Dir::new();
+    let input = dir.create("sub/in.txt", "one");
+    let sub = dir.join("sub");
+    let mut pie: Pie<ReadFile, String> = Pie::default();
+    pie.new_session().require(&ReadFile(input.clone()));
+    let file = NormalPath::new(&input)
+        .ok()
+        .and_then(|p| pie.store.find_file(&p))
+        .expect("the input is a dependency");
+    let (sender, events) = mpsc::channel();
+    let mut watcher = new_debouncer(Duration::from_millis(10), None, move |result| {
+        let _ = sender.send(result);
+    })
+    .expect("cannot start watching");
+    let mut folders = Folders::default();
+    let first = folders.sync(&pie.store, &mut watcher, &[], true);
+    assert_eq!(first.rewatched, vec![sub.clone()]);
+
+    // The folder is replaced and the events that said so are lost (to `Folders`, which is not told of them): its
+    // watch died with the old folder. A full sync alone does not notice.
+    std::fs::remove_dir_all(&sub).expect("cannot remove");
+    dir.create(&input, "two");
+    folders.events_lost();
+    let after = folders.sync(&pie.store, &mut watcher, &[], true);
+    assert_eq!(after.rewatched, vec![sub.clone()], "the folder was not watched anew");
+    assert_eq!(
+        after.pending,
+        vec![file],
+        "its file must be stamped: it may have changed unseen"
+    );
+
+    // The new watch works: a write is an event again.
+    dir.write(&input, "three");
+    assert!(
+        wait_for_write(&events, &input),
+        "no event for a write in the folder made anew"
+    );
+}
