@@ -6,6 +6,8 @@
 //! so they go through the watcher's insides: a lost-events message (an inotify queue overflow cannot be caused on
 //! purpose) is sent down the watcher's own channel, and a folder's watch is refused through `Folders::refuse`
 //! (running as root, as CI does, no permission makes a watch fail, and the watch limit is a system-wide setting).
+//! One more message is sent that way, an access event, to show that it starts no build. Changes that no event
+//! reports are made for real: through a hard link in a folder nobody watches, or in a folder whose watch failed.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -393,16 +395,47 @@ fn while_a_folder_cannot_be_watched_builds_are_top_down_and_polls_keep_their_int
 
     // Events that only say a file was opened start no build (the top-down checks of hashed files open them: they
     // would start the next build, and that one the next).
-    let opened = notify::Event::new(EventKind::Access(notify::event::AccessKind::Open(
-        notify::event::AccessMode::Any,
-    )))
-    .add_path(running.cookie.clone());
-    running.send(Ok(vec![DebouncedEvent::new(opened, Instant::now())]));
+    running.send(opened(&running.cookie));
     let builds = running.rename_cookie(&stage);
     assert_eq!(builds.len(), 1, "{builds:?}");
     assert_eq!(builds[0].executed, vec![cookie]);
     // One session for each cookie's event, none for reads (pie's own, or the one sent), none without an event.
     assert_eq!(running.sessions.count() - sessions, 2, "sessions for two cookies");
+}
+
+/// An event that says `path` was opened.
+fn opened(path: &Path) -> DebounceEventResult {
+    use notify::event::{AccessKind, AccessMode};
+    let event = notify::Event::new(EventKind::Access(AccessKind::Open(AccessMode::Any))).add_path(path.to_path_buf());
+    Ok(vec![DebouncedEvent::new(event, Instant::now())])
+}
+
+#[test]
+fn events_that_start_no_build_do_not_put_off_a_poll() {
+    let dir = Dir::new();
+    let input = dir.create("sub/in.txt", "one");
+    let sub = dir.join("sub");
+    let poll = config().with_poll_interval(Duration::from_millis(100));
+    let (mut running, _) = Running::start(&dir, &input, poll, std::slice::from_ref(&sub));
+
+    // Reads in a watched folder, more often than the poll interval, until the poll has found the edit.
+    let (done, stop_reading) = mpsc::channel::<()>();
+    let sender = running.sender.clone();
+    let cookie = running.cookie.clone();
+    let reader = thread::spawn(move || {
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stop_reading.recv_timeout(Duration::from_millis(10)) {
+            if sender.send(Message::Events(opened(&cookie))).is_err() {
+                return;
+            }
+        }
+    });
+    dir.write(&input, "two");
+    let builds = running.wait_for_input("two");
+    drop(done);
+    reader.join().expect("the reading thread panicked");
+    let found = builds.last().expect("one build at least");
+    assert_eq!(found.cause, degraded());
+    assert!(found.changed.is_empty(), "{:?}", found.changed);
 }
 
 /// Waits for an event that says `path` was written.
