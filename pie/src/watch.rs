@@ -12,13 +12,18 @@
 //!   channel for the next one.
 //! - **pie's own writes are not changes.** A file that a task provided is named by the events of its own write,
 //!   but its stamp equals the recorded one, so `update_affected_by` executes nothing for it; a build that executed
-//!   nothing is not reported.
+//!   nothing is not reported. Reads are not changes either: events that only say a file was opened or read (pie's
+//!   own reads among them) start no build.
 //! - **Lost events mean a full check.** When the watcher says it lost events (`Rescan`, a queue overflow) or
-//!   reports an error, the next build is top-down over the roots, and its [`Build::cause`] says why. While a folder
-//!   cannot be watched at all (the operating system's watch limit), every build is top-down and one runs every
-//!   [`WatchConfig::with_poll_interval`] too; the failure is said once, in [`Build::notices`].
+//!   reports an error, the next build is top-down over the roots, and its [`Build::cause`] says why; after it every
+//!   watch is made anew (a folder replaced while its events were lost took its watch with it) and the files it
+//!   covers stamped. While a folder cannot be watched at all (the operating system's watch limit), every build is
+//!   top-down and one runs every [`WatchConfig::with_poll_interval`] too; the failure is said once, in
+//!   [`Build::notices`], and the watch is tried again after every build.
 
 mod folders;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -94,7 +99,8 @@ impl WatchConfig {
         self
     }
 
-    /// How often a top-down check runs while some folder cannot be watched (default 1 s).
+    /// How often a top-down check runs while some folder cannot be watched (default 1 s): one is due this long after
+    /// the last top-down build began, whatever events came meanwhile.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -392,6 +398,9 @@ pub struct Watcher<T: Task, A: Tracker<T> = NoopTracker> {
     receiver: Receiver<Message>,
     #[cfg(feature = "serde")]
     store: Option<(StoreFile, SaveFn<T, A>)>,
+    /// Testing only: paths whose watch fails (see `Folders::refuse`).
+    #[cfg(test)]
+    refuse: folders::Refuse,
 }
 
 impl<T: Task, A: Tracker<T>> fmt::Debug for Watcher<T, A> {
@@ -471,6 +480,8 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
             receiver,
             #[cfg(feature = "serde")]
             store: None,
+            #[cfg(test)]
+            refuse: folders::Refuse::default(),
         }
     }
 
@@ -549,6 +560,10 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
         })
         .map_err(|e| WatchError::Start(Box::new(e)))?;
         let mut folders = Folders::default();
+        #[cfg(test)]
+        {
+            folders.refuse = self.refuse.clone();
+        }
         if self.pie.task_count() > 0 {
             // A loaded store: watch what it depends on before the first build, which then stamps every file anew.
             folders.sync(&self.pie.store, &mut watcher, &[], true);
@@ -559,9 +574,14 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
         let mut files: Vec<FileId> = Vec::new();
         // Whether the build says something the caller must hear even when it executed nothing (lost events).
         let mut announce = false;
+        // When the last top-down build started: while degraded, the next one is due a poll interval later.
+        let mut last_full = Instant::now();
         loop {
             let top_down = cause != BuildCause::Changes;
             let start = Instant::now();
+            if top_down {
+                last_full = start;
+            }
             let (mut outputs, mut executed) = self.build(top_down, &files);
             let mut sync = folders.sync(&self.pie.store, &mut watcher, &executed, top_down);
             let mut notices = std::mem::take(&mut sync.notices);
@@ -601,14 +621,29 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
             // Wait for the next batch, unless files are still pending.
             let wait = if !files.is_empty() {
                 Wait::No
-            } else if folders.degraded() {
-                Wait::Timeout(self.config.poll_interval)
+            } else if let Some(poll) = last_full
+                .checked_add(self.config.poll_interval)
+                .filter(|_| folders.degraded())
+            {
+                Wait::Until(poll)
             } else {
                 Wait::Block
             };
-            let batch = match self.next_batch(wait) {
-                Some(batch) => batch,
-                None => return Ok(()),
+            let batch = loop {
+                let Some(batch) = self.next_batch(wait) else {
+                    return Ok(());
+                };
+                // Events that name nothing (only reads, which are not changes) are no reason to build: while
+                // degraded, each build is top-down and reads every hashed file again, and its own reads would
+                // start the next build, and so on forever.
+                let due = match wait {
+                    Wait::No => true,
+                    Wait::Until(poll) => Instant::now() >= poll,
+                    Wait::Block => false,
+                };
+                if due || !batch.paths.is_empty() || batch.lost.is_some() {
+                    break batch;
+                }
             };
             changed.clear();
             for (path, structural) in &batch.paths {
@@ -622,6 +657,9 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
             }
             changed.sort_unstable();
             changed.dedup();
+            if batch.lost.is_some() {
+                folders.events_lost();
+            }
             announce = batch.lost.is_some();
             cause = if let Some(reason) = batch.lost {
                 BuildCause::FullCheck(reason)
@@ -659,7 +697,10 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
         let mut batch = Batch::default();
         let first = match wait {
             Wait::Block => self.receiver.recv().ok(),
-            Wait::Timeout(timeout) => match self.receiver.recv_timeout(timeout) {
+            Wait::Until(deadline) => match self
+                .receiver
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(message) => Some(message),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return None,
@@ -709,7 +750,8 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
 #[derive(Copy, Clone, Debug)]
 enum Wait {
     Block,
-    Timeout(Duration),
+    /// Until a message, or this time (the next poll).
+    Until(Instant),
     No,
 }
 

@@ -9,9 +9,9 @@
 //!   the path actually watched for it (its *target*: the folder itself or its nearest existing ancestor), or is
 //!   listed as failed.
 //! - **Nothing read before its watch existed is trusted.** When a target starts being watched (for the first time,
-//!   or again because it was removed and made anew, or the folder it stood in for appeared), every dependency file
-//!   of the folders attached to it is handed back as *pending*: the caller stamps those files in a bottom-up pass,
-//!   so a change made between a task's read and the watch is not lost.
+//!   or again because it was removed and made anew, or events were lost, or the folder it stood in for appeared),
+//!   every dependency file of the folders attached to it is handed back as *pending*: the caller stamps those files
+//!   in a bottom-up pass, so a change made between a task's read and the watch is not lost.
 //! - The watched set follows the graph: new dependencies are added after every build (from the tasks that
 //!   executed, at a cost proportional to them); folders that no live task needs any more are dropped by a full
 //!   recomputation, which runs after top-down builds and once enough tasks executed since the last one that its
@@ -103,7 +103,16 @@ pub(super) struct Folders {
     executed_since_full: usize,
     /// Paths whose failure to be watched was already said.
     failed_said: HashSet<PathBuf>,
+    /// Testing only: paths whose watch fails as if the operating system's watch limit were reached (no real way to
+    /// make a watch fail works when tests run as root, as in CI's containers).
+    #[cfg(test)]
+    pub(super) refuse: Refuse,
 }
+
+/// Testing only: the paths that [`Folders`] may not watch, shared with the test that changes them while the
+/// watcher runs.
+#[cfg(test)]
+pub(super) type Refuse = std::sync::Arc<std::sync::Mutex<HashSet<PathBuf>>>;
 
 impl Folders {
     /// Whether some folder could not be watched: changes there are only seen by top-down builds.
@@ -131,6 +140,14 @@ impl Folders {
                 }
             }
         }
+    }
+
+    /// Notes that events were lost (a queue overflow, a watcher error): among them may be the only sign that a
+    /// watched folder was removed and made anew (perhaps with the same inode number), whose watch then died with
+    /// the old folder. Every watch is made anew at the next sync, and the files of its folders become pending.
+    pub(super) fn events_lost(&mut self) {
+        self.renew
+            .extend(self.watched.iter().filter(|(_, w)| w.ok).map(|(path, _)| path.clone()));
     }
 
     /// Brings the watched set up to date after a build. `executed` are the tasks the build executed; `full` asks
@@ -292,7 +309,7 @@ impl Folders {
     /// Watches `target`, returning whether that worked. A new watch makes the files of its folders pending (see
     /// `collect_pending`); a failure is said once per path.
     fn start_watch(&mut self, target: &Path, watcher: &mut FileWatcher, result: &mut SyncResult) -> bool {
-        match watcher.watch(target, RecursiveMode::NonRecursive) {
+        match self.watch(target, watcher) {
             Ok(()) => {
                 self.failed_said.remove(target);
                 result.rewatched.push(target.to_path_buf());
@@ -307,6 +324,15 @@ impl Folders {
                 false
             }
         }
+    }
+
+    /// Asks the operating system to watch `target`.
+    fn watch(&self, target: &Path, watcher: &mut FileWatcher) -> notify::Result<()> {
+        #[cfg(test)]
+        if self.refuse.lock().expect("refused paths poisoned").contains(target) {
+            return Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch).add_path(target.to_path_buf()));
+        }
+        watcher.watch(target, RecursiveMode::NonRecursive)
     }
 
     /// Checks a watched path again: when it disappeared or was replaced, stands for folders that may have
@@ -330,11 +356,31 @@ impl Folders {
                 desired.target = None;
                 // Events for its files may be lost with the old watch (and the debouncer reports only the removal
                 // of a folder, not of the files in it): stamp them all.
-                result.pending.extend_from_slice(&desired.files);
+                if watched.ok {
+                    result.pending.extend_from_slice(&desired.files);
+                }
             }
         }
         for folder in watched.folders {
             self.attach(&folder, watcher, result);
+            // A folder that was not watched is stamped once it is: by `collect_pending` when its own target is
+            // watched anew, here when it joined a target watched already. While it still cannot be watched, its
+            // files wait for the next top-down build: making them pending would run the next build at once, and
+            // the one after, never waiting for events or the poll interval.
+            if !watched.ok {
+                self.pend_if_watched(&folder, result);
+            }
+        }
+    }
+
+    /// Adds to `result.pending` the files of `folder` when its target is watched.
+    fn pend_if_watched(&self, folder: &Path, result: &mut SyncResult) {
+        let Some(desired) = self.desired.get(folder) else {
+            return;
+        };
+        let watched = desired.target.as_ref().and_then(|target| self.watched.get(target));
+        if watched.is_some_and(|w| w.ok) {
+            result.pending.extend_from_slice(&desired.files);
         }
     }
 
