@@ -38,7 +38,7 @@ use rustc_hash::FxHashSet;
 use std::path::Path;
 
 use crate::context::marks::{Mark, Marks};
-use crate::context::state::Payload;
+use crate::context::state::{Payload, SessionState};
 use crate::dependency::{Dep, Dependency, Inconsistency, TaskDependency, UNKNOWN_VERSION};
 use crate::ids::{FileId, TaskId};
 use crate::path::NormalPath;
@@ -277,10 +277,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     fn scheduler(&mut self) -> &mut Scheduler {
-        self.state
-            .bottom_up
-            .as_mut()
-            .expect("BUG: bottom-up scheduling outside a bottom-up session")
+        scheduler_in(&mut self.state)
     }
 
     /// Whether the scheduled task `id` is still inconsistent, checked as top-down would, in the order its
@@ -441,11 +438,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             return true;
         }
         // The scratch space is taken out of the scheduler for the walk and put back afterwards.
-        let scheduler = self
-            .state
-            .bottom_up
-            .as_mut()
-            .expect("BUG: bottom-up scheduling outside a bottom-up session");
+        let scheduler = scheduler_in(&mut self.state);
         let mut parent = std::mem::take(&mut scheduler.parent);
         let mut stack = std::mem::take(&mut scheduler.stack);
         let found = walk_up(
@@ -536,11 +529,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     pub(super) fn before_execution(&mut self, id: TaskId) -> BeforeExecution {
         let certified = certified(&self.store, &self.marks, &self.state.new_roots, id, true);
         let store = &*self.store;
-        let scheduler = self
-            .state
-            .bottom_up
-            .as_mut()
-            .expect("BUG: bottom-up scheduling outside a bottom-up session");
+        let scheduler = scheduler_in(&mut self.state);
         if scheduler.depth == scheduler.executing.len() {
             scheduler.executing.push(Executing::default());
         }
@@ -562,11 +551,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Schedules what task `id`'s execution affected (see the module doc, step 3).
     pub(super) fn after_execution(&mut self, id: TaskId, before: BeforeExecution) {
         let store = &*self.store;
-        let scheduler = self
-            .state
-            .bottom_up
-            .as_mut()
-            .expect("BUG: bottom-up scheduling outside a bottom-up session");
+        let scheduler = scheduler_in(&mut self.state);
         scheduler.depth = scheduler
             .depth
             .checked_sub(1)
@@ -746,4 +731,13 @@ fn walk_up<T: Eq + Hash + Clone + Debug, O: Eq>(
         }
     }
     true
+}
+
+/// The bottom-up state of the session `state` (for a caller that holds other parts of the engine borrowed).
+#[inline]
+fn scheduler_in(state: &mut SessionState) -> &mut Scheduler {
+    state
+        .bottom_up
+        .as_mut()
+        .expect("BUG: bottom-up scheduling outside a bottom-up session")
 }
