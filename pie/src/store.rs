@@ -79,7 +79,7 @@ fn requires_digest(digest: u64, id: TaskId) -> u64 {
 /// What [`Store::start_execution`] hands to [`Store::finish_execution`] or [`Store::fail_execution`]: the output
 /// of the previous execution, and the digest of what it required.
 pub(crate) struct Started<O> {
-    pub(crate) output: Option<O>,
+    output: Option<O>,
     requires: u64,
 }
 
