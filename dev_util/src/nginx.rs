@@ -104,6 +104,19 @@ impl Nginx {
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
     }
 
+    /// The access log once it has at least `lines` lines, or as it is after `timeout`: nginx writes a request's
+    /// line after sending the response, so the client may be done before the last line is written.
+    pub fn access_log_of_at_least(&self, lines: usize, timeout: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let log = self.access_log();
+            if log.lines().count() >= lines || std::time::Instant::now() >= deadline {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// Stops nginx and waits until it is gone (its port then refuses connections). Stopping twice does nothing.
     /// Panics when it does not stop.
     pub fn stop(&mut self) {

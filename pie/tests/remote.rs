@@ -469,7 +469,8 @@ fn sequential_requests_share_one_connection() {
         assert!(cache.get_action(&key).is_some());
         assert!(cache.has_blob(&blob));
     }
-    let log = server.access_log();
+    // Waits (boundedly) for nginx to log the last request, which it does after answering it.
+    let log = server.access_log_of_at_least(30, std::time::Duration::from_secs(10));
     let mut connections: Vec<&str> = log.lines().map(|line| line.split(' ').next().unwrap()).collect();
     connections.dedup();
     assert_eq!(log.lines().count(), 30, "{log}");
