@@ -86,6 +86,18 @@ fn reader_behind_config(dir: &Dir) -> (PathBuf, PathBuf, TestTask, TestTask) {
     (a, config, reader, root)
 }
 
+/// [`reader_behind_config`] after a build and an edit of `a` (to "A") rebuilt bottom-up, which found the reader
+/// live by walking up to the root: `(dir, a, config, root, pie)`.
+fn reader_found_live() -> (Dir, PathBuf, PathBuf, TestTask, TestPie) {
+    let dir = Dir::new();
+    let (a, config, reader, root) = reader_behind_config(&dir);
+    let mut pie = test_pie();
+    pie.require(&root).unwrap();
+    dir.write(&a, "A");
+    assert_eq!(update(&mut pie, &[&a]), vec![reader, root.clone()]);
+    (dir, a, config, root, pie)
+}
+
 /// Creates `flag` and reports it changed: the task that panics while the flag exists panics out of
 /// `update_affected_by`, leaving the store unsettled. Then removes the flag again.
 fn panic_out_of_an_update(pie: &mut TestPie, dir: &Dir, flag: &Path) {
@@ -622,12 +634,7 @@ fn a_task_dropped_by_a_top_down_execution_after_an_update_found_it_live_is_dead(
 /// As above, with the root given up instead of a dropped require.
 #[test]
 fn a_task_below_a_root_given_up_after_an_update_found_it_live_is_dead() {
-    let dir = Dir::new();
-    let (a, _config, reader, root) = reader_behind_config(&dir);
-    let mut pie = test_pie();
-    pie.require(&root).unwrap();
-    dir.write(&a, "b");
-    assert_eq!(update(&mut pie, &[&a]), vec![reader.clone(), root.clone()]);
+    let (dir, a, _config, root, mut pie) = reader_found_live();
     pie.unobserve(&root);
     dir.write(&a, "c");
     assert_eq!(update(&mut pie, &[&a]), Vec::<TestTask>::new());
@@ -696,24 +703,14 @@ fn a_failure_nobody_catches_escapes_the_update_with_its_payload() {
 #[test]
 fn a_task_found_live_by_an_earlier_bottom_up_build_and_dead_since_is_not_executed() {
     // Dropped by a bottom-up session, then changed in a later one.
-    let dir = Dir::new();
-    let (a, config, reader, root) = reader_behind_config(&dir);
-    let mut pie = test_pie();
-    pie.require(&root).unwrap();
-    dir.write(&a, "A");
-    assert_eq!(update(&mut pie, &[&a]), vec![reader.clone(), root.clone()]);
+    let (dir, a, config, root, mut pie) = reader_found_live();
     dir.write(&config, "off");
     assert_eq!(update(&mut pie, &[&config]), vec![root.clone()]);
     dir.write(&a, "AA");
     assert_eq!(update(&mut pie, &[&a]), Vec::<TestTask>::new());
 
     // Dropped in the same bottom-up session that reports the change.
-    let dir = Dir::new();
-    let (a, config, reader, root) = reader_behind_config(&dir);
-    let mut pie = test_pie();
-    pie.require(&root).unwrap();
-    dir.write(&a, "A");
-    assert_eq!(update(&mut pie, &[&a]), vec![reader.clone(), root.clone()]);
+    let (dir, a, config, root, mut pie) = reader_found_live();
     dir.write(&config, "off");
     dir.write(&a, "AA");
     assert_eq!(update(&mut pie, &[&a, &config]), vec![root.clone()]);
