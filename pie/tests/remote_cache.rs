@@ -34,6 +34,8 @@ enum T {
     Write { root: PathBuf, file: String, text: String },
     /// Stops the nginx on `port` (see `SERVERS`), then requires the tasks one by one. Never cached.
     StopServerThen { port: u16, tasks: Vec<T> },
+    /// Sleeps this many milliseconds; returns "slept". Never cached.
+    Sleep(u64),
 }
 
 /// The servers that a `StopServerThen` task may stop, by port.
@@ -55,6 +57,7 @@ fn label(task: &T) -> String {
         T::All(tasks) => format!("all {}", tasks.len()),
         T::Write { file, text, .. } => format!("write {file} {text}"),
         T::StopServerThen { .. } => "stop server".to_string(),
+        T::Sleep(ms) => format!("sleep {ms}"),
     }
 }
 
@@ -99,11 +102,15 @@ impl Task for T {
                     .collect::<Vec<_>>()
                     .join("+")
             }
+            T::Sleep(ms) => {
+                std::thread::sleep(std::time::Duration::from_millis(*ms));
+                "slept".to_string()
+            }
         }
     }
 
     fn remote_cacheable(&self) -> bool {
-        !matches!(self, T::StopServerThen { .. })
+        !matches!(self, T::StopServerThen { .. } | T::Sleep(_))
     }
 }
 
@@ -380,4 +387,48 @@ fn the_build_log_says_which_tasks_were_restored() {
     // Restored: read and upper of b and c (a's missed); the root's trace saw upper a's output, a path, unchanged.
     assert_eq!(log.matches("⇣ restored from the shared cache").count(), 5, "{log}");
     assert_eq!(executions(&second), ["read a.txt", "upper a.txt"]);
+}
+
+#[test]
+fn a_task_restored_on_a_worker_replays_its_require_tasks_group_in_parallel() {
+    let Some(server) = Nginx::start() else { return };
+    // A group within a group: the inner `All` is restored within the outer fork, and its replay requires its own
+    // group in a fork of its own, whose slow task (never cached) the other lane, idle after restoring `upper c`,
+    // takes; the replaying lane then waits for it. Each build has a bound, so that a lane that hangs fails it.
+    let nested = |root: &Path| {
+        T::All(vec![
+            T::All(vec![upper(root, "a"), T::Sleep(30), upper(root, "b")]),
+            upper(root, "c"),
+        ])
+    };
+    let first = workspace().0;
+    let mut pie = pie_with_cache(&server, first.path(), false);
+    let expected = pie.new_session().require(&nested(first.path()));
+    for round in 0..10 {
+        let (second, _) = workspace();
+        let task = nested(second.path());
+        let root = second.path().to_path_buf();
+        let (send, receive) = std::sync::mpsc::channel();
+        let server_url = server.url();
+        std::thread::spawn(move || {
+            let http = HttpCache::new(&server_url).unwrap();
+            let mut pie: Pie<T, String> = Pie::default();
+            pie.set_threads(2);
+            pie.set_remote_cache(Some(RemoteCache::new(http, &root).unwrap()));
+            let output = pie.new_session().require(&task);
+            let _ = send.send((output, pie.remote_cache().unwrap().tasks_restored()));
+        });
+        let (output, restored) = receive
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("round {round}: the build did not end: {e}"));
+        assert_eq!(
+            output,
+            expected.replace(first.path().to_str().unwrap(), second.path().to_str().unwrap())
+        );
+        assert_eq!(
+            restored, 8,
+            "round {round}: the root, the inner group, three upper-casings and three reads"
+        );
+        assert_eq!(executions(&second), Vec::<String>::new(), "round {round}");
+    }
 }

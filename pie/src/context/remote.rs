@@ -192,10 +192,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                             let tasks: Vec<T> = group.iter().map(|(task, _)| (*task).clone()).collect();
                             let mut matches = true;
                             let mut violation = None;
-                            for (task, (result, (_, output))) in tasks
-                                .iter()
-                                .zip(this.require_group_each(&tasks, stamper).into_iter().zip(&group))
-                            {
+                            for (task, (result, (_, output))) in tasks.iter().zip(
+                                this.in_engine(|this| this.require_group_each(&tasks, stamper))
+                                    .into_iter()
+                                    .zip(&group),
+                            ) {
                                 match result {
                                     Ok(seen) => matches &= remote.output_digest(&seen) == Some(**output),
                                     // A required task failed: the execution meets its panic at this require (and
