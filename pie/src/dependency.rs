@@ -48,8 +48,8 @@ pub(crate) struct TaskDep {
     pub(crate) task: TaskId,
     pub(crate) stamper: OutputStamper,
     /// Whether the dependency came from a `require_tasks` call, and where in it (in the padding after `stamper`:
-    /// no extra space). Only a shared cache's traces use it, right after the execution; not persisted.
-    #[cfg_attr(feature = "serde", serde(skip))]
+    /// no extra space). A top-down check makes a group's tasks consistent in parallel, and a shared cache's
+    /// replay requires them together.
     pub(crate) group: Group,
     pub(crate) version: u64,
 }
@@ -57,8 +57,9 @@ pub(crate) struct TaskDep {
 /// Where a task dependency stands in the `require_tasks` call that made it, if any: replaying a trace requires a
 /// group's tasks together, as the execution did (see `crate::context::remote`).
 #[derive(Copy, Clone, Eq, PartialEq, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) enum Group {
-    /// Required on its own (`require_task`), or the group is unknown (loaded from a store).
+    /// Required on its own (`require_task`).
     #[default]
     Alone,
     /// The first task of a `require_tasks` call of two or more tasks.

@@ -8,7 +8,7 @@
 //! | offset | size | field                                                                     |
 //! |-------:|-----:|---------------------------------------------------------------------------|
 //! |      0 |    8 | magic bytes `PIESTORE`                                                    |
-//! |      8 |    4 | format version, `u32` (currently 2)                                       |
+//! |      8 |    4 | format version, `u32` (currently 4)                                       |
 //! |     12 |   32 | type fingerprint: blake3 of the task and output types' serialised shapes |
 //! |     44 |    8 | payload length in bytes, `u64`                                            |
 //! |     52 |   32 | checksum: blake3 of header bytes 0..52 followed by the payload           |
@@ -86,7 +86,7 @@ const MAGIC: [u8; 8] = *b"PIESTORE";
 /// (2: the type fingerprint covers the types' serialised shapes, not only their names; tasks have a root flag;
 /// the store says whether it is settled. 3: the output version of a task without output says whether its last
 /// execution panicked in its own code, and a task that caught that panic recorded that version.)
-pub(crate) const FORMAT_VERSION: u32 = 3;
+pub(crate) const FORMAT_VERSION: u32 = 4;
 const VERSION_END: usize = 12;
 const FINGERPRINT: std::ops::Range<usize> = 12..44;
 const LENGTH: std::ops::Range<usize> = 44..52;

@@ -534,6 +534,14 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         }
     }
 
+    /// Takes back the claim of `id` on `file`, made by the execution of `id` in progress, which will fail (see
+    /// `TopDownContext::defer_violation`): another task provides the file in its place.
+    pub(crate) fn release_claim(&mut self, id: TaskId, file: FileId) {
+        if self.provider(file) == Some(id) {
+            self.file_data[file.0 as usize].provider = None;
+        }
+    }
+
     /// The task that currently provides `file`, if any.
     pub(crate) fn provider(&self, file: FileId) -> Option<TaskId> {
         self.file_data[file.0 as usize]

@@ -789,11 +789,11 @@ fn random_bytes_wrong_magic_and_trailing_bytes_are_refused() {
 fn store_of_another_format_version_is_refused() {
     let project = Project::new();
     let mut bytes = small_store(&project);
-    for (version, message) in [(2u32, "format version 2"), (4, "format version 4")] {
+    for (version, message) in [(3u32, "format version 3"), (5, "format version 5")] {
         bytes[8..12].copy_from_slice(&version.to_le_bytes());
         let error = assert_refused(&project, &bytes, message);
         assert!(
-            matches!(error, LoadError::UnsupportedVersion { found, supported: 3, .. } if found == version),
+            matches!(error, LoadError::UnsupportedVersion { found, supported: 4, .. } if found == version),
             "{error}"
         );
     }

@@ -48,6 +48,21 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             (self.run(task), false)
         };
         self.lane.current = parent;
+        // In a parallel build, a violation found on another lane may be this execution's (see
+        // `TopDownContext::defer_violation`): then it fails with it, as on one thread.
+        let deferred = if self.state.deferred.is_empty() {
+            None
+        } else {
+            self.take_deferred(id)
+        };
+        let doomed = deferred.is_some();
+        let result = match deferred {
+            Some(message) => {
+                self.lane.violation = true;
+                Err(Box::new(message) as Payload)
+            }
+            None => result,
+        };
         match result {
             Ok(output) => {
                 self.store.finish_execution(id, output, previous);
@@ -67,6 +82,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             Err(payload) => {
                 let repeatable = !std::mem::take(&mut self.lane.violation);
                 self.store.fail_execution(id, repeatable, failed_before, previous);
+                if doomed {
+                    // On one thread it failed before what it did since, claims and reads included.
+                    self.store.invalidate(id);
+                }
                 if let Some(before) = before {
                     self.after_execution(id, before);
                 }

@@ -16,6 +16,21 @@
 //!   requiring task's dependencies on the tasks, in argument order, and the outputs are returned in that order.
 //!   Every task is required even when one panics; the first panic in argument order then goes on. A build on one
 //!   thread does the same one task after the other, so verdicts do not depend on the thread count.
+//! - **Verdicts as on one thread.** On one thread a fork's branches run in argument order; in parallel a later
+//!   branch may read or provide a file before an earlier one provides it. Each lane knows where it stands in that
+//!   order (`Position`: the fork and the branch, with the session's lineage of forks), and so does each task
+//!   entered in a parallel build. When a soundness check finds a conflict with a task whose branch comes later,
+//!   the violation is that task's, as on one thread: its execution fails with it (when it ends, or, if it
+//!   already ended, its execution is forgotten and its branch fails at the join), its claim on the file goes, and
+//!   the earlier task goes on (`TopDownContext::defer_violation`). So the first panic in argument order is the one
+//!   a build on one thread meets.
+//! - **Groups re-checked in parallel.** The store remembers which task dependencies came from one `require_tasks`
+//!   call. When a top-down check, going through a group in order, meets the first task of it that must execute,
+//!   it makes that task and the rest of the group consistent in a fork, then goes on comparing versions in order:
+//!   on one thread the same tasks are made consistent, by the check or by the requiring task's execution, which
+//!   makes the same call (see `fork_rest_of_group`). The branches of such a fork are handed out a shrinking share
+//!   at a time (guided self-scheduling), since most of them are cheap checks. A group whose tasks are all
+//!   consistent forks nothing: checks hold the engine, so more lanes would only add hand-overs.
 //! - **Claims.** A task is in progress on exactly one lane (on that lane's stack of frames). A lane that needs a
 //!   task in progress on another lane waits for it: never two executions of a task, at most one per session.
 //! - **No deadlock, and no false cycle.** A lane waits only for a task in progress elsewhere, or, at the end of a
@@ -34,8 +49,8 @@
 //! The engine is one lock: graph operations are serialised, so the speed-up comes from tasks' own code and from
 //! stamping files outside the lock (a task's `require_file`/`provide_file` stamp without holding it; a top-down
 //! check stamps the files of a long run of required tasks ahead on several threads, `crate::context::prefetch`).
-//! The checking itself runs on one lane at a time. Bottom-up builds run their `require_tasks` one task after the
-//! other.
+//! The checking itself runs on one lane at a time (a group's tasks are checked in parallel branches, but each
+//! branch's graph work holds the engine). Bottom-up builds run their `require_tasks` one task after the other.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -58,8 +73,9 @@ use std::{
 };
 
 use crate::context::marks::Mark;
-use crate::context::state::{LaneState, Payload, Ptr};
+use crate::context::state::{Branch, LaneState, Payload, Position, Ptr};
 use crate::context::top_down::TopDownContext;
+use crate::dependency::{Dep, Dependency, Group, TaskDependency, FAILED_BIT};
 use crate::ids::TaskId;
 use crate::stamp::OutputStamper;
 use crate::tracker::{set_lane, Tracker};
@@ -96,6 +112,11 @@ struct LaneInfo {
 struct Fork<T> {
     /// The fork whose branch opened this one, if any.
     parent: Option<usize>,
+    /// Its number in the session's lineage of forks (see `Position`).
+    number: u32,
+    /// Whether a top-down check opened it (see `fork_rest_of_group`): its branches make their tasks consistent
+    /// without telling the tracker of a require (the check tells of its dependencies on them).
+    check: bool,
     stamper: OutputStamper,
     /// Branches not taken yet: index in the fork, task.
     pending: VecDeque<(usize, T)>,
@@ -145,10 +166,28 @@ const SPINS: u32 = 200;
 // they point to is registered (its state outlives its registration); everything else in it is `Send`.
 unsafe impl<T: Send> Send for Sched<T> {}
 
+/// Branches taken by a lane to run, one after the other: one branch of a fork that `require_tasks` opened; of a
+/// fork that a check opened, a share of the pending branches that shrinks as they run out (guided
+/// self-scheduling), so that checking a wide group of consistent tasks hands the engine over a few times per lane,
+/// not once per task, and the last branches still spread over the lanes.
+struct Taken<T> {
+    /// The fork's slot.
+    fork: usize,
+    /// The fork's number in the session's lineage.
+    number: u32,
+    /// The first branch: index in the fork, task.
+    first: (usize, T),
+    /// The branches after it (none, and no allocation, for a fork that `require_tasks` opened).
+    rest: Vec<(usize, T)>,
+    stamper: OutputStamper,
+    /// See `Fork::check`.
+    check: bool,
+}
+
 /// What a lane at the end of a fork does next.
 enum JoinStep<T> {
-    /// Run this branch: fork, index in the fork, task, stamper.
-    Run(usize, usize, T, OutputStamper),
+    /// Run this branch.
+    Run(Taken<T>),
     /// Every branch finished: how each ended.
     Done(Vec<Result<(), (Payload, bool)>>),
     /// Others still run branches: wait.
@@ -258,7 +297,7 @@ impl<T> Parallel<T> {
 
     /// For an idle worker (not holding the engine): the next branch of any fork, with the engine taken, or `None`
     /// when the build is over.
-    fn next_work(&self, lane: usize) -> Option<(usize, usize, T, OutputStamper)> {
+    fn next_work(&self, lane: usize) -> Option<Taken<T>> {
         let mut sched = self.lock();
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         let work = loop {
@@ -278,14 +317,17 @@ impl<T> Parallel<T> {
         work
     }
 
-    /// Opens a fork of `tasks` (the caller holds the engine); returns its index.
-    fn open(&self, parent: Option<usize>, stamper: OutputStamper, tasks: &[T]) -> usize
+    /// Opens a fork of `tasks`, number `number` in the session's lineage (the caller holds the engine); returns its
+    /// slot.
+    fn open(&self, parent: Option<usize>, number: u32, check: bool, stamper: OutputStamper, tasks: &[T]) -> usize
     where
         T: Clone,
     {
         let mut sched = self.lock();
         let fork = Fork {
             parent,
+            number,
+            check,
             stamper,
             pending: tasks.iter().cloned().enumerate().collect(),
             running: Vec::new(),
@@ -312,9 +354,8 @@ impl<T> Parallel<T> {
     fn join_step(&self, fork: usize, lane: usize) -> JoinStep<T> {
         let mut sched = self.lock();
         let own = sched.ready.iter().position(|f| *f == fork);
-        if let Some((f, index, task, stamper)) = take_branch(&mut sched, lane, own, |sched, f| descends(sched, f, fork))
-        {
-            return JoinStep::Run(f, index, task, stamper);
+        if let Some(taken) = take_branch(&mut sched, lane, own, |sched, f| descends(sched, f, fork)) {
+            return JoinStep::Run(taken);
         }
         let open = sched.forks[fork].as_mut().expect("BUG: joining a closed fork");
         if open.remaining == 0 {
@@ -331,14 +372,18 @@ impl<T> Parallel<T> {
         JoinStep::Wait
     }
 
-    /// Records how branch `index` of fork `fork`, run by `lane`, ended.
-    fn finish(&self, fork: usize, index: usize, lane: usize, result: Result<(), (Payload, bool)>) {
+    /// Records how branch `index` of fork `fork`, run by `lane`, ended; `last`: the last of the branches the lane
+    /// took (it then no longer runs any of the fork's).
+    fn finish(&self, fork: usize, index: usize, lane: usize, result: Result<(), (Payload, bool)>, last: bool) {
         let mut sched = self.lock();
         let open = sched.forks[fork]
             .as_mut()
             .expect("BUG: finishing a branch of a closed fork");
         open.results[index] = Some(result);
         open.remaining -= 1;
+        if !last {
+            return;
+        }
         if let Some(at) = open.running.iter().position(|l| *l == lane) {
             open.running.swap_remove(at);
         }
@@ -366,7 +411,7 @@ impl<T> Parallel<T> {
                 let state = unsafe { &*sched.lanes[l].state };
                 let from = match entry {
                     Entry::Task(task) => state.stack.iter().position(|f| f.id == task),
-                    Entry::Fork(fork) => state.branches.iter().rev().find(|(f, _)| *f == fork).map(|(_, h)| *h),
+                    Entry::Fork(fork) => state.branches.iter().rev().find(|b| b.fork == fork).map(|b| b.height),
                 };
                 cycle.extend(state.stack[from.unwrap_or(0)..].iter().map(|f| f.id));
                 entry = next;
@@ -393,22 +438,40 @@ fn take_branch<T>(
     lane: usize,
     first: Option<usize>,
     pick: impl Fn(&Sched<T>, usize) -> bool,
-) -> Option<(usize, usize, T, OutputStamper)> {
+) -> Option<Taken<T>> {
     // Beyond `first`, the first few ready forks only: a lane that finds none of them waits, and every fork's own
     // lane takes its pending branches itself (as `first`).
     let at = first.or_else(|| sched.ready.iter().take(16).position(|f| pick(sched, *f)))?;
     let f = sched.ready[at];
+    let lanes = sched.lanes.len();
     let fork = sched.forks[f].as_mut().expect("BUG: a ready fork is closed");
-    let (index, task) = fork
+    let share = if fork.check {
+        (fork.pending.len() / (2 * lanes)).max(1)
+    } else {
+        1
+    };
+    let first = fork
         .pending
         .pop_front()
         .expect("BUG: a ready fork has no pending branch");
+    let rest = if share > 1 {
+        fork.pending.drain(..share - 1).collect()
+    } else {
+        Vec::new()
+    };
     fork.running.push(lane);
-    let stamper = fork.stamper;
+    let (stamper, number, check) = (fork.stamper, fork.number, fork.check);
     if fork.pending.is_empty() {
         sched.ready.remove(at);
     }
-    Some((f, index, task, stamper))
+    Some(Taken {
+        fork: f,
+        number,
+        first,
+        rest,
+        stamper,
+        check,
+    })
 }
 
 /// Whether fork `f` is fork `ancestor` or was opened (transitively, at most a few forks down) by a branch of it.
@@ -600,16 +663,22 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         if tasks.len() < 2 || self.threads < 2 || self.state.bottom_up.is_some() || kept {
             return self.require_one_by_one(tasks, stamper);
         }
-        let results = if self.par.is_some() {
-            self.fork(tasks, stamper)
-        } else {
-            self.fork_with_workers(tasks, stamper)
-        };
+        let results = self.fork_or_start(false, tasks, stamper);
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
         let mut each = Vec::with_capacity(tasks.len());
-        for (task, result) in tasks.iter().zip(results) {
+        for (task, mut result) in tasks.iter().zip(results) {
             let id = self.store.get_or_create_task(task);
+            if result.is_ok() && self.store.output(id).is_none() {
+                // Its execution was forgotten after its branch finished (a violation deferred to it, see
+                // `TopDownContext::defer_violation`): required again here, it meets what it meets now.
+                let current = self.lane.current.take();
+                result = panic::catch_unwind(AssertUnwindSafe(|| {
+                    self.require_task_with_stamper(task, stamper);
+                }))
+                .map_err(|payload| (payload, std::mem::take(&mut self.lane.violation)));
+                self.lane.current = current;
+            }
             match result {
                 Ok(()) => {
                     if let Some(current) = current {
@@ -633,6 +702,95 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         each
     }
 
+    /// Notes, in a parallel build, that task `id`, just marked in progress, is this lane's, and where in the order
+    /// of a build on one thread (see `Position`). Out of line: a build on one thread never calls it.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn note_lane(&mut self, id: TaskId) {
+        self.marks.set_owner(id, self.lane_index);
+        self.note_position(id);
+    }
+
+    /// In a top-down check, when the task of frame `top` must execute and is a task of a `require_tasks` group that
+    /// the task of the frame below recorded (whose dependencies before it are consistent): makes it and the
+    /// group's later tasks consistent in parallel instead, and returns `true`; the check then goes on in order
+    /// from the frame below, finding them done. Only when at least one more of them is unseen and every one has an
+    /// output and is unseen or done (otherwise `false`, and the task executes alone, as on one thread).
+    ///
+    /// This is what a build on one thread does, only sooner: the task's new output makes the task below execute
+    /// (unless it is unchanged, and then the check goes on to the next task of the group), and that task, its
+    /// dependencies before the group being consistent and its code deterministic, makes the same `require_tasks`
+    /// call, which requires all of them. A panic is met where that build meets it: a task's own failure is kept
+    /// for the execution of the task below (see `LaneState::failures`); any other panic goes on when the tasks
+    /// before it are consistent (as the check meets it there); after an inconsistent one, the task below executes
+    /// and requires the failed task again. A group whose tasks are all consistent forks nothing: checking, which
+    /// holds the engine, gains nothing from more lanes.
+    #[inline(never)]
+    pub(super) fn fork_rest_of_group(&mut self, base: usize, top: usize) -> bool {
+        let below = self.lane.stack[top - 1];
+        let id = self.lane.stack[top].id;
+        if below.probe || self.state.bottom_up.is_some() || !self.lane.failures.is_empty() {
+            return false;
+        }
+        let start = below.next as usize;
+        let Dep::RequireTask(first) = self.store.dep(below.id, start) else {
+            return false;
+        };
+        if first.group == Group::Alone || first.task != id {
+            return false;
+        }
+        // The group's tasks from this one on, each with whether it is forked (a done one is not).
+        let mut members = vec![(first, true)];
+        let mut tasks = vec![self.store.task(id).clone()];
+        for k in start + 1..self.store.dep_count(below.id) {
+            let Dep::RequireTask(dep) = self.store.dep(below.id, k) else {
+                break;
+            };
+            if dep.group != Group::Member {
+                break;
+            }
+            let forked = match self.marks.get(dep.task) {
+                Mark::Done => false,
+                Mark::Unseen | Mark::Scheduled if self.store.output(dep.task).is_some() => true,
+                _ => return false,
+            };
+            if forked {
+                tasks.push(self.store.task(dep.task).clone());
+            }
+            members.push((dep, forked));
+        }
+        if tasks.len() < 2 {
+            return false;
+        }
+        // The task's frame goes: a branch makes it consistent (it is executed there). The check of the dependency
+        // on it ends here for trackers, so that what this lane runs in the fork does not nest in it; the frame
+        // below checks it again, from the start, once the fork is done.
+        self.lane.stack.pop();
+        self.marks.set(id, Mark::Unseen);
+        let view = TaskDependency::new(self.store.task(id), first.stamper);
+        self.tracker
+            .check_dependency_end(&Dependency::RequireTask(view), Ok(None));
+        self.lane.stack[top - 1].resume = false;
+        let mut results = self.fork_or_start(true, &tasks, first.stamper).into_iter();
+        // The tasks before this one are consistent: the check got here.
+        let mut consistent = true;
+        for (dep, forked) in members {
+            let result = if forked { results.next() } else { None };
+            match result {
+                None | Some(Ok(())) => consistent &= !dep.is_inconsistent(self.store.version(dep.task)),
+                Some(Err((payload, _))) => {
+                    if self.marks.get(dep.task) == Mark::Failed && self.store.version(dep.task) & FAILED_BIT != 0 {
+                        self.lane.failures.push(dep.task, payload);
+                        consistent = false;
+                    } else if consistent {
+                        self.unwind_frames_from(base, payload);
+                    }
+                }
+            }
+        }
+        true
+    }
+
     /// [`require_group_each`](Self::require_group_each) on this lane alone.
     fn require_one_by_one(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<Result<T::Output, (Payload, bool)>> {
         let current = self.lane.current;
@@ -652,8 +810,22 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         each
     }
 
+    /// Runs a fork of `tasks` (opened by a check: see `Fork::check`), starting the workers if it is the outermost.
+    fn fork_or_start(&mut self, check: bool, tasks: &[T], stamper: OutputStamper) -> Vec<Result<(), (Payload, bool)>> {
+        if self.par.is_some() {
+            self.fork(check, tasks, stamper)
+        } else {
+            self.fork_with_workers(check, tasks, stamper)
+        }
+    }
+
     /// The outermost fork of a build: starts the workers, runs the fork, and stops them.
-    fn fork_with_workers(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<Result<(), (Payload, bool)>> {
+    fn fork_with_workers(
+        &mut self,
+        check: bool,
+        tasks: &[T],
+        stamper: OutputStamper,
+    ) -> Vec<Result<(), (Payload, bool)>> {
         let parallel = Parallel::new(self.threads);
         parallel.register(0, self.lane.as_ptr());
         // The tasks in progress before the fork are this lane's.
@@ -687,7 +859,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                     break; // fewer workers: the lanes that exist do the work
                 }
             }
-            let result = panic::catch_unwind(AssertUnwindSafe(|| self.fork(tasks, stamper)));
+            let result = panic::catch_unwind(AssertUnwindSafe(|| self.fork(check, tasks, stamper)));
             parallel.shut_down();
             result
         });
@@ -696,20 +868,26 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     }
 
     /// Opens a fork of `tasks` and runs its branches (and those of forks opened below it) until all are finished.
-    fn fork(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<Result<(), (Payload, bool)>> {
+    fn fork(&mut self, check: bool, tasks: &[T], stamper: OutputStamper) -> Vec<Result<(), (Payload, bool)>> {
         let par = self.parallel().expect("BUG: fork outside a parallel build");
-        let parent = self.lane.branches.last().map(|(fork, _)| *fork);
-        let fork = par.open(parent, stamper, tasks);
+        let branch = self.lane.branches.last().copied();
+        let number = self.state.lineage.len() as u32;
+        self.state.lineage.push(branch.map_or(Position::NONE, |b| b.position));
+        let fork = par.open(branch.map(|b| b.fork), number, check, stamper, tasks);
         // Whether this lane changed anything since it last slept (see `Parallel::sleep`).
         let mut changed = true;
         loop {
             match par.join_step(fork, self.lane_index) {
-                JoinStep::Run(f, index, task, stamper) => {
-                    let result = self.run_branch(f, &task, stamper);
-                    par.finish(f, index, self.lane_index, result);
+                JoinStep::Run(taken) => {
+                    self.run_branches(par, &taken);
                     changed = true;
                 }
-                JoinStep::Done(results) => return results,
+                JoinStep::Done(mut results) => {
+                    if !self.state.deferred.is_empty() {
+                        self.meet_deferred(number, &mut results);
+                    }
+                    return results;
+                }
                 JoinStep::Wait => {
                     self.held = false;
                     par.sleep(std::mem::take(&mut changed));
@@ -720,14 +898,34 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         }
     }
 
-    /// Runs one branch of fork `fork` on this lane: makes `task` consistent without attaching it to the executing
-    /// task (the fork's requirer records its dependencies in order at the end).
-    fn run_branch(&mut self, fork: usize, task: &T, stamper: OutputStamper) -> Result<(), (Payload, bool)> {
+    /// Runs taken branches on this lane, one after the other, recording how each ended.
+    fn run_branches(&mut self, par: &Parallel<T>, taken: &Taken<T>) {
+        let count = 1 + taken.rest.len();
+        for (k, (index, task)) in std::iter::once(&taken.first).chain(&taken.rest).enumerate() {
+            let result = self.run_branch(taken, *index, task);
+            par.finish(taken.fork, *index, self.lane_index, result, k + 1 == count);
+        }
+    }
+
+    /// Runs branch `index` of the taken ones on this lane: makes its task consistent without attaching it to the
+    /// executing task (the fork's requirer records its dependencies in order at the end).
+    fn run_branch(&mut self, taken: &Taken<T>, index: usize, task: &T) -> Result<(), (Payload, bool)> {
         let current = self.lane.current.take();
         let height = self.lane.stack.len();
-        self.lane.branches.push((fork, height));
+        self.lane.branches.push(Branch {
+            fork: taken.fork,
+            height,
+            position: Position::new(taken.number, index as u32),
+        });
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            grow_stack(|| self.require_task_with_stamper(task, stamper));
+            grow_stack(|| {
+                if taken.check {
+                    let id = self.store.get_or_create_task(task);
+                    self.make_consistent_or_unwind(id, task, taken.stamper);
+                } else {
+                    self.require_task_with_stamper(task, taken.stamper);
+                }
+            });
         }));
         self.lane.branches.pop();
         self.lane.current = current;
@@ -753,10 +951,9 @@ fn work<T: Task, A: Tracker<T>>(shared: Shared<'_, T, A>, lane_index: usize) {
     };
     let par = cx.parallel().expect("BUG: a worker outside a parallel build");
     par.register(lane_index, cx.lane.as_ptr());
-    while let Some((fork, index, task, stamper)) = par.next_work(lane_index) {
+    while let Some(taken) = par.next_work(lane_index) {
         cx.held = true;
-        let result = cx.run_branch(fork, &task, stamper);
-        par.finish(fork, index, lane_index, result);
+        cx.run_branches(par, &taken);
         cx.held = false;
         par.release();
     }

@@ -5,6 +5,8 @@
 //! to repeat (see `Store::fail_execution`). Liveness is asked only after a conflict is found: a dead task gives up
 //! its claims instead.
 
+use crate::context::marks::Mark;
+use crate::context::state::{Deferred, Payload, Position};
 use crate::context::top_down::TopDownContext;
 use crate::ids::{FileId, TaskId};
 use crate::liveness;
@@ -19,6 +21,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         if let Some(provider) = self.store.provider(file) {
             let prefix = self.store.dep_count(current);
             if !self.store.depends_on_before(current, prefix, provider) && !self.release_if_dead(provider) {
+                if let Some(at) = self.runs_later(provider) {
+                    // On one thread this read comes first, and the provider meets it when it provides the file.
+                    let message = self.hidden_provide_message(provider, file, current);
+                    return self.defer_violation(provider, message, Some(file), at);
+                }
                 self.hidden_read(current, file, provider);
             }
         }
@@ -40,14 +47,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
         }
         if let Some(provider) = self.store.provider(file).filter(|p| !self.release_if_dead(*p)) {
-            let message = format!(
-                "Overlapping provided file: file '{}' is provided by task {:?} and by task {:?}; a file may have \
-                 only one providing task",
-                self.store.file_path(file).display(),
-                self.store.task(provider),
-                self.store.task(current)
-            );
-            self.violation(message)
+            if let Some(at) = self.runs_later(provider) {
+                // On one thread this task provides the file first, and the other one meets the overlap.
+                let message = self.overlap_message(file, current, provider);
+                self.defer_violation(provider, message, Some(file), at);
+            } else {
+                let message = self.overlap_message(file, provider, current);
+                self.violation(message)
+            }
         }
         let requirers: Vec<TaskId> = self.store.requirers(file).collect();
         for requirer in requirers {
@@ -64,13 +71,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             // after reading is too late.
             let read = self.store.first_require_of(requirer, file).unwrap_or(0);
             if !self.store.depends_on_before(requirer, read, current) && !self.release_if_dead(requirer) {
-                let message = format!(
-                    "Hidden dependency: task {:?} provides file '{}', which is required by task {:?} without \
-                     (transitively) requiring the providing task first",
-                    self.store.task(current),
-                    self.store.file_path(file).display(),
-                    self.store.task(requirer)
-                );
+                if let Some(at) = self.runs_later(requirer) {
+                    // On one thread the read comes after this provide, and the reader meets the violation.
+                    let message = self.hidden_read_message(requirer, file, current);
+                    self.defer_violation(requirer, message, None, at);
+                    continue;
+                }
+                let message = self.hidden_provide_message(current, file, requirer);
                 self.violation(message)
             }
         }
@@ -86,7 +93,18 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             return true;
         }
         match self.store.provider(file) {
-            Some(provider) if !self.store.depends_on_before(id, index, provider) => self.release_if_dead(provider),
+            Some(provider) if !self.store.depends_on_before(id, index, provider) => {
+                self.release_if_dead(provider) || {
+                    // On one thread this check comes before the provider provides the file, and meets nothing;
+                    // the provider meets the violation then.
+                    let later = self.runs_later(provider);
+                    if let Some(at) = later {
+                        let message = self.hidden_provide_message(provider, file, id);
+                        self.defer_violation(provider, message, Some(file), at);
+                    }
+                    later.is_some()
+                }
+            }
             _ => true,
         }
     }
@@ -113,14 +131,125 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     #[track_caller]
     fn hidden_read(&mut self, reader: TaskId, file: FileId, provider: TaskId) -> ! {
-        let message = format!(
+        let message = self.hidden_read_message(reader, file, provider);
+        self.violation(message)
+    }
+
+    fn hidden_read_message(&self, reader: TaskId, file: FileId, provider: TaskId) -> String {
+        format!(
             "Hidden dependency: task {:?} requires file '{}', which is provided by task {:?}, without \
              (transitively) requiring that task first; require the providing task before reading the file",
             self.store.task(reader),
             self.store.file_path(file).display(),
             self.store.task(provider)
-        );
-        self.violation(message)
+        )
+    }
+
+    fn hidden_provide_message(&self, provider: TaskId, file: FileId, reader: TaskId) -> String {
+        format!(
+            "Hidden dependency: task {:?} provides file '{}', which is required by task {:?} without \
+             (transitively) requiring the providing task first",
+            self.store.task(provider),
+            self.store.file_path(file).display(),
+            self.store.task(reader)
+        )
+    }
+
+    /// `first` provides `file`, then `second` does too.
+    fn overlap_message(&self, file: FileId, first: TaskId, second: TaskId) -> String {
+        format!(
+            "Overlapping provided file: file '{}' is provided by task {:?} and by task {:?}; a file may have only \
+             one providing task",
+            self.store.file_path(file).display(),
+            self.store.task(first),
+            self.store.task(second)
+        )
+    }
+
+    /// In a parallel build: the fork where the branch of task `other` (entered in this parallel build) and this
+    /// lane's branch part, and the index of `other`'s branch there, when `other`'s branch is the later one, so
+    /// that on one thread everything `other` did comes after what this lane does now.
+    fn runs_later(&self, other: TaskId) -> Option<(u32, u32)> {
+        self.par?;
+        let mine = self.lane.branches.last()?.position;
+        let theirs = self.state.positions.get(other.index()).copied()?;
+        theirs.get()?;
+        let mut chain = Vec::new();
+        let mut position = mine;
+        while let Some((fork, branch)) = position.get() {
+            chain.push((fork, branch));
+            position = self.state.lineage[fork as usize];
+        }
+        let mut position = theirs;
+        while let Some((fork, branch)) = position.get() {
+            if let Some(&(_, my_branch)) = chain.iter().find(|(f, _)| *f == fork) {
+                return (branch > my_branch).then_some((fork, branch));
+            }
+            position = self.state.lineage[fork as usize];
+        }
+        None
+    }
+
+    /// Notes where task `id` is entered in a parallel build (see `Position`).
+    pub(super) fn note_position(&mut self, id: TaskId) {
+        let position = self.lane.branches.last().map_or(Position::NONE, |b| b.position);
+        let positions = &mut self.state.positions;
+        if id.index() >= positions.len() {
+            if position == Position::NONE {
+                return;
+            }
+            positions.resize(id.index() + 1, Position::NONE);
+        }
+        positions[id.index()] = position;
+    }
+
+    /// In a parallel build, a violation between this lane's executing task and task `other`, which on one thread
+    /// would come later (in branch `at.1` of fork `at.0`) and meet it: the violation is `other`'s, whose execution
+    /// fails with `message` as on one thread. Its claim on `release` goes (on one thread it never made it). When
+    /// `other` is in progress, its execution fails when it ends; otherwise its execution is forgotten now (it
+    /// executes again if required again) and its branch fails when the fork joins (see `meet_deferred`).
+    fn defer_violation(&mut self, other: TaskId, message: String, release: Option<FileId>, at: (u32, u32)) {
+        if self.marks.get(other) == Mark::InProgress {
+            if let Some(file) = release {
+                self.store.release_claim(other, file);
+            }
+        } else {
+            self.store.invalidate(other);
+            self.marks.set(other, Mark::Failed);
+        }
+        self.state.deferred.push(Deferred {
+            task: other,
+            message,
+            fork: at.0,
+            branch: at.1,
+        });
+    }
+
+    /// At the end of an execution of `id` in a parallel build: the violation deferred to it, if any (see
+    /// `defer_violation`), which its execution then fails with.
+    pub(super) fn take_deferred(&mut self, id: TaskId) -> Option<String> {
+        let at = self.state.deferred.iter().position(|d| d.task == id)?;
+        Some(self.state.deferred.swap_remove(at).message)
+    }
+
+    /// When fork `number` joins: the violations deferred to tasks of its branches that did not execute since fail
+    /// their branches (the first panic in argument order goes on, as on one thread).
+    pub(super) fn meet_deferred(&mut self, number: u32, results: &mut [Result<(), (Payload, bool)>]) {
+        let mut index = 0;
+        while index < self.state.deferred.len() {
+            if self.state.deferred[index].fork != number {
+                index += 1;
+                continue;
+            }
+            let deferred = self.state.deferred.swap_remove(index);
+            if self.store.output(deferred.task).is_some() {
+                self.store.invalidate(deferred.task);
+            }
+            self.marks.set(deferred.task, Mark::Failed);
+            if let Some(result @ Ok(())) = results.get_mut(deferred.branch as usize) {
+                *result = Err((Box::new(deferred.message), true));
+            }
+        }
     }
 
     /// Panics with a soundness violation, noting that the panic may not repeat (see `Store::fail_execution`).

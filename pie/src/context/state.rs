@@ -67,9 +67,54 @@ pub(crate) struct LaneState {
     pub(crate) prefetched_run: Option<(TaskId, usize)>,
     /// A task marked failed in this session that is about to execute again (see `Store::fail_execution`).
     pub(crate) failed_before: Option<TaskId>,
-    /// The branches of parallel `require_tasks` calls this lane is running, innermost last: the fork of each and the
-    /// height of the stack when it started (see `crate::context::parallel`).
-    pub(crate) branches: Vec<(usize, usize)>,
+    /// The branches of parallel `require_tasks` calls this lane is running, innermost last (see
+    /// `crate::context::parallel`).
+    pub(crate) branches: Vec<Branch>,
+}
+
+/// A branch of a parallel `require_tasks` call that a lane runs.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Branch {
+    /// The fork's slot among the open forks of the parallel build.
+    pub(crate) fork: usize,
+    /// The height of the lane's stack when the branch started.
+    pub(crate) height: usize,
+    /// Where the branch stands in the order of a build on one thread (see [`Position`]).
+    pub(crate) position: Position,
+}
+
+/// Where a task was entered in a parallel build, in the order a build on one thread would follow: the fork (by its
+/// number in [`SessionState::lineage`]) and the index of the branch in it. `Position::NONE` outside forks.
+///
+/// Two positions are ordered where their chains of forks (a fork's parent position is in the lineage) first meet:
+/// the one in the later branch of that fork comes later on one thread (see `TopDownContext::runs_later`).
+#[derive(Copy, Clone, Debug, Default, Eq, PartialEq)]
+pub(crate) struct Position(pub(crate) u64);
+
+impl Position {
+    /// Outside every fork of the session's current parallel build.
+    pub(crate) const NONE: Position = Position(0);
+
+    pub(crate) fn new(fork: u32, branch: u32) -> Self {
+        Self((u64::from(fork) + 1) << 32 | u64::from(branch))
+    }
+
+    /// The fork's number and the branch's index; `None` for [`Position::NONE`].
+    pub(crate) fn get(self) -> Option<(u32, u32)> {
+        (self.0 != 0).then(|| (((self.0 >> 32) - 1) as u32, self.0 as u32))
+    }
+}
+
+/// A soundness violation found in a parallel build on the side of the task that would meet it last in a build on
+/// one thread, while the other task was running: it is that task's, as on one thread (see
+/// `TopDownContext::defer_violation`).
+#[derive(Debug)]
+pub(crate) struct Deferred {
+    pub(crate) task: TaskId,
+    pub(crate) message: String,
+    /// The fork where the two tasks' branches part, and the index of the task's branch in it.
+    pub(crate) fork: u32,
+    pub(crate) branch: u32,
 }
 
 /// The mutable state of one session that all its lanes share.
@@ -96,6 +141,13 @@ pub(crate) struct SessionState {
     /// The tasks executed in this session, in the order they started, when asked for (watch mode reports them);
     /// `None`, and no cost beyond a branch per execution, otherwise.
     pub(crate) executed: Option<Vec<TaskId>>,
+    /// The forks of the session's parallel builds, by number: the position of the branch that opened each (see
+    /// [`Position`]).
+    pub(crate) lineage: Vec<Position>,
+    /// The position of each task entered in a parallel build of the session, by task index (sized on demand).
+    pub(crate) positions: Vec<Position>,
+    /// Violations found on the side of the task that meets them later on one thread, not yet met by it.
+    pub(crate) deferred: Vec<Deferred>,
 }
 
 /// See [`LaneState::failures`].

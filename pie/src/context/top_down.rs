@@ -100,6 +100,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.lane.current = None;
         self.lane.failures.clear();
         self.lane.violation = false;
+        self.state.deferred.clear();
         if self.state.building {
             // What a bottom-up build of this session scheduled and trusted is no longer reliable.
             self.state.panicked = true;
@@ -148,6 +149,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 return false;
             }
             let top = self.lane.stack.len() - 1;
+            // A task of a `require_tasks` group that the task below recorded: the rest of the group with it, in
+            // parallel (see `crate::context::parallel`); the walk then goes on from the task below.
+            if top > base && self.threads > 1 && self.fork_rest_of_group(base, top) {
+                continue;
+            }
             let frame = self.lane.stack[top];
             let task = if top == base { task } else { None };
             let result = grow_stack(|| self.execute(frame.id, task));
@@ -195,7 +201,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Pops the frames from `base` on (their tasks are unseen again: they were only being checked) and goes on
     /// with the panic.
-    fn unwind_frames_from(&mut self, base: usize, payload: Payload) -> ! {
+    pub(super) fn unwind_frames_from(&mut self, base: usize, payload: Payload) -> ! {
         self.forget_frames_from(base);
         panic::resume_unwind(payload)
     }
@@ -224,6 +230,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Runs `f`, which makes task `id` consistent, restoring the session if a panic unwinds through it (see
     /// [`make_consistent_or_unwind`](Self::make_consistent_or_unwind)).
+    #[inline]
     pub(super) fn or_unwind(&mut self, id: TaskId, stamper: OutputStamper, f: impl FnOnce(&mut Self) -> bool) -> bool {
         let base = self.lane.stack.len();
         let current = self.lane.current;
@@ -300,7 +307,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     pub(super) fn enter(&mut self, id: TaskId, probe: bool) {
         self.marks.set(id, Mark::InProgress);
         if self.par.is_some() {
-            self.marks.set_owner(id, self.lane_index);
+            self.note_lane(id);
         }
         self.lane.stack.push(Frame {
             id,

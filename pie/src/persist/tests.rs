@@ -97,7 +97,7 @@ fn format_is_pinned() {
         "01192f6e6f6e6578697374656e742d7069652d676f6c64656e2f78",             // Probe("/nonexistent-pie-golden/x")
         "0002",                                                               // Leaf(2)
         "04",                                                     // 4 records (output, version, order, root, deps):
-        "010304060103020101010202000202030103",                   // 3, v4, o6, root, 3 task deps
+        "010304060103020101000102020000020203010003",             // 3, v4, o6, root, 3 task deps (each alone)
         "010101010000",                                           // 1, v1, o1, not a root, none
         "010002030001000000010000",                               // 0, v2, o3, requires file 0 (Exists(false))
         "010203050000",                                           // 2, v3, o5, none
@@ -105,9 +105,9 @@ fn format_is_pinned() {
         "070501",                                                 // next order 7, next version 5, settled
     );
     assert_eq!(hex(&payload), expected);
-    assert_eq!(FORMAT_VERSION, 3);
+    assert_eq!(FORMAT_VERSION, 4);
     let header = seal(&[7; 32], &payload);
-    assert_eq!(&header[..12], b"PIESTORE\x03\x00\x00\x00");
+    assert_eq!(&header[..12], b"PIESTORE\x04\x00\x00\x00");
     assert_eq!(&header[12..44], &[7; 32]);
     assert_eq!(header[44..52], (payload.len() as u64).to_le_bytes());
 }
@@ -374,6 +374,8 @@ struct FileDepImage {
 struct TaskDepImage {
     task: u32,
     stamper: OutputStamper,
+    /// `Group::Alone`.
+    group: u8,
     version: u64,
 }
 
@@ -398,6 +400,7 @@ fn task_dep(task: u32) -> TaskDepImage {
     TaskDepImage {
         task,
         stamper: OutputStamper::Equals,
+        group: 0,
         version: 1,
     }
 }
@@ -573,9 +576,16 @@ fn arb_dep(index: u32, tasks: u32, files: u32) -> impl Strategy<Value = DepImage
     let task_dep = (
         task,
         prop_oneof![Just(OutputStamper::Equals), Just(OutputStamper::Inconsequential)],
+        // `Group::Alone`, `First` or `Member`, in any order (a check takes what it finds as a group).
+        0u8..3,
         0u64..12,
     )
-        .prop_map(|(task, stamper, version)| TaskDepImage { task, stamper, version });
+        .prop_map(|(task, stamper, group, version)| TaskDepImage {
+            task,
+            stamper,
+            group,
+            version,
+        });
     let task_weight = if index == 0 { 1 } else { 10 };
     prop_oneof![
         task_weight => task_dep.prop_map(DepImage::RequireTask),

@@ -81,6 +81,10 @@ pub trait Tracker<T: Task>: Send {
     fn check_dependency_start(&mut self, dependency: &Dependency<T, T::Output>) {}
     /// End: checked `dependency`: `Ok(None)` consistent, `Ok(Some(_))` inconsistent, `Err(_)` the check failed
     /// (which also counts as inconsistent).
+    ///
+    /// In a parallel build, when the check of a dependency on a task of a `require_tasks` group finds that the
+    /// task must execute, the check ends there (`Ok(None)`), the rest of the group is made consistent on several
+    /// threads, and the dependency is checked again, from its start, with the task's new output.
     fn check_dependency_end(
         &mut self,
         dependency: &Dependency<T, T::Output>,
