@@ -88,10 +88,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// the require that connected them while this task's own dependencies stayed consistent; then the read is
     /// inconsistent, and executing the task again decides whether it is a hidden dependency, as in a clean build.
     /// A dead provider loses its claim on the file.
+    #[inline]
     pub(super) fn reads_after_provider(&mut self, id: TaskId, index: usize, file: FileId) -> bool {
-        if !self.store.any_provider() {
-            return true;
-        }
+        !self.store.any_provider() || self.reads_after_provider_of(id, index, file)
+    }
+
+    /// [`reads_after_provider`](Self::reads_after_provider) once some task provided a file.
+    #[inline(never)]
+    fn reads_after_provider_of(&mut self, id: TaskId, index: usize, file: FileId) -> bool {
         match self.store.provider(file) {
             Some(provider) if !self.store.depends_on_before(id, index, provider) => {
                 self.release_if_dead(provider) || {
