@@ -1481,3 +1481,47 @@ mod regressions {
         );
     }
 }
+
+/// Found with seed 23: with 8 threads and the shared cache, the reader `p2` (the later branch of `p0`'s fork) read
+/// `f3` before `p3` (the earlier one) wrote it, and was uploading its trace (without the engine) when `p3`'s write
+/// deferred the hidden dependency to it; it ended without meeting it, `p3` went past `req p2` and met its own cycle.
+/// On one thread `p2` fails, and so does `p3` with it. (The lookups' latency makes the interleaving likely.)
+#[cfg(feature = "remote-cache")]
+#[test]
+fn a_violation_deferred_to_a_task_uploading_its_trace_is_met() {
+    let prog = |text: &str| -> Vec<Instr> {
+        text.split("; ")
+            .filter(|line| !line.is_empty())
+            .map(|line| Instr::parse(line).unwrap())
+            .collect()
+    };
+    let case = Case {
+        programs: vec![
+            prog("reqs p3 p2"),
+            prog(""),
+            prog("read f0 hash; read f3 hash; read f2 hash"),
+            prog("write f3 modified *; req p2; read f3 exists; req p3; read f3 hash"),
+        ],
+        files: vec![Some(String::new()), None, Some("ab".into()), None],
+        rounds: vec![
+            Round {
+                forget: false,
+                edits: vec![Edit::Write(1, String::new()), Edit::Write(0, "ab".into())],
+                roots: vec![0, 1, 2, 3],
+                bottom_up: true,
+            },
+            Round {
+                forget: true,
+                edits: vec![],
+                roots: vec![0, 1, 2, 3],
+                bottom_up: true,
+            },
+        ],
+        threads: 8,
+    };
+    for attempt in 0..20 {
+        if let Err(e) = check(&case) {
+            panic!("attempt {attempt}: {e}\n{case:?}");
+        }
+    }
+}

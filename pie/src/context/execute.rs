@@ -68,6 +68,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 self.store.finish_execution(id, output, previous);
                 if self.remote.is_some() && !restored {
                     self.remote_upload(id, task);
+                    // The upload let go of the engine: a violation may have been deferred to it meanwhile.
+                    if !self.state.deferred.is_empty() {
+                        if let Some(message) = self.take_deferred(id) {
+                            self.store.invalidate(id);
+                            self.lane.violation = true;
+                            return Err(Box::new(message));
+                        }
+                    }
                 }
                 if let Some(before) = before {
                     self.after_execution(id, before);

@@ -229,6 +229,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         });
     }
 
+    /// Whether a violation was deferred to task `id` and not met yet.
+    pub(super) fn is_deferred(&self, id: TaskId) -> bool {
+        self.state.deferred.iter().any(|d| d.task == id)
+    }
+
     /// At the end of an execution of `id` in a parallel build: the violation deferred to it, if any (see
     /// `defer_violation`), which its execution then fails with.
     pub(super) fn take_deferred(&mut self, id: TaskId) -> Option<String> {

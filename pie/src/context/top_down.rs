@@ -290,6 +290,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             match self.check_from(frame) {
                 None => {} // descended into an unseen required task
                 Some(true) => return true,
+                // A violation deferred to it while it was checked (see `TopDownContext::defer_violation`): it
+                // executes, and meets it there, as on one thread, where its check would have come later.
+                Some(false) if !self.state.deferred.is_empty() && self.is_deferred(frame.id) => return true,
                 Some(false) => {
                     self.lane.stack.pop();
                     let mark = if frame.probe { Mark::Failed } else { Mark::Done };
