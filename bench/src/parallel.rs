@@ -6,6 +6,9 @@
 //! - `wide`: `n` readers of one file each, required with one `require_tasks`. Fresh builds with Hash stamps
 //!   (target: 2 threads ≤ 0.65× of 1 thread), and no-op rebuilds with Modified stamps against the stat floor
 //!   (target: 2 threads ≤ 0.75× of the floor).
+//! - `cpu bottom-up`: the `cpu` tasks, each reading an input first, required with one `require_tasks`; every input
+//!   changes, and a bottom-up build (`update_affected_by`) brings them up to date (no target: the figure shows
+//!   that bottom-up builds use the threads too).
 
 use std::io;
 use std::path::Path;
@@ -36,6 +39,8 @@ pub struct ParallelRow {
     pub wide_modified_noop_1_ms: f64,
     pub wide_modified_noop_n_ms: f64,
     pub stat_floor_ms: f64,
+    pub cpu_bottom_up_1_ms: f64,
+    pub cpu_bottom_up_n_ms: f64,
 }
 
 fn pie_with(threads: usize) -> Pie<BenchTask, u64> {
@@ -94,6 +99,26 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         noop_n.push(ms(timed(|| many.new_session().require(&modified_root)).1));
         floor.push(ms(timed(|| stat_all(&inputs)).1));
     }
+    // Bottom-up: every input of the `cpu` tasks changes between rounds; both `Pie`s see each change.
+    let cpu_read_root = BenchTask::CpuReadRoot(cpu_n);
+    let changed = &inputs[..cpu_n as usize];
+    let mut one = pie_with(1);
+    let mut many = pie_with(threads);
+    one.new_session().require(&cpu_read_root);
+    many.new_session().require(&cpu_read_root);
+    let (mut bottom_up_1, mut bottom_up_n) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        for path in changed {
+            std::fs::write(path, format!("round {round}\n"))?;
+        }
+        bottom_up_1.push(ms(timed(|| one.new_session().update_affected_by(changed)).1));
+        bottom_up_n.push(ms(timed(|| many.new_session().update_affected_by(changed)).1));
+    }
+    assert_eq!(
+        many.new_session().require(&cpu_read_root),
+        one.new_session().require(&cpu_read_root),
+        "bottom-up outputs differ between thread counts"
+    );
     Ok(ParallelRow {
         threads,
         cpu_n,
@@ -106,6 +131,8 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         wide_modified_noop_1_ms: middle(noop_1),
         wide_modified_noop_n_ms: middle(noop_n),
         stat_floor_ms: middle(floor),
+        cpu_bottom_up_1_ms: middle(bottom_up_1),
+        cpu_bottom_up_n_ms: middle(bottom_up_n),
     })
 }
 
@@ -132,6 +159,11 @@ pub fn table(row: &ParallelRow) -> String {
     out += &format!(
         "  wide {} modified no-op:  1 thread {:8.1} ms, {n} threads {:8.1} ms, stat floor {:.1} ms, {n} threads / floor {:.3} (target ≤ 0.75 at 2 threads: {})\n",
         row.wide_n, row.wide_modified_noop_1_ms, row.wide_modified_noop_n_ms, row.stat_floor_ms, noop, verdict(noop, 0.75)
+    );
+    let bottom_up = row.cpu_bottom_up_n_ms / row.cpu_bottom_up_1_ms;
+    out += &format!(
+        "  cpu {} bottom-up:        1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (every input changed)\n",
+        row.cpu_n, row.cpu_bottom_up_1_ms, row.cpu_bottom_up_n_ms, bottom_up
     );
     out
 }

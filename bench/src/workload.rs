@@ -203,6 +203,11 @@ pub enum BenchTask {
     CpuRoot(u32),
     /// Like `WideRoot`, with one `require_tasks` of all the readers.
     WideRootAll(u32, FileStamper),
+    /// Reads input `i` (Hash stamps), then does a `Cpu` task's work seeded with what it read: an affected task of
+    /// the bottom-up figure of parallel builds.
+    CpuRead(u32),
+    /// Requires `CpuRead(i)` for every `i` below the number with one `require_tasks`; returns the sum of the outputs.
+    CpuReadRoot(u32),
 }
 
 impl BenchTask {
@@ -263,6 +268,17 @@ impl Task for BenchTask {
             BenchTask::Cpu(i) => cpu_work(*i),
             BenchTask::CpuRoot(n) => {
                 let tasks: Vec<BenchTask> = (0..*n).map(BenchTask::Cpu).collect();
+                context.require_tasks(&tasks).into_iter().fold(0u64, u64::wrapping_add)
+            }
+            BenchTask::CpuRead(i) => {
+                let read = match context.require_file_with_stamper(input_path(*i), FileStamper::Hash) {
+                    Ok(Some(file)) => digest(file),
+                    _ => 0,
+                };
+                cpu_work(*i ^ read as u32)
+            }
+            BenchTask::CpuReadRoot(n) => {
+                let tasks: Vec<BenchTask> = (0..*n).map(BenchTask::CpuRead).collect();
                 context.require_tasks(&tasks).into_iter().fold(0u64, u64::wrapping_add)
             }
             BenchTask::WideRootAll(n, stamper) => {

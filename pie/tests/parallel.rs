@@ -121,6 +121,9 @@ enum Step {
     Panic(u32),
     /// Requires the file; when it names a meeting point, meets there (two parties, ten seconds' patience).
     MeetAsFileSays(PathBuf),
+    /// Requires the file and then, with `require_tasks`, two tasks as it says: `meet:NAME`, two tasks that meet at
+    /// `NAME`; `cycle:NAME`, the two sides of [`Par::Cycle`] at `NAME`; nothing when it is empty.
+    ForkAsFileSays(PathBuf),
 }
 
 impl Task for Par {
@@ -200,6 +203,20 @@ impl Task for Par {
                                 meet(&name, 2, Duration::from_secs(10));
                             }
                             texts.push(name);
+                        }
+                        Step::ForkAsFileSays(path) => {
+                            let text = read(context, path);
+                            let tasks = match text.split_once(':') {
+                                Some(("meet", name)) => vec![
+                                    meet_task(name, PATIENCE),
+                                    Par::Meet(name.to_string(), 2, PATIENCE + Duration::from_millis(1)),
+                                ],
+                                Some(("cycle", name)) => {
+                                    vec![Par::Cycle(name.to_string(), 'a'), Par::Cycle(name.to_string(), 'b')]
+                                }
+                                _ => Vec::new(),
+                            };
+                            texts.extend(context.require_tasks(&tasks));
                         }
                     }
                 }
@@ -732,5 +749,87 @@ fn a_wide_rebuild_checks_files_stamped_in_parallel_and_sees_every_edit() {
     // The same as a clean build on one thread.
     assert_eq!(output, pie_with(1).new_session().require(&root));
     pie.new_session().require(&root);
+    assert!(!pie.tracker().any_execute());
+}
+
+#[test]
+fn a_bottom_up_build_runs_the_branches_of_require_tasks_at_the_same_time() {
+    for threads in [2, 4] {
+        let dir = Dir::new();
+        let script = dir.create("script.txt", "");
+        let root = Par::Steps(vec![Step::ForkAsFileSays(script.clone())]);
+        let mut pie = pie_with(threads);
+        assert_eq!(pie.new_session().require(&root), "");
+        for round in 0..3 {
+            // The root is affected by the edit and executes bottom-up; the two tasks it then requires with
+            // `require_tasks` each finish only when the other runs at the same time.
+            let name = unique("bottom-up");
+            dir.write(&script, format!("meet:{name}"));
+            pie.new_session().update_affected_by([&script]);
+            let executed = executed(pie.tracker());
+            assert_eq!(executed.len(), 3, "{threads} threads, round {round}: {executed:?}");
+            assert_eq!(executed[0], &root);
+            pie.check_invariants();
+            assert_eq!(
+                pie.new_session().require(&root),
+                format!("{name}+{name}"),
+                "{threads} threads, round {round}"
+            );
+            assert!(!pie.tracker().any_execute());
+            // Nothing changed: nothing executes.
+            let mut session = pie.new_session();
+            session.update_affected_by(std::iter::empty::<&PathBuf>());
+            assert_eq!(session.require(&root), format!("{name}+{name}"));
+            drop(session);
+            assert!(!pie.tracker().any_execute());
+        }
+    }
+}
+
+#[test]
+fn a_bottom_up_build_finds_a_cycle_through_tasks_on_different_threads() {
+    quiet_panics();
+    for attempt in 0..10 {
+        let dir = Dir::new();
+        let script = dir.create("script.txt", "");
+        let root = Par::Steps(vec![Step::ForkAsFileSays(script.clone())]);
+        let mut pie = pie_with(2);
+        assert_eq!(pie.new_session().require(&root), "");
+        dir.write(&script, format!("cycle:{}", unique("bottom-up-cycle")));
+        let message = catch(|| pie.new_session().update_affected_by([&script])).unwrap_err();
+        assert_message(&message, CYCLE, &["Cycle("]);
+        pie.check_invariants();
+        // With the cycle gone, the next bottom-up build (top-down first: the store is not settled) succeeds.
+        dir.write(&script, "");
+        let mut session = pie.new_session();
+        session.update_affected_by([&script]);
+        assert_eq!(session.require(&root), "", "attempt {attempt}");
+    }
+}
+
+#[test]
+fn a_bottom_up_build_trusts_the_unaffected_tasks_of_a_group_on_every_thread() {
+    let dir = Dir::new();
+    let files: Vec<PathBuf> = (0..8)
+        .map(|i| dir.create(format!("in{i}.txt"), format!("{i}")))
+        .collect();
+    let readers: Vec<Par> = files.iter().map(|f| Par::Read(f.clone())).collect();
+    let root = Par::All(readers.clone());
+    let mut pie = pie_with(4);
+    assert_eq!(pie.new_session().require(&root), "0+1+2+3+4+5+6+7");
+    dir.write(&files[2], "two");
+    dir.write(&files[5], "five");
+    pie.new_session().update_affected_by([&files[2], &files[5]]);
+    let executed = executed(pie.tracker());
+    // The changed reader first in the topological order (which depends on the first build's interleaving) executes
+    // and schedules the root; the other one is then reached only through the scheduled root, which executes next
+    // and requires it (in a branch of its `require_tasks`).
+    let (first, second) = (&readers[2], &readers[5]);
+    assert!(
+        executed == vec![first, &root, second] || executed == vec![second, &root, first],
+        "{executed:?}"
+    );
+    pie.check_invariants();
+    assert_eq!(pie.new_session().require(&root), "0+1+two+3+4+five+6+7");
     assert!(!pie.tracker().any_execute());
 }

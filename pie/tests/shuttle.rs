@@ -31,6 +31,8 @@ enum Graph {
     Cycle(u32),
     /// Panics with `Payload(.0)`.
     Panic(u32),
+    /// Requires the file (hash stamps); returns the number it holds.
+    Read(std::path::PathBuf),
 }
 
 #[derive(Debug, PartialEq)]
@@ -52,6 +54,12 @@ impl Task for Graph {
             Graph::One(task) => context.require_task(task) + 1,
             Graph::Cycle(side) => context.require_task(&Graph::Cycle(1 - side)),
             Graph::Panic(n) => panic::panic_any(Payload(*n)),
+            Graph::Read(path) => {
+                context
+                    .require_file_with_stamper(path, pie::stamp::FileStamper::Hash)
+                    .unwrap();
+                std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+            }
         }
     }
 }
@@ -162,4 +170,46 @@ fn the_first_panic_in_argument_order_reaches_the_caller() {
         assert_eq!(executions_of(&Graph::Panic(2)), 1);
         assert_eq!(pie.new_session().require(&Graph::Leaf(3)), 3);
     });
+}
+
+#[test]
+fn a_bottom_up_build_brings_each_affected_task_up_to_date_once() {
+    explore(|| {
+        let dir = dev_util::Dir::new();
+        let files: Vec<_> = (0..4).map(|i| dir.create(format!("{i}.txt"), "1")).collect();
+        let read = |i: usize| Graph::Read(files[i].clone());
+        // Two branches share a task that reads a file; each also reads a file of its own, and so does the root.
+        let shared = Graph::One(Box::new(read(2)));
+        let root = Graph::All(
+            0,
+            vec![
+                Graph::All(10, vec![read(0), shared.clone()]),
+                Graph::All(20, vec![shared.clone(), read(1)]),
+                read(3),
+            ],
+        );
+        let mut pie = pie(3);
+        assert_eq!(pie.new_session().require(&root), 37);
+        // Every file changes: every task is affected. The root, scheduled by its own read, executes first (the
+        // other readers are reached only through it), and brings both branches up to date in parallel, which
+        // meet at the shared task.
+        for file in &files {
+            std::fs::write(file, "5").unwrap();
+        }
+        EXECUTIONS.lock().unwrap().clear();
+        let mut session = pie.new_session();
+        session.update_affected_by(&files);
+        assert_eq!(session.require(&root), 57);
+        drop(session);
+        let executions = EXECUTIONS.lock().unwrap().clone();
+        assert!(executions.iter().all(|(_, count)| *count == 1), "{executions:?}");
+        assert_eq!(executions.len(), 8, "{executions:?}");
+        // A clean build agrees.
+        assert_eq!(pie_fresh_output(&root), 57);
+    });
+}
+
+/// The output of `task` in a build on one thread with a new `Pie`.
+fn pie_fresh_output(task: &Graph) -> u64 {
+    pie(1).new_session().require(task)
 }

@@ -24,6 +24,15 @@
 //! task, which no other task can reach. A task whose state cannot be trusted (new, without output, or dead when
 //! the session started, so that earlier changes were never propagated to it) is checked top-down instead.
 //!
+//! In a parallel build (see `crate::context::parallel`), the `require_tasks` of an executing task forks as in a
+//! top-down build, and its branches bring their tasks up to date as above, on several lanes: the queue and the
+//! marks are shared (used only while holding the engine); what each lane executes (`Executions`) is its own. A
+//! task in progress on another lane is waited for, as in top-down builds (a cycle through lanes panics). A required
+//! task is trusted without a look only when no task in progress on any lane is ordered before it, checked again
+//! after bringing the scheduled tasks below it up to date (which lets go of the engine, so that another lane may
+//! have started a task below it meanwhile); otherwise it is checked top-down, which waits for such a task. The loop
+//! that takes scheduled tasks from the queue runs on the caller's lane, one task at a time.
+//!
 //! Bottom-up relies on every live task having been consistent at the end of the last session that built
 //! something (`Store::is_settled`); when that does not hold (a panic escaped, or a top-down session left roots
 //! unchecked), it checks every root top-down first, which subsumes the changed files.
@@ -55,11 +64,6 @@ pub(crate) struct Scheduler {
     /// Scheduled tasks by (topological order when queued, id); the smallest first. Entries of tasks that are no
     /// longer scheduled are skipped when popped.
     queue: TaskQueue,
-    /// For each task executing, innermost at `depth - 1`: what it required in its previous execution and whether it
-    /// was live when the session started. Entries from `depth` on are unused, kept so that their vectors are
-    /// reused: an execution costs no allocation for this bookkeeping.
-    executing: Vec<Executing>,
-    depth: usize,
     /// An emptied vector kept for reuse (see `schedule_after_provides`).
     spare: Vec<TaskId>,
     /// Scheduled tasks taken from the queue but not needed yet, by (topological order then, id): each waits for a
@@ -115,6 +119,24 @@ impl TaskQueue {
     #[inline]
     fn peek(&self) -> Option<(u64, u32)> {
         self.front.or_else(|| self.heap.peek().map(|Reverse(entry)| *entry))
+    }
+}
+
+/// The tasks executing on one lane in a bottom-up session (part of `LaneState`: in a parallel build, each lane
+/// executes its own nest of tasks).
+#[derive(Debug, Default)]
+pub(crate) struct Executions {
+    /// For each task executing on the lane, innermost at `depth - 1`: what it required in its previous execution
+    /// and whether it was live when the session started. Entries from `depth` on are unused, kept so that their
+    /// vectors are reused: an execution costs no allocation for this bookkeeping.
+    executing: Vec<Executing>,
+    depth: usize,
+}
+
+impl Executions {
+    /// Forgets executions that a panic cut short (a new build starts with none).
+    pub(crate) fn clear(&mut self) {
+        self.depth = 0;
     }
 }
 
@@ -276,6 +298,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             || (self.lowest_scheduled_key(false).is_none() && self.lowest_scheduled_key(true).is_none())
     }
 
+    /// Whether task `id`, in progress, is on another lane's stack (in a parallel build).
+    fn in_progress_elsewhere(&self, id: TaskId) -> bool {
+        self.par.is_some() && self.marks.owner(id) != self.lane_index
+    }
+
     fn scheduler(&mut self) -> &mut Scheduler {
         scheduler_in(&mut self.state)
     }
@@ -302,7 +329,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     // while nothing below it is scheduled: consistent. Any other required task is brought up to
                     // date (a task that failed in its own code executes) and its version compared.
                     let failed = self.store.output(dep.task).is_none();
+                    // In a parallel build, a task in progress on another lane: waited for, then compared.
+                    let elsewhere = mark == Mark::InProgress && self.in_progress_elsewhere(dep.task);
                     if failed
+                        && !elsewhere
                         && !matches!(mark, Mark::Done | Mark::Failed)
                         && self.store.version(dep.task) == UNKNOWN_VERSION
                     {
@@ -410,11 +440,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// reachable through current dependents from a task that was a root then), or it was made consistent in this
     /// session (every dependency recorded in this session was made when its task was consistent).
     fn trusted(&mut self, id: TaskId) -> bool {
-        if let Some(scheduler) = self.state.bottom_up.as_ref() {
-            if let Some(executing) = scheduler.depth.checked_sub(1).map(|d| &scheduler.executing[d]) {
-                if executing.certified && executing.previously_required.binary_search(&id).is_ok() {
-                    return true;
-                }
+        let executions = &self.lane.executions;
+        if let Some(executing) = executions.depth.checked_sub(1).map(|d| &executions.executing[d]) {
+            if executing.certified && executing.previously_required.binary_search(&id).is_ok() {
+                return true;
             }
         }
         if self.marks.live_before_session(id, self.store.liveness_changes()) {
@@ -465,12 +494,15 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     fn bring_up_to_date(&mut self, id: TaskId, task: &T) -> bool {
-        match self.marks.get(id) {
-            Mark::Done => return false,
-            Mark::InProgress => self.cycle(id),
-            Mark::Scheduled => return self.update_scheduled(id).unwrap_or_else(|p| panic::resume_unwind(p)),
-            Mark::Failed => return self.make_consistent(id, Some(task)),
-            Mark::Unseen => {}
+        loop {
+            match self.marks.get(id) {
+                Mark::Done => return false,
+                // A cycle, or, in a parallel build, a task that another lane works on: look again after it.
+                Mark::InProgress => self.wait_or_cycle(id),
+                Mark::Scheduled => return self.update_scheduled(id).unwrap_or_else(|p| panic::resume_unwind(p)),
+                Mark::Failed => return self.make_consistent(id, Some(task)),
+                Mark::Unseen => break,
+            }
         }
         // A task ordered after a task in progress may (through its recorded dependencies) require that task: a
         // cycle, which only checking its dependencies finds. Any other unaffected task reaches no task in progress.
@@ -485,18 +517,27 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 return self.make_consistent(id, Some(task));
             }
         }
-        if self.marks.get(id) == Mark::Scheduled {
-            return self.update_scheduled(id).unwrap_or_else(|p| panic::resume_unwind(p));
+        match self.marks.get(id) {
+            Mark::Scheduled => return self.update_scheduled(id).unwrap_or_else(|p| panic::resume_unwind(p)),
+            // In a parallel build, another lane may have made it consistent meanwhile, or be at it (see above).
+            Mark::Unseen => {}
+            _ => return self.bring_up_to_date(id, task),
+        }
+        // In a parallel build, a task below it may have started on another lane while this lane brought others up
+        // to date (which lets go of the engine): then its check decides, waiting for that task.
+        if self.par.is_some() && !self.ordered_before_every_task_in_progress(id) {
+            return self.make_consistent(id, Some(task));
         }
         self.marks.set(id, Mark::Done);
         false
     }
 
-    /// Whether `id` is ordered before every task in progress (on the frame stack), so that, its dependencies being
-    /// ordered before it, it cannot reach one of them.
+    /// Whether `id` is ordered before every task in progress (on the frame stack of this lane, and in a parallel
+    /// build on every lane's), so that, its dependencies being ordered before it, it cannot reach one of them.
     fn ordered_before_every_task_in_progress(&self, id: TaskId) -> bool {
         let order = self.store.order(id);
-        self.lane.stack.iter().all(|frame| self.store.order(frame.id) > order)
+        let after = |frame: &crate::context::state::Frame| self.store.order(frame.id) > order;
+        self.lane.stack.iter().all(after) && self.parallel().is_none_or(|par| par.every_frame(after))
     }
 
     /// The scheduled task first in topological order among those that `id` (transitively) requires. Visits only
@@ -529,12 +570,12 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     pub(super) fn before_execution(&mut self, id: TaskId) -> BeforeExecution {
         let certified = certified(&self.store, &self.marks, &self.state.new_roots, id, true);
         let store = &*self.store;
-        let scheduler = scheduler_in(&mut self.state);
-        if scheduler.depth == scheduler.executing.len() {
-            scheduler.executing.push(Executing::default());
+        let executions = &mut self.lane.executions;
+        if executions.depth == executions.executing.len() {
+            executions.executing.push(Executing::default());
         }
-        let executing = &mut scheduler.executing[scheduler.depth];
-        scheduler.depth += 1;
+        let executing = &mut executions.executing[executions.depth];
+        executions.depth += 1;
         let previous = &mut executing.previously_required;
         previous.clear();
         previous.extend(store.required_tasks(id));
@@ -550,12 +591,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Schedules what task `id`'s execution affected (see the module doc, step 3).
     pub(super) fn after_execution(&mut self, id: TaskId, before: BeforeExecution) {
-        let store = &*self.store;
-        let scheduler = scheduler_in(&mut self.state);
-        scheduler.depth = scheduler
+        let executions = &mut self.lane.executions;
+        executions.depth = executions
             .depth
             .checked_sub(1)
             .expect("BUG: an execution without its previous requirements");
+        let store = &*self.store;
+        let scheduler = scheduler_in(&mut self.state);
         // Dependents whose stamper sees the new output.
         let version = store.version(id);
         if version != before.version {
@@ -569,10 +611,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         // Nothing below concerns an execution while no task provides a file (most builds): the readers of provided
         // files, and readers cut off from a provider.
         if self.store.any_provider() {
-            let depth = self.scheduler().depth;
-            let mut previous = std::mem::take(&mut self.scheduler().executing[depth].previously_required);
+            let depth = self.lane.executions.depth;
+            let mut previous = std::mem::take(&mut self.lane.executions.executing[depth].previously_required);
             self.schedule_after_provides(id, &mut previous);
-            self.scheduler().executing[depth].previously_required = previous;
+            self.lane.executions.executing[depth].previously_required = previous;
         }
     }
 

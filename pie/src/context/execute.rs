@@ -73,6 +73,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                         if let Some(message) = self.take_deferred(id) {
                             self.store.invalidate(id);
                             self.lane.violation = true;
+                            if let Some(before) = before {
+                                self.after_execution(id, before);
+                            }
                             return Err(Box::new(message));
                         }
                     }

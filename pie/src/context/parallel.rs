@@ -9,8 +9,7 @@
 //! file are one step, as are a hidden-dependency check and the record of the read. Tracker calls are therefore
 //! serialised too.
 //!
-//! - **Forks.** `require_tasks` with at least two tasks, on a `Pie` with threads to spare and outside bottom-up
-//!   builds, opens a *fork*: one *branch* per task, each making its task consistent without attaching
+//! - **Forks.** `require_tasks` with at least two tasks, on a `Pie` with threads to spare, opens a *fork*: one *branch* per task, each making its task consistent without attaching
 //!   dependencies to the requiring task. Idle workers take branches of any fork; the lane that opened the fork runs
 //!   its branches too, and when none is left to take it waits for the others to finish. Then it records the
 //!   requiring task's dependencies on the tasks, in argument order, and the outputs are returned in that order.
@@ -50,7 +49,9 @@
 //! stamping files outside the lock (a task's `require_file`/`provide_file` stamp without holding it; a top-down
 //! check stamps the files of a long run of required tasks ahead on several threads, `crate::context::prefetch`).
 //! The checking itself runs on one lane at a time (a group's tasks are checked in parallel branches, but each
-//! branch's graph work holds the engine). Bottom-up builds run their `require_tasks` one task after the other.
+//! branch's graph work holds the engine). In bottom-up builds, the `require_tasks` of executing tasks fork as in
+//! top-down ones (see `crate::context::bottom_up`), but the scheduled tasks that the build's own loop takes from
+//! its queue run one after the other: only a task's execution forks.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -423,6 +424,15 @@ impl<T> Parallel<T> {
         Ok(())
     }
 
+    /// Whether `pred` holds for the frame of every task in progress on a lane (the caller holds the engine).
+    pub(super) fn every_frame(&self, pred: impl Fn(&crate::context::state::Frame) -> bool) -> bool {
+        let sched = self.lock();
+        sched.lanes.iter().all(|lane| {
+            // SAFETY: the caller holds the engine, and registered lanes outlive their registration.
+            lane.state.is_null() || unsafe { &*lane.state }.stack.iter().all(&pred)
+        })
+    }
+
     /// Tells the workers to leave: the outermost fork is done.
     fn shut_down(&self) {
         let mut sched = self.lock();
@@ -560,7 +570,7 @@ unsafe impl<T: Task, A: Send> Send for Shared<'_, T, A> {}
 impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     /// The parallel build this lane works in, if any. The reference is not tied to `self`: the `Parallel` lives
     /// on the stack of the outermost fork, which clears `par` before it goes.
-    fn parallel<'p>(&self) -> Option<&'p Parallel<T>> {
+    pub(super) fn parallel<'p>(&self) -> Option<&'p Parallel<T>> {
         // SAFETY: see above.
         self.par.map(|p| unsafe { &*p.as_ptr() })
     }
@@ -660,7 +670,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                 let id = self.store.get_or_create_task(task);
                 self.lane.failures.contains(id)
             });
-        if tasks.len() < 2 || self.threads < 2 || self.state.bottom_up.is_some() || kept {
+        if tasks.len() < 2 || self.threads < 2 || kept {
             return self.require_one_by_one(tasks, stamper);
         }
         let results = self.fork_or_start(false, tasks, stamper);

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
-use crate::context::bottom_up::Scheduler;
+use crate::context::bottom_up::{Executions, Scheduler};
 use crate::ids::TaskId;
 
 /// A task being made consistent: the explicit stack frame of the top-down check.
@@ -70,6 +70,8 @@ pub(crate) struct LaneState {
     /// The branches of parallel `require_tasks` calls this lane is running, innermost last (see
     /// `crate::context::parallel`).
     pub(crate) branches: Vec<Branch>,
+    /// The tasks executing on this lane in a bottom-up build (see `crate::context::bottom_up`).
+    pub(crate) executions: Executions,
 }
 
 /// A branch of a parallel `require_tasks` call that a lane runs.

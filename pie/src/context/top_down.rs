@@ -100,6 +100,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.lane.current = None;
         self.lane.failures.clear();
         self.lane.violation = false;
+        self.lane.executions.clear();
         self.state.deferred.clear();
         if self.state.building {
             // What a bottom-up build of this session scheduled and trusted is no longer reliable.
