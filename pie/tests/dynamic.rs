@@ -1525,3 +1525,38 @@ fn a_violation_deferred_to_a_task_uploading_its_trace_is_met() {
         }
     }
 }
+
+/// Found by seed 101 with the shared cache (whose lookups changed the interleaving): p3 fails with a hidden
+/// dependency on f1 (it reads it, then writes it). On one thread p1 executes it first; in parallel the second
+/// branch may, and p1 then required the failed task again, which executed again after its own write of f1 and
+/// met a cycle instead. A task that failed with a violation meets the same one when required again in the session.
+#[test]
+fn a_task_that_failed_with_a_violation_meets_it_again_whichever_branch_executed_it_first() {
+    let prog = |text: &str| -> Vec<Instr> {
+        text.split("; ")
+            .filter(|line| !line.is_empty())
+            .map(|line| Instr::parse(line).unwrap())
+            .collect()
+    };
+    let case = Case {
+        programs: vec![
+            prog("reqs p1 p3"),
+            prog("reqi p3"),
+            prog(""),
+            prog("if f1 exists: reqi p0; write f1 modified *"),
+        ],
+        files: vec![None, None, None, None],
+        rounds: vec![Round {
+            forget: false,
+            edits: vec![],
+            roots: vec![0, 1, 2, 3],
+            bottom_up: false,
+        }],
+        threads: 2,
+    };
+    for attempt in 0..20 {
+        if let Err(e) = check(&case) {
+            panic!("attempt {attempt}: {e}\n{case:?}");
+        }
+    }
+}

@@ -833,3 +833,32 @@ fn a_bottom_up_build_trusts_the_unaffected_tasks_of_a_group_on_every_thread() {
     assert_eq!(pie.new_session().require(&root), "0+1+two+3+4+five+6+7");
     assert!(!pie.tracker().any_execute());
 }
+
+#[test]
+fn a_task_that_failed_with_a_violation_in_a_later_branch_fails_the_same_way_in_an_earlier_one() {
+    quiet_panics();
+    for threads in [2, 4] {
+        for attempt in 0..5 {
+            let dir = Dir::new();
+            let file = dir.join("edited.txt");
+            let (meeting, name) = (unique("first"), unique("again"));
+            // Reads the file, then writes it: a hidden dependency (an in-place edit). Executed again after that
+            // write, it would wait in vain at the meeting point its first execution wrote.
+            let shared = Par::Steps(vec![
+                Step::Meet(meeting.clone()),
+                Step::MeetAsFileSays(file.clone()),
+                Step::Write(file.clone(), name.clone()),
+            ]);
+            // The first branch requires the shared task only once the second branch has started it.
+            let first = Par::OneThenAll(Box::new(meet_task(&meeting, PATIENCE)), vec![shared.clone()]);
+            let root = Par::All(vec![first, shared]);
+            let mut pie = pie_with(threads);
+            let message = catch(|| pie.new_session().require(&root)).unwrap_err();
+            // On one thread the first branch executes the shared task first and meets its violation: so does it in
+            // parallel, though the second branch executed it.
+            assert_message(&message, HIDDEN, &["edited.txt"]);
+            assert_eq!(dir.read(&file), name, "{threads} threads, attempt {attempt}");
+            pie.check_invariants();
+        }
+    }
+}

@@ -93,6 +93,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             Err(payload) => {
                 let repeatable = !std::mem::take(&mut self.lane.violation);
                 self.store.fail_execution(id, repeatable, failed_before, previous);
+                if !repeatable {
+                    self.note_violation(id, &payload);
+                }
                 if doomed {
                     // On one thread it failed before what it did since, claims and reads included.
                     self.store.invalidate(id);

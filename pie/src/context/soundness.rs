@@ -220,6 +220,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         } else {
             self.store.invalidate(other);
             self.marks.set(other, Mark::Failed);
+            self.state.violations.insert(other, message.clone());
         }
         self.state.deferred.push(Deferred {
             task: other,
@@ -255,10 +256,23 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 self.store.invalidate(deferred.task);
             }
             self.marks.set(deferred.task, Mark::Failed);
+            self.state.violations.insert(deferred.task, deferred.message.clone());
             if let Some(result @ Ok(())) = results.get_mut(deferred.branch as usize) {
                 *result = Err((Box::new(deferred.message), true));
             }
         }
+    }
+
+    /// Notes that the execution of `id` failed with the soundness violation `payload`: requiring it again in this
+    /// session meets the same violation (see `SessionState::violations`).
+    #[cold]
+    pub(super) fn note_violation(&mut self, id: TaskId, payload: &Payload) {
+        let message = match (payload.downcast_ref::<String>(), payload.downcast_ref::<&str>()) {
+            (Some(message), _) => message.clone(),
+            (None, Some(message)) => (*message).to_string(),
+            (None, None) => return,
+        };
+        self.state.violations.insert(id, message);
     }
 
     /// Panics with a soundness violation, noting that the panic may not repeat (see `Store::fail_execution`).

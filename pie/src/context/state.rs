@@ -150,6 +150,10 @@ pub(crate) struct SessionState {
     pub(crate) positions: Vec<Position>,
     /// Violations found on the side of the task that meets them later on one thread, not yet met by it.
     pub(crate) deferred: Vec<Deferred>,
+    /// The soundness violation each task that failed with one in this session failed with: requiring it again in
+    /// the session meets the same violation, instead of executing it again after what its failed execution wrote
+    /// (which, in a parallel build, would make the verdict depend on which branch executed it first).
+    pub(crate) violations: rustc_hash::FxHashMap<TaskId, String>,
 }
 
 /// See [`LaneState::failures`].

@@ -132,6 +132,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 // A cycle, or, in a parallel build, a task that another lane works on: then look again after it.
                 Mark::InProgress => self.wait_or_cycle(id),
                 Mark::Failed => {
+                    // A soundness violation is met again as it was; a kept panic goes on to its requirer.
+                    self.repeat_violation(id);
                     self.resume_failure(id);
                     // It executes again; should it fail again, it fails as before (nothing it depends on changes
                     // within a session), so a requirer that caught the first failure stays consistent with it.
@@ -178,6 +180,20 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     execute_top = true;
                 }
             }
+        }
+    }
+
+    /// For a task marked failed in this session with a soundness violation: goes on with that violation again (see
+    /// `SessionState::violations`). Otherwise returns.
+    #[inline]
+    fn repeat_violation(&mut self, id: TaskId) {
+        if self.state.violations.is_empty() {
+            return;
+        }
+        if let Some(message) = self.state.violations.get(&id) {
+            let message = message.clone();
+            self.lane.violation = true;
+            panic::resume_unwind(Box::new(message));
         }
     }
 
