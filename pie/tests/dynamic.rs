@@ -1166,7 +1166,7 @@ mod regressions {
     use super::*;
 
     /// A program from its instructions separated by `; `.
-    fn prog(text: &str) -> Vec<Instr> {
+    pub(super) fn prog(text: &str) -> Vec<Instr> {
         text.split("; ")
             .filter(|line| !line.is_empty())
             .map(|line| Instr::parse(line).unwrap_or_else(|| panic!("not an instruction: {line}")))
@@ -1489,12 +1489,7 @@ mod regressions {
 #[cfg(feature = "remote-cache")]
 #[test]
 fn a_violation_deferred_to_a_task_uploading_its_trace_is_met() {
-    let prog = |text: &str| -> Vec<Instr> {
-        text.split("; ")
-            .filter(|line| !line.is_empty())
-            .map(|line| Instr::parse(line).unwrap())
-            .collect()
-    };
+    use regressions::prog;
     let case = Case {
         programs: vec![
             prog("reqs p3 p2"),
@@ -1532,12 +1527,7 @@ fn a_violation_deferred_to_a_task_uploading_its_trace_is_met() {
 /// met a cycle instead. A task that failed with a violation meets the same one when required again in the session.
 #[test]
 fn a_task_that_failed_with_a_violation_meets_it_again_whichever_branch_executed_it_first() {
-    let prog = |text: &str| -> Vec<Instr> {
-        text.split("; ")
-            .filter(|line| !line.is_empty())
-            .map(|line| Instr::parse(line).unwrap())
-            .collect()
-    };
+    use regressions::prog;
     let case = Case {
         programs: vec![
             prog("reqs p1 p3"),

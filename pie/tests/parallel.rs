@@ -642,14 +642,21 @@ fn reading_what_a_branch_wrote_after_requiring_it_is_sound() {
     assert!(pie.tracker().one_execute_of(&writer));
 }
 
-#[test]
-fn an_edit_below_one_branch_executes_that_branch_only() {
-    let dir = Dir::new();
+/// Eight files holding `0` to `7`, a reader of each, and a root that requires the readers with `require_tasks`
+/// (its output: what they read, joined with `+`).
+fn eight_readers(dir: &Dir) -> (Vec<PathBuf>, Vec<Par>, Par) {
     let files: Vec<PathBuf> = (0..8)
         .map(|i| dir.create(format!("in{i}.txt"), format!("{i}")))
         .collect();
     let readers: Vec<Par> = files.iter().map(|f| Par::Read(f.clone())).collect();
     let root = Par::All(readers.clone());
+    (files, readers, root)
+}
+
+#[test]
+fn an_edit_below_one_branch_executes_that_branch_only() {
+    let dir = Dir::new();
+    let (files, readers, root) = eight_readers(&dir);
     let mut pie = pie_with(2);
     assert_eq!(pie.new_session().require(&root), "0+1+2+3+4+5+6+7");
     dir.write(&files[5], "five");
@@ -810,11 +817,7 @@ fn a_bottom_up_build_finds_a_cycle_through_tasks_on_different_threads() {
 #[test]
 fn a_bottom_up_build_trusts_the_unaffected_tasks_of_a_group_on_every_thread() {
     let dir = Dir::new();
-    let files: Vec<PathBuf> = (0..8)
-        .map(|i| dir.create(format!("in{i}.txt"), format!("{i}")))
-        .collect();
-    let readers: Vec<Par> = files.iter().map(|f| Par::Read(f.clone())).collect();
-    let root = Par::All(readers.clone());
+    let (files, readers, root) = eight_readers(&dir);
     let mut pie = pie_with(4);
     assert_eq!(pie.new_session().require(&root), "0+1+2+3+4+5+6+7");
     dir.write(&files[2], "two");
