@@ -9,9 +9,11 @@
 //! - `cpu bottom-up`: the `cpu` tasks, each reading an input first, required with one `require_tasks`; every input
 //!   changes, and a bottom-up build (`update_affected_by`) brings them up to date (no target: the figure shows
 //!   that bottom-up builds use the threads too).
+//! - `cpu bottom-up, cut off`: the same with tasks whose outputs do not change, so that their requirer never
+//!   executes again: the bottom-up build takes every one of them from its queue.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use pie::stamp::FileStamper;
@@ -41,6 +43,8 @@ pub struct ParallelRow {
     pub stat_floor_ms: f64,
     pub cpu_bottom_up_1_ms: f64,
     pub cpu_bottom_up_n_ms: f64,
+    pub cpu_cut_off_1_ms: f64,
+    pub cpu_cut_off_n_ms: f64,
 }
 
 fn pie_with(threads: usize) -> Pie<BenchTask, u64> {
@@ -99,26 +103,9 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         noop_n.push(ms(timed(|| many.new_session().require(&modified_root)).1));
         floor.push(ms(timed(|| stat_all(&inputs)).1));
     }
-    // Bottom-up: every input of the `cpu` tasks changes between rounds; both `Pie`s see each change.
-    let cpu_read_root = BenchTask::CpuReadRoot(cpu_n);
     let changed = &inputs[..cpu_n as usize];
-    let mut one = pie_with(1);
-    let mut many = pie_with(threads);
-    one.new_session().require(&cpu_read_root);
-    many.new_session().require(&cpu_read_root);
-    let (mut bottom_up_1, mut bottom_up_n) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        for path in changed {
-            std::fs::write(path, format!("round {round}\n"))?;
-        }
-        bottom_up_1.push(ms(timed(|| one.new_session().update_affected_by(changed)).1));
-        bottom_up_n.push(ms(timed(|| many.new_session().update_affected_by(changed)).1));
-    }
-    assert_eq!(
-        many.new_session().require(&cpu_read_root),
-        one.new_session().require(&cpu_read_root),
-        "bottom-up outputs differ between thread counts"
-    );
+    let (bottom_up_1, bottom_up_n) = bottom_up(&BenchTask::CpuReadRoot(cpu_n), changed, threads)?;
+    let (cut_off_1, cut_off_n) = bottom_up(&BenchTask::CpuReadCutRoot(cpu_n), changed, threads)?;
     Ok(ParallelRow {
         threads,
         cpu_n,
@@ -133,7 +120,32 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         stat_floor_ms: middle(floor),
         cpu_bottom_up_1_ms: middle(bottom_up_1),
         cpu_bottom_up_n_ms: middle(bottom_up_n),
+        cpu_cut_off_1_ms: middle(cut_off_1),
+        cpu_cut_off_n_ms: middle(cut_off_n),
     })
+}
+
+/// Bottom-up builds of `root` after every input of `changed` changed, on a `Pie` with one thread and one with
+/// `threads`, alternating (both see each change): the times of each in ms.
+fn bottom_up(root: &BenchTask, changed: &[PathBuf], threads: usize) -> io::Result<(Vec<f64>, Vec<f64>)> {
+    let mut one = pie_with(1);
+    let mut many = pie_with(threads);
+    one.new_session().require(root);
+    many.new_session().require(root);
+    let (mut times_1, mut times_n) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        for path in changed {
+            std::fs::write(path, format!("round {round} of {root:?}\n"))?;
+        }
+        times_1.push(ms(timed(|| one.new_session().update_affected_by(changed)).1));
+        times_n.push(ms(timed(|| many.new_session().update_affected_by(changed)).1));
+    }
+    assert_eq!(
+        many.new_session().require(root),
+        one.new_session().require(root),
+        "bottom-up outputs differ between thread counts"
+    );
+    Ok((times_1, times_n))
 }
 
 /// The figures as a table, with the targets of 2 threads.
@@ -164,6 +176,11 @@ pub fn table(row: &ParallelRow) -> String {
     out += &format!(
         "  cpu {} bottom-up:        1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (every input changed)\n",
         row.cpu_n, row.cpu_bottom_up_1_ms, row.cpu_bottom_up_n_ms, bottom_up
+    );
+    let cut_off = row.cpu_cut_off_n_ms / row.cpu_cut_off_1_ms;
+    out += &format!(
+        "  cpu {} bottom-up cut off: 1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (every input changed, outputs cut off)\n",
+        row.cpu_n, row.cpu_cut_off_1_ms, row.cpu_cut_off_n_ms, cut_off
     );
     out
 }

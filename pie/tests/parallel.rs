@@ -121,6 +121,8 @@ enum Step {
     Panic(u32),
     /// Requires the file; when it names a meeting point, meets there (two parties, ten seconds' patience).
     MeetAsFileSays(PathBuf),
+    /// Like `MeetAsFileSays`, adding nothing to the output.
+    MeetQuietlyAsFileSays(PathBuf),
     /// Requires the file and then, with `require_tasks`, two tasks as it says: `meet:NAME`, two tasks that meet at
     /// `NAME`; `cycle:NAME`, the two sides of [`Par::Cycle`] at `NAME`; nothing when it is empty.
     ForkAsFileSays(PathBuf),
@@ -197,12 +199,9 @@ impl Task for Par {
                         }
                         Step::Read(path) => texts.push(read(context, path)),
                         Step::Panic(n) => panic::panic_any(Payload(*n)),
-                        Step::MeetAsFileSays(path) => {
-                            let name = read(context, path);
-                            if !name.is_empty() {
-                                meet(&name, 2, Duration::from_secs(10));
-                            }
-                            texts.push(name);
+                        Step::MeetAsFileSays(path) => texts.push(meet_as_file_says(context, path)),
+                        Step::MeetQuietlyAsFileSays(path) => {
+                            meet_as_file_says(context, path);
                         }
                         Step::ForkAsFileSays(path) => {
                             let text = read(context, path);
@@ -235,6 +234,16 @@ fn read<C: Context<Par>>(context: &mut C, path: &PathBuf) -> String {
         }
         None => String::new(),
     }
+}
+
+/// Requires the file; when it names a meeting point, meets there (two parties, ten seconds' patience). Returns
+/// what it read.
+fn meet_as_file_says<C: Context<Par>>(context: &mut C, path: &PathBuf) -> String {
+    let name = read(context, path);
+    if !name.is_empty() {
+        meet(&name, 2, Duration::from_secs(10));
+    }
+    name
 }
 
 fn meet_task(name: &str, patience: Duration) -> Par {
@@ -824,17 +833,82 @@ fn a_bottom_up_build_trusts_the_unaffected_tasks_of_a_group_on_every_thread() {
     dir.write(&files[5], "five");
     pie.new_session().update_affected_by([&files[2], &files[5]]);
     let executed = executed(pie.tracker());
-    // The changed reader first in the topological order (which depends on the first build's interleaving) executes
-    // and schedules the root; the other one is then reached only through the scheduled root, which executes next
-    // and requires it (in a branch of its `require_tasks`).
+    // The two changed readers belong to the root's group, and nothing before the group changed: they are brought
+    // up to date together (in either order), and their new outputs then make the root execute, finding them done.
     let (first, second) = (&readers[2], &readers[5]);
     assert!(
-        executed == vec![first, &root, second] || executed == vec![second, &root, first],
+        executed == vec![first, second, &root] || executed == vec![second, first, &root],
         "{executed:?}"
     );
     pie.check_invariants();
     assert_eq!(pie.new_session().require(&root), "0+1+two+3+4+five+6+7");
     assert!(!pie.tracker().any_execute());
+}
+
+#[test]
+fn a_bottom_up_build_brings_the_affected_tasks_of_a_group_up_to_date_at_the_same_time() {
+    for threads in [2, 4] {
+        let dir = Dir::new();
+        let scripts = [dir.create("a.txt", ""), dir.create("b.txt", "")];
+        // Two tasks that read a script each, required together; nothing else is affected by the edits below.
+        let members: Vec<Par> = scripts
+            .iter()
+            .map(|script| Par::Steps(vec![Step::MeetAsFileSays(script.clone())]))
+            .collect();
+        let root = Par::All(members.clone());
+        let mut pie = pie_with(threads);
+        assert_eq!(pie.new_session().require(&root), "+");
+        for round in 0..3 {
+            // Both scripts name one meeting point: each task, taken from the bottom-up queue, finishes only when
+            // the other runs at the same time (one after the other, the first gives up after ten seconds).
+            let name = unique("bottom-up-group");
+            for script in &scripts {
+                dir.write(script, &name);
+            }
+            pie.new_session().update_affected_by(&scripts);
+            let executed = executed(pie.tracker());
+            assert_eq!(executed.len(), 3, "{threads} threads, round {round}: {executed:?}");
+            assert!(executed[..2].contains(&&members[0]) && executed[..2].contains(&&members[1]));
+            assert_eq!(executed[2], &root, "the root executes after both, its inputs changed");
+            pie.check_invariants();
+            assert_eq!(pie.new_session().require(&root), format!("{name}+{name}"));
+            assert!(!pie.tracker().any_execute());
+        }
+    }
+}
+
+#[test]
+fn a_bottom_up_build_brings_cut_off_tasks_of_a_group_up_to_date_at_the_same_time() {
+    for threads in [2, 4] {
+        let dir = Dir::new();
+        let scripts = [dir.create("a.txt", ""), dir.create("b.txt", "")];
+        // Each member meets as its script says and returns nothing: its output is cut off, so that the root never
+        // executes again, and the members run only as the bottom-up build takes them from its queue.
+        let members: Vec<Par> = scripts
+            .iter()
+            .map(|script| Par::Steps(vec![Step::MeetQuietlyAsFileSays(script.clone())]))
+            .collect();
+        let root = Par::All(members.clone());
+        let mut pie = pie_with(threads);
+        assert_eq!(pie.new_session().require(&root), "+");
+        for round in 0..3 {
+            let name = unique("cut-off");
+            for script in &scripts {
+                dir.write(script, &name);
+            }
+            pie.new_session().update_affected_by(&scripts);
+            let mut executed = executed(pie.tracker());
+            executed.sort_by_key(|task| *task != &members[0]);
+            assert_eq!(
+                executed,
+                vec![&members[0], &members[1]],
+                "{threads} threads, round {round}"
+            );
+            pie.check_invariants();
+            assert_eq!(pie.new_session().require(&root), "+");
+            assert!(!pie.tracker().any_execute());
+        }
+    }
 }
 
 #[test]

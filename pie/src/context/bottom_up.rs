@@ -30,8 +30,13 @@
 //! task in progress on another lane is waited for, as in top-down builds (a cycle through lanes panics). A required
 //! task is trusted without a look only when no task in progress on any lane is ordered before it, checked again
 //! after bringing the scheduled tasks below it up to date (which lets go of the engine, so that another lane may
-//! have started a task below it meanwhile); otherwise it is checked top-down, which waits for such a task. The loop
-//! that takes scheduled tasks from the queue runs on the caller's lane, one task at a time.
+//! have started a task below it meanwhile); otherwise it is checked top-down, which waits for such a task.
+//!
+//! The loop that takes scheduled tasks from the queue runs on the caller's lane. When the task it takes and the
+//! next one in the queue belong to one `require_tasks` group of a needed, unscheduled task that is consistent up
+//! to that group, it brings the group's scheduled tasks up to date in a fork (see
+//! [`fork_scheduled_group`](TopDownContext::fork_scheduled_group): the build on one thread brings each of them up
+//! to date too, whether their outputs change or are cut off); any other task it brings up to date alone.
 //!
 //! Bottom-up relies on every live task having been consistent at the end of the last session that built
 //! something (`Store::is_settled`); when that does not hold (a panic escaped, or a top-down session left roots
@@ -43,12 +48,12 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::panic::{self, AssertUnwindSafe};
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::Path;
 
 use crate::context::marks::{Mark, Marks};
 use crate::context::state::{Payload, SessionState};
-use crate::dependency::{Dep, Dependency, Inconsistency, TaskDependency, UNKNOWN_VERSION};
+use crate::dependency::{Dep, Dependency, Group, Inconsistency, TaskDependency, UNKNOWN_VERSION};
 use crate::ids::{FileId, TaskId};
 use crate::path::NormalPath;
 use crate::stamp::OutputStamper;
@@ -78,7 +83,18 @@ pub(crate) struct Scheduler {
     /// from, and the stack.
     parent: Vec<(TaskId, usize)>,
     stack: Vec<usize>,
+    /// The `require_tasks` groups of the dependents that [`fork_scheduled_group`](TopDownContext::fork_scheduled_group)
+    /// looked at: for each dependent, the index of the first dependency of the group of each task in one (found
+    /// with one pass over its dependencies per session; read again from the store before use).
+    groups: FxHashMap<TaskId, FxHashMap<TaskId, u32>>,
+    /// Groups (dependent, index of the group's first dependency) that `fork_scheduled_group` found it cannot
+    /// bring up to date in parallel: not looked at again in this session.
+    declined: FxHashSet<(TaskId, u32)>,
 }
+
+/// The panic of a task's failure that the loop of `update_affected_by` keeps for the task's dependents (see
+/// `LaneState::failures`), as it comes out of a branch of `fork_scheduled_group`.
+pub(super) struct KeptFailure(Payload);
 
 /// A priority queue of tasks by (topological order, id), the smallest first: a binary heap with the smallest entry
 /// kept apart while it is alone or known smallest, so that a build in which one task at a time is scheduled (a
@@ -173,6 +189,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
             while let Some(id) = self.pop() {
                 if self.needed(id) {
+                    if self.threads > 1 && self.fork_scheduled_group(id) {
+                        continue;
+                    }
                     // A failure schedules the tasks that require the failed task, which meet its panic when they
                     // require it (and may catch it); what reaches a root goes on to the caller below.
                     if let Err(payload) = self.update_scheduled(id) {
@@ -435,6 +454,200 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.reaches_live(id, false)
     }
 
+    /// In a parallel build, when the scheduled task `id`, just taken from the queue and needed, belongs to a
+    /// `require_tasks` group of a dependent that is needed and not scheduled, whose dependencies before the group
+    /// are consistent, and another task of that group is scheduled too: brings the group's scheduled tasks up to
+    /// date in parallel, in branches of a fork, and returns `true`. Otherwise returns `false`, and `id` is brought
+    /// up to date alone.
+    ///
+    /// This is what the build on one thread does, only sooner (as `fork_rest_of_group` is in a top-down check).
+    /// There, `id` is brought up to date first. When its new output is one the dependent's stamper sees, the
+    /// dependent is scheduled, and it executes before any of the group's other scheduled tasks that only it needs;
+    /// its dependencies before the group being consistent and its code deterministic, it makes the same
+    /// `require_tasks` call, which brings every task of the group up to date. When the output is cut off, the
+    /// group's next scheduled task is taken from the queue in turn, needed through the dependent. Either way each
+    /// scheduled task of the group is brought up to date. What that build does in between concerns tasks that no
+    /// dependency before the group reaches (none of those has a scheduled task below it), so it cannot turn the
+    /// dependent away from the call. A panic goes where the loop takes it: a failure that the loop keeps for the
+    /// task's dependents is kept (see `LaneState::failures`), any other panic goes on to the caller.
+    #[inline(never)]
+    fn fork_scheduled_group(&mut self, id: TaskId) -> bool {
+        if !self.lane.failures.is_empty() || !self.lane.stack.is_empty() {
+            return false;
+        }
+        // The next task in the queue (its first entry is then a scheduled task).
+        if self.lowest_scheduled_key(false).is_none() {
+            return false;
+        }
+        let Some((_, next)) = self.scheduler().queue.peek() else {
+            return false;
+        };
+        let next = TaskId::from_raw(next);
+        let mut dependents: Vec<TaskId> = self.store.live_dependents(id).collect();
+        dependents.sort_unstable();
+        dependents.dedup();
+        let Some((members, stamper)) = dependents
+            .into_iter()
+            .find_map(|dependent| self.scheduled_group_of(dependent, id, next))
+        else {
+            return false;
+        };
+        let tasks: Vec<T> = members.iter().map(|member| self.store.task(*member).clone()).collect();
+        let results = self.fork_or_start(true, &tasks, stamper);
+        let mut escaped = None;
+        for ((member, task), result) in members.into_iter().zip(&tasks).zip(results) {
+            let failure = match result {
+                Ok(()) if self.store.output(member).is_none() && self.marks.get(member) != Mark::Failed => {
+                    // Its execution was forgotten after its branch finished (a violation deferred to it): brought up
+                    // to date again here, it meets what it meets now.
+                    panic::catch_unwind(AssertUnwindSafe(|| {
+                        self.bring_up_to_date_or_unwind(member, task, stamper);
+                    }))
+                    .err()
+                    .map(|payload| (payload, true))
+                }
+                Ok(()) => None,
+                Err((payload, _)) => match payload.downcast::<KeptFailure>() {
+                    Ok(kept) => Some((kept.0, true)),
+                    Err(payload) => Some((payload, self.marks.get(member) == Mark::Failed)),
+                },
+            };
+            match failure {
+                Some((payload, true)) => self.lane.failures.push(member, payload),
+                Some((payload, false)) => {
+                    escaped.get_or_insert(payload);
+                }
+                None => {}
+            }
+        }
+        if let Some(payload) = escaped {
+            panic::resume_unwind(payload);
+        }
+        true
+    }
+
+    /// The scheduled tasks, in order, of the `require_tasks` group of `dependent` that `id` belongs to, and the
+    /// group's stamper, when `fork_scheduled_group` may bring them up to date in parallel: the next task in the
+    /// queue, `next`, belongs to the group too, no task of the group is in progress or failed, every scheduled one
+    /// has an output, and `dependent` is needed, not scheduled, and consistent up to the group (its dependencies
+    /// before it are consistent, none of them a file that may have changed, and no scheduled task below them).
+    ///
+    /// Costs one pass over the dependent's dependencies per session, then, for a group whose next queued task
+    /// belongs to it, one over the group and the dependencies before it; a group found unfit is not looked at
+    /// again in the session.
+    ///
+    /// Queues `id` again before it looks below the dependencies before the group, so that searches for scheduled
+    /// tasks (bounded by the lowest queued task) see it until it is brought up to date (the loop skips the entry
+    /// then): those searches, and in a fork another branch's, may reach it first.
+    fn scheduled_group_of(
+        &mut self,
+        dependent: TaskId,
+        id: TaskId,
+        next: TaskId,
+    ) -> Option<(Vec<TaskId>, OutputStamper)> {
+        if self.marks.get(dependent) != Mark::Unseen || self.store.output(dependent).is_none() {
+            return None;
+        }
+        if !self.scheduler().groups.contains_key(&dependent) {
+            let groups = group_starts(&self.store, dependent);
+            self.scheduler().groups.insert(dependent, groups);
+        }
+        let groups = &self.scheduler().groups[&dependent];
+        let start = *groups.get(&id)?;
+        if groups.get(&next) != Some(&start) || self.scheduler().declined.contains(&(dependent, start)) {
+            return None;
+        }
+        let start = start as usize;
+        let Dep::RequireTask(first) = self.store.dep(dependent, start) else {
+            return None;
+        };
+        if first.group != Group::First {
+            return None;
+        }
+        let mut members = Vec::new();
+        let mut seen = FxHashSet::default();
+        let mut fit = true;
+        for k in start..self.store.dep_count(dependent) {
+            let Dep::RequireTask(dep) = self.store.dep(dependent, k) else {
+                break;
+            };
+            if k > start && dep.group != Group::Member {
+                break;
+            }
+            match self.marks.get(dep.task) {
+                Mark::Done | Mark::Unseen => {}
+                Mark::Scheduled if self.store.output(dep.task).is_some() => {
+                    if seen.insert(dep.task) {
+                        members.push(dep.task);
+                    }
+                }
+                _ => fit = false,
+            }
+        }
+        fit &= members.len() >= 2 && seen.contains(&id);
+        if fit {
+            let order = self.store.order(id);
+            if self.scheduler().queue.peek() != Some((order, id.raw())) {
+                self.scheduler().queue.push((order, id.raw()));
+            }
+            fit = self.consistent_before(dependent, start);
+        }
+        if !fit {
+            self.scheduler().declined.insert((dependent, start as u32));
+            return None;
+        }
+        Some((members, first.stamper))
+    }
+
+    /// Whether the dependencies of `dependent` before index `end` are consistent and stay so while the tasks of a
+    /// group after them are brought up to date (see `scheduled_group_of`), and `dependent` is needed.
+    fn consistent_before(&mut self, dependent: TaskId, end: usize) -> bool {
+        let mut unseen = Vec::new();
+        for k in 0..end {
+            let consistent = match self.store.dep(dependent, k) {
+                Dep::RequireTask(dep) => {
+                    let mark = self.marks.get(dep.task);
+                    if mark == Mark::Unseen {
+                        unseen.push(dep.task);
+                    }
+                    matches!(mark, Mark::Done | Mark::Unseen) && !dep.is_inconsistent(self.store.version(dep.task))
+                }
+                Dep::RequireFile(dep) => {
+                    !self.scheduler().touched.contains(&dep.file)
+                        && (!self.store.any_provider()
+                            || self
+                                .store
+                                .provider(dep.file)
+                                .is_none_or(|provider| self.store.depends_on_before(dependent, k, provider)))
+                }
+                Dep::ProvideFile(dep) => !self.scheduler().touched.contains(&dep.file),
+            };
+            if !consistent {
+                return false;
+            }
+        }
+        self.lowest_scheduled_below_any(&unseen).is_none() && self.reaches_live(dependent, false)
+    }
+
+    /// Brings the scheduled task `id` up to date in a branch of `fork_scheduled_group`, as the loop of
+    /// `update_affected_by` would: a failure that the loop keeps comes out as a panic with a [`KeptFailure`]. A
+    /// task that another branch brought up to date meanwhile is left as it is; one in progress on another lane is
+    /// waited for first.
+    pub(super) fn bring_scheduled_up_to_date(&mut self, id: TaskId) {
+        loop {
+            match self.marks.get(id) {
+                Mark::Scheduled => {
+                    if let Err(payload) = self.update_scheduled(id) {
+                        panic::resume_unwind(Box::new(KeptFailure(payload)));
+                    }
+                    return;
+                }
+                Mark::InProgress => self.wait_or_cycle(id),
+                _ => return,
+            }
+        }
+    }
+
     /// Whether the state of `id` can be trusted, i.e. bottom-up propagation reached it: it was live when the
     /// session started (required through a recorded dependency by the executing task's previous execution, or
     /// reachable through current dependents from a task that was a root then), or it was made consistent in this
@@ -542,14 +755,20 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// The scheduled task first in topological order among those that `id` (transitively) requires. Visits only
     /// tasks ordered after the lowest queued task: no task ordered before it can reach a queued task.
+    #[inline]
     fn lowest_scheduled_below(&mut self, id: TaskId) -> Option<TaskId> {
+        self.lowest_scheduled_below_any(&[id])
+    }
+
+    /// [`lowest_scheduled_below`](Self::lowest_scheduled_below) of any task of `ids`, in one walk.
+    fn lowest_scheduled_below_any(&mut self, ids: &[TaskId]) -> Option<TaskId> {
         let bound = self.lowest_queued_order()?;
-        if self.store.order(id) <= bound {
+        let mut stack: Vec<TaskId> = ids.iter().copied().filter(|id| self.store.order(*id) > bound).collect();
+        if stack.is_empty() {
             return None;
         }
         let mut lowest: Option<TaskId> = None;
         self.marks.start_walk(self.store.task_count());
-        let mut stack = vec![id];
         while let Some(at) = stack.pop() {
             for required in self.store.required_tasks(at) {
                 if self.store.order(required) < bound || !self.marks.first_visit(required) {
@@ -773,6 +992,23 @@ fn walk_up<T: Eq + Hash + Clone + Debug, O: Eq>(
         }
     }
     true
+}
+
+/// For each task in a `require_tasks` group of `dependent`, the index of the group's first dependency.
+fn group_starts<T: Eq + Hash + Clone + Debug, O: Eq>(store: &Store<T, O>, dependent: TaskId) -> FxHashMap<TaskId, u32> {
+    let mut groups = FxHashMap::default();
+    let mut start = 0;
+    for k in 0..store.dep_count(dependent) {
+        if let Dep::RequireTask(dep) = store.dep(dependent, k) {
+            match dep.group {
+                Group::Alone => continue,
+                Group::First => start = k as u32,
+                Group::Member => {}
+            }
+            groups.entry(dep.task).or_insert(start);
+        }
+    }
+    groups
 }
 
 /// The bottom-up state of the session `state` (for a caller that holds other parts of the engine borrowed).

@@ -51,8 +51,8 @@
 //! check stamps the files of a long run of required tasks ahead on several threads, `crate::context::prefetch`).
 //! The checking itself runs on one lane at a time (a group's tasks are checked in parallel branches, but each
 //! branch's graph work holds the engine). In bottom-up builds, the `require_tasks` of executing tasks fork as in
-//! top-down ones (see `crate::context::bottom_up`), but the scheduled tasks that the build's own loop takes from
-//! its queue run one after the other: only a task's execution forks.
+//! top-down ones, and the build's own loop forks the scheduled tasks of one group (see
+//! `crate::context::bottom_up`); other scheduled tasks that the loop takes from its queue run one after the other.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -395,15 +395,19 @@ impl<T> Parallel<T> {
         self.lock().lanes[lane].status = Status::Running;
     }
 
-    /// Called by `lane`, which holds the engine, about to wait for task `id`, in progress on another lane
-    /// (`owner` tells the lane of a task in progress): `Ok` after noting that it waits, or the tasks of the cycle
-    /// (from `id` round to the top of this lane's stack) when the lanes that `id` waits for, transitively, include
-    /// this one.
-    fn wait_for(&self, lane: usize, id: TaskId, owner: impl Fn(TaskId) -> usize) -> Result<(), Vec<TaskId>> {
+    /// Called by `lane`, which holds the engine, about to wait for task `id`, in progress on another lane: `Ok`
+    /// after noting that it waits, or the tasks of the cycle (from `id` round to the top of this lane's stack) when
+    /// the lanes that `id` waits for, transitively, include this one. `owner` tells the lane of a task in progress,
+    /// and `None` for a task no longer in progress: a lane noted as waiting for it waits for nothing (it wakes and
+    /// looks again).
+    fn wait_for(&self, lane: usize, id: TaskId, owner: impl Fn(TaskId) -> Option<usize>) -> Result<(), Vec<TaskId>> {
         let mut sched = self.lock();
         let mut path = Vec::new();
         let mut visited = vec![false; sched.lanes.len()];
-        if reaches(&sched, owner(id), lane, &owner, &mut visited, &mut path) {
+        let Some(holder) = owner(id) else {
+            return Ok(());
+        };
+        if reaches(&sched, holder, lane, &owner, &mut visited, &mut path) {
             // The cycle: on each lane of the path, its stack from where the lane before it entered it (the task it
             // waits for, or the branch of the fork it joins) to its top.
             let mut cycle = Vec::new();
@@ -516,7 +520,7 @@ fn reaches<T>(
     sched: &Sched<T>,
     from: usize,
     target: usize,
-    owner: &impl Fn(TaskId) -> usize,
+    owner: &impl Fn(TaskId) -> Option<usize>,
     visited: &mut [bool],
     path: &mut Vec<(usize, Entry)>,
 ) -> bool {
@@ -529,9 +533,14 @@ fn reaches<T>(
     }
     match sched.lanes[from].status {
         Status::Running => {}
+        // A lane still noted as waiting for a task that is no longer in progress is about to wake and look again:
+        // it waits for nobody (following the task's last lane instead found cycles that were not there).
         Status::Waiting(id) => {
+            let Some(holder) = owner(id) else {
+                return false;
+            };
             path.push((from, Entry::Task(id)));
-            if reaches(sched, owner(id), target, owner, visited, path) {
+            if reaches(sched, holder, target, owner, visited, path) {
                 return true;
             }
             path.pop();
@@ -626,7 +635,8 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                 self.cycle(id)
             }
             let marks = &self.marks;
-            if let Err(cycle) = par.wait_for(self.lane_index, id, |task| marks.owner(task)) {
+            let in_progress = |task| (marks.get(task) == Mark::InProgress).then(|| marks.owner(task));
+            if let Err(cycle) = par.wait_for(self.lane_index, id, in_progress) {
                 self.cycle_across_lanes(&cycle)
             }
             self.held = false;
@@ -822,7 +832,12 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     }
 
     /// Runs a fork of `tasks` (opened by a check: see `Fork::check`), starting the workers if it is the outermost.
-    fn fork_or_start(&mut self, check: bool, tasks: &[T], stamper: OutputStamper) -> Vec<Result<(), (Payload, bool)>> {
+    pub(super) fn fork_or_start(
+        &mut self,
+        check: bool,
+        tasks: &[T],
+        stamper: OutputStamper,
+    ) -> Vec<Result<(), (Payload, bool)>> {
         if self.par.is_some() {
             self.fork(check, tasks, stamper)
         } else {
@@ -932,7 +947,13 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             grow_stack(|| {
                 if taken.check {
                     let id = self.store.get_or_create_task(task);
-                    self.make_consistent_or_unwind(id, task, taken.stamper);
+                    if self.state.bottom_up.is_some() {
+                        // A fork of scheduled tasks (`fork_scheduled_group`): a check opens none in a bottom-up
+                        // build.
+                        self.bring_scheduled_up_to_date(id);
+                    } else {
+                        self.make_consistent_or_unwind(id, task, taken.stamper);
+                    }
                 } else {
                     self.require_task_with_stamper(task, taken.stamper);
                 }

@@ -247,7 +247,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Runs `f`, which makes task `id` consistent, restoring the session if a panic unwinds through it (see
     /// [`make_consistent_or_unwind`](Self::make_consistent_or_unwind)).
-    #[inline]
+    #[inline(always)]
     pub(super) fn or_unwind(&mut self, id: TaskId, stamper: OutputStamper, f: impl FnOnce(&mut Self) -> bool) -> bool {
         let base = self.lane.stack.len();
         let current = self.lane.current;
