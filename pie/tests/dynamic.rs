@@ -1321,7 +1321,7 @@ mod regressions {
     }
 
     /// A round built bottom-up: apply `edits`, then `update_affected_by` the edited paths and build `roots`.
-    fn bottom_up_round(edits: Vec<Edit>, roots: &[u8]) -> Round {
+    pub(super) fn bottom_up_round(edits: Vec<Edit>, roots: &[u8]) -> Round {
         Round {
             bottom_up: true,
             ..round(edits, roots)
@@ -1338,6 +1338,32 @@ mod regressions {
         };
         if let Err(e) = check(&case) {
             panic!("{e}\n{case:?}");
+        }
+    }
+
+    /// Asserts `attempts` times, on `threads` threads and without the shared cache, that every round's incremental
+    /// build agrees with its clean build, each round bottom-up with every task a root (a parallel build's
+    /// interleaving differs from one attempt to the next).
+    pub(super) fn agrees_bottom_up_on_threads(
+        programs: [&str; TASKS as usize],
+        files: [Option<&str>; FILES as usize],
+        rounds: Vec<Vec<Edit>>,
+        threads: usize,
+        attempts: usize,
+    ) {
+        let case = Case {
+            programs: programs.iter().map(|p| prog(p)).collect(),
+            files: files.iter().map(|f| f.map(str::to_string)).collect(),
+            rounds: rounds
+                .into_iter()
+                .map(|edits| bottom_up_round(edits, &[0, 1, 2, 3]))
+                .collect(),
+            threads,
+        };
+        for attempt in 0..attempts {
+            if let Err(e) = check_with(&case, false) {
+                panic!("attempt {attempt}: {e}\n{case:?}");
+            }
         }
     }
 
@@ -1696,47 +1722,32 @@ fn a_task_that_failed_with_a_violation_meets_it_again_whichever_branch_executed_
 #[test]
 fn a_lane_still_noted_as_waiting_for_a_finished_task_makes_no_cycle() {
     use regressions::prog;
-    let bu = |edits: Vec<Edit>| Round {
-        forget: false,
-        edits,
-        roots: vec![0, 1, 2, 3],
-        bottom_up: true,
-    };
-    let case = Case {
-        programs: vec![
-            prog("reqs p1 p3 p2"),
-            prog("read f0 modified; if f3 exists: read f0 modified"),
-            prog("req p3"),
-            prog("read f2 hash"),
+    regressions::agrees_bottom_up_on_threads(
+        [
+            "reqs p1 p3 p2",
+            "read f0 modified; if f3 exists: read f0 modified",
+            "req p3",
+            "read f2 hash",
         ],
-        files: vec![None, Some("b".into()), Some(String::new()), Some(String::new())],
-        rounds: vec![
-            bu(vec![
-                Edit::Touch(3),
-                Edit::Directory(1),
-                Edit::Toggle(3),
-                Edit::Touch(2),
-            ]),
-            bu(vec![
+        [None, Some("b"), Some(""), Some("")],
+        vec![
+            vec![Edit::Touch(3), Edit::Directory(1), Edit::Toggle(3), Edit::Touch(2)],
+            vec![
                 Edit::Program(3, prog("read f1 exists; reqi p1")),
                 Edit::Toggle(1),
                 Edit::Toggle(1),
                 Edit::Toggle(0),
-            ]),
-            bu(vec![
+            ],
+            vec![
                 Edit::Write(0, "b".into()),
                 Edit::Write(1, String::new()),
                 Edit::Program(2, prog("if f0 hash: read f1 hash; req p3; req p3")),
                 Edit::Write(0, String::new()),
-            ]),
+            ],
         ],
-        threads: 4,
-    };
-    for attempt in 0..50 {
-        if let Err(e) = check_with(&case, false) {
-            panic!("attempt {attempt}: {e}\n{case:?}");
-        }
-    }
+        4,
+        50,
+    );
 }
 
 /// Found by the property of parallel bottom-up builds of groups (seed 7, 8 threads), with the first version of the
@@ -1747,42 +1758,27 @@ fn a_lane_still_noted_as_waiting_for_a_finished_task_makes_no_cycle() {
 #[test]
 fn a_scheduled_task_forked_by_the_update_is_found_below_a_task_of_another_branch() {
     use regressions::prog;
-    let bu = |edits: Vec<Edit>| Round {
-        forget: false,
-        edits,
-        roots: vec![0, 1, 2, 3],
-        bottom_up: true,
-    };
-    let case = Case {
-        programs: vec![
-            prog("reqs p2 p1 p3"),
-            prog("req p2; read f2 modified"),
-            prog("write f2 modified *"),
-            prog("read f0 modified"),
+    regressions::agrees_bottom_up_on_threads(
+        [
+            "reqs p2 p1 p3",
+            "req p2; read f2 modified",
+            "write f2 modified *",
+            "read f0 modified",
         ],
-        files: vec![
-            Some("a".into()),
-            Some("a".into()),
-            Some("ab".into()),
-            Some(String::new()),
-        ],
-        rounds: vec![
-            bu(vec![
+        [Some("a"), Some("a"), Some("ab"), Some("")],
+        vec![
+            vec![
                 Edit::Write(2, String::new()),
                 Edit::Program(2, prog("req p3; read f3 exists; if f0 exists: reqi p3; read f0 hash")),
-            ]),
-            bu(vec![
+            ],
+            vec![
                 Edit::Program(3, prog("read f0 exists")),
                 Edit::Toggle(1),
                 Edit::Write(2, "ab".into()),
                 Edit::Write(1, "b".into()),
-            ]),
+            ],
         ],
-        threads: 8,
-    };
-    for attempt in 0..50 {
-        if let Err(e) = check_with(&case, false) {
-            panic!("attempt {attempt}: {e}\n{case:?}");
-        }
-    }
+        8,
+        50,
+    );
 }
