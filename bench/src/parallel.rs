@@ -11,6 +11,8 @@
 //!   that bottom-up builds use the threads too).
 //! - `cpu bottom-up, cut off`: the same with tasks whose outputs do not change, so that their requirer never
 //!   executes again: the bottom-up build takes every one of them from its queue.
+//! - `cpu bottom-up, roots`: the cut-off tasks required as roots of the session (`Session::require_all`), without a
+//!   task that requires them.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ pub struct ParallelRow {
     pub cpu_bottom_up_n_ms: f64,
     pub cpu_cut_off_1_ms: f64,
     pub cpu_cut_off_n_ms: f64,
+    pub cpu_roots_1_ms: f64,
+    pub cpu_roots_n_ms: f64,
 }
 
 fn pie_with(threads: usize) -> Pie<BenchTask, u64> {
@@ -104,8 +108,10 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         floor.push(ms(timed(|| stat_all(&inputs)).1));
     }
     let changed = &inputs[..cpu_n as usize];
-    let (bottom_up_1, bottom_up_n) = bottom_up(&BenchTask::CpuReadRoot(cpu_n), changed, threads)?;
-    let (cut_off_1, cut_off_n) = bottom_up(&BenchTask::CpuReadCutRoot(cpu_n), changed, threads)?;
+    let (bottom_up_1, bottom_up_n) = bottom_up(&[BenchTask::CpuReadRoot(cpu_n)], changed, threads)?;
+    let (cut_off_1, cut_off_n) = bottom_up(&[BenchTask::CpuReadCutRoot(cpu_n)], changed, threads)?;
+    let roots: Vec<BenchTask> = (0..cpu_n).map(BenchTask::CpuReadCut).collect();
+    let (roots_1, roots_n) = bottom_up(&roots, changed, threads)?;
     Ok(ParallelRow {
         threads,
         cpu_n,
@@ -122,27 +128,29 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         cpu_bottom_up_n_ms: middle(bottom_up_n),
         cpu_cut_off_1_ms: middle(cut_off_1),
         cpu_cut_off_n_ms: middle(cut_off_n),
+        cpu_roots_1_ms: middle(roots_1),
+        cpu_roots_n_ms: middle(roots_n),
     })
 }
 
-/// Bottom-up builds of `root` after every input of `changed` changed, on a `Pie` with one thread and one with
+/// Bottom-up builds of `roots` after every input of `changed` changed, on a `Pie` with one thread and one with
 /// `threads`, alternating (both see each change): the times of each in ms.
-fn bottom_up(root: &BenchTask, changed: &[PathBuf], threads: usize) -> io::Result<(Vec<f64>, Vec<f64>)> {
+fn bottom_up(roots: &[BenchTask], changed: &[PathBuf], threads: usize) -> io::Result<(Vec<f64>, Vec<f64>)> {
     let mut one = pie_with(1);
     let mut many = pie_with(threads);
-    one.new_session().require(root);
-    many.new_session().require(root);
+    one.new_session().require_all(roots);
+    many.new_session().require_all(roots);
     let (mut times_1, mut times_n) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         for path in changed {
-            std::fs::write(path, format!("round {round} of {root:?}\n"))?;
+            std::fs::write(path, format!("round {round} of {:?}\n", roots[0]))?;
         }
         times_1.push(ms(timed(|| one.new_session().update_affected_by(changed)).1));
         times_n.push(ms(timed(|| many.new_session().update_affected_by(changed)).1));
     }
     assert_eq!(
-        many.new_session().require(root),
-        one.new_session().require(root),
+        many.new_session().require_all(roots),
+        one.new_session().require_all(roots),
         "bottom-up outputs differ between thread counts"
     );
     Ok((times_1, times_n))
@@ -181,6 +189,11 @@ pub fn table(row: &ParallelRow) -> String {
     out += &format!(
         "  cpu {} bottom-up cut off: 1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (every input changed, outputs cut off)\n",
         row.cpu_n, row.cpu_cut_off_1_ms, row.cpu_cut_off_n_ms, cut_off
+    );
+    let roots = row.cpu_roots_n_ms / row.cpu_roots_1_ms;
+    out += &format!(
+        "  cpu {} bottom-up roots:   1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (every input changed, each task a root)\n",
+        row.cpu_n, row.cpu_roots_1_ms, row.cpu_roots_n_ms, roots
     );
     out
 }

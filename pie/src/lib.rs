@@ -289,9 +289,9 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
     /// a long run of required tasks (what a `require_tasks` of many tasks records) stamps their files on several
     /// threads ahead of checking them one by one, so a no-op build of a wide graph is faster too. Bottom-up builds
     /// ([`Session::update_affected_by`]) use the threads as well: the `require_tasks` of the tasks they execute
-    /// fork, and affected tasks of one `require_tasks` group are brought up to date together when the task that
-    /// required them is unaffected up to that call. Trackers are called from several threads, one call at a time
-    /// (see [`tracker::lane`]).
+    /// fork, affected roots are brought up to date together, and so are affected tasks of one `require_tasks` group
+    /// when the task that required them is unaffected up to that call. Trackers are called from several threads,
+    /// one call at a time (see [`tracker::lane`]).
     pub fn set_threads(&mut self, threads: usize) {
         self.threads = threads;
     }

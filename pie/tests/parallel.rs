@@ -858,6 +858,39 @@ fn a_bottom_up_build_brings_cut_off_tasks_of_a_group_up_to_date_at_the_same_time
     group_members_meet_bottom_up(Step::MeetQuietlyAsFileSays, false);
 }
 
+#[test]
+fn a_bottom_up_build_brings_affected_roots_up_to_date_at_the_same_time() {
+    for threads in [2, 4] {
+        let dir = Dir::new();
+        let scripts = [dir.create("a.txt", ""), dir.create("b.txt", "")];
+        // Two roots, each reading a script of its own: no task requires them.
+        let roots: Vec<Par> = scripts
+            .iter()
+            .map(|script| Par::Steps(vec![Step::MeetAsFileSays(script.clone())]))
+            .collect();
+        let mut pie = pie_with(threads);
+        assert_eq!(
+            pie.new_session().require_all(&roots),
+            vec![String::new(), String::new()]
+        );
+        for round in 0..3 {
+            // Both scripts name one meeting point: each root, taken from the bottom-up queue, finishes only when the
+            // other runs at the same time (one after the other, the first gives up after ten seconds).
+            let name = unique("bottom-up-roots");
+            for script in &scripts {
+                dir.write(script, &name);
+            }
+            pie.new_session().update_affected_by(&scripts);
+            let mut executed = executed(pie.tracker());
+            executed.sort_by_key(|task| *task != &roots[0]);
+            assert_eq!(executed, vec![&roots[0], &roots[1]], "{threads} threads, round {round}");
+            pie.check_invariants();
+            assert_eq!(pie.new_session().require_all(&roots), vec![name.clone(), name.clone()]);
+            assert!(!pie.tracker().any_execute());
+        }
+    }
+}
+
 /// Two tasks required together with `require_tasks`, each taking `step` on a script of its own, on 2 and 4 threads:
 /// in each of three rounds both scripts name one meeting point, so that each task, taken from the bottom-up queue,
 /// finishes only when the other runs at the same time (one after the other, the first gives up after ten seconds).

@@ -36,7 +36,9 @@
 //! next one in the queue belong to one `require_tasks` group of a needed, unscheduled task that is consistent up
 //! to that group, it brings the group's scheduled tasks up to date in a fork (see
 //! [`fork_scheduled_group`](TopDownContext::fork_scheduled_group): the build on one thread brings each of them up
-//! to date too, whether their outputs change or are cut off); any other task it brings up to date alone.
+//! to date too, whether their outputs change or are cut off); when they are roots, it forks the roots next in the
+//! queue ([`fork_scheduled_roots`](TopDownContext::fork_scheduled_roots)); any other task it brings up to date
+//! alone.
 //!
 //! Bottom-up relies on every live task having been consistent at the end of the last session that built
 //! something (`Store::is_settled`); when that does not hold (a panic escaped, or a top-down session left roots
@@ -189,7 +191,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
             while let Some(id) = self.pop() {
                 if self.needed(id) {
-                    if self.threads > 1 && self.fork_scheduled_group(id) {
+                    if self.threads > 1 && (self.fork_scheduled_group(id) || self.fork_scheduled_roots(id)) {
                         continue;
                     }
                     // A failure schedules the tasks that require the failed task, which meet its panic when they
@@ -492,6 +494,61 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         else {
             return false;
         };
+        self.bring_up_to_date_in_fork(members, stamper);
+        true
+    }
+
+    /// In a parallel build, when the scheduled task `id`, just taken from the queue, is a root, and so are the
+    /// scheduled tasks next in the queue: brings them all up to date in parallel, in branches of a fork, and returns
+    /// `true` (otherwise `false`, and `id` is brought up to date alone).
+    ///
+    /// A root is needed whatever other tasks do, and the build on one thread brings each of them up to date in
+    /// turn; what one's execution changes for another is what the other's check meets, waiting for a task in
+    /// progress on another lane (a task is trusted without a look only when no task in progress is ordered before
+    /// it), as between the branches of `Session::require_all`.
+    #[inline(never)]
+    fn fork_scheduled_roots(&mut self, id: TaskId) -> bool {
+        if !self.lane.failures.is_empty()
+            || !self.lane.stack.is_empty()
+            || !self.store.is_root(id)
+            || self.store.output(id).is_none()
+        {
+            return false;
+        }
+        let mut members = vec![id];
+        while let Some(order) = self.lowest_scheduled_key(false) {
+            let Some((_, raw)) = self.scheduler().queue.peek() else {
+                break;
+            };
+            let next = TaskId::from_raw(raw);
+            if !self.store.is_root(next) || self.store.output(next).is_none() || self.store.order(next) != order {
+                break;
+            }
+            self.scheduler().queue.pop();
+            members.push(next);
+        }
+        // Queued again (see `bring_up_to_date_in_fork`); with one member, just the one `update_affected_by` takes.
+        for member in &members[1..] {
+            let entry = (self.store.order(*member), member.raw());
+            self.scheduler().queue.push(entry);
+        }
+        if members.len() < 2 {
+            return false;
+        }
+        let entry = (self.store.order(id), id.raw());
+        self.scheduler().queue.push(entry);
+        self.bring_up_to_date_in_fork(members, OutputStamper::Equals);
+        true
+    }
+
+    /// Brings the scheduled tasks `members` up to date in branches of a fork (see
+    /// [`bring_scheduled_up_to_date`](Self::bring_scheduled_up_to_date)); `stamper` is the one they are required
+    /// with. Those taken from the queue must be queued again first, so that searches for scheduled tasks (bounded by
+    /// the lowest queued task) see them until a branch brings them up to date (the loop skips the entries then):
+    /// another branch may reach one first. A panic goes where the loop takes it: a failure that the loop keeps for
+    /// the task's dependents is kept (see `LaneState::failures`), any other panic goes on to the caller, the first
+    /// in `members` first.
+    fn bring_up_to_date_in_fork(&mut self, members: Vec<TaskId>, stamper: OutputStamper) {
         let tasks: Vec<T> = members.iter().map(|member| self.store.task(*member).clone()).collect();
         let results = self.fork_or_start(true, &tasks, stamper);
         let mut escaped = None;
@@ -523,7 +580,6 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         if let Some(payload) = escaped {
             panic::resume_unwind(payload);
         }
-        true
     }
 
     /// The scheduled tasks, in order, of the `require_tasks` group of `dependent` that `id` belongs to, and the
@@ -586,9 +642,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
         fit &= members.len() >= 2 && seen.contains(&id);
         if fit {
-            let order = self.store.order(id);
-            if self.scheduler().queue.peek() != Some((order, id.raw())) {
-                self.scheduler().queue.push((order, id.raw()));
+            // Queued again (see `bring_up_to_date_in_fork`) before the search below the dependencies before the
+            // group, which must see it too.
+            let entry = (self.store.order(id), id.raw());
+            if self.scheduler().queue.peek() != Some(entry) {
+                self.scheduler().queue.push(entry);
             }
             fit = self.consistent_before(dependent, start);
         }

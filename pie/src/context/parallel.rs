@@ -51,7 +51,7 @@
 //! check stamps the files of a long run of required tasks ahead on several threads, `crate::context::prefetch`).
 //! The checking itself runs on one lane at a time (a group's tasks are checked in parallel branches, but each
 //! branch's graph work holds the engine). In bottom-up builds, the `require_tasks` of executing tasks fork as in
-//! top-down ones, and the build's own loop forks the scheduled tasks of one group (see
+//! top-down ones, and the build's own loop forks the scheduled tasks of one group, or scheduled roots (see
 //! `crate::context::bottom_up`); other scheduled tasks that the loop takes from its queue run one after the other.
 
 use std::collections::VecDeque;
