@@ -108,23 +108,21 @@ impl<T: Debug> Debug for Interner<T> {
     }
 }
 
-/// Normalised file paths with dense ids, their bytes kept in one buffer.
+/// File paths in a list, their bytes kept in one buffer: a path costs its bytes plus 4, not a `PathBuf`.
 #[derive(Clone, Default)]
-pub(crate) struct PathInterner {
+pub(crate) struct PathList {
     /// The encoded bytes of every path, one after the other.
     bytes: Vec<u8>,
-    /// `ends[id]`: where path `id` ends in `bytes` (it starts where the previous one ends).
+    /// `ends[i]`: where path `i` ends in `bytes` (it starts where the previous one ends).
     ends: Vec<u32>,
-    table: HashTable<u32>,
 }
 
-impl PathInterner {
-    /// An empty interner with room for `capacity` paths (used when loading or collecting a store).
+impl PathList {
+    /// An empty list with room for `capacity` paths.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         Self {
             bytes: Vec::new(),
             ends: Vec::with_capacity(capacity),
-            table: HashTable::with_capacity(capacity),
         }
     }
 
@@ -135,21 +133,62 @@ impl PathInterner {
     }
 
     #[inline]
-    fn encoded(&self, id: u32) -> Option<&[u8]> {
-        let end = *self.ends.get(id as usize)? as usize;
-        let start = match id {
+    fn encoded(&self, index: u32) -> Option<&[u8]> {
+        let end = *self.ends.get(index as usize)? as usize;
+        let start = match index {
             0 => 0,
-            _ => self.ends[id as usize - 1] as usize,
+            _ => self.ends[index as usize - 1] as usize,
         };
         Some(&self.bytes[start..end])
+    }
+
+    /// The path at `index`.
+    #[inline]
+    pub(crate) fn get(&self, index: u32) -> Option<&Path> {
+        // SAFETY: the bytes between two ends are exactly the `as_encoded_bytes` of one `OsStr` that was pushed.
+        self.encoded(index)
+            .map(|bytes| Path::new(unsafe { OsStr::from_encoded_bytes_unchecked(bytes) }))
+    }
+
+    /// Appends `path`; its index is the length before.
+    ///
+    /// # Panics
+    /// When the list would hold more than 4 GiB of paths.
+    pub(crate) fn push(&mut self, path: &Path) {
+        let key = path.as_os_str().as_encoded_bytes();
+        let end = u32::try_from(self.bytes.len() + key.len()).expect("more than 4 GiB of file paths in one store");
+        self.bytes.extend_from_slice(key);
+        self.ends.push(end);
+    }
+}
+
+/// Normalised file paths with dense ids, their bytes kept in one buffer.
+#[derive(Clone, Default)]
+pub(crate) struct PathInterner {
+    /// The paths, in id order.
+    list: PathList,
+    table: HashTable<u32>,
+}
+
+impl PathInterner {
+    /// An empty interner with room for `capacity` paths (used when loading or collecting a store).
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            list: PathList::with_capacity(capacity),
+            table: HashTable::with_capacity(capacity),
+        }
+    }
+
+    /// Number of paths.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
     }
 
     /// The path with id `id`.
     #[inline]
     pub(crate) fn get(&self, id: u32) -> Option<&Path> {
-        // SAFETY: the bytes between two ends are exactly the `as_encoded_bytes` of one `OsStr` that was interned.
-        self.encoded(id)
-            .map(|bytes| Path::new(unsafe { OsStr::from_encoded_bytes_unchecked(bytes) }))
+        self.list.get(id)
     }
 
     /// The paths in id order.
@@ -161,29 +200,25 @@ impl PathInterner {
     pub(crate) fn find(&self, path: &Path) -> Option<u32> {
         let key = path.as_os_str().as_encoded_bytes();
         let hash = FxBuildHasher.hash_one(key);
-        self.table.find(hash, |id| self.encoded(*id) == Some(key)).copied()
+        self.table.find(hash, |id| self.list.encoded(*id) == Some(key)).copied()
     }
 
     /// The id of `path`, adding it when it is new; whether it was added.
     pub(crate) fn intern(&mut self, path: &Path) -> (u32, bool) {
         let key = path.as_os_str().as_encoded_bytes();
         let hash = FxBuildHasher.hash_one(key);
-        if let Some(id) = self.table.find(hash, |id| self.encoded(*id) == Some(key)) {
+        if let Some(id) = self.table.find(hash, |id| self.list.encoded(*id) == Some(key)) {
             return (*id, false);
         }
-        let id = u32::try_from(self.ends.len())
+        let id = u32::try_from(self.list.len())
             .ok()
             .filter(|id| *id < u32::MAX)
             .expect("BUG: more than u32::MAX files");
-        let end = u32::try_from(self.bytes.len() + key.len()).expect("more than 4 GiB of file paths in one store");
-        let Self { bytes, ends, table } = self;
+        let Self { list, table } = self;
+        list.push(path);
         table.insert_unique(hash, id, |id| {
-            let end = ends[*id as usize] as usize;
-            let start = if *id == 0 { 0 } else { ends[*id as usize - 1] as usize };
-            FxBuildHasher.hash_one(&bytes[start..end])
+            FxBuildHasher.hash_one(list.encoded(*id).unwrap_or_default())
         });
-        bytes.extend_from_slice(key);
-        ends.push(end);
         (id, true)
     }
 }

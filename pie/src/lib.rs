@@ -286,8 +286,8 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
     /// The threads take turns at the dependency graph (checking dependencies and recording what a task did hold
     /// one lock; the files a task requires or provides are stamped outside it), and run tasks' own code at the same
     /// time: a build speeds up as far as its tasks compute, read or write outside pie. A top-down check that meets
-    /// a long run of required tasks (what a `require_tasks` of many tasks records) stamps their files on several
-    /// threads ahead of checking them one by one, so a no-op build of a wide graph is faster too. Bottom-up builds
+    /// a long run of required tasks (what a `require_tasks` of many tasks records) has their files stamped on the
+    /// other threads while it checks them one by one, so a no-op build of a wide graph is faster too. Bottom-up builds
     /// ([`Session::update_affected_by`]) use the threads as well: the `require_tasks` of the tasks they execute
     /// fork, affected roots are brought up to date together, and so are affected tasks of one `require_tasks` group
     /// when the task that required them is unaffected up to that call. Trackers are called from several threads,

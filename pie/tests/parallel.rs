@@ -768,6 +768,98 @@ fn a_wide_rebuild_checks_files_stamped_in_parallel_and_sees_every_edit() {
     assert!(!pie.tracker().any_execute());
 }
 
+/// Over rounds of random edits (inputs rewritten, removed, created again), a wide rebuild whose root requires
+/// enough readers for helper threads to stamp their files while the check goes on (see `context/prefetch.rs`):
+/// among the readers, second readers of the same inputs and readers of generated files (whose stamps a check may
+/// not take from a helper: a task provides them). Each rebuild on 2 and 4 threads executes exactly the readers of
+/// the edited inputs, then the root, and its output is what the files say.
+#[test]
+fn wide_rebuilds_with_files_stamped_on_helper_threads_see_every_edit() {
+    let mut random = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |below: usize| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        (random % below as u64) as usize
+    };
+    for threads in [2, 4] {
+        let dir = Dir::new();
+        let inputs: Vec<PathBuf> = (0..300)
+            .map(|i| dir.create(format!("in{i}.txt"), format!("{i}")))
+            .collect();
+        // Reader `i` reads input `i`; every seventh input has a second reader; every fiftieth reader reads a
+        // generated file instead.
+        let mut readers: Vec<(Par, Option<usize>)> = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            if i % 50 == 25 {
+                let generated = dir.join(format!("gen{i}.txt"));
+                let writer = Par::Write(generated.clone(), format!("generated {i}"));
+                readers.push((Par::ReadAfterAll(vec![writer], generated), None));
+            }
+            readers.push((Par::Read(input.clone()), Some(i)));
+            if i % 7 == 3 {
+                readers.push((Par::ReadAfterAll(Vec::new(), input.clone()), Some(i)));
+            }
+        }
+        let root = Par::All(readers.iter().map(|(reader, _)| reader.clone()).collect());
+        let expected = || {
+            let texts: Vec<String> = readers
+                .iter()
+                .map(|(reader, _)| match reader {
+                    Par::Read(path) | Par::ReadAfterAll(_, path) => fs::read_to_string(path).unwrap_or_default(),
+                    _ => unreachable!(),
+                })
+                .collect();
+            texts.join("+")
+        };
+        let mut pie = pie_with(threads);
+        assert_eq!(pie.new_session().require(&root), expected());
+        let mut removed = vec![false; inputs.len()];
+        for round in 0..8 {
+            let mut edited = vec![false; inputs.len()];
+            for _ in 0..next(12) {
+                let i = next(inputs.len());
+                edited[i] = true;
+                match (removed[i], next(3)) {
+                    (true, _) => {
+                        dir.create(&inputs[i], format!("{i} again in round {round}"));
+                        removed[i] = false;
+                    }
+                    (false, 0) => {
+                        dir.remove(&inputs[i]);
+                        removed[i] = true;
+                    }
+                    (false, _) => dir.write(&inputs[i], format!("{i} in round {round}")),
+                }
+            }
+            let output = pie.new_session().require(&root);
+            assert_eq!(output, expected(), "{threads} threads, round {round}");
+            let executed = executed(pie.tracker());
+            let mut want: Vec<&Par> = readers
+                .iter()
+                .filter(|(_, input)| input.is_some_and(|i| edited[i]))
+                .map(|(reader, _)| reader)
+                .collect();
+            if !want.is_empty() {
+                want.push(&root);
+            }
+            // Readers of one group execute in parallel, in any order; the root after them.
+            let mut got = executed.clone();
+            let root_last = got.last() == Some(&&root);
+            got.sort_by_key(|task| format!("{task:?}"));
+            want.sort_by_key(|task| format!("{task:?}"));
+            assert_eq!(got, want, "{threads} threads, round {round}");
+            assert!(
+                want.is_empty() || root_last,
+                "{threads} threads, round {round}: {executed:?}"
+            );
+            pie.check_invariants();
+        }
+        pie.new_session().require(&root);
+        assert!(!pie.tracker().any_execute());
+    }
+}
+
 #[test]
 fn a_bottom_up_build_runs_the_branches_of_require_tasks_at_the_same_time() {
     for threads in [2, 4] {

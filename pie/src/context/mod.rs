@@ -8,7 +8,7 @@
 //! - `soundness`: the overlap, hidden-dependency and cycle checks;
 //! - `bottom_up`: builds that start from changed files;
 //! - `parallel`: `require_tasks` on several threads (lanes), which take turns holding the engine;
-//! - `prefetch`: the files of a long run of required tasks stamped on several threads before they are checked;
+//! - `prefetch`: the files of a long run of required tasks stamped on helper threads while the lane checks them;
 //! - `state` and `marks`: what a session's builds keep outside the store (frames, the executing task, panics on
 //!   their way, marks per task).
 //!
@@ -23,7 +23,7 @@ mod execute;
 pub(crate) mod marks;
 pub mod non_incremental;
 pub(crate) mod parallel;
-mod prefetch;
+pub(crate) mod prefetch;
 pub(crate) mod remote;
 mod soundness;
 pub(crate) mod state;

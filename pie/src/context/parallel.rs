@@ -48,7 +48,7 @@
 //! # Limits
 //! The engine is one lock: graph operations are serialised, so the speed-up comes from tasks' own code and from
 //! stamping files outside the lock (a task's `require_file`/`provide_file` stamp without holding it; a top-down
-//! check stamps the files of a long run of required tasks ahead on several threads, `crate::context::prefetch`).
+//! check stamps the files of a long run of required tasks on helper threads, `crate::context::prefetch`).
 //! The checking itself runs on one lane at a time (a group's tasks are checked in parallel branches, but each
 //! branch's graph work holds the engine). In bottom-up builds, the `require_tasks` of executing tasks fork as in
 //! top-down ones, and the build's own loop forks the scheduled tasks of one group, or scheduled roots (see

@@ -1,17 +1,30 @@
 //! Prefetching stamps: when a top-down check reaches a long run of task dependencies (what a `require_tasks` of many
-//! tasks records), the files that those tasks require are stamped on several threads first, and the checks, still
-//! made one by one in order, use those stamps instead of stamping each file themselves. So a no-op build of a wide
-//! graph stats (or hashes) its files in parallel, while every decision stays that of a build on one thread.
+//! tasks records), helper threads stamp the files that those tasks require while the lane checks them, still one by
+//! one in order. The lane takes the files from the front of the run and the helpers from the back, so they meet
+//! wherever the lane's checking work puts them; a file is stamped once, by whichever gets to it first, and the
+//! lane's check uses a helper's stamp instead of stamping the file itself. So a no-op build of a wide graph stats
+//! (or hashes) its files on several threads, while every decision stays that of a build on one thread.
 //!
 //! Only reading: nothing is executed, and nothing in the graph changes; a task whose check stops early leaves some
 //! stamps unused, which costs only their I/O. A stamp is used only for a file that no task provides when the check
 //! uses it: a file a task writes in this session may change after the stamp was taken, but a file nobody provides
 //! changes only outside the session, which a session need not see.
+//!
+//! The helpers own what they need (the paths, copied into one buffer, and the slots for the stamps: [`Job`]), so
+//! they neither hold the engine nor read the store, which the lane may change meanwhile. The lane's [`Prefetch`]
+//! ends the job when it is dropped: when the next run starts, when the lane has passed the run's last file, or with
+//! the lane at the end of the build.
+
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::context::marks::Mark;
 use crate::context::top_down::TopDownContext;
 use crate::dependency::{Dep, FileDep};
 use crate::ids::{FileId, TaskId};
+use crate::intern::PathList;
 use crate::stamp::{FileStamp, FileStamper};
 use crate::tracker::Tracker;
 use crate::Task;
@@ -19,10 +32,125 @@ use crate::Task;
 /// Runs of task dependencies shorter than this are checked without prefetching (starting threads costs more).
 const MIN_RUN: usize = 64;
 
+/// How far past the file it expects next the lane looks for the file it checks: a task whose check stops at an
+/// inconsistent file skips the rest of its files, and the lane finds the next task's first file further on.
+const LOOKAHEAD: usize = 32;
+
+/// The lane's side of a prefetch in flight (in `LaneState`).
+pub(crate) struct Prefetch {
+    job: Arc<Job>,
+    /// Where in the job's files the lane expects the file it checks next.
+    next: usize,
+}
+
+impl fmt::Debug for Prefetch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prefetch")
+            .field("files", &self.job.files.len())
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+impl Prefetch {
+    /// Starts `helpers` threads stamping `files`, whose paths are `paths`, from the back.
+    fn start(files: Vec<(FileId, FileStamper)>, paths: PathList, helpers: usize) -> Self {
+        let job = Arc::new(Job {
+            slots: files.iter().map(|_| Slot::default()).collect(),
+            back: AtomicUsize::new(files.len()),
+            files,
+            paths,
+            ended: AtomicBool::new(false),
+        });
+        for _ in 0..helpers {
+            let job = Arc::clone(&job);
+            // Without a helper (its thread cannot be started), the lane stamps the files itself.
+            let _ = std::thread::Builder::new()
+                .name("pie-prefetch".to_string())
+                .spawn(move || job.help());
+        }
+        Self { job, next: 0 }
+    }
+
+    /// The stamp a helper took of `file` with `stamper`, found at the file the lane expects next or a little after
+    /// it. `None` when there is none: the file is not there, stamping it failed, or no helper had claimed it yet
+    /// (the lane claims it then, so that no helper stamps it); the lane stamps the file itself.
+    fn take(&mut self, file: FileId, stamper: FileStamper) -> Option<FileStamp> {
+        let job = &*self.job;
+        let end = job.files.len().min(self.next + LOOKAHEAD);
+        let index = (self.next..end).find(|&i| job.files[i] == (file, stamper))?;
+        self.next = index + 1;
+        let slot = &job.slots[index];
+        if slot.claimed.swap(true, Ordering::AcqRel) {
+            // A helper claimed it: its stamp is there or about to be.
+            *slot.stamp.wait()
+        } else {
+            None
+        }
+    }
+
+    /// Whether the lane has passed the last file.
+    fn is_done(&self) -> bool {
+        self.next == self.job.files.len()
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.job.ended.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The files of a run, in the order the lane checks them, shared by the lane and the helpers.
+struct Job {
+    files: Vec<(FileId, FileStamper)>,
+    /// `paths[i]` is the path of `files[i]`.
+    paths: PathList,
+    /// `slots[i]` is for the stamp of `files[i]`.
+    slots: Box<[Slot]>,
+    /// How many files from the front the helpers have not taken yet: they take them from the back.
+    back: AtomicUsize,
+    /// Set when the lane no longer needs the stamps: the helpers stop.
+    ended: AtomicBool,
+}
+
+/// One file's stamp: claimed by the lane or by a helper, whichever comes first; a helper that claims it sets the
+/// stamp (`None` when stamping failed, and then the lane stamps the file itself).
+#[derive(Default)]
+struct Slot {
+    claimed: AtomicBool,
+    stamp: OnceLock<Option<FileStamp>>,
+}
+
+impl Job {
+    /// A helper's work: stamps files from the back until it meets one the lane claimed, or the job ends.
+    fn help(&self) {
+        while !self.ended.load(Ordering::Relaxed) {
+            let Ok(taken) = self
+                .back
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |back| back.checked_sub(1))
+            else {
+                return;
+            };
+            let index = taken - 1;
+            let slot = &self.slots[index];
+            if slot.claimed.swap(true, Ordering::AcqRel) {
+                // The lane got here first: it has checked (or skipped) everything before.
+                return;
+            }
+            let stamper = self.files[index].1;
+            let path = self.paths.get(index as u32);
+            // A panic while stamping (none is expected) loses only this stamp: the lane stamps the file itself.
+            let stamp = panic::catch_unwind(AssertUnwindSafe(|| path.and_then(|path| stamper.stamp(path).ok())));
+            let _ = slot.stamp.set(stamp.ok().flatten());
+        }
+    }
+}
+
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Before the check of dependency `index` of task `id` (a task dependency on a task not yet seen in this
-    /// session): if it starts a long run of task dependencies not yet prefetched, stamps the files that the
-    /// unseen tasks of the run require, on `threads` threads.
+    /// session): if it starts a long run of task dependencies not yet prefetched, starts helpers that stamp the
+    /// files that the unseen tasks of the run require, on `threads - 1` threads.
     #[inline(never)]
     pub(super) fn prefetch_stamps(&mut self, id: TaskId, index: usize) {
         if matches!(self.lane.prefetched_run, Some((task, end)) if task == id && index < end) {
@@ -56,63 +184,127 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         if files.len() < MIN_RUN {
             return;
         }
-        let store = &*self.store;
-        let stamps = stamp_in_parallel(&files, self.threads, |file, stamper| {
-            stamper.stamp(store.file_path(file)).ok()
-        });
-        let prefetched = &mut self.state.prefetched;
-        for ((file, stamper), stamp) in files.into_iter().zip(stamps) {
-            if let Some(stamp) = stamp {
-                prefetched.insert((file, stamper), stamp);
-            }
+        let mut paths = PathList::with_capacity(files.len());
+        for (file, _) in &files {
+            paths.push(self.store.file_path(*file));
         }
+        // Dropping the previous run's prefetch ends its helpers.
+        self.lane.prefetch = Some(Prefetch::start(files, paths, self.threads.saturating_sub(1)));
     }
 
-    /// The prefetched stamp for `dep`, if there is one and it may be used (see the module doc).
+    /// The prefetched stamp for `dep`, if there is one and it may be used (see the module doc). When a helper has
+    /// not claimed the file yet, the lane claims it and stamps it itself (`None`).
     #[inline]
     pub(super) fn take_prefetched(&mut self, dep: FileDep) -> Option<FileStamp> {
-        if self.state.prefetched.is_empty() {
-            return None;
-        }
+        self.lane.prefetch.as_ref()?;
         self.take_prefetched_slow(dep)
     }
 
     #[inline(never)]
     fn take_prefetched_slow(&mut self, dep: FileDep) -> Option<FileStamp> {
-        let stamp = self.state.prefetched.remove(&(dep.file, dep.stamper))?;
-        self.store.provider(dep.file).is_none().then_some(stamp)
+        let prefetch = self.lane.prefetch.as_mut()?;
+        let stamp = prefetch.take(dep.file, dep.stamper);
+        if prefetch.is_done() {
+            self.lane.prefetch = None;
+        }
+        stamp.filter(|_| self.store.provider(dep.file).is_none())
     }
 }
 
-/// Stamps `files` with `stamp` on `threads` threads (the caller's included), in order.
-fn stamp_in_parallel(
-    files: &[(FileId, FileStamper)],
-    threads: usize,
-    stamp: impl Fn(FileId, FileStamper) -> Option<FileStamp> + Sync,
-) -> Vec<Option<FileStamp>> {
-    let chunk = files.len().div_ceil(threads.max(1));
-    let stamp_chunk = |part: &[(FileId, FileStamper)]| part.iter().map(|&(f, s)| stamp(f, s)).collect::<Vec<_>>();
-    std::thread::scope(|scope| {
-        let mut parts = files.chunks(chunk);
-        let first = parts.next().unwrap_or_default();
-        // A part whose thread cannot be started is stamped here.
-        let others: Vec<_> = parts
-            .map(|part| {
-                std::thread::Builder::new()
-                    .name("pie-prefetch".to_string())
-                    .spawn_scoped(scope, move || stamp_chunk(part))
-                    .map_err(|_| part)
-            })
-            .collect();
-        let mut stamps = stamp_chunk(first);
-        for other in others {
-            match other.map(|handle| handle.join()) {
-                Ok(Ok(part)) => stamps.extend(part),
-                Err(part) => stamps.extend(stamp_chunk(part)),
-                // A panic while stamping (none is expected) loses only the prefetch: the files are stamped later.
-                Ok(Err(_)) => return Vec::new(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// `n` files with different contents in a new folder, as a prefetch sees them.
+    fn files(n: u32, stamper: FileStamper) -> (tempfile::TempDir, Vec<PathBuf>, Vec<(FileId, FileStamper)>, PathList) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (0..n).map(|i| dir.path().join(format!("{i}.txt"))).collect();
+        for (i, path) in paths.iter().enumerate() {
+            std::fs::write(path, format!("file {i}")).unwrap();
+        }
+        let mut list = PathList::with_capacity(paths.len());
+        for path in &paths {
+            list.push(path);
+        }
+        let ids = (0..n).map(|i| (FileId(i), stamper)).collect();
+        (dir, paths, ids, list)
+    }
+
+    #[test]
+    fn helpers_stamp_every_file_the_lane_has_not_claimed() {
+        for helpers in [1, 3] {
+            let (_dir, paths, ids, list) = files(500, FileStamper::Hash);
+            let mut prefetch = Prefetch::start(ids, list, helpers);
+            // Let the helpers stamp the back half before the lane starts at the front.
+            while prefetch.job.slots[250..].iter().any(|slot| slot.stamp.get().is_none()) {
+                std::thread::yield_now();
+            }
+            let mut from_helpers = 0;
+            for (i, path) in paths.iter().enumerate() {
+                let taken = prefetch.take(FileId(i as u32), FileStamper::Hash);
+                if let Some(stamp) = taken {
+                    from_helpers += 1;
+                    assert_eq!(
+                        stamp,
+                        FileStamper::Hash.stamp(path).unwrap(),
+                        "file {i}, {helpers} helpers"
+                    );
+                }
+            }
+            assert!(prefetch.is_done());
+            assert!(from_helpers >= 250, "{from_helpers} stamps from {helpers} helpers");
+            // Every slot was claimed once, by the lane or by a helper, and a helper's claim has its stamp.
+            for slot in prefetch.job.slots.iter() {
+                assert!(slot.claimed.load(Ordering::Relaxed));
             }
         }
-        stamps
-    })
+    }
+
+    #[test]
+    fn the_lane_stamps_what_no_helper_claimed_and_helpers_then_stop() {
+        let (_dir, _paths, ids, list) = files(100, FileStamper::Modified);
+        // No helper: the lane claims every file and gets no stamp; nothing is stamped behind its back.
+        let mut prefetch = Prefetch::start(ids, list, 0);
+        for i in 0..100 {
+            assert_eq!(prefetch.take(FileId(i), FileStamper::Modified), None);
+        }
+        assert!(prefetch.is_done());
+        assert!(prefetch.job.slots.iter().all(|slot| slot.stamp.get().is_none()));
+        // A helper started now meets the lane's claim on the last file and stops without stamping.
+        prefetch.job.help();
+        assert!(prefetch.job.slots.iter().all(|slot| slot.stamp.get().is_none()));
+    }
+
+    #[test]
+    fn the_lane_finds_files_after_skipped_ones_and_nothing_else() {
+        let (_dir, paths, ids, list) = files(200, FileStamper::Modified);
+        let prefetch = Prefetch::start(ids, list, 0);
+        // Stamp every file as a helper would, before the lane looks.
+        prefetch.job.help();
+        let mut prefetch = prefetch;
+        let stamp = |i: usize| Some(FileStamper::Modified.stamp(&paths[i]).unwrap());
+        assert_eq!(prefetch.take(FileId(0), FileStamper::Modified), stamp(0));
+        // A task whose check stopped early skipped files 1 to 9.
+        assert_eq!(prefetch.take(FileId(10), FileStamper::Modified), stamp(10));
+        // Another stamper, a file already passed, and one too far ahead are not there.
+        assert_eq!(prefetch.take(FileId(11), FileStamper::Hash), None);
+        assert_eq!(prefetch.take(FileId(5), FileStamper::Modified), None);
+        assert_eq!(
+            prefetch.take(FileId(11 + LOOKAHEAD as u32), FileStamper::Modified),
+            None
+        );
+        assert_eq!(prefetch.take(FileId(11), FileStamper::Modified), stamp(11));
+        assert!(!prefetch.is_done());
+    }
+
+    #[test]
+    fn dropping_the_prefetch_ends_the_job() {
+        let (_dir, _paths, ids, list) = files(64, FileStamper::Modified);
+        let prefetch = Prefetch::start(ids, list, 0);
+        let job = Arc::clone(&prefetch.job);
+        drop(prefetch);
+        job.help();
+        assert!(job.slots.iter().all(|slot| !slot.claimed.load(Ordering::Relaxed)));
+    }
 }

@@ -65,6 +65,8 @@ pub(crate) struct LaneState {
     /// The run of task dependencies (task, end index) whose required tasks' files were last considered for
     /// prefetching (see `crate::context::prefetch`).
     pub(crate) prefetched_run: Option<(TaskId, usize)>,
+    /// The stamps that helper threads take ahead of this lane's checks of the last such run, while it lasts.
+    pub(crate) prefetch: Option<crate::context::prefetch::Prefetch>,
     /// A task marked failed in this session that is about to execute again (see `Store::fail_execution`).
     pub(crate) failed_before: Option<TaskId>,
     /// The branches of parallel `require_tasks` calls this lane is running, innermost last (see
@@ -136,10 +138,6 @@ pub(crate) struct SessionState {
     pub(crate) bottom_up: Option<Scheduler>,
     /// Tasks that became roots in this session: they may have been dead (and so stale) when it started.
     pub(crate) new_roots: Vec<TaskId>,
-    /// Stamps of files taken ahead of the checks that need them, on several threads (see
-    /// `crate::context::prefetch`); each is used once.
-    pub(crate) prefetched:
-        rustc_hash::FxHashMap<(crate::ids::FileId, crate::stamp::FileStamper), crate::stamp::FileStamp>,
     /// The tasks executed in this session, in the order they started, when asked for (watch mode reports them);
     /// `None`, and no cost beyond a branch per execution, otherwise.
     pub(crate) executed: Option<Vec<TaskId>>,
