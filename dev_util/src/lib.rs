@@ -3,7 +3,8 @@
 //! [`Dir`] is the fixture of every test that needs files: a temporary folder in which each step of the setup is one
 //! line (`dir.create("ghi/toplevel.txt", "xyz")`), and which is removed when the test ends.
 //! [`write_until_modified`] is the write underneath, for code that writes files outside a `Dir`.
-//! [`nginx::Nginx`] is a private nginx serving a remote cache, for the tests of `pie::remote`.
+//! [`nginx::Nginx`] is a private nginx serving a remote cache, for the tests of `pie::remote`. [`take_until`] collects
+//! a stream of results up to the one a test waits for.
 
 use std::fs;
 use std::io;
@@ -225,6 +226,32 @@ fn modified(path: &Path) -> io::Result<Option<SystemTime>> {
         Ok(m) => Ok(Some(m.modified()?)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Takes items from `next` up to and including the first for which `done` holds, and returns them all: for tests
+/// that wait for one of a stream of results (a watch loop's builds) and check the ones before it too.
+///
+/// ```
+/// let mut counter = 0;
+/// let seen = dev_util::take_until(
+///     || {
+///         counter += 1;
+///         counter
+///     },
+///     |n| *n == 3,
+/// );
+/// assert_eq!(seen, vec![1, 2, 3]);
+/// ```
+pub fn take_until<S>(mut next: impl FnMut() -> S, done: impl Fn(&S) -> bool) -> Vec<S> {
+    let mut seen = Vec::new();
+    loop {
+        let item = next();
+        let finished = done(&item);
+        seen.push(item);
+        if finished {
+            return seen;
+        }
     }
 }
 

@@ -96,15 +96,7 @@ impl<T: Task, A: Tracker<T> + 'static> Watching<T, A> {
 
     /// Builds up to and including the first for which `done` holds.
     fn wait_for(&mut self, waiting_for: &str, done: impl Fn(&Seen<T>) -> bool) -> Vec<Seen<T>> {
-        let mut seen = Vec::new();
-        loop {
-            let build = self.next(waiting_for);
-            let finished = done(&build);
-            seen.push(build);
-            if finished {
-                return seen;
-            }
-        }
+        dev_util::take_until(|| self.next(waiting_for), done)
     }
 
     /// Writes a new cookie and returns every build up to the one that read it: by then every event from before

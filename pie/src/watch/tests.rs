@@ -143,15 +143,7 @@ impl Running {
 
     /// Builds up to and including the first for which `done` holds.
     fn wait_for(&mut self, waiting_for: &str, done: impl Fn(&Seen) -> bool) -> Vec<Seen> {
-        let mut seen = Vec::new();
-        loop {
-            let build = self.next(waiting_for);
-            let finished = done(&build);
-            seen.push(build);
-            if finished {
-                return seen;
-            }
-        }
+        dev_util::take_until(|| self.next(waiting_for), done)
     }
 
     /// Builds up to the one whose input's text is `text`.
