@@ -940,54 +940,36 @@ fn a_bottom_up_build_trusts_the_unaffected_tasks_of_a_group_on_every_thread() {
 #[test]
 fn a_bottom_up_build_brings_the_affected_tasks_of_a_group_up_to_date_at_the_same_time() {
     // The members' outputs change (each returns what it read): the root executes after them.
-    group_members_meet_bottom_up(Step::MeetAsFileSays, true);
+    members_meet_bottom_up(Step::MeetAsFileSays, true, HeldBy::Group);
 }
 
 #[test]
 fn a_bottom_up_build_brings_cut_off_tasks_of_a_group_up_to_date_at_the_same_time() {
     // The members' outputs are cut off (each returns nothing): the root never executes again, and the members run
     // only as the bottom-up build takes them from its queue.
-    group_members_meet_bottom_up(Step::MeetQuietlyAsFileSays, false);
+    members_meet_bottom_up(Step::MeetQuietlyAsFileSays, false, HeldBy::Group);
 }
 
 #[test]
 fn a_bottom_up_build_brings_affected_roots_up_to_date_at_the_same_time() {
-    for threads in [2, 4] {
-        let dir = Dir::new();
-        let scripts = [dir.create("a.txt", ""), dir.create("b.txt", "")];
-        // Two roots, each reading a script of its own: no task requires them.
-        let roots: Vec<Par> = scripts
-            .iter()
-            .map(|script| Par::Steps(vec![Step::MeetAsFileSays(script.clone())]))
-            .collect();
-        let mut pie = pie_with(threads);
-        assert_eq!(
-            pie.new_session().require_all(&roots),
-            vec![String::new(), String::new()]
-        );
-        for round in 0..3 {
-            // Both scripts name one meeting point: each root, taken from the bottom-up queue, finishes only when the
-            // other runs at the same time (one after the other, the first gives up after ten seconds).
-            let name = unique("bottom-up-roots");
-            for script in &scripts {
-                dir.write(script, &name);
-            }
-            pie.new_session().update_affected_by(&scripts);
-            let mut executed = executed(pie.tracker());
-            executed.sort_by_key(|task| *task != &roots[0]);
-            assert_eq!(executed, vec![&roots[0], &roots[1]], "{threads} threads, round {round}");
-            pie.check_invariants();
-            assert_eq!(pie.new_session().require_all(&roots), vec![name.clone(), name.clone()]);
-            assert!(!pie.tracker().any_execute());
-        }
-    }
+    // No task requires the two: the bottom-up build takes both from its queue.
+    members_meet_bottom_up(Step::MeetAsFileSays, true, HeldBy::Roots);
 }
 
-/// Two tasks required together with `require_tasks`, each taking `step` on a script of its own, on 2 and 4 threads:
-/// in each of three rounds both scripts name one meeting point, so that each task, taken from the bottom-up queue,
-/// finishes only when the other runs at the same time (one after the other, the first gives up after ten seconds).
-/// Asserts that both executed, then the root exactly when `outputs_change`, and that a rebuild executes nothing.
-fn group_members_meet_bottom_up(step: fn(PathBuf) -> Step, outputs_change: bool) {
+/// How the two tasks of [`members_meet_bottom_up`] are required.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum HeldBy {
+    /// Together with `require_tasks`, by a root.
+    Group,
+    /// As the roots of the session, with `Session::require_all`.
+    Roots,
+}
+
+/// Two tasks required as `held_by` says, each taking `step` on a script of its own, on 2 and 4 threads: in each of
+/// three rounds both scripts name one meeting point, so that each task, taken from the bottom-up queue, finishes
+/// only when the other runs at the same time (one after the other, the first gives up after ten seconds). Asserts
+/// that both executed, then the group's root exactly when `outputs_change`, and that a rebuild executes nothing.
+fn members_meet_bottom_up(step: fn(PathBuf) -> Step, outputs_change: bool, held_by: HeldBy) {
     for threads in [2, 4] {
         let dir = Dir::new();
         let scripts = [dir.create("a.txt", ""), dir.create("b.txt", "")];
@@ -996,22 +978,28 @@ fn group_members_meet_bottom_up(step: fn(PathBuf) -> Step, outputs_change: bool)
             .map(|script| Par::Steps(vec![step(script.clone())]))
             .collect();
         let root = Par::All(members.clone());
+        // The outputs joined with `+`, as the group's root joins them.
+        let build = |pie: &mut Pie<Par, String, EventTracker<Par, String>>| match held_by {
+            HeldBy::Group => pie.new_session().require(&root),
+            HeldBy::Roots => pie.new_session().require_all(&members).join("+"),
+        };
         let mut pie = pie_with(threads);
-        assert_eq!(pie.new_session().require(&root), "+");
+        assert_eq!(build(&mut pie), "+");
+        let root_executes = outputs_change && held_by == HeldBy::Group;
         for round in 0..3 {
-            let name = unique("bottom-up-group");
+            let name = unique("bottom-up-members");
             for script in &scripts {
                 dir.write(script, &name);
             }
             pie.new_session().update_affected_by(&scripts);
             let executed = executed(pie.tracker());
-            let context = format!("{threads} threads, round {round}: {executed:?}");
-            assert_eq!(executed.len(), 2 + usize::from(outputs_change), "{context}");
+            let context = format!("{threads} threads, {held_by:?}, round {round}: {executed:?}");
+            assert_eq!(executed.len(), 2 + usize::from(root_executes), "{context}");
             assert!(
                 executed[..2].contains(&&members[0]) && executed[..2].contains(&&members[1]),
                 "{context}"
             );
-            if outputs_change {
+            if root_executes {
                 assert_eq!(executed[2], &root, "{context}");
             }
             pie.check_invariants();
@@ -1020,7 +1008,7 @@ fn group_members_meet_bottom_up(step: fn(PathBuf) -> Step, outputs_change: bool)
             } else {
                 "+".to_string()
             };
-            assert_eq!(pie.new_session().require(&root), expected);
+            assert_eq!(build(&mut pie), expected);
             assert!(!pie.tracker().any_execute());
         }
     }
