@@ -771,20 +771,26 @@ fn a_wide_rebuild_checks_files_stamped_in_parallel_and_sees_every_edit() {
 /// Over rounds of random edits (inputs rewritten, removed, created again), a wide rebuild whose root requires
 /// enough readers for helper threads to stamp their files while the check goes on (see `context/prefetch.rs`):
 /// among the readers, second readers of the same inputs and readers of generated files (whose stamps a check may
-/// not take from a helper: a task provides them). Each rebuild on 2 and 4 threads executes exactly the readers of
-/// the edited inputs, then the root, and its output is what the files say.
+/// not take from a helper: a task provides them). Each rebuild on 2, 4 or 8 threads executes exactly the readers of
+/// the edited inputs, then the root, and its output is what the files say. `PIE_PROPTEST_CASES` cases (default 8),
+/// each with its own seed, number of inputs and thread count.
 #[test]
 fn wide_rebuilds_with_files_stamped_on_helper_threads_see_every_edit() {
-    let mut random = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move |below: usize| {
-        random ^= random << 13;
-        random ^= random >> 7;
-        random ^= random << 17;
-        (random % below as u64) as usize
-    };
-    for threads in [2, 4] {
+    let cases = std::env::var("PIE_PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(8u64);
+    for case in 0..cases {
+        let mut random = 0x2545_f491_4f6c_dd1d_u64 ^ case.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut next = move |below: usize| {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            (random % below as u64) as usize
+        };
+        let threads = [2, 4, 8][next(3)];
         let dir = Dir::new();
-        let inputs: Vec<PathBuf> = (0..300)
+        let inputs: Vec<PathBuf> = (0..64 + next(300))
             .map(|i| dir.create(format!("in{i}.txt"), format!("{i}")))
             .collect();
         // Reader `i` reads input `i`; every seventh input has a second reader; every fiftieth reader reads a
@@ -816,10 +822,12 @@ fn wide_rebuilds_with_files_stamped_on_helper_threads_see_every_edit() {
         assert_eq!(pie.new_session().require(&root), expected());
         let mut removed = vec![false; inputs.len()];
         for round in 0..8 {
-            let mut edited = vec![false; inputs.len()];
+            // The readers of an input execute when its modification time changed: not when it was removed, created
+            // again and removed again in one round.
+            let modified = |path: &PathBuf| fs::metadata(path).and_then(|m| m.modified()).ok();
+            let before: Vec<_> = inputs.iter().map(modified).collect();
             for _ in 0..next(12) {
                 let i = next(inputs.len());
-                edited[i] = true;
                 match (removed[i], next(3)) {
                     (true, _) => {
                         dir.create(&inputs[i], format!("{i} again in round {round}"));
@@ -832,8 +840,13 @@ fn wide_rebuilds_with_files_stamped_on_helper_threads_see_every_edit() {
                     (false, _) => dir.write(&inputs[i], format!("{i} in round {round}")),
                 }
             }
+            let edited: Vec<bool> = inputs
+                .iter()
+                .zip(&before)
+                .map(|(input, b)| modified(input) != *b)
+                .collect();
             let output = pie.new_session().require(&root);
-            assert_eq!(output, expected(), "{threads} threads, round {round}");
+            assert_eq!(output, expected(), "case {case}, {threads} threads, round {round}");
             let executed = executed(pie.tracker());
             let mut want: Vec<&Par> = readers
                 .iter()
@@ -848,10 +861,10 @@ fn wide_rebuilds_with_files_stamped_on_helper_threads_see_every_edit() {
             let root_last = got.last() == Some(&&root);
             got.sort_by_key(|task| format!("{task:?}"));
             want.sort_by_key(|task| format!("{task:?}"));
-            assert_eq!(got, want, "{threads} threads, round {round}");
+            assert_eq!(got, want, "case {case}, {threads} threads, round {round}");
             assert!(
                 want.is_empty() || root_last,
-                "{threads} threads, round {round}: {executed:?}"
+                "case {case}, {threads} threads, round {round}: {executed:?}"
             );
             pie.check_invariants();
         }
