@@ -32,13 +32,15 @@ use crate::Task;
 /// Runs of task dependencies shorter than this are checked without prefetching (starting threads costs more).
 const MIN_RUN: usize = 64;
 
-/// How far past the file it expects next the lane looks for the file it checks: a task whose check stops at an
-/// inconsistent file skips the rest of its files, and the lane finds the next task's first file further on.
+/// How many tasks past the one it checks now the lane looks for the task whose file it checks: a task whose check
+/// found it inconsistent early, or that another task's execution made consistent, is skipped.
 const LOOKAHEAD: usize = 32;
 
 /// The lane's side of a prefetch in flight (in `LaneState`).
 pub(crate) struct Prefetch {
     job: Arc<Job>,
+    /// The task of the run whose files the lane checks now (an index into `Job::tasks`).
+    task: usize,
     /// Where in the job's files the lane expects the file it checks next.
     next: usize,
 }
@@ -47,17 +49,20 @@ impl fmt::Debug for Prefetch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Prefetch")
             .field("files", &self.job.files.len())
+            .field("task", &self.task)
             .field("next", &self.next)
             .finish()
     }
 }
 
 impl Prefetch {
-    /// Starts `helpers` threads stamping `files`, whose paths are `paths`, from the back.
-    fn start(files: Vec<(FileId, FileStamper)>, paths: PathList, helpers: usize) -> Self {
+    /// Starts `helpers` threads stamping `files`, whose paths are `paths`, from the back; `tasks` says which task
+    /// reads which of them.
+    fn start(tasks: Vec<(TaskId, u32)>, files: Vec<(FileId, FileStamper)>, paths: PathList, helpers: usize) -> Self {
         let job = Arc::new(Job {
             slots: files.iter().map(|_| Slot::default()).collect(),
             back: AtomicUsize::new(files.len()),
+            tasks,
             files,
             paths,
             ended: AtomicBool::new(false),
@@ -69,15 +74,22 @@ impl Prefetch {
                 .name("pie-prefetch".to_string())
                 .spawn(move || job.help());
         }
-        Self { job, next: 0 }
+        Self { job, task: 0, next: 0 }
     }
 
-    /// The stamp a helper took of `file` with `stamper`, found at the file the lane expects next or a little after
-    /// it. `None` when there is none: the file is not there, stamping it failed, or no helper had claimed it yet
-    /// (the lane claims it then, so that no helper stamps it); the lane stamps the file itself.
-    fn take(&mut self, file: FileId, stamper: FileStamper) -> Option<FileStamp> {
+    /// The stamp a helper took of `file` with `stamper` for `reader`: among the reader's files, when the reader is
+    /// the task the lane checks now or one of the next few. `None` when there is none: the file is not there,
+    /// stamping it failed, or no helper had claimed it yet (the lane claims it then, so that no helper stamps it);
+    /// the lane stamps the file itself.
+    fn take(&mut self, reader: TaskId, file: FileId, stamper: FileStamper) -> Option<FileStamp> {
         let job = &*self.job;
-        let end = job.files.len().min(self.next + LOOKAHEAD);
+        let look = job.tasks.len().min(self.task + LOOKAHEAD);
+        let task = (self.task..look).find(|&t| job.tasks[t].0 == reader)?;
+        if task != self.task {
+            self.task = task;
+            self.next = job.start(task);
+        }
+        let end = job.tasks[task].1 as usize;
         let index = (self.next..end).find(|&i| job.files[i] == (file, stamper))?;
         self.next = index + 1;
         let slot = &job.slots[index];
@@ -103,6 +115,9 @@ impl Drop for Prefetch {
 
 /// The files of a run, in the order the lane checks them, shared by the lane and the helpers.
 struct Job {
+    /// The tasks of the run that read `files`, in order, each with the end of its files there (they start where
+    /// the previous task's end).
+    tasks: Vec<(TaskId, u32)>,
     files: Vec<(FileId, FileStamper)>,
     /// `paths[i]` is the path of `files[i]`.
     paths: PathList,
@@ -123,6 +138,14 @@ struct Slot {
 }
 
 impl Job {
+    /// Where the files of `tasks[task]` start in `files`.
+    fn start(&self, task: usize) -> usize {
+        match task {
+            0 => 0,
+            _ => self.tasks[task - 1].1 as usize,
+        }
+    }
+
     /// A helper's work: stamps files from the back until it meets one the lane claimed, or the job ends.
     fn help(&self) {
         while !self.ended.load(Ordering::Relaxed) {
@@ -165,6 +188,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         if end - index < MIN_RUN || self.state.bottom_up.is_some() {
             return;
         }
+        let mut tasks: Vec<(TaskId, u32)> = Vec::new();
         let mut files: Vec<(FileId, FileStamper)> = Vec::new();
         for k in index..end {
             let Dep::RequireTask(dep) = self.store.dep(id, k) else {
@@ -173,12 +197,16 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             if self.marks.get(dep.task) != Mark::Unseen {
                 continue;
             }
+            let start = files.len();
             for d in 0..self.store.dep_count(dep.task) {
                 if let Dep::RequireFile(file) = self.store.dep(dep.task, d) {
                     if self.store.provider(file.file).is_none() {
                         files.push((file.file, file.stamper));
                     }
                 }
+            }
+            if files.len() > start {
+                tasks.push((dep.task, files.len() as u32));
             }
         }
         if files.len() < MIN_RUN {
@@ -189,21 +217,21 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             paths.push(self.store.file_path(*file));
         }
         // Dropping the previous run's prefetch ends its helpers.
-        self.lane.prefetch = Some(Prefetch::start(files, paths, self.threads.saturating_sub(1)));
+        self.lane.prefetch = Some(Prefetch::start(tasks, files, paths, self.threads.saturating_sub(1)));
     }
 
     /// The prefetched stamp for `dep`, if there is one and it may be used (see the module doc). When a helper has
     /// not claimed the file yet, the lane claims it and stamps it itself (`None`).
     #[inline]
-    pub(super) fn take_prefetched(&mut self, dep: FileDep) -> Option<FileStamp> {
+    pub(super) fn take_prefetched(&mut self, dep: FileDep, reader: TaskId) -> Option<FileStamp> {
         self.lane.prefetch.as_ref()?;
-        self.take_prefetched_slow(dep)
+        self.take_prefetched_slow(dep, reader)
     }
 
     #[inline(never)]
-    fn take_prefetched_slow(&mut self, dep: FileDep) -> Option<FileStamp> {
+    fn take_prefetched_slow(&mut self, dep: FileDep, reader: TaskId) -> Option<FileStamp> {
         let prefetch = self.lane.prefetch.as_mut()?;
-        let stamp = prefetch.take(dep.file, dep.stamper);
+        let stamp = prefetch.take(reader, dep.file, dep.stamper);
         if prefetch.is_done() {
             self.lane.prefetch = None;
         }
@@ -216,34 +244,42 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    /// `n` files with different contents in a new folder, as a prefetch sees them.
-    fn files(n: u32, stamper: FileStamper) -> (tempfile::TempDir, Vec<PathBuf>, Vec<(FileId, FileStamper)>, PathList) {
+    /// Files each task of a test's run reads.
+    const PER_TASK: u32 = 50;
+
+    /// `n` files with different contents in a new folder, as a prefetch sees them: task `i / PER_TASK` reads file
+    /// `i`.
+    fn start(n: u32, stamper: FileStamper, helpers: usize) -> (tempfile::TempDir, Vec<PathBuf>, Prefetch) {
         let dir = tempfile::tempdir().unwrap();
         let paths: Vec<PathBuf> = (0..n).map(|i| dir.path().join(format!("{i}.txt"))).collect();
+        let mut list = PathList::with_capacity(paths.len());
         for (i, path) in paths.iter().enumerate() {
             std::fs::write(path, format!("file {i}")).unwrap();
-        }
-        let mut list = PathList::with_capacity(paths.len());
-        for path in &paths {
             list.push(path);
         }
-        let ids = (0..n).map(|i| (FileId(i), stamper)).collect();
-        (dir, paths, ids, list)
+        let tasks = (0..n.div_ceil(PER_TASK))
+            .map(|t| (TaskId(t), ((t + 1) * PER_TASK).min(n)))
+            .collect();
+        let files = (0..n).map(|i| (FileId(i), stamper)).collect();
+        (dir, paths, Prefetch::start(tasks, files, list, helpers))
+    }
+
+    /// What the lane gets for file `i` with `stamper`, read by its task.
+    fn take(prefetch: &mut Prefetch, i: u32, stamper: FileStamper) -> Option<FileStamp> {
+        prefetch.take(TaskId(i / PER_TASK), FileId(i), stamper)
     }
 
     #[test]
     fn helpers_stamp_every_file_the_lane_has_not_claimed() {
         for helpers in [1, 3] {
-            let (_dir, paths, ids, list) = files(500, FileStamper::Hash);
-            let mut prefetch = Prefetch::start(ids, list, helpers);
+            let (_dir, paths, mut prefetch) = start(500, FileStamper::Hash, helpers);
             // Let the helpers stamp the back half before the lane starts at the front.
             while prefetch.job.slots[250..].iter().any(|slot| slot.stamp.get().is_none()) {
                 std::thread::yield_now();
             }
             let mut from_helpers = 0;
             for (i, path) in paths.iter().enumerate() {
-                let taken = prefetch.take(FileId(i as u32), FileStamper::Hash);
-                if let Some(stamp) = taken {
+                if let Some(stamp) = take(&mut prefetch, i as u32, FileStamper::Hash) {
                     from_helpers += 1;
                     assert_eq!(
                         stamp,
@@ -254,20 +290,21 @@ mod tests {
             }
             assert!(prefetch.is_done());
             assert!(from_helpers >= 250, "{from_helpers} stamps from {helpers} helpers");
-            // Every slot was claimed once, by the lane or by a helper, and a helper's claim has its stamp.
-            for slot in prefetch.job.slots.iter() {
-                assert!(slot.claimed.load(Ordering::Relaxed));
-            }
+            // Every slot was claimed once, by the lane or by a helper.
+            assert!(prefetch
+                .job
+                .slots
+                .iter()
+                .all(|slot| slot.claimed.load(Ordering::Relaxed)));
         }
     }
 
     #[test]
     fn the_lane_stamps_what_no_helper_claimed_and_helpers_then_stop() {
-        let (_dir, _paths, ids, list) = files(100, FileStamper::Modified);
         // No helper: the lane claims every file and gets no stamp; nothing is stamped behind its back.
-        let mut prefetch = Prefetch::start(ids, list, 0);
+        let (_dir, _paths, mut prefetch) = start(100, FileStamper::Modified, 0);
         for i in 0..100 {
-            assert_eq!(prefetch.take(FileId(i), FileStamper::Modified), None);
+            assert_eq!(take(&mut prefetch, i, FileStamper::Modified), None);
         }
         assert!(prefetch.is_done());
         assert!(prefetch.job.slots.iter().all(|slot| slot.stamp.get().is_none()));
@@ -277,31 +314,42 @@ mod tests {
     }
 
     #[test]
-    fn the_lane_finds_files_after_skipped_ones_and_nothing_else() {
-        let (_dir, paths, ids, list) = files(200, FileStamper::Modified);
-        let prefetch = Prefetch::start(ids, list, 0);
+    fn the_lane_finds_the_files_of_tasks_after_skipped_ones_and_nothing_else() {
+        let (_dir, paths, mut prefetch) = start(400, FileStamper::Modified, 0);
         // Stamp every file as a helper would, before the lane looks.
         prefetch.job.help();
-        let mut prefetch = prefetch;
-        let stamp = |i: usize| Some(FileStamper::Modified.stamp(&paths[i]).unwrap());
-        assert_eq!(prefetch.take(FileId(0), FileStamper::Modified), stamp(0));
-        // A task whose check stopped early skipped files 1 to 9.
-        assert_eq!(prefetch.take(FileId(10), FileStamper::Modified), stamp(10));
-        // Another stamper, a file already passed, and one too far ahead are not there.
-        assert_eq!(prefetch.take(FileId(11), FileStamper::Hash), None);
-        assert_eq!(prefetch.take(FileId(5), FileStamper::Modified), None);
+        let stamp = |i: u32| Some(FileStamper::Modified.stamp(&paths[i as usize]).unwrap());
+        assert_eq!(take(&mut prefetch, 0, FileStamper::Modified), stamp(0));
+        // Task 0's check stopped at its first file, and task 1 was skipped: task 2's files are found.
         assert_eq!(
-            prefetch.take(FileId(11 + LOOKAHEAD as u32), FileStamper::Modified),
+            take(&mut prefetch, 2 * PER_TASK, FileStamper::Modified),
+            stamp(2 * PER_TASK)
+        );
+        // Another stamper, a file of task 2 already passed, and a task that is not in the run have no stamp.
+        let next = 2 * PER_TASK + 1;
+        assert_eq!(take(&mut prefetch, next, FileStamper::Hash), None);
+        assert_eq!(
+            prefetch.take(TaskId(2), FileId(2 * PER_TASK), FileStamper::Modified),
             None
         );
-        assert_eq!(prefetch.take(FileId(11), FileStamper::Modified), stamp(11));
+        assert_eq!(prefetch.take(TaskId(99), FileId(next), FileStamper::Modified), None);
+        assert_eq!(take(&mut prefetch, next, FileStamper::Modified), stamp(next));
+        // Once the lane checks task 3, a file of task 3 read by it has its stamp, one of task 2 does not.
+        assert_eq!(prefetch.take(TaskId(3), FileId(next + 1), FileStamper::Modified), None);
+        assert_eq!(
+            take(&mut prefetch, 3 * PER_TASK, FileStamper::Modified),
+            stamp(3 * PER_TASK)
+        );
+        assert_eq!(take(&mut prefetch, next + 2, FileStamper::Modified), None);
+        // The last task's last file ends the run.
         assert!(!prefetch.is_done());
+        assert_eq!(take(&mut prefetch, 399, FileStamper::Modified), stamp(399));
+        assert!(prefetch.is_done());
     }
 
     #[test]
     fn dropping_the_prefetch_ends_the_job() {
-        let (_dir, _paths, ids, list) = files(64, FileStamper::Modified);
-        let prefetch = Prefetch::start(ids, list, 0);
+        let (_dir, _paths, prefetch) = start(64, FileStamper::Modified, 0);
         let job = Arc::clone(&prefetch.job);
         drop(prefetch);
         job.help();

@@ -410,7 +410,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     pub(super) fn check_file(&mut self, dep: FileDep, read: Option<(TaskId, usize)>) -> bool {
         let provided = read.is_none();
         let unrequired_provider = read.is_some_and(|(id, index)| !self.reads_after_provider(id, index, dep.file));
-        let prefetched = self.take_prefetched(dep);
+        // Only reads were prefetched.
+        let prefetched = read.and_then(|(id, _)| self.take_prefetched(dep, id));
         let path = self.store.file_path(dep.file);
         let view = FileDependency::new(
             path,
