@@ -75,7 +75,10 @@ impl<'p, T: Task, A: Tracker<T>> Session<'p, T, T::Output, A> {
     /// [`require`](Self::require) (top-down), which re-checks everything. Paths are compared after
     /// normalisation; paths that no task depends on are ignored. If the last session did not leave every live
     /// task consistent (a panic escaped it, or it required only some roots top-down), this first checks every
-    /// root top-down. Results equal those of a top-down build, and every soundness check holds.
+    /// root top-down. Results equal those of a top-down build, and every soundness check holds. One verdict may be
+    /// stricter: when a task provides a file that a live task read without requiring it first, and the provider
+    /// executes before that reader was brought up to date, the reader fails with the hidden dependency too (the
+    /// provider's write came before the reader's look at the file, which no clean build does).
     ///
     /// ```
     /// use std::io::Read;

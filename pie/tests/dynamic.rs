@@ -1412,6 +1412,21 @@ mod regressions {
         );
     }
 
+    /// A provider edited while the task that requires it reads its file first: bottom-up, the provider executes
+    /// before that reader and meets the hidden dependency; the reader (whose read the provider's write changed)
+    /// fails with it, as in a clean build, where the reader reads first and then requires the provider.
+    #[test]
+    fn a_provider_edited_under_a_root_that_read_its_file_first_is_a_hidden_dependency_bottom_up() {
+        agrees(
+            ["", "", "", "req p1; read f2 exists"],
+            [None, None, Some("a"), None],
+            vec![
+                round(vec![Edit::Program(1, prog("if f2 modified: reqi p2"))], &[0, 1, 2, 3]),
+                bottom_up_round(vec![Edit::Program(2, prog("write f2 modified *"))], &[1]),
+            ],
+        );
+    }
+
     /// A root that was dead when the session started is scheduled by a changed file; its program changed while it
     /// was dead, and the task that now requires it is the one it used to require: no cycle, as in a clean build.
     #[test]

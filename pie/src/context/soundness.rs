@@ -57,6 +57,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
         }
         let requirers: Vec<TaskId> = self.store.requirers(file).collect();
+        let mut hidden = None;
         for requirer in requirers {
             if requirer == current {
                 let message = format!(
@@ -78,8 +79,39 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     continue;
                 }
                 let message = self.hidden_provide_message(current, file, requirer);
-                self.violation(message)
+                if self.state.bottom_up.is_none() {
+                    self.violation(message)
+                }
+                self.fail_reader_bottom_up(requirer, &message);
+                hidden.get_or_insert(message);
             }
+        }
+        if let Some(message) = hidden {
+            self.violation(message)
+        }
+    }
+
+    /// In a bottom-up build, the provider of a file that live task `reader` read without requiring the provider
+    /// first meets the hidden dependency while `reader` is not yet brought up to date (were it in progress, the
+    /// violation would unwind through it). The provider executed before `reader` looked at the file, so its write
+    /// may change what `reader` reads and decides, and `reader` executing again would go on as if nothing happened.
+    /// In a clean build `reader` reads the file before the provider writes it, requires the provider afterwards
+    /// (when it or a task above it still does, the clean build refuses it), or the provider is required by another
+    /// task (which meets the violation); so `reader` fails with the violation in this session (stricter at most,
+    /// never accepting what the clean build refuses): its last execution is forgotten, requiring it meets the
+    /// violation again (see `SessionState::violations`), and the tasks that require it are scheduled, so that the
+    /// violation reaches the roots above it.
+    #[cold]
+    fn fail_reader_bottom_up(&mut self, reader: TaskId, message: &str) {
+        if !matches!(self.marks.get(reader), Mark::Unseen | Mark::Scheduled) {
+            return;
+        }
+        self.store.invalidate(reader);
+        self.marks.set(reader, Mark::Failed);
+        self.state.violations.insert(reader, message.to_string());
+        let dependents: Vec<TaskId> = self.store.live_dependents(reader).collect();
+        for dependent in dependents {
+            self.schedule(dependent);
         }
     }
 
