@@ -3,7 +3,7 @@
 //! PCT scheduler, which finds bugs that need a few specific preemptions) explores how lanes interleave: who takes
 //! the engine, who waits for whom, who runs which branch. Each schedule must give the clean build's outputs and
 //! verdicts, execute every task at most once, and never deadlock (shuttle fails a schedule in which every thread
-//! blocks).
+//! blocks). The helper threads that stamp files ahead of a no-op check (`context/prefetch.rs`) are shuttle's too.
 //!
 //! Run with `cargo test -p pie --features shuttle --test shuttle`; `PIE_SHUTTLE_ITERATIONS` sets the schedules per
 //! test (default 300).
@@ -212,4 +212,49 @@ fn a_bottom_up_build_brings_each_affected_task_up_to_date_once() {
 /// The output of `task` in a build on one thread with a new `Pie`.
 fn pie_fresh_output(task: &Graph) -> u64 {
     pie(1).new_session().require(task)
+}
+
+/// A no-op check of a long `require_tasks` run stamps the tasks' files on helper threads while the lane checks
+/// them (`context/prefetch.rs`): whoever claims a file first stamps it, and the lane waits for a helper's stamp.
+/// Under every explored interleaving of the lane and one or two helpers, the lane sees every edit and nothing else.
+#[test]
+fn files_stamped_on_helper_threads_show_every_edit_and_nothing_else() {
+    // Long enough for prefetching (64 tasks that read 64 files).
+    const READERS: usize = 66;
+    explore(|| {
+        let dir = dev_util::Dir::new();
+        let files: Vec<_> = (0..READERS).map(|i| dir.create(format!("{i}.txt"), "1")).collect();
+        let root = Graph::All(0, files.iter().map(|f| Graph::Read(f.clone())).collect());
+        for threads in [2, 3] {
+            let mut pie = pie(threads);
+            let mut contents = vec![1; READERS];
+            for file in &files {
+                std::fs::write(file, "1").unwrap();
+            }
+            assert_eq!(pie.new_session().require(&root), READERS as u64);
+            // Nothing changed; then a file at each end of the run and one in the middle; then the middle one back.
+            for edits in [vec![], vec![(0, 2), (33, 3), (READERS - 1, 4)], vec![(33, 1)]] {
+                for &(i, value) in &edits {
+                    std::fs::write(&files[i], value.to_string()).unwrap();
+                    contents[i] = value;
+                }
+                EXECUTIONS.lock().unwrap().clear();
+                assert_eq!(pie.new_session().require(&root), contents.iter().sum::<u64>());
+                let executions = EXECUTIONS.lock().unwrap().clone();
+                let mut expected: Vec<Graph> = edits.iter().map(|&(i, _)| Graph::Read(files[i].clone())).collect();
+                if !expected.is_empty() {
+                    expected.push(root.clone());
+                }
+                assert_eq!(
+                    executions.len(),
+                    expected.len(),
+                    "{threads} threads, edits {edits:?}: {executions:?}"
+                );
+                assert!(
+                    expected.iter().all(|task| executions_of(task) == 1),
+                    "{threads} threads, edits {edits:?}: {executions:?}"
+                );
+            }
+        }
+    });
 }

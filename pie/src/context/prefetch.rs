@@ -17,8 +17,20 @@
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+// With the `shuttle` feature (tests only), the helpers are shuttle's threads and the slots use its atomics and
+// `StampCell`'s shuttle version, so that `tests/shuttle.rs` explores how the lane and the helpers interleave.
+#[cfg(feature = "shuttle")]
+use shuttle::{
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
+    thread,
+};
+#[cfg(not(feature = "shuttle"))]
+use std::{
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
+    thread,
+};
 
 use crate::context::marks::Mark;
 use crate::context::top_down::TopDownContext;
@@ -70,7 +82,7 @@ impl Prefetch {
         for _ in 0..helpers {
             let job = Arc::clone(&job);
             // Without a helper (its thread cannot be started), the lane stamps the files itself.
-            let _ = std::thread::Builder::new()
+            let _ = thread::Builder::new()
                 .name("pie-prefetch".to_string())
                 .spawn(move || job.help());
         }
@@ -95,7 +107,7 @@ impl Prefetch {
         let slot = &job.slots[index];
         if slot.claimed.swap(true, Ordering::AcqRel) {
             // A helper claimed it: its stamp is there or about to be.
-            *slot.stamp.wait()
+            slot.stamp.wait()
         } else {
             None
         }
@@ -134,7 +146,69 @@ struct Job {
 #[derive(Default)]
 struct Slot {
     claimed: AtomicBool,
-    stamp: OnceLock<Option<FileStamp>>,
+    stamp: StampCell,
+}
+
+/// The stamp of a [`Slot`], set once by the helper that claimed it, which the lane waits for.
+#[cfg(not(feature = "shuttle"))]
+#[derive(Default)]
+struct StampCell(std::sync::OnceLock<Option<FileStamp>>);
+
+#[cfg(not(feature = "shuttle"))]
+impl StampCell {
+    fn set(&self, stamp: Option<FileStamp>) {
+        let _ = self.0.set(stamp);
+    }
+
+    /// The stamp, once it is set.
+    fn wait(&self) -> Option<FileStamp> {
+        *self.0.wait()
+    }
+
+    /// The stamp, if it is set.
+    #[cfg(test)]
+    fn get(&self) -> Option<Option<FileStamp>> {
+        self.0.get().copied()
+    }
+}
+
+/// `StampCell` with shuttle's mutex and condition variable (shuttle has no `OnceLock`), whose waits its scheduler
+/// sees.
+#[cfg(feature = "shuttle")]
+struct StampCell {
+    stamp: shuttle::sync::Mutex<Option<Option<FileStamp>>>,
+    set: shuttle::sync::Condvar,
+}
+
+#[cfg(feature = "shuttle")]
+impl Default for StampCell {
+    fn default() -> Self {
+        Self {
+            stamp: shuttle::sync::Mutex::new(None),
+            set: shuttle::sync::Condvar::new(),
+        }
+    }
+}
+
+#[cfg(feature = "shuttle")]
+impl StampCell {
+    fn set(&self, stamp: Option<FileStamp>) {
+        let mut cell = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if cell.is_none() {
+            *cell = Some(stamp);
+            self.set.notify_all();
+        }
+    }
+
+    fn wait(&self) -> Option<FileStamp> {
+        let mut cell = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(stamp) = *cell {
+                return stamp;
+            }
+            cell = self.set.wait(cell).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 impl Job {
@@ -165,7 +239,7 @@ impl Job {
             let path = self.paths.get(index as u32);
             // A panic while stamping (none is expected) loses only this stamp: the lane stamps the file itself.
             let stamp = panic::catch_unwind(AssertUnwindSafe(|| path.and_then(|path| stamper.stamp(path).ok())));
-            let _ = slot.stamp.set(stamp.ok().flatten());
+            slot.stamp.set(stamp.ok().flatten());
         }
     }
 }
@@ -239,7 +313,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 }
 
-#[cfg(test)]
+// Real threads: outside a shuttle test, shuttle's (feature `shuttle`) cannot start.
+#[cfg(all(test, not(feature = "shuttle")))]
 mod tests {
     use super::*;
     use std::path::PathBuf;
