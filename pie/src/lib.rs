@@ -283,6 +283,12 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
     /// is never executed by two threads; a cycle through tasks on different threads is a `Cyclic task dependency`
     /// panic, never a deadlock; a panic on a worker reaches the caller with its original payload.
     ///
+    /// One thing differs from a build on one thread, and only in a build that breaks a soundness rule: when a task
+    /// of a later `require_tasks` branch has already finished by the time a task of an earlier branch meets a
+    /// violation that one thread would have shown it (it read a file the earlier branch then provides, say), the
+    /// tasks above it in its branch execute once more, so that they meet its panic (and may catch it) as on one
+    /// thread.
+    ///
     /// The threads take turns at the dependency graph (checking dependencies and recording what a task did hold
     /// one lock; the files a task requires or provides are stamped outside it), and run tasks' own code at the same
     /// time: a build speeds up as far as its tasks compute, read or write outside pie. A top-down check that meets

@@ -17,7 +17,8 @@ use crate::tracker::{NoopTracker, Tracker};
 use crate::{Pie, Task};
 
 /// A build session: within it each task is checked or executed at most once, so file changes made during a
-/// session are only seen by the next one. Create one with [`Pie::new_session`].
+/// session are only seen by the next one (the one exception, in parallel builds that break a soundness rule, is
+/// in [`Pie::set_threads`]). Create one with [`Pie::new_session`].
 pub struct Session<'p, T: Task, O, A: Tracker<T> = NoopTracker> {
     pie: &'p mut Pie<T, O, A>,
     state: SessionState,

@@ -126,6 +126,8 @@ enum Step {
     /// Requires the file and then, with `require_tasks`, two tasks as it says: `meet:NAME`, two tasks that meet at
     /// `NAME`; `cycle:NAME`, the two sides of [`Par::Cycle`] at `NAME`; nothing when it is empty.
     ForkAsFileSays(PathBuf),
+    /// Requires the task, catching its panic; adds its output, or `caught` with the panic's message.
+    Try(Box<Par>),
 }
 
 impl Task for Par {
@@ -216,6 +218,13 @@ impl Task for Par {
                                 _ => Vec::new(),
                             };
                             texts.extend(context.require_tasks(&tasks));
+                        }
+                        Step::Try(task) => {
+                            let result = panic::catch_unwind(panic::AssertUnwindSafe(|| context.require_task(task)));
+                            texts.push(result.unwrap_or_else(|payload| {
+                                let message = payload.downcast_ref::<String>().map_or("", String::as_str);
+                                format!("caught {}", message.split(':').next().unwrap_or(""))
+                            }));
                         }
                     }
                 }
@@ -599,6 +608,44 @@ fn a_panic_after_writing_goes_on_even_when_a_later_branch_read_the_file_first() 
                 "{threads} threads"
             );
             pie.check_invariants();
+        }
+    }
+}
+
+/// A later branch's task that read a file and finished before an earlier branch wrote it: on one thread the read
+/// comes after the write and fails with the hidden dependency, and a task above it that catches the panic catches
+/// it. In parallel the reader's violation arrives when it has finished, and so has the catching task: at the join,
+/// the reader fails and the tasks above it in its branch execute again, so the catching task catches it too.
+#[test]
+fn a_task_that_catches_a_violation_met_after_its_branch_finished_catches_it_as_on_one_thread() {
+    quiet_panics();
+    let dir = Dir::new();
+    for threads in [1, 2, 4] {
+        for _ in 0..10 {
+            let path = dir.join(unique("caught"));
+            let meeting = unique("caught-meet");
+            let writer = alone(
+                &[Step::Meet(meeting.clone()), Step::Write(path.clone(), "text".into())],
+                threads,
+            );
+            // The reader directly below the catching task, and below a task that does not catch.
+            let direct = Step::Try(Box::new(Par::Read(path.clone())));
+            let below = Step::Try(Box::new(Par::ReadAfterAll(Vec::new(), path.clone())));
+            for catching in [direct, below] {
+                let catcher = alone(&[catching.clone(), Step::Meet(meeting.clone())], threads);
+                let root = Par::All(vec![writer.clone(), catcher.clone()]);
+                let mut pie = pie_with(threads);
+                // The second session: the reader's violation may not repeat, so the catching task executes again.
+                for session in 0..2 {
+                    let output = pie.new_session().require(&root);
+                    assert_eq!(
+                        output, "+caught Hidden dependency",
+                        "{threads} threads, session {session}, {catching:?}"
+                    );
+                    pie.check_invariants();
+                }
+                let _ = fs::remove_file(&path);
+            }
         }
     }
 }

@@ -21,9 +21,10 @@
 //!   order (`Position`: the fork and the branch, with the session's lineage of forks), and so does each task
 //!   entered in a parallel build. When a soundness check finds a conflict with a task whose branch comes later,
 //!   the violation is that task's, as on one thread: its execution fails with it (when it ends, or, if it
-//!   already ended, its execution is forgotten and its branch fails at the join), its claim on the file goes, and
-//!   the earlier task goes on (`TopDownContext::defer_violation`). So the first panic in argument order is the one
-//!   a build on one thread meets.
+//!   already ended, its execution is forgotten and, at the join, the tasks above it in its branch execute again
+//!   and meet its panic, which they may catch), its claim on the file goes, and the earlier task goes on
+//!   (`TopDownContext::defer_violation`, `meet_deferred`). So the first panic in argument order is the one a build
+//!   on one thread meets.
 //! - **Groups re-checked in parallel.** The store remembers which task dependencies came from one `require_tasks`
 //!   call. When a top-down check, going through a group in order, meets the first task of it that must execute,
 //!   it makes that task and the rest of the group consistent in a fork, then goes on comparing versions in order:
@@ -32,7 +33,9 @@
 //!   at a time (guided self-scheduling), since most of them are cheap checks. A group whose tasks are all
 //!   consistent forks nothing: checks hold the engine, so more lanes would only add hand-overs.
 //! - **Claims.** A task is in progress on exactly one lane (on that lane's stack of frames). A lane that needs a
-//!   task in progress on another lane waits for it: never two executions of a task, at most one per session.
+//!   task in progress on another lane waits for it: never two executions of a task at once, and at most one per
+//!   session, except for the tasks above a violation that reached a finished task (see above), which execute again
+//!   on the joining lane.
 //! - **No deadlock, and no false cycle.** A lane waits only for a task in progress elsewhere, or, at the end of a
 //!   fork, for its branches. Before waiting it follows *who waits for whom* (a waiting lane for the lane that has
 //!   the task in progress, a joining lane for the lanes running its branches): reaching itself means the tasks
@@ -417,7 +420,12 @@ impl<T> Parallel<T> {
                 let state = unsafe { &*sched.lanes[l].state };
                 let from = match entry {
                     Entry::Task(task) => state.stack.iter().position(|f| f.id == task),
-                    Entry::Fork(fork) => state.branches.iter().rev().find(|b| b.fork == fork).map(|b| b.height),
+                    Entry::Fork(fork) => state
+                        .branches
+                        .iter()
+                        .rev()
+                        .find(|b| b.fork == Some(fork))
+                        .map(|b| b.height),
                 };
                 cycle.extend(state.stack[from.unwrap_or(0)..].iter().map(|f| f.id));
                 entry = next;
@@ -899,7 +907,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         let branch = self.lane.branches.last().copied();
         let number = self.state.lineage.len() as u32;
         self.state.lineage.push(branch.map_or(Position::NONE, |b| b.position));
-        let fork = par.open(branch.map(|b| b.fork), number, check, stamper, tasks);
+        let fork = par.open(branch.and_then(|b| b.fork), number, check, stamper, tasks);
         // Whether this lane changed anything since it last slept (see `Parallel::sleep`).
         let mut changed = true;
         loop {
@@ -910,7 +918,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                 }
                 JoinStep::Done(mut results) => {
                     if !self.state.deferred.is_empty() {
-                        self.meet_deferred(number, &mut results);
+                        self.meet_deferred(number, tasks, check, stamper, &mut results);
                     }
                     return results;
                 }
@@ -936,26 +944,54 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     /// Runs branch `index` of the taken ones on this lane: makes its task consistent without attaching it to the
     /// executing task (the fork's requirer records its dependencies in order at the end).
     fn run_branch(&mut self, taken: &Taken<T>, index: usize, task: &T) -> Result<(), (Payload, bool)> {
-        let current = self.lane.current.take();
-        let height = self.lane.stack.len();
-        self.lane.branches.push(Branch {
-            fork: taken.fork,
-            height,
+        let branch = Branch {
+            fork: Some(taken.fork),
+            height: self.lane.stack.len(),
             position: Position::new(taken.number, index as u32),
-        });
+        };
+        self.in_branch(branch, task, taken.check, taken.stamper)
+    }
+
+    /// Runs branch `index` of fork `number`, which has joined, again on this lane, at the branch's position (see
+    /// `meet_deferred`). Forks it opens are nobody's branch's: only idle lanes and this one take their branches.
+    pub(super) fn redo_branch(
+        &mut self,
+        number: u32,
+        index: u32,
+        task: &T,
+        check: bool,
+        stamper: OutputStamper,
+    ) -> Result<(), (Payload, bool)> {
+        let branch = Branch {
+            fork: None,
+            height: self.lane.stack.len(),
+            position: Position::new(number, index),
+        };
+        self.in_branch(branch, task, check, stamper)
+    }
+
+    fn in_branch(
+        &mut self,
+        branch: Branch,
+        task: &T,
+        check: bool,
+        stamper: OutputStamper,
+    ) -> Result<(), (Payload, bool)> {
+        let current = self.lane.current.take();
+        self.lane.branches.push(branch);
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             grow_stack(|| {
-                if taken.check {
+                if check {
                     let id = self.store.get_or_create_task(task);
                     if self.state.bottom_up.is_some() {
                         // A fork of scheduled tasks (`fork_scheduled_group`): a check opens none in a bottom-up
                         // build.
                         self.bring_scheduled_up_to_date(id);
                     } else {
-                        self.make_consistent_or_unwind(id, task, taken.stamper);
+                        self.make_consistent_or_unwind(id, task, stamper);
                     }
                 } else {
-                    self.require_task_with_stamper(task, taken.stamper);
+                    self.require_task_with_stamper(task, stamper);
                 }
             });
         }));

@@ -10,6 +10,7 @@ use crate::context::state::{Deferred, Payload, Position};
 use crate::context::top_down::TopDownContext;
 use crate::ids::{FileId, TaskId};
 use crate::liveness;
+use crate::stamp::OutputStamper;
 use crate::tracker::Tracker;
 use crate::Task;
 
@@ -243,7 +244,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// would come later (in branch `at.1` of fork `at.0`) and meet it: the violation is `other`'s, whose execution
     /// fails with `message` as on one thread. Its claim on `release` goes (on one thread it never made it). When
     /// `other` is in progress, its execution fails when it ends; otherwise its execution is forgotten now (it
-    /// executes again if required again) and its branch fails when the fork joins (see `meet_deferred`).
+    /// executes again if required again), and when the fork joins, what is above it in its branch executes again
+    /// and meets the violation (see `meet_deferred`).
     fn defer_violation(&mut self, other: TaskId, message: String, release: Option<FileId>, at: (u32, u32)) {
         if self.marks.get(other) == Mark::InProgress {
             if let Some(file) = release {
@@ -274,25 +276,118 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         Some(self.state.deferred.swap_remove(at).message)
     }
 
-    /// When fork `number` joins: the violations deferred to tasks of its branches that did not execute since fail
-    /// their branches (the first panic in argument order goes on, as on one thread).
-    pub(super) fn meet_deferred(&mut self, number: u32, results: &mut [Result<(), (Payload, bool)>]) {
-        let mut index = 0;
-        while index < self.state.deferred.len() {
-            if self.state.deferred[index].fork != number {
-                index += 1;
+    /// When fork `number` (of `tasks`, made consistent as `check` and `stamper` say) joins: the violations deferred
+    /// to tasks of its branches that did not execute since. Each such task fails with its violation (requiring it
+    /// again in the session meets it), and so does its branch, as on one thread, where the task meets the violation
+    /// when it executes and its panic goes up through the tasks that required it.
+    ///
+    /// Those tasks finished meanwhile, though, seeing the task's output instead of its panic, which one of them may
+    /// have caught. So they execute again, on this lane, at the branch's position (`redo_branch`): the tasks
+    /// entered in the branch that depend on the failed task are forgotten, and the branch's task is made
+    /// consistent again. Only when no task outside the branch has seen their outputs (otherwise the branch just
+    /// fails with the violation, which is stricter than one thread when a task in it would have caught the panic).
+    /// Branches are met in argument order; a branch executed again defers violations only to later ones.
+    pub(super) fn meet_deferred(
+        &mut self,
+        number: u32,
+        tasks: &[T],
+        check: bool,
+        stamper: OutputStamper,
+        results: &mut [Result<(), (Payload, bool)>],
+    ) {
+        loop {
+            let first = self
+                .state
+                .deferred
+                .iter()
+                .filter(|d| d.fork == number)
+                .map(|d| d.branch)
+                .min();
+            let Some(branch) = first else {
+                return;
+            };
+            let mut failed = Vec::new();
+            let mut message = None;
+            let mut index = 0;
+            while index < self.state.deferred.len() {
+                let deferred = &self.state.deferred[index];
+                if deferred.fork != number || deferred.branch != branch {
+                    index += 1;
+                    continue;
+                }
+                let deferred = self.state.deferred.swap_remove(index);
+                if self.store.output(deferred.task).is_some() {
+                    self.store.invalidate(deferred.task);
+                }
+                self.marks.set(deferred.task, Mark::Failed);
+                self.state.violations.insert(deferred.task, deferred.message.clone());
+                failed.push(deferred.task);
+                message.get_or_insert(deferred.message);
+            }
+            let Some(result @ Ok(())) = results.get_mut(branch as usize) else {
                 continue;
-            }
-            let deferred = self.state.deferred.swap_remove(index);
-            if self.store.output(deferred.task).is_some() {
-                self.store.invalidate(deferred.task);
-            }
-            self.marks.set(deferred.task, Mark::Failed);
-            self.state.violations.insert(deferred.task, deferred.message.clone());
-            if let Some(result @ Ok(())) = results.get_mut(deferred.branch as usize) {
-                *result = Err((Box::new(deferred.message), true));
+            };
+            let task = &tasks[branch as usize];
+            // A fork of scheduled tasks (`fork_scheduled_group`, a check in a bottom-up build) just fails.
+            let again = (!check || self.state.bottom_up.is_none())
+                .then(|| self.store.find_task(task))
+                .flatten()
+                .and_then(|top| self.tainted(&failed, number, branch, top));
+            *result = match again {
+                Some(tainted) => {
+                    for id in tainted {
+                        self.store.invalidate(id);
+                        self.marks.set(id, Mark::Unseen);
+                        self.state.violations.remove(&id);
+                        self.lane.failures.take(id);
+                    }
+                    self.redo_branch(number, branch, task, check, stamper)
+                }
+                None => Err((
+                    Box::new(message.expect("BUG: a deferred violation without a message")),
+                    true,
+                )),
+            };
+        }
+    }
+
+    /// The tasks entered in branch `branch` of fork `number` that depend on the tasks in `failed` (without those),
+    /// when the branch's task `top` is one of them and no task outside the branch has seen the output of one of
+    /// them in this session (a task in progress on this lane is still to look). Otherwise `None`.
+    fn tainted(&self, failed: &[TaskId], number: u32, branch: u32, top: TaskId) -> Option<Vec<TaskId>> {
+        let mut seen: Vec<TaskId> = failed.to_vec();
+        let mut index = 0;
+        while index < seen.len() {
+            let id = seen[index];
+            index += 1;
+            for dependent in self.store.live_dependents(id) {
+                if seen.contains(&dependent) {
+                    continue;
+                }
+                match self.marks.get(dependent) {
+                    Mark::Unseen | Mark::Scheduled => {}
+                    Mark::InProgress if self.lane.stack.iter().any(|f| f.id == dependent) => {}
+                    Mark::Done | Mark::Failed if self.entered_within(dependent, number, branch) => seen.push(dependent),
+                    _ => return None,
+                }
             }
         }
+        let tainted: Vec<TaskId> = seen.split_off(failed.len());
+        (failed.contains(&top) || tainted.contains(&top)).then_some(tainted)
+    }
+
+    /// Whether task `id` was entered in branch `branch` of fork `number`, or in a fork opened below it.
+    fn entered_within(&self, id: TaskId, number: u32, branch: u32) -> bool {
+        let Some(mut position) = self.state.positions.get(id.index()).copied() else {
+            return false;
+        };
+        while let Some((fork, at)) = position.get() {
+            if fork == number {
+                return at == branch;
+            }
+            position = self.state.lineage[fork as usize];
+        }
+        false
     }
 
     /// Notes that the execution of `id` failed with the soundness violation `payload`: requiring it again in this

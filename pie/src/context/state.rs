@@ -79,8 +79,9 @@ pub(crate) struct LaneState {
 /// A branch of a parallel `require_tasks` call that a lane runs.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Branch {
-    /// The fork's slot among the open forks of the parallel build.
-    pub(crate) fork: usize,
+    /// The fork's slot among the open forks of the parallel build; `None` for a branch run again after its fork
+    /// joined (see `TopDownContext::redo_branch`).
+    pub(crate) fork: Option<usize>,
     /// The height of the lane's stack when the branch started.
     pub(crate) height: usize,
     /// Where the branch stands in the order of a build on one thread (see [`Position`]).
