@@ -355,10 +355,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// when the branch's task `top` is one of them and no task outside the branch has seen the output of one of
     /// them in this session (a task in progress on this lane is still to look). Otherwise `None`.
     fn tainted(&self, failed: &[TaskId], number: u32, branch: u32, top: TaskId) -> Option<Vec<TaskId>> {
-        let mut seen: Vec<TaskId> = failed.to_vec();
+        let mut found: Vec<TaskId> = failed.to_vec();
+        let mut seen: rustc_hash::FxHashSet<TaskId> = failed.iter().copied().collect();
         let mut index = 0;
-        while index < seen.len() {
-            let id = seen[index];
+        while index < found.len() {
+            let id = found[index];
             index += 1;
             for dependent in self.store.live_dependents(id) {
                 if seen.contains(&dependent) {
@@ -367,13 +368,15 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 match self.marks.get(dependent) {
                     Mark::Unseen | Mark::Scheduled => {}
                     Mark::InProgress if self.lane.stack.iter().any(|f| f.id == dependent) => {}
-                    Mark::Done | Mark::Failed if self.entered_within(dependent, number, branch) => seen.push(dependent),
+                    Mark::Done | Mark::Failed if self.entered_within(dependent, number, branch) => {
+                        seen.insert(dependent);
+                        found.push(dependent);
+                    }
                     _ => return None,
                 }
             }
         }
-        let tainted: Vec<TaskId> = seen.split_off(failed.len());
-        (failed.contains(&top) || tainted.contains(&top)).then_some(tainted)
+        seen.contains(&top).then(|| found.split_off(failed.len()))
     }
 
     /// Whether task `id` was entered in branch `branch` of fork `number`, or in a fork opened below it.
