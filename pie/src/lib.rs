@@ -283,11 +283,12 @@ impl<T: Task, A: Tracker<T>> Pie<T, T::Output, A> {
     /// is never executed by two threads; a cycle through tasks on different threads is a `Cyclic task dependency`
     /// panic, never a deadlock; a panic on a worker reaches the caller with its original payload.
     ///
-    /// One thing differs from a build on one thread, and only in a build that breaks a soundness rule: when a task
-    /// of a later `require_tasks` branch has already finished by the time a task of an earlier branch meets a
-    /// violation that one thread would have shown it (it read a file the earlier branch then provides, say), the
-    /// tasks above it in its branch execute once more, so that they meet its panic (and may catch it) as on one
-    /// thread.
+    /// One thing differs from a build on one thread, and only in a build that breaks a soundness rule: a task of a
+    /// later `require_tasks` branch may run ahead of a task of an earlier branch that then meets a violation which
+    /// one thread would have shown the later task first (the later task provided a file that the earlier one then
+    /// reads, say). The later task then fails with it (at its next call of the [`Context`] if it is still running),
+    /// and when the `require_tasks` call joins, what it entered and every task that saw it or what it entered
+    /// execute once more, so that they meet its panic (and may catch it) as on one thread.
     ///
     /// The threads take turns at the dependency graph (checking dependencies and recording what a task did hold
     /// one lock; the files a task requires or provides are stamped outside it), and run tasks' own code at the same

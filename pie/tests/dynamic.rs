@@ -1729,6 +1729,42 @@ fn a_task_that_failed_with_a_violation_meets_it_again_whichever_branch_executed_
     }
 }
 
+/// Found with seed 505 (8 threads, the fresh build with the shared cache): `p1` (the later branch of `p0`'s fork)
+/// wrote `f1` and went on to `reqi p3`, where `p3` met a cycle through `p1`; then `p2` (the earlier branch) read
+/// `f1`, deferring the hidden dependency to `p1`, and met `p3`'s cycle. On one thread `p2` reads `f1` first, `p1`
+/// fails at its write and never enters `p3`, and `p2` meets the hidden dependency through `p3`. What a task entered
+/// after the violation deferred to it is forgotten, and so is everything that saw it: their branches run again.
+#[test]
+fn what_a_task_entered_past_a_violation_deferred_to_it_is_forgotten() {
+    use regressions::prog;
+    let case = Case {
+        programs: vec![
+            prog("read f0 exists; write f3 modified =x; reqs p2 p1"),
+            prog("write f1 hash =; reqi p3"),
+            prog("if f1 modified: reqi p3; req p3; read f3 modified"),
+            prog("req p1"),
+        ],
+        files: vec![
+            Some(String::new()),
+            Some("a".into()),
+            Some("aa".into()),
+            Some("aa".into()),
+        ],
+        rounds: vec![Round {
+            forget: false,
+            edits: vec![],
+            roots: vec![0, 3],
+            bottom_up: false,
+        }],
+        threads: 8,
+    };
+    for attempt in 0..50 {
+        if let Err(e) = check(&case) {
+            panic!("attempt {attempt}: {e}\n{case:?}");
+        }
+    }
+}
+
 /// Found by the property of parallel bottom-up builds of groups (seed 7, 4 threads): `Cyclic task dependency: task
 /// p3 requires itself through p3 → p0 → p2 → p3 (on several threads)`, where the clean build accepts. A lane about to
 /// wait looked through the lanes that wait, and one was still noted as waiting for a task that had just finished; the

@@ -463,8 +463,7 @@ fn two_branches_providing_one_file_overlap_whoever_comes_first() {
     let dir = Dir::new();
     for threads in [1, 2] {
         for _ in 0..20 {
-            let path = dir.join(unique("overlap"));
-            let meeting = unique("overlap-meet");
+            let (path, meeting) = path_and_meeting(&dir, "overlap");
             // On one thread the branches cannot meet: they run one after the other.
             let write = |text: &str| match threads {
                 1 => Par::Write(path.clone(), text.into()),
@@ -485,8 +484,7 @@ fn a_branch_reading_what_another_branch_writes_is_a_hidden_dependency_whoever_co
     let dir = Dir::new();
     for threads in [1, 2] {
         for _ in 0..20 {
-            let path = dir.join(unique("hidden"));
-            let meeting = unique("hidden-meet");
+            let (path, meeting) = path_and_meeting(&dir, "hidden");
             let root = match threads {
                 1 => Par::All(vec![Par::Write(path.clone(), "text".into()), Par::Read(path.clone())]),
                 _ => Par::All(vec![
@@ -500,6 +498,22 @@ fn a_branch_reading_what_another_branch_writes_is_a_hidden_dependency_whoever_co
             pie.check_invariants();
         }
     }
+}
+
+/// A new file path in `dir` and a new meeting, both named after `name`.
+fn path_and_meeting(dir: &Dir, name: &str) -> (PathBuf, String) {
+    (dir.join(unique(name)), unique(&format!("{name}-meet")))
+}
+
+/// A branch that meets at `meeting` (in parallel), then writes "text" to `path` and provides it.
+fn meet_then_write(meeting: &str, path: &std::path::Path, threads: usize) -> Par {
+    alone(
+        &[
+            Step::Meet(meeting.to_string()),
+            Step::Write(path.to_path_buf(), "text".into()),
+        ],
+        threads,
+    )
 }
 
 /// `steps` without its meetings (on one thread the branches cannot meet: they run one after the other).
@@ -529,14 +543,10 @@ fn a_later_branch_that_reads_before_an_earlier_one_writes_meets_the_hidden_depen
     let dir = Dir::new();
     for threads in [1, 2, 4] {
         for _ in 0..10 {
-            let path = dir.join(unique("read-first"));
-            let meeting = unique("read-first-meet");
+            let (path, meeting) = path_and_meeting(&dir, "read-first");
             // In parallel the reader (second in argument order) reads before the writer writes; on one thread the
             // writer comes first, and the read meets the violation.
-            let writer = alone(
-                &[Step::Meet(meeting.clone()), Step::Write(path.clone(), "text".into())],
-                threads,
-            );
+            let writer = meet_then_write(&meeting, &path, threads);
             let reader = alone(&[Step::Read(path.clone()), Step::Meet(meeting.clone())], threads);
             let root = Par::All(vec![writer, reader]);
             for message in two_verdicts(threads, &root) {
@@ -556,8 +566,7 @@ fn a_later_branch_that_writes_before_an_earlier_one_meets_the_overlap_as_on_one_
     let dir = Dir::new();
     for threads in [1, 2, 4] {
         for _ in 0..10 {
-            let path = dir.join(unique("write-first"));
-            let meeting = unique("write-first-meet");
+            let (path, meeting) = path_and_meeting(&dir, "write-first");
             let first = alone(
                 &[Step::Meet(meeting.clone()), Step::Write(path.clone(), "one".into())],
                 threads,
@@ -586,8 +595,7 @@ fn a_panic_after_writing_goes_on_even_when_a_later_branch_read_the_file_first() 
     let dir = Dir::new();
     for threads in [1, 2, 4] {
         for _ in 0..10 {
-            let path = dir.join(unique("panic-after-write"));
-            let meeting = unique("panic-after-write-meet");
+            let (path, meeting) = path_and_meeting(&dir, "panic-after-write");
             // On one thread the writer panics (first in argument order) before the reader meets its violation.
             let writer = alone(
                 &[
@@ -622,12 +630,8 @@ fn a_task_that_catches_a_violation_met_after_its_branch_finished_catches_it_as_o
     let dir = Dir::new();
     for threads in [1, 2, 4] {
         for _ in 0..10 {
-            let path = dir.join(unique("caught"));
-            let meeting = unique("caught-meet");
-            let writer = alone(
-                &[Step::Meet(meeting.clone()), Step::Write(path.clone(), "text".into())],
-                threads,
-            );
+            let (path, meeting) = path_and_meeting(&dir, "caught");
+            let writer = meet_then_write(&meeting, &path, threads);
             // The reader directly below the catching task, and below a task that does not catch.
             let direct = Step::Try(Box::new(Par::Read(path.clone())));
             let below = Step::Try(Box::new(Par::ReadAfterAll(Vec::new(), path.clone())));

@@ -153,6 +153,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     #[track_caller]
     fn require_file_in_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<Option<File>> {
         let current = self.current("require_file");
+        self.meet_own_deferred();
         let file = self.file_node(path)?;
         self.check_require(current, file);
         let normal = self.store.file_path(file);
@@ -174,6 +175,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     #[track_caller]
     fn provide_file_in_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<()> {
         let current = self.current("provide_file");
+        self.meet_own_deferred();
         let file = self.file_node(path)?;
         self.check_provide(current, file);
         let stamp = stamper.stamp(self.store.file_path(file));
@@ -236,6 +238,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     ) -> io::Result<(TaskId, FileId, usize, std::path::PathBuf)> {
         self.in_engine(|this| {
             let current = this.current(if provided { "provide_file" } else { "require_file" });
+            this.meet_own_deferred();
             let file = this.file_node(path)?;
             let dep = FileDep {
                 file,
@@ -298,6 +301,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     #[track_caller]
     fn require_task_in_engine(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
+        self.meet_own_deferred();
         self.tracker.require_task_start(task, &stamper);
         let id = self.store.get_or_create_task(task);
         // A task in progress on this lane's stack is a cycle, found here so that the panic is located at the build
@@ -382,6 +386,9 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
     }
 
     fn require_tasks_with_stamper(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<T::Output> {
-        self.in_engine(|this| this.require_group(tasks, stamper))
+        self.in_engine(|this| {
+            this.meet_own_deferred();
+            this.require_group(tasks, stamper)
+        })
     }
 }

@@ -20,11 +20,13 @@
 //!   branch may read or provide a file before an earlier one provides it. Each lane knows where it stands in that
 //!   order (`Position`: the fork and the branch, with the session's lineage of forks), and so does each task
 //!   entered in a parallel build. When a soundness check finds a conflict with a task whose branch comes later,
-//!   the violation is that task's, as on one thread: its execution fails with it (when it ends, or, if it
-//!   already ended, its execution is forgotten and, at the join, the tasks above it in its branch execute again
-//!   and meet its panic, which they may catch), its claim on the file goes, and the earlier task goes on
-//!   (`TopDownContext::defer_violation`, `meet_deferred`). So the first panic in argument order is the one a build
-//!   on one thread meets.
+//!   the violation is that task's, as on one thread: its execution fails with it (at its next call of the
+//!   `Context` or when it ends; if it already ended, its execution is forgotten), its claim on the file goes, and
+//!   the earlier task goes on. At the join, what that task entered since it was entered (tasks one thread may
+//!   never have entered) is forgotten, and so is every task that saw one of them or the failed task, in any
+//!   branch of the fork; the branches whose task is among them run again, in argument order, and meet its panic
+//!   (which they may catch) as on one thread (`TopDownContext::defer_violation`, `meet_deferred`). So the first
+//!   panic in argument order is the one a build on one thread meets.
 //! - **Groups re-checked in parallel.** The store remembers which task dependencies came from one `require_tasks`
 //!   call. When a top-down check, going through a group in order, meets the first task of it that must execute,
 //!   it makes that task and the rest of the group consistent in a fork, then goes on comparing versions in order:
@@ -34,8 +36,8 @@
 //!   consistent forks nothing: checks hold the engine, so more lanes would only add hand-overs.
 //! - **Claims.** A task is in progress on exactly one lane (on that lane's stack of frames). A lane that needs a
 //!   task in progress on another lane waits for it: never two executions of a task at once, and at most one per
-//!   session, except for the tasks above a violation that reached a finished task (see above), which execute again
-//!   on the joining lane.
+//!   session, except for the tasks forgotten when a fork joins after a violation reached a task that ran ahead
+//!   (see above), which execute again on the joining lane.
 //! - **No deadlock, and no false cycle.** A lane waits only for a task in progress elsewhere, or, at the end of a
 //!   fork, for its branches. Before waiting it follows *who waits for whom* (a waiting lane for the lane that has
 //!   the task in progress, a joining lane for the lanes running its branches): reaching itself means the tasks

@@ -230,22 +230,27 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Notes where task `id` is entered in a parallel build (see `Position`).
     pub(super) fn note_position(&mut self, id: TaskId) {
         let position = self.lane.branches.last().map_or(Position::NONE, |b| b.position);
-        let positions = &mut self.state.positions;
-        if id.index() >= positions.len() {
+        let state = &mut *self.state;
+        if id.index() >= state.positions.len() {
             if position == Position::NONE {
                 return;
             }
-            positions.resize(id.index() + 1, Position::NONE);
+            state.positions.resize(id.index() + 1, Position::NONE);
+            state.entries.resize(id.index() + 1, 0);
         }
-        positions[id.index()] = position;
+        state.positions[id.index()] = position;
+        state.clock += 1;
+        state.entries[id.index()] = state.clock;
     }
 
     /// In a parallel build, a violation between this lane's executing task and task `other`, which on one thread
     /// would come later (in branch `at.1` of fork `at.0`) and meet it: the violation is `other`'s, whose execution
     /// fails with `message` as on one thread. Its claim on `release` goes (on one thread it never made it). When
-    /// `other` is in progress, its execution fails when it ends; otherwise its execution is forgotten now (it
-    /// executes again if required again), and when the fork joins, what is above it in its branch executes again
-    /// and meets the violation (see `meet_deferred`).
+    /// `other` is in progress, it fails at its next call of the `Context` or when its execution ends, whichever
+    /// comes first; otherwise its execution is forgotten now (it executes again if required again). Either way it
+    /// may have entered tasks that one thread would not have entered (past the point where it meets the violation
+    /// there), and the tasks above it in its branch saw its output instead of its panic: when the fork joins,
+    /// all of them are forgotten and their branches run again (see `meet_deferred`).
     fn defer_violation(&mut self, other: TaskId, message: String, release: Option<FileId>, at: (u32, u32)) {
         if self.marks.get(other) == Mark::InProgress {
             if let Some(file) = release {
@@ -256,37 +261,71 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             self.marks.set(other, Mark::Failed);
             self.state.violations.insert(other, message.clone());
         }
+        let from = self.state.entries.get(other.index()).copied().unwrap_or(0);
+        let to = self.state.clock;
         self.state.deferred.push(Deferred {
             task: other,
             message,
             fork: at.0,
             branch: at.1,
+            from,
+            to,
+            ended: false,
         });
     }
 
-    /// Whether a violation was deferred to task `id` and not met yet.
+    /// Whether a violation was deferred to task `id` in progress, which has not met it yet.
     pub(super) fn is_deferred(&self, id: TaskId) -> bool {
-        self.state.deferred.iter().any(|d| d.task == id)
+        self.state.deferred.iter().any(|d| d.task == id && !d.ended)
     }
 
     /// At the end of an execution of `id` in a parallel build: the violation deferred to it, if any (see
-    /// `defer_violation`), which its execution then fails with.
+    /// `defer_violation`), which its execution then fails with. The deferral stays until its fork joins.
     pub(super) fn take_deferred(&mut self, id: TaskId) -> Option<String> {
-        let at = self.state.deferred.iter().position(|d| d.task == id)?;
-        Some(self.state.deferred.swap_remove(at).message)
+        let clock = self.state.clock;
+        let deferred = self.state.deferred.iter_mut().find(|d| d.task == id && !d.ended)?;
+        deferred.ended = true;
+        deferred.to = clock;
+        Some(deferred.message.clone())
+    }
+
+    /// At a call of the `Context` by the executing task in a parallel build: the violation deferred to it
+    /// meanwhile, if any, which it meets now (on one thread it never went this far).
+    #[track_caller]
+    #[inline(always)]
+    pub(super) fn meet_own_deferred(&mut self) {
+        if !self.state.deferred.is_empty() {
+            self.meet_own_deferred_slow();
+        }
+    }
+
+    #[track_caller]
+    #[cold]
+    fn meet_own_deferred_slow(&mut self) {
+        let Some(current) = self.lane.current else {
+            return;
+        };
+        if let Some(deferred) = self.state.deferred.iter().find(|d| d.task == current && !d.ended) {
+            let message = deferred.message.clone();
+            self.violation(message)
+        }
     }
 
     /// When fork `number` (of `tasks`, made consistent as `check` and `stamper` say) joins: the violations deferred
-    /// to tasks of its branches that did not execute since. Each such task fails with its violation (requiring it
-    /// again in the session meets it), and so does its branch, as on one thread, where the task meets the violation
-    /// when it executes and its panic goes up through the tasks that required it.
+    /// to tasks of its branches. Each such task fails with its violation (requiring it again in the session meets
+    /// it), and so does its branch, as on one thread, where the task meets the violation when it executes and its
+    /// panic goes up through the tasks that required it.
     ///
-    /// Those tasks finished meanwhile, though, seeing the task's output instead of its panic, which one of them may
-    /// have caught. So they execute again, on this lane, at the branch's position (`redo_branch`): the tasks
-    /// entered in the branch that depend on the failed task are forgotten, and the branch's task is made
-    /// consistent again. Only when no task outside the branch has seen their outputs (otherwise the branch just
-    /// fails with the violation, which is stricter than one thread when a task in it would have caught the panic).
-    /// Branches are met in argument order; a branch executed again defers violations only to later ones.
+    /// The build went on meanwhile as one thread would not have: the task may have entered tasks past the point
+    /// where it meets the violation on one thread, and tasks saw those tasks' outputs and the task's output instead
+    /// of its panic (which one of them may have caught), in any branch of the fork. So they execute again, on this
+    /// lane: the tasks entered in the task's branch from its entry on are forgotten, and so is every task that
+    /// depends on one of them or on the failed task, and the branches whose task is one of those are made
+    /// consistent again, in argument order, each at its position (`redo_branch`). Only when every task that saw
+    /// them was entered in the fork (otherwise the task's branch just fails with the violation, which is stricter
+    /// than one thread when a task in it would have caught the panic). Branches are met in argument order; a
+    /// branch executed again defers violations only to later ones, and a task failed here is never forgotten, so
+    /// this ends.
     pub(super) fn meet_deferred(
         &mut self,
         number: u32,
@@ -295,6 +334,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         stamper: OutputStamper,
         results: &mut [Result<(), (Payload, bool)>],
     ) {
+        let mut met: rustc_hash::FxHashSet<TaskId> = rustc_hash::FxHashSet::default();
         loop {
             let first = self
                 .state
@@ -307,6 +347,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 return;
             };
             let mut failed = Vec::new();
+            let mut windows = Vec::new();
             let mut message = None;
             let mut index = 0;
             while index < self.state.deferred.len() {
@@ -322,53 +363,74 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 self.marks.set(deferred.task, Mark::Failed);
                 self.state.violations.insert(deferred.task, deferred.message.clone());
                 failed.push(deferred.task);
+                met.insert(deferred.task);
+                windows.push((deferred.from, deferred.to));
                 message.get_or_insert(deferred.message);
             }
-            let Some(result @ Ok(())) = results.get_mut(branch as usize) else {
+            // A fork of scheduled tasks (`fork_scheduled_group`, a check in a bottom-up build) just fails.
+            let forgotten = (!check || self.state.bottom_up.is_none())
+                .then(|| self.seen_past(&failed, &windows, number, branch, &met))
+                .flatten();
+            let Some(forgotten) = forgotten else {
+                if let Some(result @ Ok(())) = results.get_mut(branch as usize) {
+                    let message = message.expect("BUG: a deferred violation without a message");
+                    *result = Err((Box::new(message), true));
+                }
                 continue;
             };
-            let task = &tasks[branch as usize];
-            // A fork of scheduled tasks (`fork_scheduled_group`, a check in a bottom-up build) just fails.
-            let again = (!check || self.state.bottom_up.is_none())
-                .then(|| self.store.find_task(task))
-                .flatten()
-                .and_then(|top| self.tainted(&failed, number, branch, top));
-            *result = match again {
-                Some(tainted) => {
-                    for id in tainted {
-                        self.store.invalidate(id);
-                        self.marks.set(id, Mark::Unseen);
-                        self.state.violations.remove(&id);
-                        self.lane.failures.take(id);
-                    }
-                    self.redo_branch(number, branch, task, check, stamper)
+            for &id in &forgotten {
+                self.store.invalidate(id);
+                self.marks.set(id, Mark::Unseen);
+                self.state.violations.remove(&id);
+                self.lane.failures.take(id);
+            }
+            let again: rustc_hash::FxHashSet<TaskId> = forgotten.into_iter().chain(failed).collect();
+            for (index, task) in tasks.iter().enumerate() {
+                if self.store.find_task(task).is_some_and(|top| again.contains(&top)) {
+                    results[index] = self.redo_branch(number, index as u32, task, check, stamper);
                 }
-                None => Err((
-                    Box::new(message.expect("BUG: a deferred violation without a message")),
-                    true,
-                )),
-            };
+            }
         }
     }
 
-    /// The tasks entered in branch `branch` of fork `number` that depend on the tasks in `failed` (without those),
-    /// when the branch's task `top` is one of them and no task outside the branch has seen the output of one of
-    /// them in this session (a task in progress on this lane is still to look). Otherwise `None`.
-    fn tainted(&self, failed: &[TaskId], number: u32, branch: u32, top: TaskId) -> Option<Vec<TaskId>> {
-        let mut found: Vec<TaskId> = failed.to_vec();
+    /// The tasks to forget when tasks `failed` of branch `branch` of fork `number` fail with violations deferred
+    /// to them (see `meet_deferred`): the tasks entered in that branch within `windows` (entry numbers, one per
+    /// failed task), and the tasks that depend on one of those or on a failed task, all but the failed ones and
+    /// those in `met`. `None` when one of the tasks that depend on them was entered outside the fork (a task in
+    /// progress on this lane is still to look).
+    fn seen_past(
+        &self,
+        failed: &[TaskId],
+        windows: &[(u32, u32)],
+        number: u32,
+        branch: u32,
+        met: &rustc_hash::FxHashSet<TaskId>,
+    ) -> Option<Vec<TaskId>> {
         let mut seen: rustc_hash::FxHashSet<TaskId> = failed.iter().copied().collect();
+        let mut found: Vec<TaskId> = failed.to_vec();
+        for (index, &entry) in self.state.entries.iter().enumerate() {
+            let id = TaskId(index as u32);
+            if windows.iter().any(|&(from, to)| from < entry && entry <= to)
+                && !seen.contains(&id)
+                && !met.contains(&id)
+                && self.entered_within(id, number, Some(branch))
+            {
+                seen.insert(id);
+                found.push(id);
+            }
+        }
         let mut index = 0;
         while index < found.len() {
             let id = found[index];
             index += 1;
             for dependent in self.store.live_dependents(id) {
-                if seen.contains(&dependent) {
+                if seen.contains(&dependent) || met.contains(&dependent) {
                     continue;
                 }
                 match self.marks.get(dependent) {
                     Mark::Unseen | Mark::Scheduled => {}
                     Mark::InProgress if self.lane.stack.iter().any(|f| f.id == dependent) => {}
-                    Mark::Done | Mark::Failed if self.entered_within(dependent, number, branch) => {
+                    Mark::Done | Mark::Failed if self.entered_within(dependent, number, None) => {
                         seen.insert(dependent);
                         found.push(dependent);
                     }
@@ -376,17 +438,18 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 }
             }
         }
-        seen.contains(&top).then(|| found.split_off(failed.len()))
+        Some(found.split_off(failed.len()))
     }
 
-    /// Whether task `id` was entered in branch `branch` of fork `number`, or in a fork opened below it.
-    fn entered_within(&self, id: TaskId, number: u32, branch: u32) -> bool {
+    /// Whether task `id` was entered in branch `branch` of fork `number` (in any branch when `None`), or in a fork
+    /// opened below it.
+    fn entered_within(&self, id: TaskId, number: u32, branch: Option<u32>) -> bool {
         let Some(mut position) = self.state.positions.get(id.index()).copied() else {
             return false;
         };
         while let Some((fork, at)) = position.get() {
             if fork == number {
-                return at == branch;
+                return branch.is_none_or(|branch| at == branch);
             }
             position = self.state.lineage[fork as usize];
         }

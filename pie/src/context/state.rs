@@ -120,6 +120,13 @@ pub(crate) struct Deferred {
     /// The fork where the two tasks' branches part, and the index of the task's branch in it.
     pub(crate) fork: u32,
     pub(crate) branch: u32,
+    /// What the task did in the build that one thread would not have done lies between these two entry numbers
+    /// (see [`SessionState::entries`]): from its entry to the end of its execution (when the violation reached it
+    /// in progress) or to the moment the violation was found (when it had finished).
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+    /// Whether the task's execution ended with the violation (it was in progress when the violation was found).
+    pub(crate) ended: bool,
 }
 
 /// The mutable state of one session that all its lanes share.
@@ -147,6 +154,10 @@ pub(crate) struct SessionState {
     pub(crate) lineage: Vec<Position>,
     /// The position of each task entered in a parallel build of the session, by task index (sized on demand).
     pub(crate) positions: Vec<Position>,
+    /// The number of each task's entry in a parallel build of the session, by task index (sized with `positions`),
+    /// counted by `clock`: what a task entered while another executed came after it.
+    pub(crate) entries: Vec<u32>,
+    pub(crate) clock: u32,
     /// Violations found on the side of the task that meets them later on one thread, not yet met by it.
     pub(crate) deferred: Vec<Deferred>,
     /// The soundness violation each task that failed with one in this session failed with: requiring it again in
