@@ -654,6 +654,53 @@ fn a_task_that_catches_a_violation_met_after_its_branch_finished_catches_it_as_o
     }
 }
 
+/// A later branch's task that provided a file which an earlier branch then reads: one thread shows the hidden
+/// dependency to the later task at its provide, where it stops. In parallel the violation is found while the task
+/// is still running: it meets it at its next call of the `Context` (here a require that it catches), and the task
+/// it would require there never executes.
+#[test]
+fn a_task_still_running_when_its_violation_is_found_meets_it_at_its_next_context_call() {
+    quiet_panics();
+    let dir = Dir::new();
+    for threads in [1, 2, 4] {
+        for _ in 0..10 {
+            let (path, meeting) = path_and_meeting(&dir, "ahead");
+            let found = unique("ahead-found");
+            let counted = unique("ahead-counted");
+            let reader = alone(
+                &[
+                    Step::Meet(meeting.clone()),
+                    Step::Read(path.clone()),
+                    Step::Meet(found.clone()),
+                ],
+                threads,
+            );
+            let writer = alone(
+                &[
+                    Step::Write(path.clone(), "text".into()),
+                    Step::Meet(meeting),
+                    Step::Meet(found),
+                    Step::Try(Box::new(Par::Counted(counted.clone()))),
+                ],
+                threads,
+            );
+            let root = Par::All(vec![reader, writer]);
+            for message in two_verdicts(threads, &root) {
+                assert_message(&message, HIDDEN, &[]);
+                assert!(
+                    message.starts_with("Hidden dependency: task Steps([Write(") && message.contains("provides file"),
+                    "{threads} threads: the writer meets it, as on one thread: {message}"
+                );
+            }
+            assert_eq!(
+                execution_count(&counted),
+                0,
+                "{threads} threads: the writer went past its violation"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_rebuild_checks_the_tasks_of_a_require_tasks_call_in_parallel() {
     quiet_panics();
