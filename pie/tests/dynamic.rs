@@ -1765,6 +1765,37 @@ fn what_a_task_entered_past_a_violation_deferred_to_it_is_forgotten() {
     }
 }
 
+/// Found with seed 1010 (2 threads, the fresh build with the shared cache): `p2` (the later branch of `p1`'s fork)
+/// read `f3` before `p3` wrote it and then required `p3`, waiting for it; `p3`'s write deferred the hidden
+/// dependency to `p2`, and `p3` went on to require `p2` and met a cycle across the lanes. On one thread `p3` writes
+/// first and `p2` fails at its read, so `p3` meets the hidden dependency when it requires `p2`. A task that requires
+/// a task in progress to which a violation was deferred meets the violation at once.
+#[test]
+fn requiring_a_task_in_progress_with_a_deferred_violation_meets_the_violation() {
+    use regressions::prog;
+    let case = Case {
+        programs: vec![
+            prog("if f1 modified: req p1"),
+            prog("reqs p3 p2; if f0 hash: reqi p1; if f2 hash: req p2"),
+            prog("if f3 exists: try p3; reqs p3 p3"),
+            prog("write f3 modified =; if f3 modified: reqi p2; req p2; read f3 modified"),
+        ],
+        files: vec![Some("ba".into()), Some(String::new()), None, None],
+        rounds: vec![Round {
+            forget: false,
+            edits: vec![],
+            roots: vec![0, 1, 2],
+            bottom_up: false,
+        }],
+        threads: 2,
+    };
+    for attempt in 0..50 {
+        if let Err(e) = check(&case) {
+            panic!("attempt {attempt}: {e}\n{case:?}");
+        }
+    }
+}
+
 /// Found by the property of parallel bottom-up builds of groups (seed 7, 4 threads): `Cyclic task dependency: task
 /// p3 requires itself through p3 → p0 → p2 → p3 (on several threads)`, where the clean build accepts. A lane about to
 /// wait looked through the lanes that wait, and one was still noted as waiting for a task that had just finished; the

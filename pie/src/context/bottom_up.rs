@@ -700,7 +700,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     }
                     return;
                 }
-                Mark::InProgress => self.wait_or_cycle(id),
+                Mark::InProgress => self.wait_or_cycle_then(id, false),
                 _ => return,
             }
         }

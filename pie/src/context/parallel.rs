@@ -22,7 +22,7 @@
 //!   entered in a parallel build. When a soundness check finds a conflict with a task whose branch comes later,
 //!   the violation is that task's, as on one thread: its execution fails with it (at its next call of the
 //!   `Context` or when it ends; if it already ended, its execution is forgotten), its claim on the file goes, and
-//!   the earlier task goes on. At the join, what that task entered since it was entered (tasks one thread may
+//!   the earlier task goes on. A lane that needs it while it is still in progress meets the violation at once. At the join, what that task entered since it was entered (tasks one thread may
 //!   never have entered) is forgotten, and so is every task that saw one of them or the failed task, in any
 //!   branch of the fork; the branches whose task is among them run again, in argument order, and meet its panic
 //!   (which they may catch) as on one thread (`TopDownContext::defer_violation`, `meet_deferred`). So the first
@@ -634,15 +634,37 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     /// Task `id` is in progress (marked so) and this lane needs it: on this lane's stack it is a cycle (panics);
     /// on another lane's, this lane waits until that lane is done with it (its mark changes), unless the lanes wait
     /// for each other, which is a cycle too. Returns holding the engine; the caller looks at the task's mark again.
+    ///
+    /// A task in progress to which a violation was deferred (see `TopDownContext::defer_violation`) is failing
+    /// with it whatever else it does: this lane meets the violation at once, as it meets that of a task that failed
+    /// with one (`repeat_violation`). On one thread the task stopped where it met the violation, so waiting for it
+    /// could find a cycle that only its going on made (it required a task that now requires it).
     #[cold]
     #[inline(never)]
     pub(super) fn wait_or_cycle(&mut self, id: TaskId) {
+        self.wait_or_cycle_then(id, true)
+    }
+
+    /// [`wait_or_cycle`](Self::wait_or_cycle); with `meet_deferred` false, a task with a deferred violation is
+    /// waited for too (for the bottom-up loop's forks of scheduled tasks, whose branches leave a failed task to
+    /// the loop).
+    pub(super) fn wait_or_cycle_then(&mut self, id: TaskId, meet_deferred: bool) {
         let Some(par) = self.parallel() else { self.cycle(id) };
         // What this lane did since it took the engine may be what others wait for; looking again is not.
         let mut changed = true;
         while self.marks.get(id) == Mark::InProgress {
             if self.marks.owner(id) == self.lane_index {
                 self.cycle(id)
+            }
+            if let Some(deferred) = self
+                .state
+                .deferred
+                .iter()
+                .find(|d| meet_deferred && d.task == id && !d.ended)
+            {
+                let message = deferred.message.clone();
+                self.lane.violation = true;
+                panic::resume_unwind(Box::new(message));
             }
             let marks = &self.marks;
             let in_progress = |task| (marks.get(task) == Mark::InProgress).then(|| marks.owner(task));
