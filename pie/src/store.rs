@@ -615,6 +615,21 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             .position(|d| matches!(d, Dep::RequireFile(d) if d.file == file))
     }
 
+    /// Whether `id` provides a file after its first dependency (a require or a provide) on `file`; `true` when it
+    /// has none.
+    pub(crate) fn provides_after(&self, id: TaskId, file: FileId) -> bool {
+        let deps = &self.data(id).deps;
+        let first = deps
+            .iter()
+            .position(|d| matches!(d, Dep::RequireFile(d) | Dep::ProvideFile(d) if d.file == file));
+        first.is_none_or(|first| deps[first + 1..].iter().any(|d| matches!(d, Dep::ProvideFile(_))))
+    }
+
+    /// Whether `id` provides a file.
+    pub(crate) fn provides_any(&self, id: TaskId) -> bool {
+        self.data(id).deps.iter().any(|d| matches!(d, Dep::ProvideFile(_)))
+    }
+
     fn take_order(&mut self) -> u64 {
         let order = self.next_order;
         self.next_order += 1;

@@ -701,6 +701,49 @@ fn a_task_still_running_when_its_violation_is_found_meets_it_at_its_next_context
     }
 }
 
+/// A later branch's task that wrote a second file past the write that one thread refuses, and finished, before an
+/// earlier branch read the first file; a task above it caught its panic and read the second file. One thread never
+/// writes the second file (the task stops at the first), and the reader finds nothing. Executing the reader again
+/// at the join would read what the failed task left on disk, with no provider to refuse it: the build must refuse
+/// (stricter than one thread) or give one thread's output, never the left-over contents.
+#[test]
+fn what_a_task_wrote_past_its_violation_is_never_accepted() {
+    quiet_panics();
+    let dir = Dir::new();
+    for threads in [1, 2, 4] {
+        for _ in 0..10 {
+            let (first, meeting) = path_and_meeting(&dir, "past");
+            let second = dir.join(unique("past-second"));
+            let writer = Par::Steps(vec![
+                Step::Write(first.clone(), "text".into()),
+                Step::Write(second.clone(), "left-over".into()),
+            ]);
+            let catcher = alone(
+                &[
+                    Step::Try(Box::new(writer)),
+                    Step::Read(second.clone()),
+                    Step::Meet(meeting.clone()),
+                ],
+                threads,
+            );
+            let reader = alone(&[Step::Meet(meeting), Step::Read(first.clone())], threads);
+            let root = Par::All(vec![reader, catcher]);
+            let mut pie = pie_with(threads);
+            match catch(|| pie.new_session().require(&root)) {
+                Ok(output) => assert_eq!(
+                    output, "+caught Hidden dependency+",
+                    "{threads} threads: the output of one thread"
+                ),
+                Err(message) => {
+                    assert!(threads > 1, "one thread accepts: {message}");
+                    assert_message(&message, HIDDEN, &[]);
+                }
+            }
+            pie.check_invariants();
+        }
+    }
+}
+
 #[test]
 fn a_rebuild_checks_the_tasks_of_a_require_tasks_call_in_parallel() {
     quiet_panics();

@@ -25,7 +25,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 if let Some(at) = self.runs_later(provider) {
                     // On one thread this read comes first, and the provider meets it when it provides the file.
                     let message = self.hidden_provide_message(provider, file, current);
-                    return self.defer_violation(provider, message, Some(file), at);
+                    return self.defer_violation(provider, message, file, true, at);
                 }
                 self.hidden_read(current, file, provider);
             }
@@ -51,7 +51,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             if let Some(at) = self.runs_later(provider) {
                 // On one thread this task provides the file first, and the other one meets the overlap.
                 let message = self.overlap_message(file, current, provider);
-                self.defer_violation(provider, message, Some(file), at);
+                self.defer_violation(provider, message, file, true, at);
             } else {
                 let message = self.overlap_message(file, provider, current);
                 self.violation(message)
@@ -76,7 +76,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 if let Some(at) = self.runs_later(requirer) {
                     // On one thread the read comes after this provide, and the reader meets the violation.
                     let message = self.hidden_read_message(requirer, file, current);
-                    self.defer_violation(requirer, message, None, at);
+                    self.defer_violation(requirer, message, file, false, at);
                     continue;
                 }
                 let message = self.hidden_provide_message(current, file, requirer);
@@ -137,7 +137,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     let later = self.runs_later(provider);
                     if let Some(at) = later {
                         let message = self.hidden_provide_message(provider, file, id);
-                        self.defer_violation(provider, message, Some(file), at);
+                        self.defer_violation(provider, message, file, true, at);
                     }
                     later.is_some()
                 }
@@ -244,19 +244,22 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     /// In a parallel build, a violation between this lane's executing task and task `other`, which on one thread
-    /// would come later (in branch `at.1` of fork `at.0`) and meet it: the violation is `other`'s, whose execution
-    /// fails with `message` as on one thread. Its claim on `release` goes (on one thread it never made it). When
+    /// would come later (in branch `at.1` of fork `at.0`) and meet it at its dependency on `file`: the violation is
+    /// `other`'s, whose execution fails with `message` as on one thread. With `release`, its claim on `file` goes
+    /// (on one thread it never made it). When
     /// `other` is in progress, it fails at its next call of the `Context` or when its execution ends, whichever
     /// comes first; otherwise its execution is forgotten now (it executes again if required again). Either way it
     /// may have entered tasks that one thread would not have entered (past the point where it meets the violation
     /// there), and the tasks above it in its branch saw its output instead of its panic: when the fork joins,
     /// all of them are forgotten and their branches run again (see `meet_deferred`).
-    fn defer_violation(&mut self, other: TaskId, message: String, release: Option<FileId>, at: (u32, u32)) {
+    fn defer_violation(&mut self, other: TaskId, message: String, file: FileId, release: bool, at: (u32, u32)) {
+        let mut wrote_past = false;
         if self.marks.get(other) == Mark::InProgress {
-            if let Some(file) = release {
+            if release {
                 self.store.release_claim(other, file);
             }
         } else {
+            wrote_past = self.store.provides_after(other, file);
             self.store.invalidate(other);
             self.marks.set(other, Mark::Failed);
             self.state.violations.insert(other, message.clone());
@@ -271,6 +274,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             from,
             to,
             ended: false,
+            file,
+            wrote_past,
         });
     }
 
@@ -283,9 +288,12 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// `defer_violation`), which its execution then fails with. The deferral stays until its fork joins.
     pub(super) fn take_deferred(&mut self, id: TaskId) -> Option<String> {
         let clock = self.state.clock;
-        let deferred = self.state.deferred.iter_mut().find(|d| d.task == id && !d.ended)?;
+        let at = self.state.deferred.iter().position(|d| d.task == id && !d.ended)?;
+        let wrote_past = self.store.provides_after(id, self.state.deferred[at].file);
+        let deferred = &mut self.state.deferred[at];
         deferred.ended = true;
         deferred.to = clock;
+        deferred.wrote_past = wrote_past;
         Some(deferred.message.clone())
     }
 
@@ -322,8 +330,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// lane: the tasks entered in the task's branch from its entry on are forgotten, and so is every task that
     /// depends on one of them or on the failed task, and the branches whose task is one of those are made
     /// consistent again, in argument order, each at its position (`redo_branch`). Only when every task that saw
-    /// them was entered in the fork (otherwise the task's branch just fails with the violation, which is stricter
-    /// than one thread when a task in it would have caught the panic). Branches are met in argument order; a
+    /// them was entered in the fork, and neither the failed task past its violation nor a forgotten task provided
+    /// a file (its contents stay on disk, where one thread may never write them, and a task executed again could
+    /// read them without a provider, accepting what one thread refuses). Otherwise what stands stands: a task that
+    /// ended with its violation failed in its branch as on one thread; the branch of one that had finished fails
+    /// with the violation, which is stricter than one thread when a task in it would have caught the panic. A
     /// branch executed again defers violations only to later ones, and a task failed here is never forgotten, so
     /// this ends.
     pub(super) fn meet_deferred(
@@ -349,6 +360,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             let mut failed = Vec::new();
             let mut windows = Vec::new();
             let mut message = None;
+            let mut wrote_past = false;
+            let mut all_ended = true;
             let mut index = 0;
             while index < self.state.deferred.len() {
                 let deferred = &self.state.deferred[index];
@@ -365,13 +378,22 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 failed.push(deferred.task);
                 met.insert(deferred.task);
                 windows.push((deferred.from, deferred.to));
+                wrote_past |= deferred.wrote_past;
+                all_ended &= deferred.ended;
                 message.get_or_insert(deferred.message);
             }
             // A fork of scheduled tasks (`fork_scheduled_group`, a check in a bottom-up build) just fails.
-            let forgotten = (!check || self.state.bottom_up.is_none())
+            // Files written where one thread stops: executing again what was forgotten could read them without a
+            // provider, accepting what one thread never sees.
+            let forgotten = (!wrote_past && (!check || self.state.bottom_up.is_none()))
                 .then(|| self.seen_past(&failed, &windows, number, branch, &met))
                 .flatten();
             let Some(forgotten) = forgotten else {
+                // A task that ended with its violation failed in its branch as on one thread; one that finished
+                // before was seen finished, and its branch fails with it.
+                if all_ended {
+                    continue;
+                }
                 if let Some(result @ Ok(())) = results.get_mut(branch as usize) {
                     let message = message.expect("BUG: a deferred violation without a message");
                     *result = Err((Box::new(message), true));
@@ -397,7 +419,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// to them (see `meet_deferred`): the tasks entered in that branch within `windows` (entry numbers, one per
     /// failed task), and the tasks that depend on one of those or on a failed task, all but the failed ones and
     /// those in `met`. `None` when one of the tasks that depend on them was entered outside the fork (a task in
-    /// progress on this lane is still to look).
+    /// progress on this lane is still to look), or when a task entered within the windows provided a file (one
+    /// thread may never write it there, and what executes again could read it without its provider).
     fn seen_past(
         &self,
         failed: &[TaskId],
@@ -415,6 +438,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 && !met.contains(&id)
                 && self.entered_within(id, number, Some(branch))
             {
+                if self.store.provides_any(id) {
+                    return None;
+                }
                 seen.insert(id);
                 found.push(id);
             }

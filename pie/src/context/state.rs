@@ -10,7 +10,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 use crate::context::bottom_up::{Executions, Scheduler};
-use crate::ids::TaskId;
+use crate::ids::{FileId, TaskId};
 
 /// A task being made consistent: the explicit stack frame of the top-down check.
 #[derive(Copy, Clone, Debug)]
@@ -127,6 +127,10 @@ pub(crate) struct Deferred {
     pub(crate) to: u32,
     /// Whether the task's execution ended with the violation (it was in progress when the violation was found).
     pub(crate) ended: bool,
+    /// The file of the violation, and whether the task provided a file after its dependency on it, which one
+    /// thread never sees written (known once its execution ended).
+    pub(crate) file: FileId,
+    pub(crate) wrote_past: bool,
 }
 
 /// The mutable state of one session that all its lanes share.
