@@ -16,17 +16,17 @@
 //!   requiring task's dependencies on the tasks, in argument order, and the outputs are returned in that order.
 //!   Every task is required even when one panics; the first panic in argument order then goes on. A build on one
 //!   thread does the same one task after the other, so verdicts do not depend on the thread count.
-//! - **Verdicts as on one thread.** On one thread a fork's branches run in argument order; in parallel a later
-//!   branch may read or provide a file before an earlier one provides it. Each lane knows where it stands in that
-//!   order (`Position`: the fork and the branch, with the session's lineage of forks), and so does each task
-//!   entered in a parallel build. When a soundness check finds a conflict with a task whose branch comes later,
-//!   the violation is that task's, as on one thread: its execution fails with it (at its next call of the
-//!   `Context` or when it ends; if it already ended, its execution is forgotten), its claim on the file goes, and
-//!   the earlier task goes on. A lane that needs it while it is still in progress meets the violation at once. At the join, what that task entered since it was entered (tasks one thread may
-//!   never have entered) is forgotten, and so is every task that saw one of them or the failed task, in any
-//!   branch of the fork; the branches whose task is among them run again, in argument order, and meet its panic
-//!   (which they may catch) as on one thread (`TopDownContext::defer_violation`, `meet_deferred`). So the first
-//!   panic in argument order is the one a build on one thread meets.
+//! - **Verdicts as on one thread.** On one thread a fork's branches run in argument order; in parallel a later branch
+//!   may read or provide a file before an earlier one provides it. Each lane knows where it stands in that order
+//!   (`Position`: the fork and the branch, with the session's lineage of forks), and so does each task entered in a
+//!   parallel build. When a soundness check finds a conflict with a task whose branch comes later, the violation is
+//!   that task's, as on one thread: its execution fails with it (at its next call of the `Context` or when it ends; if
+//!   it already ended, its execution is forgotten), its claim on the file goes, and the earlier task goes on. A lane
+//!   that needs it while it is still in progress meets the violation at once. At the join, what that task entered since
+//!   it was entered (tasks one thread may never have entered) is forgotten, and so is every task that saw one of them
+//!   or the failed task, in any branch of the fork; the branches whose task is among them run again, in argument order,
+//!   and meet its panic (which they may catch) as on one thread (`TopDownContext::defer_violation`, `meet_deferred`).
+//!   So the first panic in argument order is the one a build on one thread meets.
 //! - **Groups re-checked in parallel.** The store remembers which task dependencies came from one `require_tasks`
 //!   call. When a top-down check, going through a group in order, meets the first task of it that must execute,
 //!   it makes that task and the rest of the group consistent in a fork, then goes on comparing versions in order:

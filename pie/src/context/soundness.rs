@@ -243,15 +243,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         state.entries[id.index()] = state.clock;
     }
 
-    /// In a parallel build, a violation between this lane's executing task and task `other`, which on one thread
-    /// would come later (in branch `at.1` of fork `at.0`) and meet it at its dependency on `file`: the violation is
-    /// `other`'s, whose execution fails with `message` as on one thread. With `release`, its claim on `file` goes
-    /// (on one thread it never made it). When
-    /// `other` is in progress, it fails at its next call of the `Context` or when its execution ends, whichever
-    /// comes first; otherwise its execution is forgotten now (it executes again if required again). Either way it
-    /// may have entered tasks that one thread would not have entered (past the point where it meets the violation
-    /// there), and the tasks above it in its branch saw its output instead of its panic: when the fork joins,
-    /// all of them are forgotten and their branches run again (see `meet_deferred`).
+    /// In a parallel build, a violation between this lane's executing task and task `other`, which on one thread would
+    /// come later (in branch `at.1` of fork `at.0`) and meet it at its dependency on `file`: the violation is
+    /// `other`'s, whose execution fails with `message` as on one thread. With `release`, its claim on `file` goes (on
+    /// one thread it never made it). When `other` is in progress, it fails at its next call of the `Context` or when
+    /// its execution ends, whichever comes first; otherwise its execution is forgotten now (it executes again if
+    /// required again). Either way it may have entered tasks that one thread would not have entered (past the point
+    /// where it meets the violation there), and the tasks above it in its branch saw its output instead of its panic:
+    /// when the fork joins, all of them are forgotten and their branches run again (see `meet_deferred`).
     fn defer_violation(&mut self, other: TaskId, message: String, file: FileId, release: bool, at: (u32, u32)) {
         let mut wrote_past = false;
         if self.marks.get(other) == Mark::InProgress {
