@@ -1360,11 +1360,7 @@ mod regressions {
                 .collect(),
             threads,
         };
-        for attempt in 0..attempts {
-            if let Err(e) = check_with(&case, false) {
-                panic!("attempt {attempt}: {e}\n{case:?}");
-            }
-        }
+        super::agrees_in_every_attempt(&case, attempts, false);
     }
 
     /// A task that caught the panic of a task that caught a panic: an immediate rebuild executes nothing.
@@ -1660,6 +1656,16 @@ mod regressions {
     }
 }
 
+/// Asserts `attempts` times that `case` agrees with its clean builds ([`check_with`], with the shared cache as
+/// `cache` says): a parallel build's interleaving differs from one attempt to the next.
+fn agrees_in_every_attempt(case: &Case, attempts: usize, cache: bool) {
+    for attempt in 0..attempts {
+        if let Err(e) = check_with(case, cache) {
+            panic!("attempt {attempt}: {e}\n{case:?}");
+        }
+    }
+}
+
 /// Found with seed 23: with 8 threads and the shared cache, the reader `p2` (the later branch of `p0`'s fork) read
 /// `f3` before `p3` (the earlier one) wrote it, and was uploading its trace (without the engine) when `p3`'s write
 /// deferred the hidden dependency to it; it ended without meeting it, `p3` went past `req p2` and met its own cycle.
@@ -1692,11 +1698,7 @@ fn a_violation_deferred_to_a_task_uploading_its_trace_is_met() {
         ],
         threads: 8,
     };
-    for attempt in 0..20 {
-        if let Err(e) = check(&case) {
-            panic!("attempt {attempt}: {e}\n{case:?}");
-        }
-    }
+    agrees_in_every_attempt(&case, 20, true);
 }
 
 /// Found by seed 101 with the shared cache (whose lookups changed the interleaving): p3 fails with a hidden
@@ -1722,11 +1724,7 @@ fn a_task_that_failed_with_a_violation_meets_it_again_whichever_branch_executed_
         }],
         threads: 2,
     };
-    for attempt in 0..20 {
-        if let Err(e) = check(&case) {
-            panic!("attempt {attempt}: {e}\n{case:?}");
-        }
-    }
+    agrees_in_every_attempt(&case, 20, true);
 }
 
 /// Found with seed 505 (8 threads, the fresh build with the shared cache): `p1` (the later branch of `p0`'s fork)
@@ -1758,11 +1756,7 @@ fn what_a_task_entered_past_a_violation_deferred_to_it_is_forgotten() {
         }],
         threads: 8,
     };
-    for attempt in 0..50 {
-        if let Err(e) = check(&case) {
-            panic!("attempt {attempt}: {e}\n{case:?}");
-        }
-    }
+    agrees_in_every_attempt(&case, 50, true);
 }
 
 /// Found with seed 1010 (2 threads, the fresh build with the shared cache): `p2` (the later branch of `p1`'s fork)
@@ -1789,11 +1783,7 @@ fn requiring_a_task_in_progress_with_a_deferred_violation_meets_the_violation() 
         }],
         threads: 2,
     };
-    for attempt in 0..50 {
-        if let Err(e) = check(&case) {
-            panic!("attempt {attempt}: {e}\n{case:?}");
-        }
-    }
+    agrees_in_every_attempt(&case, 50, true);
 }
 
 /// Found by the property of parallel bottom-up builds of groups (seed 7, 4 threads): `Cyclic task dependency: task
