@@ -656,13 +656,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             if self.marks.owner(id) == self.lane_index {
                 self.cycle(id)
             }
-            if let Some(deferred) = self
-                .state
-                .deferred
-                .iter()
-                .find(|d| meet_deferred && d.task == id && !d.ended)
-            {
-                let message = deferred.message.clone();
+            if let Some(message) = meet_deferred.then(|| self.pending_message(id)).flatten() {
                 self.lane.violation = true;
                 panic::resume_unwind(Box::new(message));
             }

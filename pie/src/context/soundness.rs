@@ -280,14 +280,26 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Whether a violation was deferred to task `id` in progress, which has not met it yet.
     pub(super) fn is_deferred(&self, id: TaskId) -> bool {
-        self.state.deferred.iter().any(|d| d.task == id && !d.ended)
+        self.pending_deferral(id).is_some()
+    }
+
+    /// The index in `SessionState::deferred` of the violation deferred to task `id` in progress that it has not
+    /// met yet, if any.
+    fn pending_deferral(&self, id: TaskId) -> Option<usize> {
+        self.state.deferred.iter().position(|d| d.task == id && !d.ended)
+    }
+
+    /// The message of the violation deferred to task `id` in progress that it has not met yet, if any.
+    pub(super) fn pending_message(&self, id: TaskId) -> Option<String> {
+        self.pending_deferral(id)
+            .map(|at| self.state.deferred[at].message.clone())
     }
 
     /// At the end of an execution of `id` in a parallel build: the violation deferred to it, if any (see
     /// `defer_violation`), which its execution then fails with. The deferral stays until its fork joins.
     pub(super) fn take_deferred(&mut self, id: TaskId) -> Option<String> {
         let clock = self.state.clock;
-        let at = self.state.deferred.iter().position(|d| d.task == id && !d.ended)?;
+        let at = self.pending_deferral(id)?;
         let wrote_past = self.store.provides_after(id, self.state.deferred[at].file);
         let deferred = &mut self.state.deferred[at];
         deferred.ended = true;
@@ -312,8 +324,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let Some(current) = self.lane.current else {
             return;
         };
-        if let Some(deferred) = self.state.deferred.iter().find(|d| d.task == current && !d.ended) {
-            let message = deferred.message.clone();
+        if let Some(message) = self.pending_message(current) {
             self.violation(message)
         }
     }
