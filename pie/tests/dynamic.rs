@@ -1379,6 +1379,42 @@ mod regressions {
         );
     }
 
+    /// Found by the oracle (seed 1414), in the fresh build with the shared cache: `p1` reads `f3`, then requires
+    /// (through `p2`) `p3`, which now writes `f3`. The trace of `p1` from the round before matches up to that require;
+    /// `p3`, executed within the replay, provides a file that `p1` read without requiring it first: a hidden
+    /// dependency, as in a clean build, not a restored `p1`.
+    #[test]
+    fn a_replay_that_requires_a_task_providing_a_file_it_read_is_a_hidden_dependency() {
+        agrees(
+            ["", "if f3 modified: reqi p2", "req p3; read f3 exists", ""],
+            [None; 4],
+            vec![
+                round(vec![Edit::Toggle(3)], &[0, 1, 2, 3]),
+                round(vec![Edit::Program(3, prog("write f3 modified *"))], &[0, 1, 2, 3]),
+            ],
+        );
+    }
+
+    /// [`a_replay_that_requires_a_task_providing_a_file_it_read_is_a_hidden_dependency`], with the task in between
+    /// edited, so that it executes (its trace misses) and fails in its own code with the violation from below.
+    #[test]
+    fn a_replay_that_requires_an_executed_task_failing_with_a_violation_below_fails_with_it() {
+        agrees(
+            ["", "if f3 modified: reqi p2", "req p3; read f3 exists", ""],
+            [None; 4],
+            vec![
+                round(vec![Edit::Toggle(3)], &[0, 1, 2, 3]),
+                round(
+                    vec![
+                        Edit::Program(3, prog("write f3 modified *")),
+                        Edit::Program(2, prog("req p3; read f2 exists")),
+                    ],
+                    &[0, 1, 2, 3],
+                ),
+            ],
+        );
+    }
+
     /// A task scheduled bottom-up that now requires a task above it (which requires it, through another): a cycle,
     /// as in a clean build.
     #[test]

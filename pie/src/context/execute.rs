@@ -91,7 +91,11 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 Ok(())
             }
             Err(payload) => {
-                let repeatable = !std::mem::take(&mut self.lane.violation);
+                // A violation that its code met at a require (in this task or below) and let through is one too:
+                // the tasks that checked or replayed their way to this one go on with it as it is (see
+                // `make_consistent` and `replay`); executing them now would read what the violating task wrote.
+                let violation = std::mem::take(&mut self.lane.violation);
+                let repeatable = !violation && !self.is_violation_of_session(&payload);
                 self.store.fail_execution(id, repeatable, failed_before, previous);
                 if !repeatable {
                     self.note_violation(id, &payload);

@@ -492,6 +492,21 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         false
     }
 
+    /// Whether `payload` is the panic of a soundness violation that a task failed with in this session (see
+    /// `SessionState::violations`): one that came out of a require, through the code of the tasks in between.
+    #[cold]
+    pub(super) fn is_violation_of_session(&self, payload: &Payload) -> bool {
+        if self.state.violations.is_empty() {
+            return false;
+        }
+        let message = match (payload.downcast_ref::<String>(), payload.downcast_ref::<&str>()) {
+            (Some(message), _) => message.as_str(),
+            (None, Some(message)) => message,
+            (None, None) => return false,
+        };
+        self.state.violations.values().any(|violation| violation == message)
+    }
+
     /// Notes that the execution of `id` failed with the soundness violation `payload`: requiring it again in this
     /// session meets the same violation (see `SessionState::violations`).
     #[cold]
