@@ -106,6 +106,8 @@ enum Par {
     ReadAfterAll(Vec<Par>, PathBuf),
     /// Takes the steps in order; returns what it read, joined with `+`.
     Steps(Vec<Step>),
+    /// Requires the first task; when its output is `.1`, requires the second task too. Returns the first's output.
+    IfOutput(Box<Par>, String, Box<Par>),
 }
 
 /// A step of [`Par::Steps`].
@@ -229,6 +231,13 @@ impl Task for Par {
                     }
                 }
                 texts.join("+")
+            }
+            Par::IfOutput(first, on, then) => {
+                let output = context.require_task(first);
+                if output == *on {
+                    context.require_task(then);
+                }
+                output
             }
         }
     }
@@ -1123,6 +1132,60 @@ enum HeldBy {
 /// three rounds both scripts name one meeting point, so that each task, taken from the bottom-up queue, finishes
 /// only when the other runs at the same time (one after the other, the first gives up after ten seconds). Asserts
 /// that both executed, then the group's root exactly when `outputs_change`, and that a rebuild executes nothing.
+/// A bottom-up build forks the affected tasks of a `require_tasks` group only when the build on one thread brings
+/// each of them up to date too. Here the group `[m1, m2]` of `d` is affected, and `d` is needed when `m1` is taken
+/// from the queue (the root `q` requires it), but `q` requires `d` only while `x` (which requires `m1` too)
+/// outputs what it did: on one thread, `m1`'s new output schedules `x` and `d`, so `m2` is not needed and waits;
+/// `x`'s new output schedules `q`, so `d` is not needed either; `q` executes and no longer requires `d`, and `m2`
+/// never executes. (`m0`, whose output stays the same, is there so that the walk that finds `m1` needed goes
+/// through `x`.)
+#[test]
+fn a_bottom_up_build_forks_a_group_only_while_its_dependent_stays_needed() {
+    let run = |threads: usize| {
+        let dir = Dir::new();
+        let (c, a, b) = (dir.create("c", "c"), dir.create("a", "on"), dir.create("b", "b"));
+        let (m0, m1, m2) = (Par::Read(c.clone()), Par::Read(a.clone()), Par::Read(b.clone()));
+        let x = Par::OneThenAll(Box::new(m0.clone()), vec![m1.clone()]);
+        let d = Par::All(vec![m1.clone(), m2.clone()]);
+        let q = Par::IfOutput(Box::new(x.clone()), "c|on".to_string(), Box::new(d.clone()));
+        let mut pie = pie_with(threads);
+        // Roots that go again order `m0`, `m1` and `m2` before `x`, `d` and `q`, in that order.
+        let roots: Vec<Par> = [&m0, &m1, &m2]
+            .into_iter()
+            .map(|m| Par::OneThenAll(Box::new(m.clone()), Vec::new()))
+            .collect();
+        for root in &roots {
+            pie.new_session().require(root);
+        }
+        // Every root checked, so that the store is settled and the update is bottom-up.
+        let mut all = roots.clone();
+        all.push(q.clone());
+        assert_eq!(pie.new_session().require_all(&all)[3], "c|on");
+        pie.retain_roots(|root| *root == q);
+        dir.write(&c, "c");
+        dir.write(&a, "off");
+        dir.write(&b, "B");
+        pie.new_session().update_affected_by([&c, &a, &b]);
+        let names = [(&m0, "m0"), (&m1, "m1"), (&m2, "m2"), (&x, "x"), (&d, "d"), (&q, "q")];
+        let executed: Vec<&str> = executed(pie.tracker())
+            .into_iter()
+            .map(|task| names.iter().find(|(t, _)| *t == task).map_or("?", |(_, name)| *name))
+            .collect();
+        pie.check_invariants();
+        assert_eq!(pie.new_session().require(&q), "c|off");
+        assert!(!pie.tracker().any_execute(), "{threads} threads");
+        executed
+    };
+    assert_eq!(run(1), ["m0", "m1", "x", "q"], "one thread");
+    for threads in [2, 4] {
+        assert_eq!(
+            run(threads),
+            ["m0", "m1", "x", "q"],
+            "{threads} threads: as on one thread"
+        );
+    }
+}
+
 fn members_meet_bottom_up(step: fn(PathBuf) -> Step, outputs_change: bool, held_by: HeldBy) {
     for threads in [2, 4] {
         let dir = Dir::new();

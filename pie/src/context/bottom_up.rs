@@ -33,8 +33,9 @@
 //! have started a task below it meanwhile); otherwise it is checked top-down, which waits for such a task.
 //!
 //! The loop that takes scheduled tasks from the queue runs on the caller's lane. When the task it takes and the
-//! next one in the queue belong to one `require_tasks` group of a needed, unscheduled task that is consistent up
-//! to that group, it brings the group's scheduled tasks up to date in a fork (see
+//! next one in the queue belong to one `require_tasks` group of an unscheduled task that is consistent up to that
+//! group and stays needed whatever the scheduled tasks do (see
+//! [`stays_needed`](TopDownContext::stays_needed)), it brings the group's scheduled tasks up to date in a fork (see
 //! [`fork_scheduled_group`](TopDownContext::fork_scheduled_group): the build on one thread brings each of them up
 //! to date too, whether their outputs change or are cut off); when they are roots, it forks the roots next in the
 //! queue ([`fork_scheduled_roots`](TopDownContext::fork_scheduled_roots)); any other task it brings up to date
@@ -93,6 +94,10 @@ pub(crate) struct Scheduler {
     /// bring up to date in parallel: not looked at again in this session.
     declined: FxHashSet<(TaskId, u32)>,
 }
+
+/// How many tasks [`stays_needed`](TopDownContext::stays_needed) may visit on its walk up before it gives up: a
+/// bound on what deciding to fork costs (a fork is declined beyond it, never wrongly made).
+const STAYS_NEEDED_BUDGET: usize = 256;
 
 /// The panic of a task's failure that the loop of `update_affected_by` keeps for the task's dependents (see
 /// `LaneState::failures`), as it comes out of a branch of `fork_scheduled_group`.
@@ -457,7 +462,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     /// In a parallel build, when the scheduled task `id`, just taken from the queue and needed, belongs to a
-    /// `require_tasks` group of a dependent that is needed and not scheduled, whose dependencies before the group
+    /// `require_tasks` group of a dependent that stays needed and is not scheduled, whose dependencies before the group
     /// are consistent, and another task of that group is scheduled too: brings the group's scheduled tasks up to
     /// date in parallel, in branches of a fork, and returns `true`. Otherwise returns `false`, and `id` is brought
     /// up to date alone.
@@ -585,7 +590,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// The scheduled tasks, in order, of the `require_tasks` group of `dependent` that `id` belongs to, and the
     /// group's stamper, when `fork_scheduled_group` may bring them up to date in parallel: the next task in the
     /// queue, `next`, belongs to the group too, no task of the group is in progress or failed, every scheduled one
-    /// has an output, and `dependent` is needed, not scheduled, and consistent up to the group (its dependencies
+    /// has an output, and `dependent` stays needed, is not scheduled, and is consistent up to the group (its dependencies
     /// before it are consistent, none of them a file that may have changed, and no scheduled task below them).
     ///
     /// Costs one pass over the dependent's dependencies per session, then, for a group whose next queued task
@@ -658,8 +663,58 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     /// Whether the dependencies of `dependent` before index `end` are consistent and stay so while the tasks of a
-    /// group after them are brought up to date (see `scheduled_group_of`), and `dependent` is needed.
+    /// group after them are brought up to date (see `scheduled_group_of`), and `dependent` stays needed.
     fn consistent_before(&mut self, dependent: TaskId, end: usize) -> bool {
+        self.consistent_prefix(dependent, end) && self.stays_needed(dependent)
+    }
+
+    /// Whether the task `id` (not scheduled) stays needed in this build whatever the scheduled tasks do, so that the
+    /// build on one thread brings the scheduled tasks it requires up to date: it is a root, or a dependent of it
+    /// that is not scheduled, whose dependencies before its first on `id` are consistent and stay so (see
+    /// [`consistent_prefix`](Self::consistent_prefix)), stays needed. Such a dependent may be scheduled later (a
+    /// dependency after `id` changed), and `id` then waits, but when it executes, its code being deterministic, it
+    /// requires `id` again, since everything it required before is as it was.
+    ///
+    /// Being needed now is not enough: on one thread, what executes first may schedule every dependent on the
+    /// paths to the roots (and one of them may then no longer require `id`), while a fork would already have
+    /// executed what `id` requires. The walk up visits at most [`STAYS_NEEDED_BUDGET`] tasks; beyond, it answers
+    /// `false` (and the build goes on one task at a time, as on one thread).
+    fn stays_needed(&mut self, id: TaskId) -> bool {
+        let mut stack = vec![id];
+        let mut seen: FxHashSet<TaskId> = FxHashSet::default();
+        seen.insert(id);
+        while let Some(at) = stack.pop() {
+            if self.store.is_root(at) {
+                return true;
+            }
+            let dependents: Vec<TaskId> = self.store.live_dependents(at).collect();
+            for dependent in dependents {
+                if !seen.insert(dependent) {
+                    continue;
+                }
+                if seen.len() > STAYS_NEEDED_BUDGET {
+                    return false;
+                }
+                if self.marks.get(dependent) != Mark::Unseen || self.store.output(dependent).is_none() {
+                    continue;
+                }
+                let first = (0..self.store.dep_count(dependent))
+                    .find(|k| matches!(self.store.dep(dependent, *k), Dep::RequireTask(dep) if dep.task == at));
+                if let Some(first) = first {
+                    if self.consistent_prefix(dependent, first) {
+                        stack.push(dependent);
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether the dependencies of `dependent` before index `end` are consistent and stay so while scheduled tasks
+    /// elsewhere are brought up to date: every required task among them is done or unaffected (no scheduled task
+    /// below it) with the output the dependency recorded, and every file among them is one no change touched, read
+    /// after requiring its provider.
+    fn consistent_prefix(&mut self, dependent: TaskId, end: usize) -> bool {
         let mut unseen = Vec::new();
         for k in 0..end {
             let consistent = match self.store.dep(dependent, k) {
@@ -684,7 +739,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 return false;
             }
         }
-        self.lowest_scheduled_below_any(&unseen).is_none() && self.reaches_live(dependent, false)
+        self.lowest_scheduled_below_any(&unseen).is_none()
     }
 
     /// Brings the scheduled task `id` up to date in a branch of `fork_scheduled_group`, as the loop of
