@@ -43,7 +43,8 @@
 //! A second property, [`parallel_bottom_up_builds_of_groups_agree_with_clean_builds`], runs the same comparison on
 //! cases made for parallel bottom-up builds: `p0` requires the other tasks with one `require_tasks`, calm programs
 //! (few panics, so that most rounds are bottom-up indeed), several edits per round, every round bottom-up on 2, 4
-//! or 8 threads: the update then brings affected tasks of the group up to date together.
+//! or 8 threads, with every task a root or `p0` and some others: the update then brings affected tasks of the
+//! group, or affected roots, up to date together.
 //!
 //! Knobs: `PIE_PROPTEST_CASES` (default 128) and `PIE_PROPTEST_SEED` (a `u64`, default fixed so that CI is
 //! reproducible; `random` for a fresh seed). `PIE_ORACLE_STATS=1` prints how the verdicts were distributed.
@@ -1148,18 +1149,26 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 /// The cases of the second property: `p0` requires the other tasks with one `require_tasks`, every round is built
-/// bottom-up with every task a root, on several threads, and edits change several files at once, so that affected
+/// bottom-up with every task a root or `p0` and some others, on several threads, and edits change several files at once, so that affected
 /// tasks of the group are brought up to date together (the update forks them), whether their outputs change or are
 /// cut off. Programs are calm, so that most sessions end without a panic and the next one is bottom-up indeed (a
 /// panic makes the next update check every root top-down first): tasks require only later tasks, write only their
 /// own file, and read a file another task writes only after requiring that task; `p0` writes nothing and may
 /// require or read something before its group (which the update must then see as consistent, or not fork).
 fn grouped_case() -> impl Strategy<Value = Case> {
+    // Every task a root, or `p0` and some others: then a group may be forked while some of its tasks are required
+    // by tasks that are not roots, and roots next to each other in the queue may be forked.
+    let some = vec(any::<bool>(), TASKS as usize - 1).prop_map(|roots| {
+        std::iter::once(0)
+            .chain((1..TASKS).filter(|t| roots[*t as usize - 1]))
+            .collect::<Vec<u8>>()
+    });
+    let roots = prop_oneof![Just((0..TASKS).collect::<Vec<u8>>()), some];
     let rounds = vec(
-        vec(calm_edit(), 1..5).prop_map(|edits| Round {
+        (vec(calm_edit(), 1..5), roots).prop_map(|(edits, roots)| Round {
             forget: false,
             edits,
-            roots: (0..TASKS).collect(),
+            roots,
             bottom_up: true,
         }),
         1..7,

@@ -643,6 +643,9 @@ struct Case {
     inputs: Vec<Option<String>>,
     tasks: Vec<RawTask>,
     rounds: Vec<Round>,
+    /// The threads of the second `Pie` (see `Pie::set_threads`): its bottom-up rounds bring independent affected
+    /// tasks, and affected roots, up to date together.
+    threads: usize,
 }
 
 fn contents() -> impl Strategy<Value = String> {
@@ -714,8 +717,14 @@ fn case(panics: bool) -> impl Strategy<Value = Case> {
         vec(option::weighted(0.8, contents()), 1..4),
         vec(raw_task(), 1..8),
         vec(round, 1..7),
+        prop_oneof![2 => Just(1), 1 => Just(2), 1 => Just(4)],
     )
-        .prop_map(|(inputs, tasks, rounds)| Case { inputs, tasks, rounds })
+        .prop_map(|(inputs, tasks, rounds, threads)| Case {
+            inputs,
+            tasks,
+            rounds,
+            threads,
+        })
 }
 
 fn stamper(hash: bool) -> FileStamper {
@@ -1796,6 +1805,7 @@ fn check(case: &Case, panics: bool) -> TestCaseResult {
         lockstep: true,
         settled: true,
     };
+    oracle.sides[1].pie.set_threads(case.threads);
     for (round_index, round) in case.rounds.iter().enumerate() {
         for (step_index, step) in round.steps.iter().enumerate() {
             oracle.step(step, &format!("round {round_index}, step {step_index} ({step:?})"))?;

@@ -508,7 +508,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// `true` (otherwise `false`, and `id` is brought up to date alone).
     ///
     /// A root is needed whatever other tasks do, and the build on one thread brings each of them up to date in
-    /// turn; what one's execution changes for another is what the other's check meets, waiting for a task in
+    /// turn, with nothing in between when each is ordered before what executing the roots before it can schedule
+    /// (see [`lowest_consequence`](Self::lowest_consequence)); what one's execution changes for another is what the other's check meets, waiting for a task in
     /// progress on another lane (a task is trusted without a look only when no task in progress is ordered before
     /// it), as between the branches of `Session::require_all`.
     #[inline(never)]
@@ -521,16 +522,22 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             return false;
         }
         let mut members = vec![id];
+        let mut bound = self.lowest_consequence(id);
         while let Some(order) = self.lowest_scheduled_key(false) {
             let Some((_, raw)) = self.scheduler().queue.peek() else {
                 break;
             };
             let next = TaskId::from_raw(raw);
-            if !self.store.is_root(next) || self.store.output(next).is_none() || self.store.order(next) != order {
+            if !self.store.is_root(next)
+                || self.store.output(next).is_none()
+                || self.store.order(next) != order
+                || order >= bound
+            {
                 break;
             }
             self.scheduler().queue.pop();
             members.push(next);
+            bound = bound.min(self.lowest_consequence(next));
         }
         // Queued again (see `bring_up_to_date_in_fork`); with one member, just the one `update_affected_by` takes.
         for member in &members[1..] {
@@ -544,6 +551,23 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.scheduler().queue.push(entry);
         self.bring_up_to_date_in_fork(members, OutputStamper::Equals);
         true
+    }
+
+    /// The lowest topological order of a task that executing `id` may schedule: its dependents and the readers of
+    /// the files it provides (`u64::MAX`: none).
+    fn lowest_consequence(&self, id: TaskId) -> u64 {
+        let mut lowest = u64::MAX;
+        for dependent in self.store.live_dependents(id) {
+            lowest = lowest.min(self.store.order(dependent));
+        }
+        for k in 0..self.store.dep_count(id) {
+            if let Dep::ProvideFile(dep) = self.store.dep(id, k) {
+                for reader in self.store.requirers(dep.file) {
+                    lowest = lowest.min(self.store.order(reader));
+                }
+            }
+        }
+        lowest
     }
 
     /// Brings the scheduled tasks `members` up to date in branches of a fork (see
