@@ -19,7 +19,8 @@
 //! then requires a random list of tasks of the current version in one session. Two `Pie`s live through the same
 //! history, each in a folder of its own with the same files: one builds top-down; the other builds the same way in
 //! a *top-down round*, and bottom-up in a *bottom-up round* — `update_affected_by` with every file edited since its
-//! last session, then `require` of the round's tasks in the same session. In a bottom-up round the top-down `Pie`
+//! last session, then `require` of the round's tasks in the same session. The second `Pie` runs on 1, 2 or 4
+//! threads (`Pie::set_threads`), so that its bottom-up rounds fork affected roots. In a bottom-up round the top-down `Pie`
 //! requires the round's tasks and then every other root, so that both make every live task consistent.
 //!
 //! After each round, for each `Pie`:
