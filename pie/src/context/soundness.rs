@@ -499,10 +499,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         if self.state.violations.is_empty() {
             return false;
         }
-        let message = match (payload.downcast_ref::<String>(), payload.downcast_ref::<&str>()) {
-            (Some(message), _) => message.as_str(),
-            (None, Some(message)) => message,
-            (None, None) => return false,
+        let Some(message) = payload_message(payload) else {
+            return false;
         };
         self.state.violations.values().any(|violation| violation == message)
     }
@@ -511,12 +509,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// session meets the same violation (see `SessionState::violations`).
     #[cold]
     pub(super) fn note_violation(&mut self, id: TaskId, payload: &Payload) {
-        let message = match (payload.downcast_ref::<String>(), payload.downcast_ref::<&str>()) {
-            (Some(message), _) => message.clone(),
-            (None, Some(message)) => (*message).to_string(),
-            (None, None) => return,
-        };
-        self.state.violations.insert(id, message);
+        if let Some(message) = payload_message(payload) {
+            self.state.violations.insert(id, message.to_string());
+        }
     }
 
     /// Panics with a soundness violation, noting that the panic may not repeat (see `Store::fail_execution`).
@@ -553,5 +548,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             cycle.join(" → ")
         );
         self.violation(message)
+    }
+}
+
+/// The message of a panic's payload, when it is one (`panic!` with a message, or with a string literal).
+fn payload_message(payload: &Payload) -> Option<&str> {
+    match (payload.downcast_ref::<String>(), payload.downcast_ref::<&str>()) {
+        (Some(message), _) => Some(message),
+        (None, Some(message)) => Some(message),
+        (None, None) => None,
     }
 }
