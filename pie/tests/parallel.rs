@@ -509,6 +509,39 @@ fn a_branch_reading_what_another_branch_writes_is_a_hidden_dependency_whoever_co
     }
 }
 
+/// The earlier branch reads a file after the later branch wrote it. On one thread the reader reads what was there
+/// before and goes on, and the writer meets the hidden dependency. In parallel the reader read what one thread has
+/// not written yet: it never goes on to an output one thread would not give (here, the new text) — it fails too,
+/// stricter than one thread, also when required again in the session.
+#[test]
+fn a_task_that_read_what_a_later_branch_wrote_does_not_go_on_with_it() {
+    quiet_panics();
+    let dir = Dir::new();
+    for threads in [1, 2, 4] {
+        for _ in 0..10 {
+            let (path, meeting) = path_and_meeting(&dir, "read-later-write");
+            fs::write(&path, "old").unwrap();
+            let reader = alone(&[Step::Meet(meeting.clone()), Step::Read(path.clone())], threads);
+            let writer = alone(&[Step::Write(path.clone(), "new".into()), Step::Meet(meeting)], threads);
+            let root = Par::All(vec![reader.clone(), writer]);
+            let mut pie = pie_with(threads);
+            let mut session = pie.new_session();
+            let message = catch(|| session.require(&root)).unwrap_err();
+            assert_message(&message, HIDDEN, &[]);
+            let again = catch(|| session.require(&reader));
+            drop(session);
+            match threads {
+                1 => assert_eq!(again, Ok("old".to_string())),
+                _ => match again {
+                    Ok(output) => panic!("{threads} threads: the reader went on with {output:?}, not on one thread"),
+                    Err(message) => assert_message(&message, HIDDEN, &["Steps"]),
+                },
+            }
+            pie.check_invariants();
+        }
+    }
+}
+
 /// A new file path in `dir` and a new meeting, both named after `name`.
 fn path_and_meeting(dir: &Dir, name: &str) -> (PathBuf, String) {
     (dir.join(unique(name)), unique(&format!("{name}-meet")))

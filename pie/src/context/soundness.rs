@@ -25,7 +25,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 if let Some(at) = self.runs_later(provider) {
                     // On one thread this read comes first, and the provider meets it when it provides the file.
                     let message = self.hidden_provide_message(provider, file, current);
-                    return self.defer_violation(provider, message, file, true, at);
+                    if !self.state.written.contains(&file) {
+                        return self.defer_violation(provider, message, file, true, at);
+                    }
+                    // The provider wrote the file in this session: this task would read what one thread has not
+                    // written yet, and go on from there. It fails too, with the same violation (stricter than one
+                    // thread, which the violation names).
+                    self.defer_violation(provider, message.clone(), file, true, at);
+                    self.violation(message)
                 }
                 self.hidden_read(current, file, provider);
             }

@@ -168,6 +168,10 @@ pub(crate) struct SessionState {
     /// the session meets the same violation, instead of executing it again after what its failed execution wrote
     /// (which, in a parallel build, would make the verdict depend on which branch executed it first).
     pub(crate) violations: rustc_hash::FxHashMap<TaskId, String>,
+    /// In a parallel build, the files that executions of this session provided (so wrote): a task of an earlier
+    /// branch that reads one that a task of a later branch provided reads what one thread would not have written
+    /// yet (see `check_require`).
+    pub(crate) written: rustc_hash::FxHashSet<FileId>,
 }
 
 /// See [`LaneState::failures`].
