@@ -30,7 +30,8 @@
 //! compared. An incremental build may refuse with `Overlapping provided file` or `Hidden dependency` what the clean
 //! build accepts (or refuses only later): its store also holds claims made by earlier executions of tasks that this
 //! build has not re-executed or not required (a task that no longer writes a file still provides it until it runs
-//! again), which only makes it stricter; those rounds are counted, not failed.
+//! again), which only makes it stricter; those rounds are counted, not failed. So may a build on several threads
+//! (see ARCHITECTURE.md, "Verdicts do not depend on the interleaving").
 //!
 //! The generators lean towards the shapes where incremental builds go wrong: tasks mostly require later tasks
 //! (cycles still happen), write a file of their own, read what a task they required may write (`req p1; read f2`),
@@ -888,8 +889,8 @@ fn check_with(case: &Case, cache: bool) -> TestCaseResult {
 }
 
 /// With the `remote-cache` feature, every round also builds a third copy of the folder, fresh, with a shared cache
-/// (a real nginx): its verdicts must be the clean build's, its folder the clean build's, and a rebuild must execute
-/// nothing. The cache is shared by every case of the process, and a task's key is its index (its folder is stored
+/// (a real nginx): its verdicts must be the clean build's (on several threads, possibly stricter as in [`compare`]:
+/// a parallel build's documented exceptions), its folder the clean build's, and a rebuild must execute nothing. The cache is shared by every case of the process, and a task's key is its index (its folder is stored
 /// relative to the workspace root), so lookups find the traces of other rounds and other cases: one that matches
 /// must give what executing gives, and one that does not must be a miss.
 #[cfg(feature = "remote-cache")]
