@@ -699,7 +699,11 @@ fn a_task_that_catches_a_violation_met_after_its_branch_finished_catches_it_as_o
 /// A later branch's task that provided a file which an earlier branch then reads: one thread shows the hidden
 /// dependency to the later task at its provide, where it stops. In parallel the violation is found while the task
 /// is still running: it meets it at its next call of the `Context` (here a require that it catches), and the task
-/// it would require there never executes.
+/// it would require there never executes. (The reading task, which read what one thread has not written yet,
+/// fails with the violation too; the earlier branch catches that and goes on to the second meeting.) In the second
+/// session the branches do not meet, so only the verdict is checked there: the writer may run ahead of the read
+/// (past its provide) before its violation is found, as the tasks a branch entered past its violation are
+/// forgotten at the join.
 #[test]
 fn a_task_still_running_when_its_violation_is_found_meets_it_at_its_next_context_call() {
     quiet_panics();
@@ -712,7 +716,7 @@ fn a_task_still_running_when_its_violation_is_found_meets_it_at_its_next_context
             let reader = alone(
                 &[
                     Step::Meet(meeting.clone()),
-                    Step::Read(path.clone()),
+                    Step::Try(Box::new(Par::Read(path.clone()))),
                     Step::Meet(found.clone()),
                 ],
                 threads,
@@ -727,18 +731,24 @@ fn a_task_still_running_when_its_violation_is_found_meets_it_at_its_next_context
                 threads,
             );
             let root = Par::All(vec![reader, writer]);
-            for message in two_verdicts(threads, &root) {
+            let mut pie = pie_with(threads);
+            for session in 0..2 {
+                let message = catch(|| pie.new_session().require(&root)).unwrap_err();
+                pie.check_invariants();
                 assert_message(&message, HIDDEN, &[]);
                 assert!(
                     message.starts_with("Hidden dependency: task Steps([Write(") && message.contains("provides file"),
-                    "{threads} threads: the writer meets it, as on one thread: {message}"
+                    "{threads} threads, session {session}: the writer meets it, as on one thread: {message}"
                 );
+                if session == 0 {
+                    assert_eq!(
+                        execution_count(&counted),
+                        0,
+                        "{threads} threads: the writer went past its violation"
+                    );
+                }
             }
-            assert_eq!(
-                execution_count(&counted),
-                0,
-                "{threads} threads: the writer went past its violation"
-            );
+            let _ = fs::remove_file(&path);
         }
     }
 }
