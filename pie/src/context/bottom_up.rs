@@ -462,8 +462,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     /// In a parallel build, when the scheduled task `id`, just taken from the queue and needed, belongs to a
-    /// `require_tasks` group of a dependent that stays needed and is not scheduled, whose dependencies before the group
-    /// are consistent, and another task of that group is scheduled too: brings the group's scheduled tasks up to
+    /// `require_tasks` group of a dependent that stays needed and is not scheduled, whose dependencies before the
+    /// group are consistent, and another task of that group is scheduled too: brings the group's scheduled tasks up to
     /// date in parallel, in branches of a fork, and returns `true`. Otherwise returns `false`, and `id` is brought
     /// up to date alone.
     ///
@@ -509,8 +509,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     ///
     /// A root is needed whatever other tasks do, and the build on one thread brings each of them up to date in
     /// turn, with nothing in between when each is ordered before what executing the roots before it can schedule
-    /// (see [`lowest_consequence`](Self::lowest_consequence)); what one's execution changes for another is what the other's check meets, waiting for a task in
-    /// progress on another lane (a task is trusted without a look only when no task in progress is ordered before
+    /// (see [`lowest_consequence`](Self::lowest_consequence)); what one's execution changes for another is what
+    /// the other's check meets, waiting for a task in progress on another lane (a task is trusted without a look only when no task in progress is ordered before
     /// it), as between the branches of `Session::require_all`.
     #[inline(never)]
     fn fork_scheduled_roots(&mut self, id: TaskId) -> bool {
@@ -614,8 +614,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// The scheduled tasks, in order, of the `require_tasks` group of `dependent` that `id` belongs to, and the
     /// group's stamper, when `fork_scheduled_group` may bring them up to date in parallel: the next task in the
     /// queue, `next`, belongs to the group too, no task of the group is in progress or failed, every scheduled one
-    /// has an output, and `dependent` stays needed, is not scheduled, and is consistent up to the group (its dependencies
-    /// before it are consistent, none of them a file that may have changed, and no scheduled task below them).
+    /// has an output, and `dependent` stays needed, is not scheduled, and is consistent up to the group (its
+    /// dependencies before it are consistent, none of them a file that may have changed, and no scheduled task below them).
     ///
     /// Costs one pass over the dependent's dependencies per session, then, for a group whose next queued task
     /// belongs to it, one over the group and the dependencies before it; a group found unfit is not looked at

@@ -182,9 +182,6 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.meet_own_deferred();
         let file = self.file_node(path)?;
         self.check_provide(current, file);
-        if self.par.is_some() {
-            self.state.written.insert(file);
-        }
         let stamp = stamper.stamp(self.store.file_path(file));
         self.store.add_provide_file(
             current,
@@ -254,9 +251,6 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             };
             let index = if provided {
                 this.check_provide(current, file);
-                if this.par.is_some() {
-                    this.state.written.insert(file);
-                }
                 let index = this.store.dep_count(current);
                 this.store.add_provide_file(current, dep);
                 index

@@ -97,6 +97,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         if let Some(message) = hidden {
             self.violation(message)
         }
+        // Claimed: in a parallel build, a task of an earlier branch that reads it now reads this write.
+        if self.par.is_some() {
+            self.state.written.insert(file);
+        }
     }
 
     /// In a bottom-up build, the provider of a file that live task `reader` read without requiring the provider
