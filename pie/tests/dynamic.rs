@@ -1943,3 +1943,61 @@ fn a_task_that_read_what_a_later_branch_wrote_fails() {
     };
     agrees_in_every_attempt(&case, 50, true);
 }
+
+/// Found with seed 2020 (4 threads, shared cache): in the fresh build with the cache, `p3` (the later branch of
+/// `p0`'s fork) read `f1` before `p1` (the earlier one, replayed from the cache, so later than usual) wrote it, went
+/// on to require `p2`, which wrote `f2` and met the cycle `p3 → p2 → p3`, and `p3` ended with that cycle before
+/// `p1`'s write found the hidden dependency. Its branch kept the cycle; on one thread `p3` fails at its read of
+/// `f1` with the hidden dependency, and so does `p0` with it.
+#[cfg(feature = "remote-cache")]
+#[test]
+fn a_task_that_met_a_cycle_past_its_hidden_dependency_fails_with_the_hidden_dependency() {
+    use regressions::prog;
+    let all = vec![0, 1, 2, 3];
+    let round = |forget: bool, edits: Vec<Edit>, roots: Vec<u8>, bottom_up: bool| Round {
+        forget,
+        edits,
+        roots,
+        bottom_up,
+    };
+    let case = Case {
+        programs: vec![
+            prog("reqs p1 p3; read f3 hash; if f0 exists: panic"),
+            prog("read f2 hash"),
+            prog("write f2 modified =y; req p3; read f3 modified; req p1; read f3 hash"),
+            prog("req p2; read f3 exists"),
+        ],
+        files: vec![
+            Some(String::new()),
+            Some("b".into()),
+            Some("b".into()),
+            Some(String::new()),
+        ],
+        rounds: vec![
+            round(false, vec![Edit::Delete(1)], all.clone(), false),
+            round(false, vec![Edit::Toggle(1)], all.clone(), false),
+            round(
+                false,
+                vec![
+                    Edit::Toggle(2),
+                    Edit::Program(1, prog("write f1 hash *; write f3 hash =")),
+                    Edit::Directory(1),
+                ],
+                all.clone(),
+                true,
+            ),
+            round(false, vec![Edit::Touch(2)], vec![3, 0], false),
+            round(
+                true,
+                vec![
+                    Edit::Program(3, prog("read f1 modified; req p2; read f3 exists")),
+                    Edit::Directory(3),
+                ],
+                all.clone(),
+                false,
+            ),
+        ],
+        threads: 4,
+    };
+    agrees_in_every_attempt(&case, 50, true);
+}

@@ -542,6 +542,41 @@ fn a_task_that_read_what_a_later_branch_wrote_does_not_go_on_with_it() {
     }
 }
 
+/// A task of a later branch that read a file before an earlier branch wrote it, then went on, wrote a file of its
+/// own, and failed with a panic of its own before the write was found: on one thread it fails at the read, with the
+/// hidden dependency, and never gets to its own panic; so does its branch in parallel (found with seed 2020 of the
+/// dynamic oracle, where what the task went on to meet was a cycle through the tasks it required past the read).
+#[test]
+fn a_task_that_failed_past_a_violation_found_later_fails_with_the_violation() {
+    quiet_panics();
+    let dir = Dir::new();
+    for threads in [1, 2, 4] {
+        for _ in 0..10 {
+            let (path, meeting) = path_and_meeting(&dir, "failed-past");
+            let past = dir.join(unique("past"));
+            fs::write(&path, "old").unwrap();
+            let writer = alone(
+                &[Step::Meet(meeting.clone()), Step::Write(path.clone(), "new".into())],
+                threads,
+            );
+            let reader = alone(
+                &[
+                    Step::Read(path.clone()),
+                    Step::Write(past, "past".into()),
+                    Step::Meet(meeting),
+                    Step::Panic(7),
+                ],
+                threads,
+            );
+            let root = Par::All(vec![writer, reader]);
+            let mut pie = pie_with(threads);
+            let message = catch(|| pie.new_session().require(&root)).unwrap_err();
+            assert_message(&message, HIDDEN, &["Steps"]);
+            pie.check_invariants();
+        }
+    }
+}
+
 /// A new file path in `dir` and a new meeting, both named after `name`.
 fn path_and_meeting(dir: &Dir, name: &str) -> (PathBuf, String) {
     (dir.join(unique(name)), unique(&format!("{name}-meet")))

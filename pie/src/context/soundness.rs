@@ -354,9 +354,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// them was entered in the fork, and neither the failed task past its violation nor a forgotten task provided
     /// a file (its contents stay on disk, where one thread may never write them, and a task executed again could
     /// read them without a provider, accepting what one thread refuses). Otherwise what stands stands: a task that
-    /// ended with its violation failed in its branch as on one thread; the branch of one that had finished fails
-    /// with the violation, which is stricter than one thread when a task in it would have caught the panic. A
-    /// branch executed again defers violations only to later ones, and a task failed here is never forgotten, so
+    /// ended with its violation failed in its branch as on one thread; the branch of one that had finished (with
+    /// an output or a panic of its own, met past where one thread stops) fails with the violation, which is
+    /// stricter than one thread when a task in it would have caught the panic. A branch executed again defers violations only to later ones, and a task failed here is never forgotten, so
     /// this ends.
     pub(super) fn meet_deferred(
         &mut self,
@@ -411,11 +411,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 .flatten();
             let Some(forgotten) = forgotten else {
                 // A task that ended with its violation failed in its branch as on one thread; one that finished
-                // before was seen finished, and its branch fails with it.
+                // before was seen finished, and its branch fails with it, also when it failed otherwise: what it
+                // met past the dependency of the violation (a cycle through the tasks it went on to require, say)
+                // one thread never meets.
                 if all_ended {
                     continue;
                 }
-                if let Some(result @ Ok(())) = results.get_mut(branch as usize) {
+                if let Some(result) = results.get_mut(branch as usize) {
                     let message = message.expect("BUG: a deferred violation without a message");
                     *result = Err((Box::new(message), true));
                 }
