@@ -6,6 +6,8 @@
 //! - `wide`: `n` readers of one file each, required with one `require_tasks`. Fresh builds with Hash stamps
 //!   (target: 2 threads ≤ 0.65× of 1 thread), and no-op rebuilds with Modified stamps against the stat floor
 //!   (target: 2 threads ≤ 0.75× of the floor).
+//! - `wide roots`: the same readers as roots of the session (`Session::require_all`), no-op rebuilds with Modified
+//!   stamps against the stat floor: the checks of independent roots (no target).
 //! - `cpu bottom-up`: the `cpu` tasks, each reading an input first, required with one `require_tasks`; every input
 //!   changes, and a bottom-up build (`update_affected_by`) brings them up to date (no target: the figure shows
 //!   that bottom-up builds use the threads too).
@@ -43,6 +45,8 @@ pub struct ParallelRow {
     pub wide_modified_noop_1_ms: f64,
     pub wide_modified_noop_n_ms: f64,
     pub stat_floor_ms: f64,
+    pub wide_roots_noop_1_ms: f64,
+    pub wide_roots_noop_n_ms: f64,
     pub cpu_bottom_up_1_ms: f64,
     pub cpu_bottom_up_n_ms: f64,
     pub cpu_cut_off_1_ms: f64,
@@ -107,6 +111,23 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         noop_n.push(ms(timed(|| many.new_session().require(&modified_root)).1));
         floor.push(ms(timed(|| stat_all(&inputs)).1));
     }
+    // The same readers as roots of the session (`Session::require_all`): no task requires them.
+    let readers: Vec<BenchTask> = inputs
+        .iter()
+        .map(|path| BenchTask::Read(path.clone(), FileStamper::Modified))
+        .collect();
+    let expected = one.new_session().require_all(&readers);
+    assert_eq!(
+        many.new_session().require_all(&readers),
+        expected,
+        "outputs differ between thread counts"
+    );
+    let (mut roots_noop_1, mut roots_noop_n) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        roots_noop_1.push(ms(timed(|| one.new_session().require_all(&readers)).1));
+        roots_noop_n.push(ms(timed(|| many.new_session().require_all(&readers)).1));
+    }
+    drop((one, many));
     let changed = &inputs[..cpu_n as usize];
     let (bottom_up_1, bottom_up_n) = bottom_up(&[BenchTask::CpuReadRoot(cpu_n)], changed, threads)?;
     let (cut_off_1, cut_off_n) = bottom_up(&[BenchTask::CpuReadCutRoot(cpu_n)], changed, threads)?;
@@ -124,6 +145,8 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         wide_modified_noop_1_ms: middle(noop_1),
         wide_modified_noop_n_ms: middle(noop_n),
         stat_floor_ms: middle(floor),
+        wide_roots_noop_1_ms: middle(roots_noop_1),
+        wide_roots_noop_n_ms: middle(roots_noop_n),
         cpu_bottom_up_1_ms: middle(bottom_up_1),
         cpu_bottom_up_n_ms: middle(bottom_up_n),
         cpu_cut_off_1_ms: middle(cut_off_1),
@@ -179,6 +202,11 @@ pub fn table(row: &ParallelRow) -> String {
     out += &format!(
         "  wide {} modified no-op:  1 thread {:8.1} ms, {n} threads {:8.1} ms, stat floor {:.1} ms, {n} threads / floor {:.3} (target ≤ 0.75 at 2 threads: {})\n",
         row.wide_n, row.wide_modified_noop_1_ms, row.wide_modified_noop_n_ms, row.stat_floor_ms, noop, verdict(noop, 0.75)
+    );
+    let roots_noop = row.wide_roots_noop_n_ms / row.stat_floor_ms;
+    out += &format!(
+        "  wide {} roots no-op:     1 thread {:8.1} ms, {n} threads {:8.1} ms, stat floor {:.1} ms, {n} threads / floor {:.3} (each reader a root)\n",
+        row.wide_n, row.wide_roots_noop_1_ms, row.wide_roots_noop_n_ms, row.stat_floor_ms, roots_noop
     );
     let bottom_up = row.cpu_bottom_up_n_ms / row.cpu_bottom_up_1_ms;
     out += &format!(

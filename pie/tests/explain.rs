@@ -418,3 +418,41 @@ fn the_changed_file_behind_a_top_down_execution_is_followed_through_required_tas
     build(&mut pie, &fresh);
     assert_eq!(pie.tracker().changed_files(), [None]);
 }
+
+#[test]
+fn roots_checked_before_a_parallel_fork_keep_the_reasons_of_what_executes() {
+    let dir = Dir::new();
+    let names = ["a", "b", "c"];
+    for name in names {
+        put(&dir, name, name);
+    }
+    let readers: Vec<T> = names
+        .iter()
+        .map(|name| read(&dir.join(name), FileStamper::Hash))
+        .collect();
+    let roots: Vec<T> = readers
+        .iter()
+        .map(|reader| T::Upper(Box::new(reader.clone())))
+        .collect();
+    let mut pie = explain_pie();
+    pie.set_threads(2);
+    pie.new_session().require_all(&roots);
+    assert_eq!(reasons(&pie).len(), 6);
+
+    // `b`'s reader, below the second root, must execute: the first root is checked on the calling lane, and the
+    // check of the second stops at its reader; the fork of the last two makes them consistent.
+    put(&dir, "b", "B");
+    assert_eq!(pie.new_session().require_all(&roots), ["A", "B", "C"]);
+    let reasons = reasons(&pie);
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    let reason = pie.tracker().reason_of(&readers[1]).expect("b's reader executed");
+    assert_eq!(reason.path(), Some(dir.join("b").as_path()), "{reason}");
+    assert!(reason.to_string().contains("changed"), "{reason}");
+    match pie.tracker().reason_of(&roots[1]) {
+        Some(Reason::TaskOutput { task, output }) => {
+            assert_eq!(*task, readers[1]);
+            assert_eq!(output, "B");
+        }
+        other => panic!("{other:?}"),
+    }
+}

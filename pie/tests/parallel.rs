@@ -380,6 +380,70 @@ fn outputs_come_in_argument_order_and_dependencies_are_checked_in_it() {
     assert_eq!(pie.tracker().0, tasks);
 }
 
+#[test]
+fn consistent_roots_are_checked_on_the_calling_lane_and_the_fork_starts_at_the_first_that_must_execute() {
+    let dir = Dir::new();
+    const N: usize = 256;
+    let inputs: Vec<PathBuf> = (0..N).map(|i| dir.path().join(format!("in{i}.txt"))).collect();
+    for (i, path) in inputs.iter().enumerate() {
+        fs::write(path, format!("input {i}")).unwrap();
+    }
+    let (late0, late1) = (dir.path().join("late0.txt"), dir.path().join("late1.txt"));
+    fs::write(&late0, "a").unwrap();
+    fs::write(&late1, "b").unwrap();
+    for round in 0..5 {
+        let meeting = unique("late");
+        let mut roots: Vec<Par> = inputs.iter().map(|path| Par::Read(path.clone())).collect();
+        roots.push(Par::MeetThenRead(meeting.clone(), late0.clone()));
+        roots.push(Par::MeetThenRead(meeting.clone(), late1.clone()));
+        let mut pie = Pie::with_tracker(FileCheckLanes::default());
+        pie.set_threads(2);
+        let outputs = pie.new_session().require_all(&roots);
+        assert_eq!(outputs[3], "input 3");
+        // A no-op: every root is consistent, and each is checked on the lane that called, in the order of the roots
+        // (on two lanes they would only hand the engine back and forth).
+        pie.tracker_mut().0.clear();
+        assert_eq!(pie.new_session().require_all(&roots), outputs);
+        let checked: Vec<(usize, PathBuf)> = pie.tracker().0.clone();
+        let mut expected: Vec<(usize, PathBuf)> = inputs.iter().map(|path| (0, path.clone())).collect();
+        expected.push((0, late0.clone()));
+        expected.push((0, late1.clone()));
+        assert_eq!(
+            checked, expected,
+            "round {round}: the lanes and order of the file checks of a no-op"
+        );
+        // The last two roots must execute, and meet: the fork starts at the first of them, after the consistent
+        // roots were checked, in order, on the calling lane.
+        fs::write(&late0, format!("a{round}")).unwrap();
+        fs::write(&late1, format!("b{round}")).unwrap();
+        pie.tracker_mut().0.clear();
+        let outputs = pie.new_session().require_all(&roots);
+        assert_eq!(outputs[N..], [format!("a{round}"), format!("b{round}")]);
+        let checked = &pie.tracker().0;
+        assert_eq!(
+            checked[..N],
+            expected[..N],
+            "round {round}: the consistent roots' checks"
+        );
+    }
+}
+
+/// Records the lane and the path of every check of a file a task requires, in order.
+#[derive(Default)]
+struct FileCheckLanes(Vec<(usize, PathBuf)>);
+
+impl Tracker<Par> for FileCheckLanes {
+    fn check_dependency_end(
+        &mut self,
+        dependency: &Dependency<Par, String>,
+        _: Result<Option<&pie::dependency::Inconsistency<String>>, &std::io::Error>,
+    ) {
+        if let Dependency::RequireFile(file) = dependency {
+            self.0.push((pie::tracker::lane(), file.path().to_path_buf()));
+        }
+    }
+}
+
 /// Records the tasks whose dependency checks start, in order.
 #[derive(Default)]
 struct TaskChecks(Vec<Par>);

@@ -34,6 +34,13 @@
 //!   makes the same call (see `fork_rest_of_group`). The branches of such a fork are handed out a shrinking share
 //!   at a time (guided self-scheduling), since most of them are cheap checks. A group whose tasks are all
 //!   consistent forks nothing: checks hold the engine, so more lanes would only add hand-overs.
+//! - **Calls fork where work starts.** Likewise, in a top-down build, `require_tasks` and `Session::require_all`
+//!   check their tasks on the calling lane, in order, up to the first that must execute, and fork from there
+//!   (`checked_prefix`; in a bottom-up build, from the first task not done yet), with the files of the tasks stamped
+//!   ahead on helper threads: a no-op of many roots is one lane's checks without lock, not two lanes handing the
+//!   engine back and forth (which made it slower on two threads than on one). A task whose check stops at a task that
+//!   must execute is left unseen, and its branch checks it again; trackers see those checks as checks of a dependency
+//!   on the task, as in a group's re-check.
 //! - **Claims.** A task is in progress on exactly one lane (on that lane's stack of frames). A lane that needs a
 //!   task in progress on another lane waits for it: never two executions of a task at once, and at most one per
 //!   session, except for the tasks forgotten when a fork joins after a violation reached a task that ran ahead
@@ -710,7 +717,21 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         if tasks.len() < 2 || self.threads < 2 || kept {
             return self.require_one_by_one(tasks, stamper);
         }
-        let results = self.fork_or_start(false, tasks, stamper);
+        // The tasks that are consistent before the first that must execute are checked here, as on one thread; the
+        // fork starts at that task.
+        let first = self.checked_prefix(tasks, stamper);
+        if first == tasks.len() {
+            return self.require_one_by_one(tasks, stamper);
+        }
+        let mut results = Vec::with_capacity(tasks.len());
+        for task in &tasks[..first] {
+            results.push(self.require_alone(task, stamper));
+        }
+        if tasks.len() - first >= 2 {
+            results.extend(self.fork_or_start(false, &tasks[first..], stamper));
+        } else {
+            results.push(self.require_alone(&tasks[first], stamper));
+        }
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
         let mut each = Vec::with_capacity(tasks.len());
@@ -836,6 +857,88 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             }
         }
         true
+    }
+
+    /// Requires `task` on this lane without attaching a dependency to the executing task (as a branch does).
+    fn require_alone(&mut self, task: &T, stamper: OutputStamper) -> Result<(), (Payload, bool)> {
+        let current = self.lane.current.take();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.require_task_with_stamper(task, stamper);
+        }))
+        .map_err(|payload| (payload, std::mem::take(&mut self.lane.violation)));
+        self.lane.current = current;
+        result
+    }
+
+    /// Checks the tasks of a `require_tasks` call on this lane, in order, up to the first that must execute (or is not
+    /// simply unseen with an output, or, in a bottom-up build, not done yet), and returns its index: the tasks before
+    /// it are consistent (done in this session). Checking holds the engine, so more lanes would only hand it back and
+    /// forth (what made a no-op of many roots slower on two threads than on one); the files of the tasks are stamped
+    /// ahead on helper threads (`crate::context::prefetch`). Each check is reported to the tracker as the check of a
+    /// dependency on the task (as a check of a recorded group is), before the task is required.
+    ///
+    /// A task that must execute is left unseen (the frames its check pushed are popped), and so is one whose check
+    /// panicked: its branch checks it again and meets what it meets there, as in a fork of every task.
+    #[inline(never)]
+    fn checked_prefix(&mut self, tasks: &[T], stamper: OutputStamper) -> usize {
+        let mut prefetched = false;
+        for (k, task) in tasks.iter().enumerate() {
+            let id = self.store.get_or_create_task(task);
+            match self.marks.get(id) {
+                Mark::Done => continue,
+                // In a bottom-up build, only tasks already done: whether another is trusted or brought up to date
+                // depends on what is in progress on other lanes (see `crate::context::bottom_up`).
+                Mark::Unseen if self.state.bottom_up.is_none() && self.store.output(id).is_some() => {}
+                _ => return k,
+            }
+            if !std::mem::replace(&mut prefetched, true) && tasks.len() - k >= 2 {
+                let ids: Vec<TaskId> = tasks[k..]
+                    .iter()
+                    .map(|task| self.store.get_or_create_task(task))
+                    .collect();
+                self.prefetch_files_of(ids);
+            }
+            let view = TaskDependency::new(task, stamper);
+            self.tracker.check_dependency_start(&Dependency::RequireTask(view));
+            let base = self.lane.stack.len();
+            self.enter(id, false);
+            let consistent = match panic::catch_unwind(AssertUnwindSafe(|| self.walk(base))) {
+                Ok(must_execute) => !must_execute,
+                Err(_) => {
+                    self.lane.violation = false;
+                    false
+                }
+            };
+            if !consistent {
+                self.end_open_checks(base);
+                self.forget_frames_from(base);
+            }
+            let view = TaskDependency::new(task, stamper);
+            self.tracker
+                .check_dependency_end(&Dependency::RequireTask(view), Ok(None));
+            if !consistent {
+                // The helpers stamp for this lane's checks; the fork's branches run on every lane.
+                self.lane.prefetch = None;
+                return k;
+            }
+        }
+        tasks.len()
+    }
+
+    /// Ends, for trackers, the checks of task dependencies that the frames from `base` on (but the top one) are in
+    /// (a frame resumes at a task dependency whose check started), innermost first.
+    fn end_open_checks(&mut self, base: usize) {
+        for at in (base..self.lane.stack.len().saturating_sub(1)).rev() {
+            let frame = self.lane.stack[at];
+            if !frame.resume {
+                continue;
+            }
+            if let Dep::RequireTask(dep) = self.store.dep(frame.id, frame.next as usize) {
+                let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
+                self.tracker
+                    .check_dependency_end(&Dependency::RequireTask(view), Ok(None));
+            }
+        }
     }
 
     /// [`require_group_each`](Self::require_group_each) on this lane alone.

@@ -262,25 +262,34 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         if end - index < MIN_RUN || self.state.bottom_up.is_some() {
             return;
         }
+        let run: Vec<TaskId> = (index..end)
+            .filter_map(|k| match self.store.dep(id, k) {
+                Dep::RequireTask(dep) => Some(dep.task),
+                _ => None,
+            })
+            .collect();
+        self.prefetch_files_of(run);
+    }
+
+    /// Starts helpers that stamp the files that the unseen tasks among `run` require (and no task provides), on
+    /// `threads - 1` threads, when there are enough of them; the lane then checks the tasks in the order of `run`.
+    pub(super) fn prefetch_files_of(&mut self, run: impl IntoIterator<Item = TaskId>) {
         let mut tasks: Vec<(TaskId, u32)> = Vec::new();
         let mut files: Vec<(FileId, FileStamper)> = Vec::new();
-        for k in index..end {
-            let Dep::RequireTask(dep) = self.store.dep(id, k) else {
-                continue;
-            };
-            if self.marks.get(dep.task) != Mark::Unseen {
+        for task in run {
+            if self.marks.get(task) != Mark::Unseen {
                 continue;
             }
             let start = files.len();
-            for d in 0..self.store.dep_count(dep.task) {
-                if let Dep::RequireFile(file) = self.store.dep(dep.task, d) {
+            for d in 0..self.store.dep_count(task) {
+                if let Dep::RequireFile(file) = self.store.dep(task, d) {
                     if self.store.provider(file.file).is_none() {
                         files.push((file.file, file.stamper));
                     }
                 }
             }
             if files.len() > start {
-                tasks.push((dep.task, files.len() as u32));
+                tasks.push((task, files.len() as u32));
             }
         }
         if files.len() < MIN_RUN {
