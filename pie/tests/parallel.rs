@@ -381,7 +381,7 @@ fn outputs_come_in_argument_order_and_dependencies_are_checked_in_it() {
 }
 
 #[test]
-fn consistent_roots_are_checked_on_the_calling_lane_and_the_fork_starts_at_the_first_that_must_execute() {
+fn a_fork_of_roots_is_held_back_on_the_calling_lane_until_it_executes_one() {
     let dir = Dir::new();
     const N: usize = 256;
     let inputs: Vec<PathBuf> = (0..N).map(|i| dir.path().join(format!("in{i}.txt"))).collect();
@@ -401,7 +401,7 @@ fn consistent_roots_are_checked_on_the_calling_lane_and_the_fork_starts_at_the_f
         let outputs = pie.new_session().require_all(&roots);
         assert_eq!(outputs[3], "input 3");
         // A no-op: every root is consistent, and each is checked on the lane that called, in the order of the roots
-        // (on two lanes they would only hand the engine back and forth).
+        // (the fork is held back: on two lanes they would only hand the engine back and forth).
         pie.tracker_mut().0.clear();
         assert_eq!(pie.new_session().require_all(&roots), outputs);
         let checked: Vec<(usize, PathBuf)> = pie.tracker().0.clone();
@@ -412,8 +412,8 @@ fn consistent_roots_are_checked_on_the_calling_lane_and_the_fork_starts_at_the_f
             checked, expected,
             "round {round}: the lanes and order of the file checks of a no-op"
         );
-        // The last two roots must execute, and meet: the fork starts at the first of them, after the consistent
-        // roots were checked, in order, on the calling lane.
+        // The last two roots must execute, and meet: the consistent roots are checked, in order, on the calling
+        // lane, which lets the other lanes take the rest of the fork once it executes the first of the two.
         fs::write(&late0, format!("a{round}")).unwrap();
         fs::write(&late1, format!("b{round}")).unwrap();
         pie.tracker_mut().0.clear();

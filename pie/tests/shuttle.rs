@@ -209,6 +209,33 @@ fn a_bottom_up_build_brings_each_affected_task_up_to_date_once() {
     });
 }
 
+/// The fork of `require_all` starts held back: the lane that opened it checks the consistent roots itself, and lets
+/// the other lanes take the rest once it executes one (`Fork::held_back`). Under every explored interleaving, each
+/// edited reader executes once, nothing else does, and the outputs are those of one thread.
+#[test]
+fn a_held_back_fork_lets_go_when_its_lane_executes() {
+    explore(|| {
+        let dir = dev_util::Dir::new();
+        let files: Vec<_> = (0..5).map(|i| dir.create(format!("{i}.txt"), "1")).collect();
+        let roots: Vec<Graph> = files.iter().map(|f| Graph::Read(f.clone())).collect();
+        let mut pie = pie(3);
+        assert_eq!(pie.new_session().require_all(&roots), [1; 5]);
+        for (i, value) in [(1, 2), (3, 4)] {
+            std::fs::write(&files[i], value.to_string()).unwrap();
+        }
+        EXECUTIONS.lock().unwrap().clear();
+        assert_eq!(pie.new_session().require_all(&roots), [1, 2, 1, 4, 1]);
+        let mut executions = EXECUTIONS.lock().unwrap().clone();
+        executions.retain(|(task, _)| roots.contains(task));
+        executions.sort_by_key(|(task, _)| roots.iter().position(|root| root == task));
+        assert_eq!(executions, [(roots[1].clone(), 1), (roots[3].clone(), 1)]);
+        // Nothing changed: nothing executes, and the outputs stay.
+        EXECUTIONS.lock().unwrap().clear();
+        assert_eq!(pie.new_session().require_all(&roots), [1, 2, 1, 4, 1]);
+        assert!(EXECUTIONS.lock().unwrap().iter().all(|(task, _)| !roots.contains(task)));
+    });
+}
+
 /// The output of `task` in a build on one thread with a new `Pie`.
 fn pie_fresh_output(task: &Graph) -> u64 {
     pie(1).new_session().require(task)

@@ -31,6 +31,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 &owned
             }
         };
+        // Other lanes may take the branches of a fork this lane held back while it only checked tasks.
+        self.let_go_held_back();
         self.tracker.execute_start(task);
         if let Some(executed) = &mut self.state.executed {
             executed.push(id);

@@ -34,13 +34,13 @@
 //!   makes the same call (see `fork_rest_of_group`). The branches of such a fork are handed out a shrinking share
 //!   at a time (guided self-scheduling), since most of them are cheap checks. A group whose tasks are all
 //!   consistent forks nothing: checks hold the engine, so more lanes would only add hand-overs.
-//! - **Calls fork where work starts.** Likewise, in a top-down build, `require_tasks` and `Session::require_all`
-//!   check their tasks on the calling lane, in order, up to the first that must execute, and fork from there
-//!   (`checked_prefix`; in a bottom-up build, from the first task not done yet), with the files of the tasks stamped
-//!   ahead on helper threads: a no-op of many roots is one lane's checks without lock, not two lanes handing the
-//!   engine back and forth (which made it slower on two threads than on one). A task whose check stops at a task that
-//!   must execute is left unseen, and its branch checks it again; trackers see those checks as checks of a dependency
-//!   on the task, as in a group's re-check.
+//! - **Forks held back until work starts.** Likewise, the fork of a `require_tasks` or `Session::require_all` starts
+//!   *held back*: the lane that opened it runs its branches itself, in argument order, as one thread would, until it
+//!   executes a task, waits for another lane, or opens another fork; then the other branches are handed out
+//!   (`Fork::held_back`, `let_go_held_back`). Meanwhile, in a top-down build, the files that the tasks read are
+//!   stamped ahead on helper threads (`crate::context::prefetch`). So a no-op of many roots is one lane's checks, in
+//!   order, holding the engine throughout, not two lanes handing the engine back and forth (which made it slower on
+//!   two threads than on one), and the tracker sees what one thread shows.
 //! - **Claims.** A task is in progress on exactly one lane (on that lane's stack of frames). A lane that needs a
 //!   task in progress on another lane waits for it: never two executions of a task at once, and at most one per
 //!   session, except for the tasks forgotten when a fork joins after a violation reached a task that ran ahead
@@ -131,6 +131,11 @@ struct Fork<T> {
     /// Whether a top-down check opened it (see `fork_rest_of_group`): its branches make their tasks consistent
     /// without telling the tracker of a require (the check tells of its dependencies on them).
     check: bool,
+    /// Whether only the lane that opened it takes its branches, in order, as on one thread. A fork of
+    /// `require_tasks` (or `Session::require_all`) starts held back, and is let go (its other branches are handed
+    /// out) once that lane executes a task, waits, or opens another fork: until then it only checks consistent
+    /// tasks, which hold the engine, so more lanes would only hand it back and forth (see the module doc).
+    held_back: bool,
     stamper: OutputStamper,
     /// Branches not taken yet: index in the fork, task.
     pending: VecDeque<(usize, T)>,
@@ -342,6 +347,7 @@ impl<T> Parallel<T> {
             parent,
             number,
             check,
+            held_back: !check,
             stamper,
             pending: tasks.iter().cloned().enumerate().collect(),
             running: Vec::new(),
@@ -401,6 +407,15 @@ impl<T> Parallel<T> {
         if let Some(at) = open.running.iter().position(|l| *l == lane) {
             open.running.swap_remove(at);
         }
+    }
+
+    /// Lets go of fork `fork`, held back by the lane that opened it: its pending branches are handed out.
+    fn let_go(&self, fork: usize) {
+        let mut sched = self.lock();
+        if let Some(open) = sched.forks[fork].as_mut() {
+            open.held_back = false;
+        }
+        self.notify();
     }
 
     fn set_running(&self, lane: usize) {
@@ -473,7 +488,14 @@ fn take_branch<T>(
 ) -> Option<Taken<T>> {
     // Beyond `first`, the first few ready forks only: a lane that finds none of them waits, and every fork's own
     // lane takes its pending branches itself (as `first`).
-    let at = first.or_else(|| sched.ready.iter().take(16).position(|f| pick(sched, *f)))?;
+    let held_back = |f: usize| sched.forks[f].as_ref().is_some_and(|fork| fork.held_back);
+    let at = first.or_else(|| {
+        sched
+            .ready
+            .iter()
+            .take(16)
+            .position(|f| !held_back(*f) && pick(sched, *f))
+    })?;
     let f = sched.ready[at];
     let lanes = sched.lanes.len();
     let fork = sched.forks[f].as_mut().expect("BUG: a ready fork is closed");
@@ -672,11 +694,31 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             if let Err(cycle) = par.wait_for(self.lane_index, id, in_progress) {
                 self.cycle_across_lanes(&cycle)
             }
+            self.let_go_held_back();
             self.held = false;
             par.sleep(std::mem::take(&mut changed));
             self.held = true;
             par.set_running(self.lane_index);
         }
+    }
+
+    /// Lets go of the forks this lane holds back (see `Fork::held_back`), if any: it is about to execute a task,
+    /// wait, or open another fork. The stamps taken ahead for its checks go too: other lanes check the rest.
+    #[inline]
+    pub(super) fn let_go_held_back(&mut self) {
+        if !self.lane.held_back.is_empty() {
+            self.let_go_held_back_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn let_go_held_back_slow(&mut self) {
+        let par = self.parallel().expect("BUG: a fork held back outside a parallel build");
+        for fork in self.lane.held_back.drain(..) {
+            par.let_go(fork);
+        }
+        self.lane.prefetch = None;
     }
 
     /// Requires every task of `tasks` (the body of `Context::require_tasks` and `Session::require_all`): in
@@ -717,21 +759,13 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         if tasks.len() < 2 || self.threads < 2 || kept {
             return self.require_one_by_one(tasks, stamper);
         }
-        // The tasks that are consistent before the first that must execute are checked here, as on one thread; the
-        // fork starts at that task.
-        let first = self.checked_prefix(tasks, stamper);
-        if first == tasks.len() {
-            return self.require_one_by_one(tasks, stamper);
+        // Held back: this lane runs the branches in order, as one thread would, until it executes a task (see
+        // `Fork::held_back`); the files the tasks read are stamped ahead meanwhile.
+        if self.state.bottom_up.is_none() && tasks.len() >= crate::context::prefetch::MIN_RUN {
+            let ids: Vec<TaskId> = tasks.iter().map(|task| self.store.get_or_create_task(task)).collect();
+            self.prefetch_files_of(ids);
         }
-        let mut results = Vec::with_capacity(tasks.len());
-        for task in &tasks[..first] {
-            results.push(self.require_alone(task, stamper));
-        }
-        if tasks.len() - first >= 2 {
-            results.extend(self.fork_or_start(false, &tasks[first..], stamper));
-        } else {
-            results.push(self.require_alone(&tasks[first], stamper));
-        }
+        let results = self.fork_or_start(false, tasks, stamper);
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
         let mut each = Vec::with_capacity(tasks.len());
@@ -859,88 +893,6 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         true
     }
 
-    /// Requires `task` on this lane without attaching a dependency to the executing task (as a branch does).
-    fn require_alone(&mut self, task: &T, stamper: OutputStamper) -> Result<(), (Payload, bool)> {
-        let current = self.lane.current.take();
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.require_task_with_stamper(task, stamper);
-        }))
-        .map_err(|payload| (payload, std::mem::take(&mut self.lane.violation)));
-        self.lane.current = current;
-        result
-    }
-
-    /// Checks the tasks of a `require_tasks` call on this lane, in order, up to the first that must execute (or is not
-    /// simply unseen with an output, or, in a bottom-up build, not done yet), and returns its index: the tasks before
-    /// it are consistent (done in this session). Checking holds the engine, so more lanes would only hand it back and
-    /// forth (what made a no-op of many roots slower on two threads than on one); the files of the tasks are stamped
-    /// ahead on helper threads (`crate::context::prefetch`). Each check is reported to the tracker as the check of a
-    /// dependency on the task (as a check of a recorded group is), before the task is required.
-    ///
-    /// A task that must execute is left unseen (the frames its check pushed are popped), and so is one whose check
-    /// panicked: its branch checks it again and meets what it meets there, as in a fork of every task.
-    #[inline(never)]
-    fn checked_prefix(&mut self, tasks: &[T], stamper: OutputStamper) -> usize {
-        let mut prefetched = false;
-        for (k, task) in tasks.iter().enumerate() {
-            let id = self.store.get_or_create_task(task);
-            match self.marks.get(id) {
-                Mark::Done => continue,
-                // In a bottom-up build, only tasks already done: whether another is trusted or brought up to date
-                // depends on what is in progress on other lanes (see `crate::context::bottom_up`).
-                Mark::Unseen if self.state.bottom_up.is_none() && self.store.output(id).is_some() => {}
-                _ => return k,
-            }
-            if !std::mem::replace(&mut prefetched, true) && tasks.len() - k >= 2 {
-                let ids: Vec<TaskId> = tasks[k..]
-                    .iter()
-                    .map(|task| self.store.get_or_create_task(task))
-                    .collect();
-                self.prefetch_files_of(ids);
-            }
-            let view = TaskDependency::new(task, stamper);
-            self.tracker.check_dependency_start(&Dependency::RequireTask(view));
-            let base = self.lane.stack.len();
-            self.enter(id, false);
-            let consistent = match panic::catch_unwind(AssertUnwindSafe(|| self.walk(base))) {
-                Ok(must_execute) => !must_execute,
-                Err(_) => {
-                    self.lane.violation = false;
-                    false
-                }
-            };
-            if !consistent {
-                self.end_open_checks(base);
-                self.forget_frames_from(base);
-            }
-            let view = TaskDependency::new(task, stamper);
-            self.tracker
-                .check_dependency_end(&Dependency::RequireTask(view), Ok(None));
-            if !consistent {
-                // The helpers stamp for this lane's checks; the fork's branches run on every lane.
-                self.lane.prefetch = None;
-                return k;
-            }
-        }
-        tasks.len()
-    }
-
-    /// Ends, for trackers, the checks of task dependencies that the frames from `base` on (but the top one) are in
-    /// (a frame resumes at a task dependency whose check started), innermost first.
-    fn end_open_checks(&mut self, base: usize) {
-        for at in (base..self.lane.stack.len().saturating_sub(1)).rev() {
-            let frame = self.lane.stack[at];
-            if !frame.resume {
-                continue;
-            }
-            if let Dep::RequireTask(dep) = self.store.dep(frame.id, frame.next as usize) {
-                let view = TaskDependency::new(self.store.task(dep.task), dep.stamper);
-                self.tracker
-                    .check_dependency_end(&Dependency::RequireTask(view), Ok(None));
-            }
-        }
-    }
-
     /// [`require_group_each`](Self::require_group_each) on this lane alone.
     fn require_one_by_one(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<Result<T::Output, (Payload, bool)>> {
         let current = self.lane.current;
@@ -1025,10 +977,14 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     /// Opens a fork of `tasks` and runs its branches (and those of forks opened below it) until all are finished.
     fn fork(&mut self, check: bool, tasks: &[T], stamper: OutputStamper) -> Vec<Result<(), (Payload, bool)>> {
         let par = self.parallel().expect("BUG: fork outside a parallel build");
+        self.let_go_held_back();
         let branch = self.lane.branches.last().copied();
         let number = self.state.lineage.len() as u32;
         self.state.lineage.push(branch.map_or(Position::NONE, |b| b.position));
         let fork = par.open(branch.and_then(|b| b.fork), number, check, stamper, tasks);
+        if !check {
+            self.lane.held_back.push(fork);
+        }
         // Whether this lane changed anything since it last slept (see `Parallel::sleep`).
         let mut changed = true;
         loop {
@@ -1038,6 +994,8 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                     changed = true;
                 }
                 JoinStep::Done(mut results) => {
+                    // The slot is free again (the engine is held, so no lane opened a fork in it since).
+                    self.lane.held_back.retain(|f| *f != fork);
                     if !self.state.deferred.is_empty() {
                         self.meet_deferred(number, tasks, check, stamper, &mut results);
                     }

@@ -42,7 +42,7 @@ use crate::tracker::Tracker;
 use crate::Task;
 
 /// Runs of task dependencies shorter than this are checked without prefetching (starting threads costs more).
-const MIN_RUN: usize = 64;
+pub(super) const MIN_RUN: usize = 64;
 
 /// How many tasks past the one it checks now the lane looks for the task whose file it checks: a task whose check
 /// found it inconsistent early, or that another task's execution made consistent, is skipped.

@@ -74,6 +74,8 @@ pub(crate) struct LaneState {
     pub(crate) branches: Vec<Branch>,
     /// The tasks executing on this lane in a bottom-up build (see `crate::context::bottom_up`).
     pub(crate) executions: Executions,
+    /// The forks this lane opened and holds back (by slot; see `crate::context::parallel`).
+    pub(crate) held_back: Vec<usize>,
 }
 
 /// A branch of a parallel `require_tasks` call that a lane runs.

@@ -300,7 +300,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Not inlined, so that its locals stay out of `make_consistent`'s frame, which is on the native stack once per
     /// level of nested executions.
     #[inline(never)]
-    pub(super) fn walk(&mut self, base: usize) -> bool {
+    fn walk(&mut self, base: usize) -> bool {
         loop {
             let top = self.lane.stack.len() - 1;
             let frame = self.lane.stack[top];
