@@ -59,12 +59,15 @@
 //!
 //! # Limits
 //! The engine is one lock: graph operations are serialised, so the speed-up comes from tasks' own code and from
-//! stamping files outside the lock (a task's `require_file`/`provide_file` stamp without holding it; a top-down
-//! check stamps the files of a long run of required tasks on helper threads, `crate::context::prefetch`).
-//! The checking itself runs on one lane at a time (a group's tasks are checked in parallel branches, but each
-//! branch's graph work holds the engine). In bottom-up builds, the `require_tasks` of executing tasks fork as in
-//! top-down ones, and the build's own loop forks the scheduled tasks of one group, or scheduled roots (see
-//! `crate::context::bottom_up`); other scheduled tasks that the loop takes from its queue run one after the other.
+//! stamping files outside the lock (a task's `require_file`/`provide_file` stamp without holding it; a top-down check
+//! stamps the files of a long run of required tasks on helper threads, `crate::context::prefetch`). The checking itself
+//! runs on one lane at a time (a group's tasks are checked in parallel branches, but each branch's graph work holds the
+//! engine). A no-op build hands the engine to no other lane (a group of consistent tasks forks nothing, and a fork of
+//! `require_tasks` is held back until a task executes): its checks run on one lane while helpers stamp the files, so
+//! its CPU work does not scale with the threads, its I/O does. In bottom-up builds, the `require_tasks` of
+//! executing tasks fork as in top-down ones, and the build's own loop forks the scheduled tasks of one group, or
+//! scheduled roots (see `crate::context::bottom_up`); other scheduled tasks that the loop takes from its queue run one
+//! after the other.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
