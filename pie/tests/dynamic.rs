@@ -2009,3 +2009,37 @@ fn a_task_that_met_a_cycle_past_its_hidden_dependency_fails_with_the_hidden_depe
     };
     agrees_in_every_attempt(&case, 50, true);
 }
+
+/// Found with seed 2121 (1 thread, shared cache): `p0`'s trace from round 0 (`reqs p1 p3`) was replayed in the
+/// fresh build with the cache of round 1, where `p1` fails in its own code and `p3` requires `p0`. The replay of the
+/// group met `p1`'s failure, then `p3`'s cycle, and went on with the cycle; a build without the cache executes `p0`,
+/// whose `require_tasks` goes on with the first panic in argument order, `p1`'s.
+#[cfg(feature = "remote-cache")]
+#[test]
+fn a_replayed_group_goes_on_with_its_first_panic_in_argument_order() {
+    use regressions::prog;
+    let case = Case {
+        programs: vec![prog(""), prog(""), prog(""), prog("")],
+        files: vec![None, None, None, None],
+        rounds: vec![
+            Round {
+                forget: false,
+                edits: vec![Edit::Program(0, prog("reqs p1 p3"))],
+                roots: vec![0],
+                bottom_up: false,
+            },
+            Round {
+                forget: false,
+                edits: vec![
+                    Edit::Program(1, prog("if f1 exists: panic")),
+                    Edit::Toggle(1),
+                    Edit::Program(3, prog("req p0")),
+                ],
+                roots: vec![0],
+                bottom_up: false,
+            },
+        ],
+        threads: 1,
+    };
+    agrees_in_every_attempt(&case, 5, true);
+}

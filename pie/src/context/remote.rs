@@ -192,6 +192,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                             let tasks: Vec<T> = group.iter().map(|(task, _)| (*task).clone()).collect();
                             let mut matches = true;
                             let mut violation = None;
+                            // The execution meets the first panic of the group in argument order (see
+                            // `require_group`): a violation after another task's failure is not met at this require.
+                            let mut failed_before = false;
                             for (task, (result, (_, output))) in tasks.iter().zip(
                                 this.in_engine(|this| this.require_group_each(&tasks, stamper))
                                     .into_iter()
@@ -204,11 +207,12 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                                     // checked (see `LaneState::failures`).
                                     Err((payload, false)) => {
                                         matches = false;
+                                        let first = !std::mem::replace(&mut failed_before, true);
                                         let (id, violation_below) = this.in_engine(|this| {
                                             let id = this.store.get_or_create_task(task);
                                             (id, this.store.version(id) == UNKNOWN_VERSION)
                                         });
-                                        if violation_below {
+                                        if violation_below && first {
                                             // A soundness violation below, which may have changed what this task
                                             // read before it (which is what it says): executing the task now is
                                             // not what a build without the cache does. It goes on as it is, as
@@ -219,9 +223,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                                             kept.push(id);
                                         }
                                     }
-                                    // A soundness violation at this require (a cycle): the execution meets it too.
+                                    // A soundness violation at this require (a cycle): the execution meets it too,
+                                    // unless a task before it in the group failed (its panic goes on first).
                                     Err((payload, true)) => {
-                                        violation.get_or_insert(payload);
+                                        matches = false;
+                                        if !std::mem::replace(&mut failed_before, true) {
+                                            violation = Some(payload);
+                                        }
                                     }
                                 }
                             }
