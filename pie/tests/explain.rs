@@ -315,13 +315,7 @@ fn a_task_whose_required_task_fails_while_checked_is_explained() {
 fn a_parallel_build_keeps_the_reason_of_each_task() {
     let dir = Dir::new();
     let names = ["a", "b", "c", "d"];
-    for name in names {
-        put(&dir, name, name);
-    }
-    let readers: Vec<T> = names
-        .iter()
-        .map(|name| read(&dir.join(name), FileStamper::Hash))
-        .collect();
+    let readers = files_and_readers(&dir, &names);
     let all = T::All(readers.clone());
     let mut pie = explain_pie();
     pie.set_threads(2);
@@ -354,6 +348,17 @@ fn a_parallel_build_keeps_the_reason_of_each_task() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Writes each file of `names` in `dir`, holding its name; returns a reader of each (Hash stamps).
+fn files_and_readers(dir: &Dir, names: &[&str]) -> Vec<T> {
+    for name in names {
+        put(dir, name, name);
+    }
+    names
+        .iter()
+        .map(|name| read(&dir.join(name), FileStamper::Hash))
+        .collect()
 }
 
 /// Writes `text` to the file `name` in `dir`, creating it if needed, so that its modification time changes.
@@ -420,16 +425,10 @@ fn the_changed_file_behind_a_top_down_execution_is_followed_through_required_tas
 }
 
 #[test]
-fn roots_checked_before_a_parallel_fork_keep_the_reasons_of_what_executes() {
+fn a_held_back_fork_of_roots_keeps_the_reasons_of_what_executes() {
     let dir = Dir::new();
     let names = ["a", "b", "c"];
-    for name in names {
-        put(&dir, name, name);
-    }
-    let readers: Vec<T> = names
-        .iter()
-        .map(|name| read(&dir.join(name), FileStamper::Hash))
-        .collect();
+    let readers = files_and_readers(&dir, &names);
     let roots: Vec<T> = readers
         .iter()
         .map(|reader| T::Upper(Box::new(reader.clone())))
@@ -439,8 +438,8 @@ fn roots_checked_before_a_parallel_fork_keep_the_reasons_of_what_executes() {
     pie.new_session().require_all(&roots);
     assert_eq!(reasons(&pie).len(), 6);
 
-    // `b`'s reader, below the second root, must execute: the first root is checked on the calling lane, and the
-    // check of the second stops at its reader; the fork of the last two makes them consistent.
+    // `b`'s reader, below the second root, must execute: the fork of the roots is held back on the calling lane,
+    // which checks the first root, then executes `b`'s reader (letting the other lane take the third root).
     put(&dir, "b", "B");
     assert_eq!(pie.new_session().require_all(&roots), ["A", "B", "C"]);
     let reasons = reasons(&pie);
