@@ -340,24 +340,24 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    /// When fork `number` (of `tasks`, made consistent as `check` and `stamper` say) joins: the violations deferred
-    /// to tasks of its branches. Each such task fails with its violation (requiring it again in the session meets
-    /// it), and so does its branch, as on one thread, where the task meets the violation when it executes and its
-    /// panic goes up through the tasks that required it.
+    /// When fork `number` (of `tasks`, made consistent as `check` and `stamper` say) joins: the violations deferred to
+    /// tasks of its branches. Each such task fails with its violation (requiring it again in the session meets it), and
+    /// so does its branch, as on one thread, where the task meets the violation when it executes and its panic goes up
+    /// through the tasks that required it.
     ///
-    /// The build went on meanwhile as one thread would not have: the task may have entered tasks past the point
-    /// where it meets the violation on one thread, and tasks saw those tasks' outputs and the task's output instead
-    /// of its panic (which one of them may have caught), in any branch of the fork. So they execute again, on this
-    /// lane: the tasks entered in the task's branch from its entry on are forgotten, and so is every task that
-    /// depends on one of them or on the failed task, and the branches whose task is one of those are made
-    /// consistent again, in argument order, each at its position (`redo_branch`). Only when every task that saw
-    /// them was entered in the fork, and neither the failed task past its violation nor a forgotten task provided
-    /// a file (its contents stay on disk, where one thread may never write them, and a task executed again could
-    /// read them without a provider, accepting what one thread refuses). Otherwise what stands stands: a task that
-    /// ended with its violation failed in its branch as on one thread; the branch of one that had finished (with
-    /// an output or a panic of its own, met past where one thread stops) fails with the violation, which is
-    /// stricter than one thread when a task in it would have caught the panic. A branch executed again defers violations only to later ones, and a task failed here is never forgotten, so
-    /// this ends.
+    /// The build went on meanwhile as one thread would not have: the task may have entered tasks past the point where
+    /// it meets the violation on one thread, and tasks saw those tasks' outputs and the task's output instead of its
+    /// panic (which one of them may have caught), in any branch of the fork. So they execute again, on this lane: the
+    /// tasks entered in the task's branch from its entry on are forgotten, and so is every task that depends on one of
+    /// them or on the failed task, and the branches whose task is one of those are made consistent again, in argument
+    /// order, each at its position (`redo_branch`). Only when every task that saw them was entered in the fork, and
+    /// neither the failed task past its violation nor a forgotten task provided a file (its contents stay on disk,
+    /// where one thread may never write them, and a task executed again could read them without a provider, accepting
+    /// what one thread refuses). Otherwise what stands stands: a task that ended with its violation failed in its
+    /// branch as on one thread; the branch of one that had finished (with an output or a panic of its own, met past
+    /// where one thread stops) fails with the violation, which is stricter than one thread when a task in it would have
+    /// caught the panic. A branch executed again defers violations only to later ones, and a task failed here is never
+    /// forgotten, so this ends.
     pub(super) fn meet_deferred(
         &mut self,
         number: u32,
