@@ -184,6 +184,9 @@ pub trait Context<T: Task> {
     ///
     /// The tasks are made consistent in parallel where the [`Pie`] has threads to spare ([`Pie::set_threads`]);
     /// with one thread they are required one by one. Outputs, files and soundness verdicts are the same either way.
+    /// The calling thread checks the tasks in order until one of them (or a task below one) must execute; only
+    /// then do other threads take the remaining tasks, so a call whose tasks are all consistent costs what it costs
+    /// on one thread.
     ///
     /// ```
     /// use pie::{Context, Pie, Task};

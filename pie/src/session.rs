@@ -152,8 +152,10 @@ impl<'p, T: Task, A: Tracker<T>> Session<'p, T, T::Output, A> {
     /// Makes every task of `tasks` consistent, like [`require`](Self::require) for each, in one build, and returns
     /// their outputs in the order of `tasks`. Each task becomes a root.
     ///
-    /// The tasks are made consistent in parallel where the [`Pie`] has threads to spare ([`Pie::set_threads`]);
-    /// with one thread, one after the other in order. Results are the same either way.
+    /// The tasks are made consistent in parallel where the [`Pie`] has threads to spare ([`Pie::set_threads`]); with
+    /// one thread, one after the other in order. Results are the same either way. As with
+    /// [`Context::require_tasks`](crate::Context::require_tasks), the calling thread checks the tasks in order until
+    /// one must execute, and only then do other threads join in.
     ///
     /// # Panics
     /// As [`require`](Self::require). Every task is required even when one panics; the first panic, in the order of
