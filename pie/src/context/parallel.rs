@@ -762,18 +762,17 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         if tasks.len() < 2 || self.threads < 2 || kept {
             return self.require_one_by_one(tasks, stamper);
         }
+        let ids: Vec<TaskId> = tasks.iter().map(|task| self.store.get_or_create_task(task)).collect();
         // Held back: this lane runs the branches in order, as one thread would, until it executes a task (see
         // `Fork::held_back`); the files the tasks read are stamped ahead meanwhile.
         if self.state.bottom_up.is_none() && tasks.len() >= crate::context::prefetch::MIN_RUN {
-            let ids: Vec<TaskId> = tasks.iter().map(|task| self.store.get_or_create_task(task)).collect();
-            self.prefetch_files_of(ids);
+            self.prefetch_files_of(ids.iter().copied());
         }
         let results = self.fork_or_start(false, tasks, stamper);
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
         let mut each = Vec::with_capacity(tasks.len());
-        for (task, mut result) in tasks.iter().zip(results) {
-            let id = self.store.get_or_create_task(task);
+        for ((task, id), mut result) in tasks.iter().zip(ids).zip(results) {
             if result.is_ok() && self.store.output(id).is_none() {
                 // Its execution was forgotten after its branch finished (a violation deferred to it, see
                 // `TopDownContext::defer_violation`): required again here, it meets what it meets now.
