@@ -1905,3 +1905,116 @@ proptest! {
         check_described(&case, true)?;
     }
 }
+
+/// Oracle seed 2222 (one thread): round 1's change schedules `T1` and `T2`, readers of `T0`'s file. Walking up from
+/// `T0` to prove it trusted went through `T1 → T3 → T5` and marked that path live. `T2`'s new output then scheduled
+/// `T5`, the only task that needs `T3` (and so `T1`), and which no longer does when it executes. The walk that
+/// decides whether `T1` is needed stopped at `T1`, known live, and `T1` executed for nothing: it is reachable only
+/// through a scheduled task, so it must wait for `T5` (a clean build never executes it).
+#[test]
+fn a_task_reachable_only_through_a_scheduled_task_waits_for_it() {
+    let case = Case {
+        inputs: vec![None, Some("".to_string())],
+        tasks: vec![
+            RawTask {
+                ops: vec![
+                    RawOp {
+                        kind: 0,
+                        task: Pick(0),
+                        input: Pick(9469086373326656965),
+                        hash: false,
+                        equals: false,
+                        via_file: false,
+                    },
+                    RawOp {
+                        kind: 0,
+                        task: Pick(0),
+                        input: Pick(16318443361456814282),
+                        hash: false,
+                        equals: false,
+                        via_file: false,
+                    },
+                ],
+                writes: Some(false),
+                read_back: false,
+                digest: false,
+            },
+            RawTask {
+                ops: vec![RawOp {
+                    kind: 2,
+                    task: Pick(0),
+                    input: Pick(0),
+                    hash: false,
+                    equals: false,
+                    via_file: true,
+                }],
+                writes: Some(false),
+                read_back: false,
+                digest: false,
+            },
+            RawTask {
+                ops: vec![RawOp {
+                    kind: 2,
+                    task: Pick(5336150370897492326),
+                    input: Pick(0),
+                    hash: false,
+                    equals: false,
+                    via_file: true,
+                }],
+                writes: None,
+                read_back: false,
+                digest: false,
+            },
+            RawTask {
+                ops: vec![RawOp {
+                    kind: 2,
+                    task: Pick(11631521773261973857),
+                    input: Pick(0),
+                    hash: false,
+                    equals: false,
+                    via_file: false,
+                }],
+                writes: None,
+                read_back: false,
+                digest: false,
+            },
+            RawTask {
+                ops: vec![],
+                writes: None,
+                read_back: false,
+                digest: false,
+            },
+            RawTask {
+                ops: vec![RawOp {
+                    kind: 6,
+                    task: Pick(7438250353539688608),
+                    input: Pick(752382502607464857),
+                    hash: false,
+                    equals: false,
+                    via_file: false,
+                }],
+                writes: None,
+                read_back: false,
+                digest: false,
+            },
+        ],
+        rounds: vec![
+            Round {
+                steps: vec![],
+                edits: vec![],
+                roots: vec![Pick(406585567011719657)],
+                bottom_up: false,
+            },
+            Round {
+                steps: vec![],
+                edits: vec![Edit::Delete(Pick(3264053845288537477))],
+                roots: vec![Pick(345385878151847686)],
+                bottom_up: true,
+            },
+        ],
+        threads: 1,
+    };
+    if let Err(e) = check_described(&case, true) {
+        panic!("{e}");
+    }
+}

@@ -802,18 +802,25 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.reaches_live(id, true)
     }
 
-    /// Walks up from `id` through current dependents until it meets a task that was a root when the session
-    /// started or a task already known to have been live then (*certified*), or, unless `trust` is asked for, a
-    /// task of this session (in progress or done). With `trust`, scheduled dependents are walked through;
-    /// without, they are not (they execute first and require `id` again, or not). On a certified success, every
-    /// task on the path found is remembered as live for the rest of the session, so that walks from tasks below
-    /// them stop there (a chain costs O(n) in all, not O(n²)).
+    /// Walks up from `id` through current dependents. With `trust`, until it meets a task that was a root when the
+    /// session started or a task already known to have been live then (*certified*), walking through scheduled
+    /// dependents. Without, until it meets a root of the session's start that is not scheduled, a task of this
+    /// session (in progress, done or failed), or a task known to be needed (`Marks::known_needed`), never walking
+    /// through a scheduled dependent (it executes first and requires `id` again, or not). On a success, every task
+    /// on the path found is remembered as live for the rest of the session when the path ends at a certified task,
+    /// and without `trust` as needed until a task on it is scheduled, so that walks from tasks below them stop
+    /// there (a chain costs O(n) in all, not O(n²)).
     ///
     /// A task in progress does not certify a task below it for `trust`: it may be a task that was dead, being
     /// checked top-down, whose old dependencies have not been checked yet.
     fn reaches_live(&mut self, id: TaskId, trust: bool) -> bool {
         let new_roots = &self.state.new_roots;
-        if certified(&self.store, &self.marks, new_roots, id, trust) || (!trust && self.store.is_root(id)) {
+        let known = if trust {
+            certified(&self.store, &self.marks, new_roots, id, true)
+        } else {
+            self.marks.known_needed(id) || self.store.is_root(id)
+        };
+        if known {
             return true;
         }
         // The scratch space is taken out of the scheduler for the walk and put back afterwards.
@@ -1053,8 +1060,9 @@ fn task_deps_inconsistent<T: Eq + Hash + Clone + Debug, O: Eq>(
 
 /// Whether `id` is certified live when the session started: known live in this session, or a root that was one
 /// when the session started, or (with `earlier`) found live in an earlier session with no liveness change since.
-/// The walk of [`needed`](TopDownContext::needed) does not take `earlier`: it stops at a certified task as one
-/// reached through tasks that are not scheduled, which is established only in this session.
+/// The walk of [`needed`](TopDownContext::needed) does not stop at certified tasks (a task live when the session
+/// started may be reachable now only through scheduled tasks); it asks without `earlier` only whether the path it
+/// found shows its tasks live when the session started.
 #[inline]
 fn certified<T: Eq + Hash + Clone + Debug, O: Eq>(
     store: &Store<T, O>,
@@ -1094,9 +1102,13 @@ fn walk_up<T: Eq + Hash + Clone + Debug, O: Eq>(
             }
             let mark = marks.get(dependent);
             let stops = match mark {
-                Mark::InProgress | Mark::Done | Mark::Failed if !trust => true,
-                Mark::Scheduled if !trust => false,
-                _ => certified(store, marks, new_roots, dependent, trust),
+                _ if trust => certified(store, marks, new_roots, dependent, true),
+                Mark::InProgress | Mark::Done | Mark::Failed => true,
+                Mark::Scheduled => false,
+                // Not `known_live`: the path that showed it live may go through tasks scheduled since.
+                Mark::Unseen => {
+                    marks.known_needed(dependent) || (store.is_root(dependent) && !new_roots.contains(&dependent))
+                }
             };
             if stops {
                 found = Some((at, dependent));
@@ -1112,11 +1124,17 @@ fn walk_up<T: Eq + Hash + Clone + Debug, O: Eq>(
         return false;
     };
     // The path is live when the session started if it ends at a certified task, and live now (for later sessions
-    // too, see `Marks::live_now`) if it ends at a root or a task live now.
+    // too, see `Marks::live_now`) if it ends at a root or a task live now. Without `trust`, it shows its tasks
+    // needed until one of them, or its end, is scheduled or forgotten (see `Marks::known_needed`), unless it ends
+    // at a task in progress, which may yet drop what it required.
     let changes = store.liveness_changes();
     let session = certified(store, marks, new_roots, end, trust);
     let now = store.is_root(end) || marks.live_now(end, changes);
-    if session || now {
+    let needed = !trust && marks.get(end) != Mark::InProgress;
+    if needed {
+        marks.set_known_needed(end);
+    }
+    if session || now || needed {
         while index != usize::MAX {
             let on_path = parent[index].0;
             if session {
@@ -1124,6 +1142,9 @@ fn walk_up<T: Eq + Hash + Clone + Debug, O: Eq>(
             }
             if now {
                 marks.set_live_now(on_path, changes);
+            }
+            if needed {
+                marks.set_known_needed(on_path);
             }
             index = parent[index].1;
         }

@@ -3,7 +3,9 @@
 //! that starting a session is O(1): marks of earlier sessions simply read as unseen.
 //!
 //! Apart from the session's own knowledge of liveness (`known_live`, "live when the session started", which a
-//! bottom-up build proves by walking up to a root), the marks remember across sessions which tasks were found
+//! bottom-up build proves by walking up to a root) and of neededness (`known_needed`, "reachable now from a root or
+//! a task of this session through tasks that are not scheduled", void as soon as a task it relied on is scheduled
+//! or forgotten), the marks remember across sessions which tasks were found
 //! *live now* (reachable from a root through current dependencies), valid for as long as the store's
 //! [`liveness_changes`](crate::store::Store::liveness_changes) count stays the same: nothing can have made such a
 //! task dead since. A bottom-up build of a chain then proves nothing again per session.
@@ -33,6 +35,11 @@ pub(crate) struct Marks {
     marks: Vec<u32>,
     /// `epoch` for a task known to be live in this session (see `crate::liveness`).
     live: Vec<u32>,
+    /// `needed_epoch` for a task known to be needed (see [`known_needed`](Self::known_needed)).
+    needed: Vec<u32>,
+    /// Advances at every session and whenever a task known to be needed is scheduled or forgotten, which voids
+    /// every entry of `needed` at once.
+    needed_epoch: u32,
     /// For each task, the number of the last graph walk that visited it (see [`start_walk`](Self::start_walk)).
     /// Kept between sessions, so that a walk never costs the size of the graph to set up.
     visits: Vec<u32>,
@@ -59,6 +66,8 @@ impl Default for Marks {
             epoch: 1,
             marks: Vec::new(),
             live: Vec::new(),
+            needed: Vec::new(),
+            needed_epoch: 1,
             visits: Vec::new(),
             walk: 0,
             owners: Vec::new(),
@@ -82,6 +91,7 @@ impl Marks {
             self.live.clear();
             self.epoch = 1;
         }
+        self.forget_needed();
     }
 
     #[inline]
@@ -99,6 +109,11 @@ impl Marks {
 
     #[inline]
     pub(crate) fn set(&mut self, id: TaskId, mark: Mark) {
+        // A task that is scheduled, or forgotten (unseen again), no longer carries the paths that made the tasks
+        // below it needed.
+        if matches!(mark, Mark::Scheduled | Mark::Unseen) && self.known_needed(id) {
+            self.forget_needed();
+        }
         let index = id.index();
         if index >= self.marks.len() {
             self.marks.resize(index + 1, 0);
@@ -140,6 +155,35 @@ impl Marks {
             self.live.resize(index + 1, 0);
         }
         self.live[index] = self.epoch;
+    }
+
+    /// Whether `id` is known to be *needed*: reachable from a root, or from a task in progress, done or failed in
+    /// this session, through tasks that are not scheduled, and nothing on the path that showed it has been
+    /// scheduled or forgotten since (see [`set`](Self::set)). Unlike [`known_live`](Self::known_live), which
+    /// holds for the rest of the session, this changes as the session schedules tasks.
+    #[inline]
+    pub(crate) fn known_needed(&self, id: TaskId) -> bool {
+        self.needed.get(id.index()) == Some(&self.needed_epoch)
+    }
+
+    /// Remembers that `id` is needed, until a task known to be needed is scheduled or forgotten. The caller marks
+    /// every task of the path that showed it, its end included, so that a change to any of them voids the mark.
+    #[inline]
+    pub(crate) fn set_known_needed(&mut self, id: TaskId) {
+        let index = id.index();
+        if index >= self.needed.len() {
+            self.needed.resize(index + 1, 0);
+        }
+        self.needed[index] = self.needed_epoch;
+    }
+
+    /// Voids every [`known_needed`](Self::known_needed) mark (O(1), amortised).
+    fn forget_needed(&mut self) {
+        self.needed_epoch = self.needed_epoch.wrapping_add(1);
+        if self.needed_epoch == 0 {
+            self.needed.fill(0);
+            self.needed_epoch = 1;
+        }
     }
 
     /// Starts a walk over a graph of `task_count` tasks in which no task is visited yet (O(1), amortised).
