@@ -1124,29 +1124,30 @@ fn walk_up<T: Eq + Hash + Clone + Debug, O: Eq>(
         return false;
     };
     // The path is live when the session started if it ends at a certified task, and live now (for later sessions
-    // too, see `Marks::live_now`) if it ends at a root or a task live now. Without `trust`, it shows its tasks
-    // needed until one of them, or its end, is scheduled or forgotten (see `Marks::known_needed`), unless it ends
-    // at a task in progress, which may yet drop what it required.
+    // too, see `Marks::live_now`) if it ends at a root or a task live now. Without `trust`, it shows the tasks on
+    // it above `id` needed until the mark of one above them, or of its end, changes (see `Marks::known_needed`),
+    // unless it ends at a task in progress or failed, which may yet drop what it required. `id` itself, scheduled,
+    // is not marked: it executes now.
     let changes = store.liveness_changes();
     let session = certified(store, marks, new_roots, end, trust);
     let now = store.is_root(end) || marks.live_now(end, changes);
-    let needed = !trust && marks.get(end) != Mark::InProgress;
+    let needed = !trust && index != 0 && matches!(marks.get(end), Mark::Unseen | Mark::Done);
     if needed {
-        marks.set_known_needed(end);
+        marks.set_known_needed(end, true);
     }
     if session || now || needed {
         while index != usize::MAX {
-            let on_path = parent[index].0;
+            let (on_path, below) = parent[index];
             if session {
                 marks.set_known_live(on_path);
             }
             if now {
                 marks.set_live_now(on_path, changes);
             }
-            if needed {
-                marks.set_known_needed(on_path);
+            if needed && index != 0 {
+                marks.set_known_needed(on_path, below != 0);
             }
-            index = parent[index].1;
+            index = below;
         }
     }
     true

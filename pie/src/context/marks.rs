@@ -4,8 +4,8 @@
 //!
 //! Apart from the session's own knowledge of liveness (`known_live`, "live when the session started", which a
 //! bottom-up build proves by walking up to a root) and of neededness (`known_needed`, "reachable now from a root or
-//! a task of this session through tasks that are not scheduled", void as soon as a task it relied on is scheduled
-//! or forgotten), the marks remember across sessions which tasks were found
+//! a task done in this session through tasks that are not scheduled", void as soon as the mark of a task it relied
+//! on changes), the marks remember across sessions which tasks were found
 //! *live now* (reachable from a root through current dependencies), valid for as long as the store's
 //! [`liveness_changes`](crate::store::Store::liveness_changes) count stays the same: nothing can have made such a
 //! task dead since. A bottom-up build of a chain then proves nothing again per session.
@@ -35,11 +35,15 @@ pub(crate) struct Marks {
     marks: Vec<u32>,
     /// `epoch` for a task known to be live in this session (see `crate::liveness`).
     live: Vec<u32>,
-    /// `needed_epoch` for a task known to be needed (see [`known_needed`](Self::known_needed)).
+    /// `needed_epoch << 1 | supports` for a task known to be needed (see [`known_needed`](Self::known_needed));
+    /// `supports` when the mark of another task that is not scheduled relies on this one.
     needed: Vec<u32>,
-    /// Advances at every session and whenever a task known to be needed is scheduled or forgotten, which voids
-    /// every entry of `needed` at once.
+    /// Advances at every session and whenever the mark of a task that supports another's changes, which voids every
+    /// entry of `needed` at once.
     needed_epoch: u32,
+    /// Whether some task supports another's needed mark in the current `needed_epoch` (so that setting a mark, on the
+    /// hot path of every build, costs one test while none does).
+    supporting: bool,
     /// For each task, the number of the last graph walk that visited it (see [`start_walk`](Self::start_walk)).
     /// Kept between sessions, so that a walk never costs the size of the graph to set up.
     visits: Vec<u32>,
@@ -68,6 +72,7 @@ impl Default for Marks {
             live: Vec::new(),
             needed: Vec::new(),
             needed_epoch: 1,
+            supporting: false,
             visits: Vec::new(),
             walk: 0,
             owners: Vec::new(),
@@ -109,10 +114,11 @@ impl Marks {
 
     #[inline]
     pub(crate) fn set(&mut self, id: TaskId, mark: Mark) {
-        // A task that is scheduled, or forgotten (unseen again), no longer carries the paths that made the tasks
-        // below it needed.
-        if matches!(mark, Mark::Scheduled | Mark::Unseen) && self.known_needed(id) {
-            self.forget_needed();
+        // A task whose mark changes may no longer carry the path that made the tasks below it needed: scheduled, it
+        // executes first and then requires them or not; in progress, it may be executing and drop them; forgotten,
+        // it is no longer a task of this session.
+        if self.supporting {
+            self.forget_needed_through(id);
         }
         let index = id.index();
         if index >= self.marks.len() {
@@ -157,30 +163,57 @@ impl Marks {
         self.live[index] = self.epoch;
     }
 
-    /// Whether `id` is known to be *needed*: reachable from a root, or from a task in progress, done or failed in
-    /// this session, through tasks that are not scheduled, and nothing on the path that showed it has been
-    /// scheduled or forgotten since (see [`set`](Self::set)). Unlike [`known_live`](Self::known_live), which
-    /// holds for the rest of the session, this changes as the session schedules tasks.
+    /// Whether `id` is known to be *needed*: reachable from a root, or from a task done in this session, through
+    /// tasks that are not scheduled, and the mark of no task on the path that showed it has changed since.
+    /// Unlike [`known_live`](Self::known_live), which holds for the rest of the session, this changes as the
+    /// session schedules tasks.
+    ///
+    /// The marks form paths up to their ends: a task marked needed has its path's tasks above it, and the end,
+    /// marked as *supporting* it (see [`set_known_needed`](Self::set_known_needed)). A change to the mark of a
+    /// supporting task (scheduled, in progress, forgotten) voids every mark at once (see [`set`](Self::set)); a
+    /// change to one that supports nothing (the lowest task of a path, right above the scheduled task whose walk
+    /// found it) voids nothing, so that executing the task a walk started from, which schedules that lowest task,
+    /// keeps what the walk found.
     #[inline]
     pub(crate) fn known_needed(&self, id: TaskId) -> bool {
-        self.needed.get(id.index()) == Some(&self.needed_epoch)
+        matches!(self.needed.get(id.index()), Some(&mark) if mark >> 1 == self.needed_epoch)
     }
 
-    /// Remembers that `id` is needed, until a task known to be needed is scheduled or forgotten. The caller marks
-    /// every task of the path that showed it, its end included, so that a change to any of them voids the mark.
+    /// Whether `id` is marked needed and supports the mark of another task.
     #[inline]
-    pub(crate) fn set_known_needed(&mut self, id: TaskId) {
+    fn supports_needed(&self, id: TaskId) -> bool {
+        self.needed.get(id.index()) == Some(&(self.needed_epoch << 1 | 1))
+    }
+
+    /// Remembers that `id` is needed (see [`known_needed`](Self::known_needed)) and, with `supports`, that the mark
+    /// of another task that is not scheduled relies on it: the caller marks every task of the path that showed it
+    /// needed, each above the lowest one, and the path's end, as supporting.
+    #[inline]
+    pub(crate) fn set_known_needed(&mut self, id: TaskId, supports: bool) {
         let index = id.index();
         if index >= self.needed.len() {
             self.needed.resize(index + 1, 0);
         }
-        self.needed[index] = self.needed_epoch;
+        let supported = self.supports_needed(id);
+        self.needed[index] = self.needed_epoch << 1 | u32::from(supports || supported);
+        self.supporting |= supports;
+    }
+
+    /// Voids every [`known_needed`](Self::known_needed) mark if `id` supports one (kept out of line, so that
+    /// [`set`](Self::set) stays small enough to inline wherever a build marks a task).
+    #[cold]
+    #[inline(never)]
+    fn forget_needed_through(&mut self, id: TaskId) {
+        if self.supports_needed(id) {
+            self.forget_needed();
+        }
     }
 
     /// Voids every [`known_needed`](Self::known_needed) mark (O(1), amortised).
     fn forget_needed(&mut self) {
-        self.needed_epoch = self.needed_epoch.wrapping_add(1);
-        if self.needed_epoch == 0 {
+        self.supporting = false;
+        self.needed_epoch += 1;
+        if self.needed_epoch >= u32::MAX >> 1 {
             self.needed.fill(0);
             self.needed_epoch = 1;
         }
@@ -243,5 +276,48 @@ impl Marks {
             self.found_live.resize(index + 1, 0);
         }
         self.found_live[index] = self.clock;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(raw: u32) -> TaskId {
+        TaskId::from_raw(raw)
+    }
+
+    #[test]
+    fn a_change_to_a_supporting_task_voids_every_needed_mark() {
+        let mut marks = Marks::default();
+        marks.new_session();
+        // A path 1 → 2 → 3 found from a scheduled task 0: 1 is the lowest task, 2 and the end 3 support it.
+        marks.set_known_needed(id(1), false);
+        marks.set_known_needed(id(2), true);
+        marks.set_known_needed(id(3), true);
+        // Scheduling the lowest task (its requirer 0 executed) voids nothing.
+        marks.set(id(1), Mark::Scheduled);
+        assert!((1..=3).all(|raw| marks.known_needed(id(raw))));
+        // A task not marked voids nothing either.
+        marks.set(id(7), Mark::InProgress);
+        assert!(marks.known_needed(id(2)));
+        // A supporting task in progress may drop what it required: every mark goes.
+        marks.set(id(2), Mark::InProgress);
+        assert!((1..=3).all(|raw| !marks.known_needed(id(raw))));
+    }
+
+    #[test]
+    fn a_supporting_mark_is_never_weakened_and_a_session_voids_every_mark() {
+        let mut marks = Marks::default();
+        marks.new_session();
+        marks.set_known_needed(id(4), true);
+        // Found again as the lowest task of another path: it still supports the first path's tasks.
+        marks.set_known_needed(id(4), false);
+        marks.set(id(4), Mark::Scheduled);
+        assert!(!marks.known_needed(id(4)));
+        marks.set_known_needed(id(5), false);
+        marks.new_session();
+        assert!(!marks.known_needed(id(5)));
+        assert_eq!(marks.get(id(4)), Mark::Unseen);
     }
 }
