@@ -307,9 +307,25 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     #[track_caller]
     fn require_task_in_engine(&mut self, task: &T, stamper: OutputStamper) -> T::Output {
+        let id = self.store.get_or_create_task(task);
+        self.require_known_task_in_engine(id, task, stamper)
+    }
+
+    /// [`require_task_with_stamper`](Context::require_task_with_stamper) of `task`, whose id the caller looked up
+    /// already (`id`), holding the engine or taking it.
+    #[track_caller]
+    pub(super) fn require_known_task(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> T::Output {
+        if self.held {
+            self.require_known_task_in_engine(id, task, stamper)
+        } else {
+            self.in_engine(|this| this.require_known_task_in_engine(id, task, stamper))
+        }
+    }
+
+    #[track_caller]
+    fn require_known_task_in_engine(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> T::Output {
         self.meet_own_deferred();
         self.tracker.require_task_start(task, &stamper);
-        let id = self.store.get_or_create_task(task);
         // A task in progress on this lane's stack is a cycle, found here so that the panic is located at the build
         // script's `require_task` (a cycle found deeper, below a required task, is located in the engine).
         if self.marks.get(id) == Mark::InProgress && (self.par.is_none() || self.marks.owner(id) == self.lane_index) {
@@ -394,7 +410,7 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
     fn require_tasks_with_stamper(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<T::Output> {
         self.in_engine(|this| {
             this.meet_own_deferred();
-            this.require_group(tasks, stamper)
+            this.require_group(tasks, None, stamper)
         })
     }
 }

@@ -728,10 +728,15 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     /// parallel where the `Pie` has threads to spare, otherwise one after the other. Every task is required; the
     /// first panic, in the order of `tasks`, goes on afterwards. The executing task, if any, depends on every task,
     /// in the order of `tasks`.
-    pub(super) fn require_group(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<T::Output> {
+    pub(super) fn require_group(
+        &mut self,
+        tasks: &[T],
+        ids: Option<&[TaskId]>,
+        stamper: OutputStamper,
+    ) -> Vec<T::Output> {
         let mut outputs = Vec::with_capacity(tasks.len());
         let mut first_panic = None;
-        for result in self.require_group_each(tasks, stamper) {
+        for result in self.require_group_each(tasks, ids, stamper) {
             match result {
                 Ok(output) => outputs.push(output),
                 Err(failure) => {
@@ -747,22 +752,27 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     }
 
     /// [`require_group`](Self::require_group), with what became of each task: its output, or its panic and whether
-    /// that is a soundness violation (see `LaneState::violation`).
+    /// that is a soundness violation (see `LaneState::violation`). `known`, when the caller has them, are the ids of
+    /// `tasks`, in order (the roots of `Session::require_all`, looked up once).
     pub(super) fn require_group_each(
         &mut self,
         tasks: &[T],
+        known: Option<&[TaskId]>,
         stamper: OutputStamper,
     ) -> Vec<Result<T::Output, (Payload, bool)>> {
         // A kept failure (see `LaneState::failures`) is this lane's: its task is required here, not in a branch.
         let kept = !self.lane.failures.is_empty()
-            && tasks.iter().any(|task| {
-                let id = self.store.get_or_create_task(task);
+            && tasks.iter().enumerate().any(|(index, task)| {
+                let id = known.map_or_else(|| self.store.get_or_create_task(task), |ids| ids[index]);
                 self.lane.failures.contains(id)
             });
         if tasks.len() < 2 || self.threads < 2 || kept {
-            return self.require_one_by_one(tasks, stamper);
+            return self.require_one_by_one(tasks, known, stamper);
         }
-        let ids: Vec<TaskId> = tasks.iter().map(|task| self.store.get_or_create_task(task)).collect();
+        let ids: Vec<TaskId> = match known {
+            Some(ids) => ids.to_vec(),
+            None => tasks.iter().map(|task| self.store.get_or_create_task(task)).collect(),
+        };
         // Held back: this lane runs the branches in order, as one thread would, until it executes a task (see
         // `Fork::held_back`); the files the tasks read are stamped ahead meanwhile.
         if self.state.bottom_up.is_none() && tasks.len() >= crate::context::prefetch::MIN_RUN {
@@ -896,14 +906,23 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     }
 
     /// [`require_group_each`](Self::require_group_each) on this lane alone.
-    fn require_one_by_one(&mut self, tasks: &[T], stamper: OutputStamper) -> Vec<Result<T::Output, (Payload, bool)>> {
+    fn require_one_by_one(
+        &mut self,
+        tasks: &[T],
+        known: Option<&[TaskId]>,
+        stamper: OutputStamper,
+    ) -> Vec<Result<T::Output, (Payload, bool)>> {
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
         let each: Vec<_> = tasks
             .iter()
-            .map(|task| {
-                panic::catch_unwind(AssertUnwindSafe(|| self.require_task_with_stamper(task, stamper)))
-                    .map_err(|payload| (payload, std::mem::take(&mut self.lane.violation)))
+            .enumerate()
+            .map(|(index, task)| {
+                panic::catch_unwind(AssertUnwindSafe(|| match known {
+                    Some(ids) => self.require_known_task(ids[index], task, stamper),
+                    None => self.require_task_with_stamper(task, stamper),
+                }))
+                .map_err(|payload| (payload, std::mem::take(&mut self.lane.violation)))
             })
             .collect();
         if let (Some(current), Some(start)) = (current, start) {

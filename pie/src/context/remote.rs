@@ -196,7 +196,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                             // `require_group`): a violation after another task's failure is not met at this require.
                             let mut failed_before = false;
                             for (task, (result, (_, output))) in tasks.iter().zip(
-                                this.in_engine(|this| this.require_group_each(&tasks, stamper))
+                                this.in_engine(|this| this.require_group_each(&tasks, None, stamper))
                                     .into_iter()
                                     .zip(&group),
                             ) {

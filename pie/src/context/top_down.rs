@@ -35,7 +35,7 @@ use crate::ids::TaskId;
 use crate::stamp::OutputStamper;
 use crate::store::Store;
 use crate::tracker::Tracker;
-use crate::{grow_stack, Context, Task};
+use crate::{grow_stack, Task};
 
 /// The engine as one lane sees it during one build within a session: the shared state (store, tracker, marks,
 /// session state), this lane's own state, and, during a parallel `require_tasks`, the parallel build it takes part
@@ -62,29 +62,33 @@ pub(crate) struct TopDownContext<'s, T, O, A> {
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Requires `task` as the root of a build, making it a root of the store (see `crate::liveness`).
     pub(crate) fn require_initial(&mut self, task: &T) -> T::Output {
-        self.build(std::slice::from_ref(task), |this| {
-            this.require_task_with_stamper(task, OutputStamper::Equals)
+        self.build(std::slice::from_ref(task), |this, ids| {
+            this.require_known_task(ids[0], task, OutputStamper::Equals)
         })
     }
 
     /// Requires `tasks` as the roots of one build (see [`require_group`](Self::require_group)), making each a root.
     pub(crate) fn require_all_initial(&mut self, tasks: &[T]) -> Vec<T::Output> {
-        self.build(tasks, |this| this.require_group(tasks, OutputStamper::Equals))
+        self.build(tasks, |this, ids| {
+            this.require_group(tasks, Some(ids), OutputStamper::Equals)
+        })
     }
 
     /// Runs `f` as one build whose roots are `roots` (each made a root of the store), between the tracker's
-    /// `build_start` and `build_end`.
-    fn build<R>(&mut self, roots: &[T], f: impl FnOnce(&mut Self) -> R) -> R {
+    /// `build_start` and `build_end`; `f` is given the roots' ids, in order, so that it looks none up again.
+    fn build<R>(&mut self, roots: &[T], f: impl FnOnce(&mut Self, &[TaskId]) -> R) -> R {
         self.recover_from_unwind();
+        let mut ids = Vec::with_capacity(roots.len());
         for task in roots {
             let id = self.store.get_or_create_task(task);
             if !self.store.is_root(id) {
                 self.state.new_roots.push(id);
                 self.store.set_root(id, true);
             }
+            ids.push(id);
         }
         self.tracker.build_start();
-        let result = f(self);
+        let result = f(self, &ids);
         self.tracker.build_end();
         self.state.building = false;
         result
