@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use notify::{EventKind, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
+use notify_debouncer_full::{new_debouncer_opt, DebounceEventResult, Debouncer, RecommendedCache};
 
 /// What a file holds on disk, as far as the editor cares: text, nothing, or something it cannot edit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,11 +73,14 @@ impl DiskWatcher {
     /// The operating system's file watcher cannot be started (on Linux: too many inotify instances).
     pub fn new(files: &[PathBuf], debounce: Duration) -> Result<(Self, Vec<String>), String> {
         let (sender, events) = mpsc::channel();
-        let mut debouncer = new_debouncer(debounce, None, move |result| {
+        // Changes only: the builds read these files, and a read is no change (on Linux, an `IN_OPEN` event each).
+        let config = notify::Config::default().with_event_kinds(notify::EventKindMask::CORE);
+        let handler = move |result| {
             // The receiver is gone only when the watcher is dropped; nothing to do with late events then.
             let _ = sender.send(result);
-        })
-        .map_err(|e| format!("cannot follow the files on disk: {e}"))?;
+        };
+        let mut debouncer = new_debouncer_opt(debounce, None, handler, RecommendedCache::new(), config)
+            .map_err(|e| format!("cannot follow the files on disk: {e}"))?;
         let folders: BTreeSet<&Path> = files.iter().filter_map(|file| file.parent()).collect();
         let mut warnings = Vec::new();
         for folder in folders {

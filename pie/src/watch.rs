@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use notify::event::{EventKind, ModifyKind};
-use notify_debouncer_full::{new_debouncer, DebounceEventResult};
+use notify_debouncer_full::DebounceEventResult;
 
 use crate::ids::{FileId, TaskId};
 use crate::path::NormalPath;
@@ -554,7 +554,7 @@ impl<T: Task, A: Tracker<T>> Watcher<T, A> {
 
     fn watch(&mut self, on_build: &mut impl FnMut(&Build<'_, T, A>) -> ControlFlow<()>) -> Result<(), WatchError> {
         let sender = self.sender.clone();
-        let mut watcher = new_debouncer(self.config.debounce, Some(self.config.tick()), move |result| {
+        let mut watcher = folders::start_watcher(self.config.debounce, Some(self.config.tick()), move |result| {
             // The loop is gone only when `run` returned; nothing to do with late events then.
             let _ = sender.send(Message::Events(result));
         })

@@ -33,6 +33,20 @@ use crate::Task;
 /// The debouncer in use: the platform's recommended watcher.
 pub(super) type FileWatcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
 
+/// Starts a [`FileWatcher`] that calls `handler` with each batch of events, debounced over `debounce` and looked at
+/// every `tick`. It asks the operating system for changes only (`EventKindMask::CORE`): no event when a file is
+/// opened or read. Builds read the watched files (every file a `Hash` stamp looks at); on Linux, each open was an
+/// `IN_OPEN` event, and a build that checked a large folder overflowed the inotify queue (16,384 events by
+/// default) with its own reads, so that every build after it was a full check for lost events.
+pub(super) fn start_watcher(
+    debounce: std::time::Duration,
+    tick: Option<std::time::Duration>,
+    handler: impl notify_debouncer_full::DebounceEventHandler,
+) -> notify::Result<FileWatcher> {
+    let config = notify::Config::default().with_event_kinds(notify::EventKindMask::CORE);
+    notify_debouncer_full::new_debouncer_opt(debounce, tick, handler, RecommendedCache::new(), config)
+}
+
 /// Which file-system object is at a path, to notice a folder that was removed and made anew under the same name
 /// (its old watch died with it).
 #[derive(Copy, Clone, Eq, PartialEq, Debug)]

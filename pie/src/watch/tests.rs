@@ -459,7 +459,7 @@ fn after_lost_events_every_watch_is_made_anew() {
         .and_then(|p| pie.store.find_file(&p))
         .expect("the input is a dependency");
     let (sender, events) = mpsc::channel();
-    let mut watcher = new_debouncer(Duration::from_millis(10), None, move |result| {
+    let mut watcher = folders::start_watcher(Duration::from_millis(10), None, move |result| {
         let _ = sender.send(result);
     })
     .expect("cannot start watching");
@@ -485,5 +485,50 @@ fn after_lost_events_every_watch_is_made_anew() {
     assert!(
         wait_for_write(&events, &input),
         "no event for a write in the folder made anew"
+    );
+}
+
+/// The watcher asks the operating system for changes only: reading a watched file is no event. Builds read every
+/// file they stamp with `Hash`; on Linux each open was an `IN_OPEN` event, and a build that checked a folder of
+/// 100,000 files overflowed the inotify queue with its own reads (found by the bench's watch figure for `wide`
+/// with `Hash` stamps: every build after the first was a full check for lost events).
+#[test]
+fn reading_a_watched_file_is_no_event() {
+    let dir = Dir::new();
+    let input = dir.create("watched/in.txt", "one");
+    let (sender, events) = mpsc::channel();
+    let mut watcher = folders::start_watcher(Duration::from_millis(10), None, move |result| {
+        let _ = sender.send(result);
+    })
+    .expect("cannot start watching");
+    watcher
+        .watch(dir.join("watched"), notify::RecursiveMode::NonRecursive)
+        .expect("cannot watch the folder");
+    for _ in 0..200 {
+        std::fs::read(&input).expect("cannot read");
+    }
+    dir.write(&input, "two");
+    // Every event up to the write's, in order: none of them may be an access.
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let Ok(Ok(batch)) = events.recv_timeout(left) else {
+            continue;
+        };
+        seen.extend(batch.iter().map(|e| e.kind));
+        if batch
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Modify(_)) && e.paths.contains(&input))
+        {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|kind| matches!(kind, EventKind::Modify(_))),
+        "no event for the write: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|kind| matches!(kind, EventKind::Access(_))),
+        "reads were events: {seen:?}"
     );
 }
