@@ -149,9 +149,18 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     fn file_node(&mut self, path: &Path) -> io::Result<FileId> {
-        let normal = NormalPath::new(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot make path '{}' absolute: {e}", path.display())))?;
-        Ok(self.store.get_or_create_file(normal))
+        self.file_node_of(path, &NormalPath::new(path))
+    }
+
+    /// The file node of `path`, normalised already (`normal`, maybe before taking the engine).
+    fn file_node_of(&mut self, path: &Path, normal: &io::Result<NormalPath<'_>>) -> io::Result<FileId> {
+        match normal {
+            Ok(normal) => Ok(self.store.get_or_create_file(normal.clone())),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("cannot make path '{}' absolute: {e}", path.display()),
+            )),
+        }
     }
 }
 
@@ -242,10 +251,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         stamper: FileStamper,
         provided: bool,
     ) -> io::Result<(TaskId, FileId, usize, std::path::PathBuf)> {
-        self.in_engine(|this| {
+        // Normalised before taking the engine (lexical work, and the current directory for a relative path), but
+        // its error returned only after the checks that come first on one thread too.
+        let normal = NormalPath::new(path);
+        let (current, file, index) = self.in_engine(|this| {
             let current = this.current(if provided { "provide_file" } else { "require_file" });
             this.meet_own_deferred();
-            let file = this.file_node(path)?;
+            let file = this.file_node_of(path, &normal)?;
             let dep = FileDep {
                 file,
                 stamper,
@@ -262,8 +274,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 this.store.add_require_file(current, dep);
                 index
             };
-            Ok((current, file, index, this.store.file_path(file).to_path_buf()))
-        })
+            Ok::<_, io::Error>((current, file, index))
+        })?;
+        let normal = normal.expect("BUG: a file node of a path that cannot be normalised");
+        Ok((current, file, index, normal.as_path().to_path_buf()))
     }
 
     /// `provide_file` from a task's own code in a parallel build: the checks and the claim in one step holding the
