@@ -808,8 +808,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// session (in progress, done or failed), or a task known to be needed (`Marks::known_needed`), never walking
     /// through a scheduled dependent (it executes first and requires `id` again, or not). On a success, every task
     /// on the path found is remembered as live for the rest of the session when the path ends at a certified task,
-    /// and without `trust` as needed until a task on it is scheduled, so that walks from tasks below them stop
-    /// there (a chain costs O(n) in all, not O(n²)).
+    /// and without `trust` as needed until the mark of a task above it on the path changes, so that walks from
+    /// tasks below them stop there (a chain costs O(n) in all, not O(n²)).
     ///
     /// A task in progress does not certify a task below it for `trust`: it may be a task that was dead, being
     /// checked top-down, whose old dependencies have not been checked yet.
