@@ -727,7 +727,8 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     /// Requires every task of `tasks` (the body of `Context::require_tasks` and `Session::require_all`): in
     /// parallel where the `Pie` has threads to spare, otherwise one after the other. Every task is required; the
     /// first panic, in the order of `tasks`, goes on afterwards. The executing task, if any, depends on every task,
-    /// in the order of `tasks`.
+    /// in the order of `tasks`. `ids`, when the caller has them, are the tasks' ids, in order (see
+    /// [`require_group_each`](Self::require_group_each)).
     pub(super) fn require_group(
         &mut self,
         tasks: &[T],
