@@ -149,13 +149,18 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     }
 
     fn file_node(&mut self, path: &Path) -> io::Result<FileId> {
-        self.file_node_of(path, &NormalPath::new(path))
+        Ok(self.file_node_of(path, NormalPath::new(path))?.0)
     }
 
-    /// The file node of `path`, normalised already (`normal`, maybe before taking the engine).
-    fn file_node_of(&mut self, path: &Path, normal: &io::Result<NormalPath<'_>>) -> io::Result<FileId> {
+    /// The file node of `path`, normalised already (`normal`, maybe before taking the engine), and the normalised
+    /// path.
+    fn file_node_of<'p>(
+        &mut self,
+        path: &Path,
+        normal: io::Result<NormalPath<'p>>,
+    ) -> io::Result<(FileId, NormalPath<'p>)> {
         match normal {
-            Ok(normal) => Ok(self.store.get_or_create_file(normal.clone())),
+            Ok(normal) => Ok((self.store.get_or_create_file(normal.clone()), normal)),
             Err(e) => Err(io::Error::new(
                 e.kind(),
                 format!("cannot make path '{}' absolute: {e}", path.display()),
@@ -223,8 +228,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// of a task while it executes.
     fn require_file_outside_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<Option<File>> {
         let (current, file, index, normal) = self.record_unstamped(path, stamper, false)?;
-        let (stamp, result) = match stamper.stamp(&normal) {
-            Ok(stamp) => match open_if_file(&normal) {
+        let (stamp, result) = match stamper.stamp(normal.as_path()) {
+            Ok(stamp) => match open_if_file(normal.as_path()) {
                 Ok(opened) => (Some(stamp), Ok(opened)),
                 Err(e) => (None, Err(e)),
             },
@@ -245,19 +250,19 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Holding the engine: the soundness checks of the executing task requiring (or, with `provided`, providing)
     /// the file at `path`, and the record of the dependency without a stamp. Returns the task, the file, the index
     /// of the dependency and the file's normalised path.
-    fn record_unstamped(
+    fn record_unstamped<'p>(
         &mut self,
-        path: &Path,
+        path: &'p Path,
         stamper: FileStamper,
         provided: bool,
-    ) -> io::Result<(TaskId, FileId, usize, std::path::PathBuf)> {
+    ) -> io::Result<(TaskId, FileId, usize, NormalPath<'p>)> {
         // Normalised before taking the engine (lexical work, and the current directory for a relative path), but
         // its error returned only after the checks that come first on one thread too.
         let normal = NormalPath::new(path);
-        let (current, file, index) = self.in_engine(|this| {
+        self.in_engine(|this| {
             let current = this.current(if provided { "provide_file" } else { "require_file" });
             this.meet_own_deferred();
-            let file = this.file_node_of(path, &normal)?;
+            let (file, normal) = this.file_node_of(path, normal)?;
             let dep = FileDep {
                 file,
                 stamper,
@@ -274,17 +279,15 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 this.store.add_require_file(current, dep);
                 index
             };
-            Ok::<_, io::Error>((current, file, index))
-        })?;
-        let normal = normal.expect("BUG: a file node of a path that cannot be normalised");
-        Ok((current, file, index, normal.as_path().to_path_buf()))
+            Ok((current, file, index, normal))
+        })
     }
 
     /// `provide_file` from a task's own code in a parallel build: the checks and the claim in one step holding the
     /// engine, stamping without it (see [`require_file_outside_engine`](Self::require_file_outside_engine)).
     fn provide_file_outside_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<()> {
         let (current, file, index, normal) = self.record_unstamped(path, stamper, true)?;
-        let stamp = stamper.stamp(&normal);
+        let stamp = stamper.stamp(normal.as_path());
         self.lane.pending_stamp = Some(PendingStamp {
             task: current,
             index,

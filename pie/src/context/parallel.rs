@@ -770,8 +770,8 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         if tasks.len() < 2 || self.threads < 2 || kept {
             return self.require_one_by_one(tasks, known, stamper);
         }
-        let ids: Vec<TaskId> = match known {
-            Some(ids) => ids.to_vec(),
+        let ids: std::borrow::Cow<'_, [TaskId]> = match known {
+            Some(ids) => ids.into(),
             None => tasks.iter().map(|task| self.store.get_or_create_task(task)).collect(),
         };
         // Held back: this lane runs the branches in order, as one thread would, until it executes a task (see
@@ -783,7 +783,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
         let mut each = Vec::with_capacity(tasks.len());
-        for ((task, id), mut result) in tasks.iter().zip(ids).zip(results) {
+        for ((task, &id), mut result) in tasks.iter().zip(ids.iter()).zip(results) {
             if result.is_ok() && self.store.output(id).is_none() {
                 // Its execution was forgotten after its branch finished (a violation deferred to it, see
                 // `TopDownContext::defer_violation`): required again here, it meets what it meets now.

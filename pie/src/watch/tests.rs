@@ -432,19 +432,26 @@ fn events_that_start_no_build_do_not_put_off_a_poll() {
 
 /// Waits for an event that says `path` was written.
 fn wait_for_write(events: &Receiver<DebounceEventResult>, path: &Path) -> bool {
+    events_until_write(events, path).is_some()
+}
+
+/// The kinds of the events up to the first that says `path` was written, in order, or `None` when none came.
+fn events_until_write(events: &Receiver<DebounceEventResult>, path: &Path) -> Option<Vec<EventKind>> {
     let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         let Ok(Ok(batch)) = events.recv_timeout(left) else {
             continue;
         };
+        seen.extend(batch.iter().map(|e| e.kind));
         if batch
             .iter()
             .any(|e| matches!(e.kind, EventKind::Modify(_)) && e.paths.iter().any(|p| p == path))
         {
-            return true;
+            return Some(seen);
         }
     }
-    false
+    None
 }
 
 #[test]
@@ -508,25 +515,8 @@ fn reading_a_watched_file_is_no_event() {
         std::fs::read(&input).expect("cannot read");
     }
     dir.write(&input, "two");
-    // Every event up to the write's, in order: none of them may be an access.
-    let deadline = Instant::now() + PATIENCE;
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let Ok(Ok(batch)) = events.recv_timeout(left) else {
-            continue;
-        };
-        seen.extend(batch.iter().map(|e| e.kind));
-        if batch
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::Modify(_)) && e.paths.contains(&input))
-        {
-            break;
-        }
-    }
-    assert!(
-        seen.iter().any(|kind| matches!(kind, EventKind::Modify(_))),
-        "no event for the write: {seen:?}"
-    );
+    // Every event up to the write's: none of them may be an access.
+    let seen = events_until_write(&events, &input).expect("no event for the write");
     assert!(
         !seen.iter().any(|kind| matches!(kind, EventKind::Access(_))),
         "reads were events: {seen:?}"
