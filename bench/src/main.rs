@@ -103,6 +103,9 @@ enum Internal {
         /// The `Pie`'s thread count (`Pie::set_threads`); 1 by default, the figure that instruction counts compare.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// `wide` only: the root requires its readers with one `require_tasks` (the root of the parallel figures).
+        #[arg(long)]
+        group: bool,
     },
 }
 
@@ -140,7 +143,16 @@ fn main() -> ExitCode {
             phase,
             repeat,
             threads,
-        }) => profile::run(target.shape(), target.stamper, &target.dir, phase, repeat, threads),
+            group,
+        }) => profile::run(
+            target.shape(),
+            target.stamper,
+            &target.dir,
+            phase,
+            repeat,
+            threads,
+            group,
+        ),
         None => run(cli),
     };
     match result {

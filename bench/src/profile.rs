@@ -27,8 +27,17 @@ pub enum Phase {
     Gc,
 }
 
-/// Runs `phase` `repeat` times and prints the total time of the profiled part.
-pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: u32, threads: usize) -> io::Result<()> {
+/// Runs `phase` `repeat` times and prints the total time of the profiled part. With `group`, the root of `wide`
+/// requires its readers with one `require_tasks`, as in the parallel figures.
+pub fn run(
+    shape: Shape,
+    stamper: StamperArg,
+    dir: &Path,
+    phase: Phase,
+    repeat: u32,
+    threads: usize,
+    group: bool,
+) -> io::Result<()> {
     let new_pie = || {
         let mut pie: Pie<BenchTask, u64> = Pie::default();
         pie.set_threads(threads);
@@ -36,7 +45,10 @@ pub fn run(shape: Shape, stamper: StamperArg, dir: &Path, phase: Phase, repeat: 
     };
     set_workspace(dir);
     generate_inputs(&shape)?;
-    let root = shape.root(stamper.stamper());
+    let root = match shape.root(stamper.stamper()) {
+        BenchTask::WideRoot(n, stamper) if group => BenchTask::WideRootAll(n, stamper),
+        root => root,
+    };
     let mut total = Duration::ZERO;
     if phase == Phase::Gc {
         let roots = [root.clone(), shape.half_root(stamper.stamper())];
