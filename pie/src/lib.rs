@@ -430,7 +430,7 @@ impl<T, O, A: Debug> Debug for Pie<T, O, A> {
 pub(crate) fn open_if_file(path: &Path) -> io::Result<Option<File>> {
     match stamp::open_entry(path)? {
         stamp::Entry::File(file, _) => Ok(Some(file)),
-        stamp::Entry::Missing | stamp::Entry::Directory | stamp::Entry::Special => Ok(None),
+        stamp::Entry::Missing | stamp::Entry::Directory(_) | stamp::Entry::Special(_) => Ok(None),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::fs::{self, File};
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -182,17 +182,17 @@ pub(crate) fn is_missing(error: &io::Error) -> bool {
     matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
 }
 
-/// What is at a path, as [`open_entry`] found it.
+/// What is at a path, as [`open_entry`] found it, with its metadata.
 pub(crate) enum Entry {
     /// Nothing (or a path through a regular file).
     Missing,
-    /// A regular file, open for reading, and its length when it was opened.
-    File(File, u64),
+    /// A regular file, open for reading (at its start), and its metadata when it was opened.
+    File(File, fs::Metadata),
     /// A directory.
-    Directory,
+    Directory(fs::Metadata),
     /// Something that is neither a regular file nor a directory: a FIFO, a socket, a device. Never read: reading a
     /// FIFO would block or take another reader's data, and a device such as `/dev/zero` never ends.
-    Special,
+    Special(fs::Metadata),
 }
 
 /// Opens what is at `path` for reading and tells what it is, without blocking and without reading anything.
@@ -207,7 +207,7 @@ pub(crate) fn open_entry(path: &Path) -> io::Result<Entry> {
     if O_NONBLOCK.is_none() {
         // Without the flag, opening a FIFO would block: look first. Racy, but only on targets not listed there.
         match fs::metadata(path) {
-            Ok(metadata) if is_special(&metadata) => return Ok(Entry::Special),
+            Ok(metadata) if is_special(&metadata) => return Ok(Entry::Special(metadata)),
             Err(e) if is_missing(&e) => return Ok(Entry::Missing),
             _ => {}
         }
@@ -217,19 +217,19 @@ pub(crate) fn open_entry(path: &Path) -> io::Result<Entry> {
         Err(e) if is_missing(&e) => return Ok(Entry::Missing),
         Err(e) => {
             return match fs::metadata(path) {
-                Ok(metadata) if metadata.is_dir() => Ok(Entry::Directory),
-                Ok(metadata) if is_special(&metadata) => Ok(Entry::Special),
+                Ok(metadata) if metadata.is_dir() => Ok(Entry::Directory(metadata)),
+                Ok(metadata) if is_special(&metadata) => Ok(Entry::Special(metadata)),
                 _ => Err(e),
             }
         }
     };
     let metadata = file.metadata()?;
     Ok(if metadata.is_file() {
-        Entry::File(file, metadata.len())
+        Entry::File(file, metadata)
     } else if metadata.is_dir() {
-        Entry::Directory
+        Entry::Directory(metadata)
     } else {
-        Entry::Special
+        Entry::Special(metadata)
     })
 }
 
@@ -279,10 +279,57 @@ const O_NONBLOCK: Option<i32> = if cfg!(any(target_os = "linux", target_os = "an
 fn hash(path: &Path) -> io::Result<Option<[u8; 32]>> {
     Ok(Some(match open_entry(path)? {
         Entry::Missing => return Ok(None),
-        Entry::File(file, len) => file_digest(file, len)?,
-        Entry::Directory => directory_digest(path)?,
-        Entry::Special => special_digest(),
+        Entry::File(file, metadata) => file_digest(&file, metadata.len())?,
+        Entry::Directory(_) => directory_digest(path)?,
+        Entry::Special(_) => special_digest(),
     }))
+}
+
+impl FileStamper {
+    /// The stamp of what is at `path` and, when it is a regular file, the file open for reading at its start (what
+    /// `require_file` returns): one `open` and one `fstat` for both, where [`stamp`](Self::stamp) followed by
+    /// opening cost two of each with Hash stamps (and a `stat`, an `open` and an `fstat` with the others). The
+    /// stamp is that of the file that is returned, whatever replaces it at the path meanwhile; it equals what
+    /// `stamp` gives for the same file (a Hash stamp reads the bytes without moving the file's cursor on Unix, and
+    /// rewinds elsewhere).
+    pub(crate) fn stamp_and_open(&self, path: &Path) -> io::Result<(FileStamp, Option<File>)> {
+        let modified = |metadata: &fs::Metadata| metadata.modified().map(|time| FileStamp::Modified(Some(time)));
+        Ok(match open_entry(path)? {
+            Entry::Missing => (self.stamp_of_missing(), None),
+            Entry::File(file, metadata) => {
+                let stamp = match self {
+                    FileStamper::Exists => FileStamp::Exists(true),
+                    FileStamper::Modified => modified(&metadata)?,
+                    FileStamper::Hash => {
+                        let digest = file_digest(&file, metadata.len())?;
+                        #[cfg(not(unix))]
+                        io::Seek::rewind(&mut &file)?;
+                        FileStamp::Hash(Some(digest))
+                    }
+                };
+                (stamp, Some(file))
+            }
+            Entry::Directory(metadata) => match self {
+                FileStamper::Exists => (FileStamp::Exists(true), None),
+                FileStamper::Modified => (modified(&metadata)?, None),
+                FileStamper::Hash => (FileStamp::Hash(Some(directory_digest(path)?)), None),
+            },
+            Entry::Special(metadata) => match self {
+                FileStamper::Exists => (FileStamp::Exists(true), None),
+                FileStamper::Modified => (modified(&metadata)?, None),
+                FileStamper::Hash => (FileStamp::Hash(Some(special_digest())), None),
+            },
+        })
+    }
+
+    /// The stamp of a path where nothing is.
+    fn stamp_of_missing(&self) -> FileStamp {
+        match self {
+            FileStamper::Exists => FileStamp::Exists(false),
+            FileStamper::Modified => FileStamp::Modified(None),
+            FileStamper::Hash => FileStamp::Hash(None),
+        }
+    }
 }
 
 /// The size of the buffer that [`file_digest`] reads into.
@@ -301,7 +348,7 @@ thread_local! {
 /// read is needed to prove it. A small file thus costs one `open`, one `fstat` and one `read`, where reading to
 /// an empty read without asking the kind cost one `open` and two `read`s. A file that grew since it was opened is
 /// read to its end, as is a file whose stated length is 0 (as under `/proc`).
-fn file_digest(file: File, len: u64) -> io::Result<[u8; 32]> {
+fn file_digest(file: &File, len: u64) -> io::Result<[u8; 32]> {
     DIGEST_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
         Ok(mut buffer) => {
             if buffer.is_empty() {
@@ -315,11 +362,11 @@ fn file_digest(file: File, len: u64) -> io::Result<[u8; 32]> {
 }
 
 /// [`file_digest`], reading into `buffer`.
-fn digest_into(mut file: File, len: u64, buffer: &mut [u8]) -> io::Result<[u8; 32]> {
+fn digest_into(file: &File, len: u64, buffer: &mut [u8]) -> io::Result<[u8; 32]> {
     let mut hasher = blake3::Hasher::new();
     let mut total: u64 = 0;
     loop {
-        let read = match file.read(buffer) {
+        let read = match read_at(file, buffer, total) {
             Ok(0) => break,
             Ok(read) => read,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -332,6 +379,18 @@ fn digest_into(mut file: File, len: u64, buffer: &mut [u8]) -> io::Result<[u8; 3
         }
     }
     Ok(*hasher.finalize().as_bytes())
+}
+
+/// Reads from `file` at `offset`: without moving its cursor on Unix (`pread`), from the cursor (which is at
+/// `offset`, as [`digest_into`] reads from the start) elsewhere.
+fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::read_at(file, buffer, offset);
+    #[cfg(not(unix))]
+    {
+        let _ = offset;
+        io::Read::read(&mut &*file, buffer)
+    }
 }
 
 /// The blake3 key-derivation context of the digest of something that is neither a file nor a directory.
@@ -732,5 +791,43 @@ mod tests {
             scope.spawn(|| check(&files));
             scope.spawn(|| check(&files));
         });
+    }
+
+    /// `stamp_and_open` gives what `stamp` gives, for every stamper, for nothing, a file (shorter and longer than
+    /// the read buffer), a directory and a FIFO; it returns a file only for a regular file, read from its start.
+    #[test]
+    fn stamp_and_open_stamps_as_stamp_does_and_opens_only_a_file() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short");
+        fs::write(&short, "short bytes").unwrap();
+        let long = dir.path().join("long");
+        let long_bytes: Vec<u8> = (0..3 * DIGEST_BUFFER_LEN + 5).map(|i| (i % 253) as u8).collect();
+        fs::write(&long, &long_bytes).unwrap();
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        fs::write(sub.join("entry"), "").unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let cases: [(&Path, Option<&[u8]>); 5] = [
+            (&dir.path().join("missing"), None),
+            (&short, Some(b"short bytes")),
+            (&long, Some(&long_bytes)),
+            (&sub, None),
+            (&fifo, None),
+        ];
+        for stamper in [FileStamper::Exists, FileStamper::Modified, FileStamper::Hash] {
+            for (path, bytes) in cases {
+                let (stamp, file) = stamper.stamp_and_open(path).unwrap();
+                assert_eq!(stamp, stamper.stamp(path).unwrap(), "{stamper:?} of {}", path.display());
+                let read = file.map(|mut file| {
+                    let mut read = Vec::new();
+                    file.read_to_end(&mut read).unwrap();
+                    read
+                });
+                assert_eq!(read.as_deref(), bytes, "{stamper:?} of {}", path.display());
+            }
+        }
     }
 }

@@ -198,3 +198,45 @@ fn reference_context_ignores_a_trailing_slash_after_a_file_like_top_down() {
         );
     }
 }
+
+/// A required file reads from its start for every stamper, whatever its length against the buffer that a Hash
+/// stamp reads into (empty, short, exactly as long, longer), from a build on one thread and from the parallel
+/// branches of `Session::require_all` (where stamping happens outside the engine); and the stamp recorded with it
+/// is the one a later check takes: the second build executes nothing.
+#[test]
+fn a_required_file_reads_from_its_start_and_its_stamp_stays_consistent() {
+    let dir = Dir::new();
+    let files: Vec<(PathBuf, String)> = [0usize, 5, 64 * 1024, 200_000]
+        .iter()
+        .map(|&len| {
+            let text: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            (dir.create(format!("f{len}"), &text), text)
+        })
+        .collect();
+    let expected: Vec<TestResult> = files
+        .iter()
+        .map(|(_, text)| Ok(TestOutput::String(format!("some:{text}"))))
+        .collect();
+    for threads in [1, 2] {
+        for stamper in STAMPERS {
+            let probes: Vec<TestTask> = files
+                .iter()
+                .map(|(path, _)| TestTask::ProbeFile(path.clone(), stamper))
+                .collect();
+            let mut pie = test_pie();
+            pie.set_threads(threads);
+            assert_eq!(
+                pie.new_session().require_all(&probes),
+                expected,
+                "{stamper:?}, {threads} threads"
+            );
+            assert_eq!(pie.events().executed_tasks().len(), probes.len());
+            assert_eq!(pie.new_session().require_all(&probes), expected);
+            assert!(
+                !pie.events().any_execute(),
+                "{stamper:?}, {threads} threads: the recorded stamp differs from a check's: {:?}",
+                pie.events().executed_tasks()
+            );
+        }
+    }
+}

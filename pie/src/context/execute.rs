@@ -16,7 +16,7 @@ use crate::ids::{FileId, TaskId};
 use crate::path::NormalPath;
 use crate::stamp::{FileStamper, OutputStamper};
 use crate::tracker::Tracker;
-use crate::{open_if_file, Context, Task};
+use crate::{Context, Task};
 
 impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// Executes task `id` (`task` is its value when the caller has it). A panic of the execution is returned, with
@@ -177,11 +177,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let file = self.file_node(path)?;
         self.check_require(current, file);
         let normal = self.store.file_path(file);
-        let (stamp, result) = match stamper.stamp(normal) {
-            Ok(stamp) => match open_if_file(normal) {
-                Ok(opened) => (Some(stamp), Ok(opened)),
-                Err(e) => (None, Err(e)),
-            },
+        let (stamp, result) = match stamper.stamp_and_open(normal) {
+            Ok((stamp, opened)) => (Some(stamp), Ok(opened)),
             Err(e) => (None, Err(e)),
         };
         self.store.add_require_file(current, FileDep { file, stamper, stamp });
@@ -228,11 +225,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// of a task while it executes.
     fn require_file_outside_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<Option<File>> {
         let (current, file, index, normal) = self.record_unstamped(path, stamper, false)?;
-        let (stamp, result) = match stamper.stamp(normal.as_path()) {
-            Ok(stamp) => match open_if_file(normal.as_path()) {
-                Ok(opened) => (Some(stamp), Ok(opened)),
-                Err(e) => (None, Err(e)),
-            },
+        let (stamp, result) = match stamper.stamp_and_open(normal.as_path()) {
+            Ok((stamp, opened)) => (Some(stamp), Ok(opened)),
             Err(e) => (None, Err(e)),
         };
         self.lane.pending_stamp = Some(PendingStamp {
