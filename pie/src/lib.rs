@@ -428,10 +428,7 @@ impl<T, O, A: Debug> Debug for Pie<T, O, A> {
 
 /// Opens the file at `path` for reading: `Ok(None)` when nothing or a directory is there.
 pub(crate) fn open_if_file(path: &Path) -> io::Result<Option<File>> {
-    match stamp::open_entry(path)? {
-        stamp::Entry::File(file, _) => Ok(Some(file)),
-        stamp::Entry::Missing | stamp::Entry::Directory(_) | stamp::Entry::Special(_) => Ok(None),
-    }
+    Ok(stamp::open_entry(path, |_| ())?.into_file())
 }
 
 /// Runs `f` on a stack with at least `RED_ZONE` bytes left, switching to a fresh segment when it is short, so that

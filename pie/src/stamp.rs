@@ -172,7 +172,7 @@ impl FileStamper {
                 Err(e) if is_missing(&e) => Ok(FileStamp::Modified(None)),
                 Err(e) => Err(e),
             },
-            FileStamper::Hash => hash(path).map(FileStamp::Hash),
+            FileStamper::Hash => hash_entry(path, &open_entry(path, fs::Metadata::len)?).map(FileStamp::Hash),
         }
     }
 }
@@ -182,17 +182,27 @@ pub(crate) fn is_missing(error: &io::Error) -> bool {
     matches!(error.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
 }
 
-/// What is at a path, as [`open_entry`] found it, with its metadata.
-pub(crate) enum Entry {
+/// What is at a path, as [`open_entry`] found it, with what its caller kept of its metadata (`M`).
+pub(crate) enum Entry<M> {
     /// Nothing (or a path through a regular file).
     Missing,
-    /// A regular file, open for reading (at its start), and its metadata when it was opened.
-    File(File, fs::Metadata),
+    /// A regular file, open for reading (at its start).
+    File(File, M),
     /// A directory.
-    Directory(fs::Metadata),
+    Directory(M),
     /// Something that is neither a regular file nor a directory: a FIFO, a socket, a device. Never read: reading a
     /// FIFO would block or take another reader's data, and a device such as `/dev/zero` never ends.
-    Special(fs::Metadata),
+    Special(M),
+}
+
+impl<M> Entry<M> {
+    /// The file, when the entry is a regular file.
+    pub(crate) fn into_file(self) -> Option<File> {
+        match self {
+            Entry::File(file, _) => Some(file),
+            Entry::Missing | Entry::Directory(_) | Entry::Special(_) => None,
+        }
+    }
 }
 
 /// Opens what is at `path` for reading and tells what it is, without blocking and without reading anything.
@@ -202,12 +212,15 @@ pub(crate) enum Entry {
 /// followed by `metadata` costs; the path's metadata is asked only when the open fails (a socket cannot be
 /// opened; on Windows, neither can a directory). `O_NONBLOCK` has no effect on reading a regular file (open(2)).
 /// Opening a FIFO does wake a writer that waits for a reader; nothing is read from it.
-pub(crate) fn open_entry(path: &Path) -> io::Result<Entry> {
+///
+/// `keep` takes what the caller needs of the metadata (the whole `fs::Metadata` is some 180 bytes: carrying it
+/// made a Hash stamp about 200 instructions dearer).
+pub(crate) fn open_entry<M>(path: &Path, keep: impl Fn(&fs::Metadata) -> M) -> io::Result<Entry<M>> {
     #[cfg(unix)]
     if O_NONBLOCK.is_none() {
         // Without the flag, opening a FIFO would block: look first. Racy, but only on targets not listed there.
         match fs::metadata(path) {
-            Ok(metadata) if is_special(&metadata) => return Ok(Entry::Special(metadata)),
+            Ok(metadata) if is_special(&metadata) => return Ok(Entry::Special(keep(&metadata))),
             Err(e) if is_missing(&e) => return Ok(Entry::Missing),
             _ => {}
         }
@@ -217,19 +230,20 @@ pub(crate) fn open_entry(path: &Path) -> io::Result<Entry> {
         Err(e) if is_missing(&e) => return Ok(Entry::Missing),
         Err(e) => {
             return match fs::metadata(path) {
-                Ok(metadata) if metadata.is_dir() => Ok(Entry::Directory(metadata)),
-                Ok(metadata) if is_special(&metadata) => Ok(Entry::Special(metadata)),
+                Ok(metadata) if metadata.is_dir() => Ok(Entry::Directory(keep(&metadata))),
+                Ok(metadata) if is_special(&metadata) => Ok(Entry::Special(keep(&metadata))),
                 _ => Err(e),
             }
         }
     };
     let metadata = file.metadata()?;
+    let kept = keep(&metadata);
     Ok(if metadata.is_file() {
-        Entry::File(file, metadata)
+        Entry::File(file, kept)
     } else if metadata.is_dir() {
-        Entry::Directory(metadata)
+        Entry::Directory(kept)
     } else {
-        Entry::Special(metadata)
+        Entry::Special(kept)
     })
 }
 
@@ -276,60 +290,46 @@ const O_NONBLOCK: Option<i32> = if cfg!(any(target_os = "linux", target_os = "an
     None
 };
 
-fn hash(path: &Path) -> io::Result<Option<[u8; 32]>> {
-    Ok(Some(match open_entry(path)? {
-        Entry::Missing => return Ok(None),
-        Entry::File(file, metadata) => file_digest(&file, metadata.len())?,
-        Entry::Directory(_) => directory_digest(path)?,
-        Entry::Special(_) => special_digest(),
-    }))
-}
-
 impl FileStamper {
     /// The stamp of what is at `path` and, when it is a regular file, the file open for reading at its start (what
     /// `require_file` returns): one `open` and one `fstat` for both, where [`stamp`](Self::stamp) followed by
     /// opening cost two of each with Hash stamps (and a `stat`, an `open` and an `fstat` with the others). The
-    /// stamp is that of the file that is returned, whatever replaces it at the path meanwhile; it equals what
-    /// `stamp` gives for the same file (a Hash stamp reads the bytes without moving the file's cursor on Unix, and
-    /// rewinds elsewhere).
+    /// stamp is that of the file that is returned, whatever replaces it at the path meanwhile, and equals what
+    /// `stamp` gives for the same file.
     pub(crate) fn stamp_and_open(&self, path: &Path) -> io::Result<(FileStamp, Option<File>)> {
-        let modified = |metadata: &fs::Metadata| metadata.modified().map(|time| FileStamp::Modified(Some(time)));
-        Ok(match open_entry(path)? {
-            Entry::Missing => (self.stamp_of_missing(), None),
-            Entry::File(file, metadata) => {
-                let stamp = match self {
-                    FileStamper::Exists => FileStamp::Exists(true),
-                    FileStamper::Modified => modified(&metadata)?,
-                    FileStamper::Hash => {
-                        let digest = file_digest(&file, metadata.len())?;
-                        #[cfg(not(unix))]
-                        io::Seek::rewind(&mut &file)?;
-                        FileStamp::Hash(Some(digest))
-                    }
-                };
-                (stamp, Some(file))
-            }
-            Entry::Directory(metadata) => match self {
-                FileStamper::Exists => (FileStamp::Exists(true), None),
-                FileStamper::Modified => (modified(&metadata)?, None),
-                FileStamper::Hash => (FileStamp::Hash(Some(directory_digest(path)?)), None),
-            },
-            Entry::Special(metadata) => match self {
-                FileStamper::Exists => (FileStamp::Exists(true), None),
-                FileStamper::Modified => (modified(&metadata)?, None),
-                FileStamper::Hash => (FileStamp::Hash(Some(special_digest())), None),
-            },
-        })
-    }
-
-    /// The stamp of a path where nothing is.
-    fn stamp_of_missing(&self) -> FileStamp {
         match self {
-            FileStamper::Exists => FileStamp::Exists(false),
-            FileStamper::Modified => FileStamp::Modified(None),
-            FileStamper::Hash => FileStamp::Hash(None),
+            FileStamper::Exists => {
+                let entry = open_entry(path, |_| ())?;
+                Ok((FileStamp::Exists(!matches!(entry, Entry::Missing)), entry.into_file()))
+            }
+            FileStamper::Modified => Ok(match open_entry(path, fs::Metadata::modified)? {
+                Entry::Missing => (FileStamp::Modified(None), None),
+                Entry::File(file, modified) => (FileStamp::Modified(Some(modified?)), Some(file)),
+                Entry::Directory(modified) | Entry::Special(modified) => (FileStamp::Modified(Some(modified?)), None),
+            }),
+            FileStamper::Hash => {
+                let entry = open_entry(path, fs::Metadata::len)?;
+                let stamp = FileStamp::Hash(hash_entry(path, &entry)?);
+                let file = entry.into_file();
+                // The digest read the bytes with `pread` on Unix, which leaves the cursor at the start.
+                #[cfg(not(unix))]
+                if let Some(file) = &file {
+                    io::Seek::rewind(&mut &*file)?;
+                }
+                Ok((stamp, file))
+            }
         }
     }
+}
+
+/// The Hash stamp's digest of `entry`, opened at `path` with its length kept.
+fn hash_entry(path: &Path, entry: &Entry<u64>) -> io::Result<Option<[u8; 32]>> {
+    Ok(Some(match entry {
+        Entry::Missing => return Ok(None),
+        Entry::File(file, len) => file_digest(file, *len)?,
+        Entry::Directory(_) => directory_digest(path)?,
+        Entry::Special(_) => special_digest(),
+    }))
 }
 
 /// The size of the buffer that [`file_digest`] reads into.
