@@ -145,8 +145,9 @@ pub trait Task: Clone + Eq + Hash + Debug + Send + Sync + 'static {
 pub trait Context<T: Task> {
     /// Requires the file at `path` with the [`FileStamper::Modified`] stamper; call it just before reading.
     ///
-    /// `Ok(Some(file))` for an existing regular file, `Ok(None)` when nothing (or a directory) is at the path; the
-    /// dependency is recorded either way. An I/O error (say, permission denied) is returned and the dependency is
+    /// `Ok(Some(file))` for an existing regular file, open at its start, `Ok(None)` when nothing (or a directory) is
+    /// at the path; the dependency is recorded either way. The recorded stamp is taken from the same open as the
+    /// file, so it describes the file the task reads even if the path is replaced meanwhile. An I/O error (say, permission denied) is returned and the dependency is
     /// recorded as never consistent, so the task executes again in the next session. A path that names no file
     /// (the empty path, which cannot be made absolute) is an `InvalidInput` error and records nothing: requiring it
     /// again gives the same error.

@@ -795,6 +795,7 @@ mod tests {
 
     /// `stamp_and_open` gives what `stamp` gives, for every stamper, for nothing, a file (shorter and longer than
     /// the read buffer), a directory and a FIFO; it returns a file only for a regular file, read from its start.
+    #[cfg(unix)]
     #[test]
     fn stamp_and_open_stamps_as_stamp_does_and_opens_only_a_file() {
         use std::io::Read;
