@@ -177,16 +177,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let file = self.file_node(path)?;
         self.check_require(current, file);
         let normal = self.store.file_path(file);
-        let (stamp, result) = match stamper.stamp_and_open(normal) {
-            Ok((stamp, opened)) => (Some(stamp), Ok(opened)),
-            Err(e) => (None, Err(e)),
-        };
+        let (stamp, result) = stamp_and_open(stamper, normal, path);
         self.store.add_require_file(current, FileDep { file, stamper, stamp });
         if let Some(stamp) = stamp {
             self.tracker
                 .require_file_end(&FileDependency::new(path, stamper, stamp));
         }
-        result.map_err(|e| io::Error::new(e.kind(), format!("cannot read file '{}': {e}", path.display())))
+        result
     }
 
     #[track_caller]
@@ -225,10 +222,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// of a task while it executes.
     fn require_file_outside_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<Option<File>> {
         let (current, file, index, normal) = self.record_unstamped(path, stamper, false)?;
-        let (stamp, result) = match stamper.stamp_and_open(normal.as_path()) {
-            Ok((stamp, opened)) => (Some(stamp), Ok(opened)),
-            Err(e) => (None, Err(e)),
-        };
+        let (stamp, result) = stamp_and_open(stamper, normal.as_path(), path);
         self.lane.pending_stamp = Some(PendingStamp {
             task: current,
             index,
@@ -238,7 +232,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             stamper,
             provided: false,
         });
-        result.map_err(|e| io::Error::new(e.kind(), format!("cannot read file '{}': {e}", path.display())))
+        result
     }
 
     /// Holding the engine: the soundness checks of the executing task requiring (or, with `provided`, providing)
@@ -423,5 +417,24 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
             this.meet_own_deferred();
             this.require_group(tasks, None, stamper)
         })
+    }
+}
+
+/// What `require_file` records and returns for the file at `normal` (`path` as the task gave it): the stamp, `None`
+/// when stamping or opening failed (a failed stamp is never consistent), and the file, or the error naming `path`.
+fn stamp_and_open(
+    stamper: FileStamper,
+    normal: &Path,
+    path: &Path,
+) -> (Option<crate::stamp::FileStamp>, io::Result<Option<File>>) {
+    match stamper.stamp_and_open(normal) {
+        Ok((stamp, opened)) => (Some(stamp), Ok(opened)),
+        Err(e) => (
+            None,
+            Err(io::Error::new(
+                e.kind(),
+                format!("cannot read file '{}': {e}", path.display()),
+            )),
+        ),
     }
 }
