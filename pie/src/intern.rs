@@ -55,9 +55,11 @@ impl<T: Hash + Eq> Interner<T> {
         self.values.get(id as usize)
     }
 
-    /// The id of `value`, adding a clone of it when it is new; whether it was added.
+    /// The id of `value`, adding a clone of it when it is new; whether it was added. When it is new and the storage
+    /// is full, makes room for `room` values at once (at least doubling, as one more value would), so that a caller
+    /// about to add many values re-hashes the table once, not at every doubling.
     #[inline]
-    pub(crate) fn intern_cloned(&mut self, value: &T) -> (u32, bool)
+    pub(crate) fn intern_cloned(&mut self, value: &T, room: usize) -> (u32, bool)
     where
         T: Clone,
     {
@@ -65,7 +67,20 @@ impl<T: Hash + Eq> Interner<T> {
         if let Some(id) = self.table.find(hash, |id| self.values[*id as usize] == *value) {
             return (*id, false);
         }
+        if self.table.len() == self.table.capacity() || self.values.len() == self.values.capacity() {
+            self.grow(room);
+        }
         (self.insert_new(hash, value.clone()), true)
+    }
+
+    /// Makes room for `room` more values (the storage is full).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, room: usize) {
+        let values = &self.values;
+        self.table
+            .reserve(room, |id| FxBuildHasher.hash_one(&values[*id as usize]));
+        self.values.reserve(room);
     }
 
     /// The id of `value`, if it was interned.
@@ -312,9 +327,9 @@ mod tests {
     #[test]
     fn ids_are_dense_and_stable() {
         let mut interner = Interner::default();
-        assert_eq!(interner.intern_cloned(&"a"), (0, true));
+        assert_eq!(interner.intern_cloned(&"a", 1), (0, true));
         assert_eq!(interner.intern("b"), (1, true));
-        assert_eq!(interner.intern_cloned(&"a"), (0, false));
+        assert_eq!(interner.intern_cloned(&"a", 1), (0, false));
         for i in 0..1000u32 {
             let value: &'static str = Box::leak(i.to_string().into_boxed_str());
             assert_eq!(interner.intern(value), (i + 2, true));
@@ -339,5 +354,57 @@ mod tests {
         assert_eq!(paths.get(1000), Some(Path::new("")));
         assert_eq!(paths.get(1001), None);
         assert_eq!(paths.iter().count(), 1001);
+    }
+
+    /// A value that counts how often it is hashed.
+    #[derive(Clone, PartialEq, Eq)]
+    struct Counted(u32);
+
+    thread_local! {
+        static HASHES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    impl Hash for Counted {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            HASHES.with(|h| h.set(h.get() + 1));
+            self.0.hash(state);
+        }
+    }
+
+    /// Hashes while interning `count` new values, each with room for the values still to come (or with room for
+    /// one, as a single `intern_cloned` makes).
+    fn hashes_interning(count: u32, with_room: bool) -> usize {
+        let mut interner = Interner::default();
+        HASHES.with(|h| h.set(0));
+        for i in 0..count {
+            let room = if with_room { (count - i) as usize } else { 1 };
+            assert_eq!(interner.intern_cloned(&Counted(i), room), (i, true));
+        }
+        for i in 0..count {
+            assert_eq!(interner.find(&Counted(i)), Some(i));
+        }
+        HASHES.with(|h| h.get()) - count as usize
+    }
+
+    #[test]
+    fn room_for_the_rest_rehashes_the_table_once() {
+        let count = 10_000;
+        // One hash per value (and none re-hashing: the table grows once, while empty).
+        assert_eq!(hashes_interning(count, true), count as usize);
+        // A doubling at a time re-hashes the values already in the table at each growth.
+        assert!(hashes_interning(count, false) > 3 * count as usize / 2);
+    }
+
+    #[test]
+    fn an_existing_value_makes_no_room() {
+        let mut interner = Interner::with_capacity(4);
+        for i in 0..4 {
+            interner.intern_cloned(&Counted(i), 1);
+        }
+        let capacity = interner.values.capacity();
+        assert_eq!(interner.intern_cloned(&Counted(2), 1_000_000), (2, false));
+        assert_eq!(interner.values.capacity(), capacity);
+        assert_eq!(interner.intern_cloned(&Counted(4), 1_000), (4, true));
+        assert!(interner.values.capacity() >= 1_004);
     }
 }

@@ -277,9 +277,20 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
 
     /// The id of `task`, creating its node (without output, last in the topological order) when it is new.
     pub(crate) fn get_or_create_task(&mut self, task: &T) -> TaskId {
-        let (index, inserted) = self.tasks.intern_cloned(task);
+        self.get_or_create_task_with_room(task, 1)
+    }
+
+    /// [`get_or_create_task`](Self::get_or_create_task) for a caller about to create up to `room` tasks: when the
+    /// tables must grow for a new task, they grow once for all of them, not a doubling at a time. Each growth
+    /// re-hashes every task in the table, which for a wide `require_tasks` of new tasks cost more than interning
+    /// them did. An existing task grows nothing.
+    pub(crate) fn get_or_create_task_with_room(&mut self, task: &T, room: usize) -> TaskId {
+        let (index, inserted) = self.tasks.intern_cloned(task, room);
         if !inserted {
             return TaskId(index);
+        }
+        if self.task_data.len() == self.task_data.capacity() {
+            self.task_data.reserve(room);
         }
         let order = self.take_order();
         self.task_data.push(TaskData {
@@ -293,6 +304,17 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
             requires: 0,
         });
         TaskId(index)
+    }
+
+    /// The ids of `tasks`, in order, creating nodes for the new ones, with room for the rest of them whenever the
+    /// tables must grow (see [`get_or_create_task_with_room`](Self::get_or_create_task_with_room)).
+    pub(crate) fn get_or_create_tasks(&mut self, tasks: &[T]) -> Vec<TaskId> {
+        let count = tasks.len();
+        let mut ids = Vec::with_capacity(count);
+        for (index, task) in tasks.iter().enumerate() {
+            ids.push(self.get_or_create_task_with_room(task, count - index));
+        }
+        ids
     }
 
     /// The id of `task`, if it has a node.

@@ -579,7 +579,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// in `members` first.
     fn bring_up_to_date_in_fork(&mut self, members: Vec<TaskId>, stamper: OutputStamper) {
         let tasks: Vec<T> = members.iter().map(|member| self.store.task(*member).clone()).collect();
-        let results = self.fork_or_start(true, &tasks, stamper);
+        let results = self.fork_or_start(true, &tasks, &members, stamper);
         let mut escaped = None;
         for ((member, task), result) in members.into_iter().zip(&tasks).zip(results) {
             let failure = match result {

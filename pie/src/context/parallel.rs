@@ -10,7 +10,7 @@
 //! serialised too.
 //!
 //! - **Forks.** `require_tasks` with at least two tasks, on a `Pie` with threads to spare, opens a *fork*: one
-//!   *branch* per task, each making its task consistent without attaching dependencies to the requiring task
+//!   *branch* per task (with the task's id, which the opening lane finds or creates for the whole group at once), each making its task consistent without attaching dependencies to the requiring task
 //!   (in top-down and bottom-up builds alike). Idle workers take branches of any fork; the lane that opened the
 //!   fork runs its branches too, and when none is left to take it waits for the others to finish. Then it records the
 //!   requiring task's dependencies on the tasks, in argument order, and the outputs are returned in that order.
@@ -140,8 +140,8 @@ struct Fork<T> {
     /// tasks, which hold the engine, so more lanes would only hand it back and forth (see the module doc).
     held_back: bool,
     stamper: OutputStamper,
-    /// Branches not taken yet: index in the fork, task.
-    pending: VecDeque<(usize, T)>,
+    /// Branches not taken yet: index in the fork, the task's id (found by the lane that opened the fork), task.
+    pending: VecDeque<(usize, TaskId, T)>,
     /// Lanes running a branch of this fork.
     running: Vec<usize>,
     /// Branches not finished yet.
@@ -197,10 +197,10 @@ struct Taken<T> {
     fork: usize,
     /// The fork's number in the session's lineage.
     number: u32,
-    /// The first branch: index in the fork, task.
-    first: (usize, T),
+    /// The first branch: index in the fork, the task's id, task.
+    first: (usize, TaskId, T),
     /// The branches after it (none, and no allocation, for a fork that `require_tasks` opened).
-    rest: Vec<(usize, T)>,
+    rest: Vec<(usize, TaskId, T)>,
     stamper: OutputStamper,
     /// See `Fork::check`.
     check: bool,
@@ -341,10 +341,24 @@ impl<T> Parallel<T> {
 
     /// Opens a fork of `tasks`, number `number` in the session's lineage (the caller holds the engine); returns its
     /// slot.
-    fn open(&self, parent: Option<usize>, number: u32, check: bool, stamper: OutputStamper, tasks: &[T]) -> usize
+    fn open(
+        &self,
+        parent: Option<usize>,
+        number: u32,
+        check: bool,
+        stamper: OutputStamper,
+        tasks: &[T],
+        ids: &[TaskId],
+    ) -> usize
     where
         T: Clone,
     {
+        let pending = ids
+            .iter()
+            .zip(tasks)
+            .enumerate()
+            .map(|(index, (id, task))| (index, *id, task.clone()))
+            .collect();
         let mut sched = self.lock();
         let fork = Fork {
             parent,
@@ -352,7 +366,7 @@ impl<T> Parallel<T> {
             check,
             held_back: !check,
             stamper,
-            pending: tasks.iter().cloned().enumerate().collect(),
+            pending,
             running: Vec::new(),
             remaining: tasks.len(),
             results: (0..tasks.len()).map(|_| None).collect(),
@@ -772,14 +786,14 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         }
         let ids: std::borrow::Cow<'_, [TaskId]> = match known {
             Some(ids) => ids.into(),
-            None => tasks.iter().map(|task| self.store.get_or_create_task(task)).collect(),
+            None => self.store.get_or_create_tasks(tasks).into(),
         };
         // Held back: this lane runs the branches in order, as one thread would, until it executes a task (see
         // `Fork::held_back`); the files the tasks read are stamped ahead meanwhile.
         if self.state.bottom_up.is_none() && tasks.len() >= crate::context::prefetch::MIN_RUN {
             self.prefetch_files_of(ids.iter().copied());
         }
-        let results = self.fork_or_start(false, tasks, stamper);
+        let results = self.fork_or_start(false, tasks, &ids, stamper);
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
         let mut each = Vec::with_capacity(tasks.len());
@@ -857,6 +871,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         // The group's tasks from this one on, each with whether it is forked (a done one is not).
         let mut members = vec![(first, true)];
         let mut tasks = vec![self.store.task(id).clone()];
+        let mut ids = vec![id];
         for k in start + 1..self.store.dep_count(below.id) {
             let Dep::RequireTask(dep) = self.store.dep(below.id, k) else {
                 break;
@@ -871,6 +886,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             };
             if forked {
                 tasks.push(self.store.task(dep.task).clone());
+                ids.push(dep.task);
             }
             members.push((dep, forked));
         }
@@ -886,7 +902,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         self.tracker
             .check_dependency_end(&Dependency::RequireTask(view), Ok(None));
         self.lane.stack[top - 1].resume = false;
-        let mut results = self.fork_or_start(true, &tasks, first.stamper).into_iter();
+        let mut results = self.fork_or_start(true, &tasks, &ids, first.stamper).into_iter();
         // The tasks before this one are consistent: the check got here.
         let mut consistent = true;
         for (dep, forked) in members {
@@ -921,7 +937,11 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             .map(|(index, task)| {
                 panic::catch_unwind(AssertUnwindSafe(|| match known {
                     Some(ids) => self.require_known_task(ids[index], task, stamper),
-                    None => self.require_task_with_stamper(task, stamper),
+                    None => {
+                        // The group's new tasks grow the tables once, not a doubling at a time.
+                        let id = self.store.get_or_create_task_with_room(task, tasks.len() - index);
+                        self.require_known_task(id, task, stamper)
+                    }
                 }))
                 .map_err(|payload| (payload, std::mem::take(&mut self.lane.violation)))
             })
@@ -939,12 +959,14 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         &mut self,
         check: bool,
         tasks: &[T],
+        ids: &[TaskId],
         stamper: OutputStamper,
     ) -> Vec<Result<(), (Payload, bool)>> {
+        debug_assert_eq!(tasks.len(), ids.len(), "BUG: an id per task of a fork");
         if self.par.is_some() {
-            self.fork(check, tasks, stamper)
+            self.fork(check, tasks, ids, stamper)
         } else {
-            self.fork_with_workers(check, tasks, stamper)
+            self.fork_with_workers(check, tasks, ids, stamper)
         }
     }
 
@@ -953,6 +975,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         &mut self,
         check: bool,
         tasks: &[T],
+        ids: &[TaskId],
         stamper: OutputStamper,
     ) -> Vec<Result<(), (Payload, bool)>> {
         let parallel = Parallel::new(self.threads);
@@ -988,7 +1011,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                     break; // fewer workers: the lanes that exist do the work
                 }
             }
-            let result = panic::catch_unwind(AssertUnwindSafe(|| self.fork(check, tasks, stamper)));
+            let result = panic::catch_unwind(AssertUnwindSafe(|| self.fork(check, tasks, ids, stamper)));
             parallel.shut_down();
             result
         });
@@ -997,13 +1020,19 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     }
 
     /// Opens a fork of `tasks` and runs its branches (and those of forks opened below it) until all are finished.
-    fn fork(&mut self, check: bool, tasks: &[T], stamper: OutputStamper) -> Vec<Result<(), (Payload, bool)>> {
+    fn fork(
+        &mut self,
+        check: bool,
+        tasks: &[T],
+        ids: &[TaskId],
+        stamper: OutputStamper,
+    ) -> Vec<Result<(), (Payload, bool)>> {
         let par = self.parallel().expect("BUG: fork outside a parallel build");
         self.let_go_held_back();
         let branch = self.lane.branches.last().copied();
         let number = self.state.lineage.len() as u32;
         self.state.lineage.push(branch.map_or(Position::NONE, |b| b.position));
-        let fork = par.open(branch.and_then(|b| b.fork), number, check, stamper, tasks);
+        let fork = par.open(branch.and_then(|b| b.fork), number, check, stamper, tasks, ids);
         if !check {
             self.lane.held_back.push(fork);
         }
@@ -1036,21 +1065,21 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     /// Runs taken branches on this lane, one after the other, recording how each ended.
     fn run_branches(&mut self, par: &Parallel<T>, taken: &Taken<T>) {
         let count = 1 + taken.rest.len();
-        for (k, (index, task)) in std::iter::once(&taken.first).chain(&taken.rest).enumerate() {
-            let result = self.run_branch(taken, *index, task);
+        for (k, (index, id, task)) in std::iter::once(&taken.first).chain(&taken.rest).enumerate() {
+            let result = self.run_branch(taken, *index, *id, task);
             par.finish(taken.fork, *index, self.lane_index, result, k + 1 == count);
         }
     }
 
     /// Runs branch `index` of the taken ones on this lane: makes its task consistent without attaching it to the
     /// executing task (the fork's requirer records its dependencies in order at the end).
-    fn run_branch(&mut self, taken: &Taken<T>, index: usize, task: &T) -> Result<(), (Payload, bool)> {
+    fn run_branch(&mut self, taken: &Taken<T>, index: usize, id: TaskId, task: &T) -> Result<(), (Payload, bool)> {
         let branch = Branch {
             fork: Some(taken.fork),
             height: self.lane.stack.len(),
             position: Position::new(taken.number, index as u32),
         };
-        self.in_branch(branch, task, taken.check, taken.stamper)
+        self.in_branch(branch, id, task, taken.check, taken.stamper)
     }
 
     /// Runs branch `index` of fork `number`, which has joined, again on this lane, at the branch's position (see
@@ -1068,12 +1097,15 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             height: self.lane.stack.len(),
             position: Position::new(number, index),
         };
-        self.in_branch(branch, task, check, stamper)
+        let id = self.store.get_or_create_task(task);
+        self.in_branch(branch, id, task, check, stamper)
     }
 
+    /// Makes `task` (whose id is `id`) consistent in `branch`, catching a panic.
     fn in_branch(
         &mut self,
         branch: Branch,
+        id: TaskId,
         task: &T,
         check: bool,
         stamper: OutputStamper,
@@ -1083,7 +1115,6 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
             grow_stack(|| {
                 if check {
-                    let id = self.store.get_or_create_task(task);
                     if self.state.bottom_up.is_some() {
                         // A fork of scheduled tasks (`fork_scheduled_group`): a check opens none in a bottom-up
                         // build.
@@ -1092,7 +1123,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                         self.make_consistent_or_unwind(id, task, stamper);
                     }
                 } else {
-                    self.require_task_with_stamper(task, stamper);
+                    self.require_known_task(id, task, stamper);
                 }
             });
         }));
