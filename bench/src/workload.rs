@@ -140,17 +140,44 @@ impl Shape {
 
 static WORKSPACE: OnceLock<PathBuf> = OnceLock::new();
 
+/// `WORKSPACE/in`, joined once.
+static INPUTS: OnceLock<PathBuf> = OnceLock::new();
+
 /// Sets the folder holding `in/`; once per process.
 pub fn set_workspace(dir: &Path) {
     WORKSPACE
         .set(dir.to_path_buf())
         .expect("the workspace is set once per process");
+    INPUTS
+        .set(dir.join("in"))
+        .expect("the workspace is set once per process");
 }
 
-/// The path of input `i`.
+/// The path of input `i`: `WORKSPACE/in/i`, built with one allocation. The build scripts of the workloads call
+/// this once per task they require, so it is kept cheap: with two `Path::join`s and a `to_string` it cost about
+/// 1,450 instructions a call, a fifth of a fresh `wide` build's (see BENCHMARKS.md, "Harness: input paths").
 pub fn input_path(i: u32) -> PathBuf {
-    let dir = WORKSPACE.get().expect("set_workspace before building");
-    dir.join("in").join(i.to_string())
+    input_path_in(INPUTS.get().expect("set_workspace before building"), i)
+}
+
+/// `inputs/i`, with one allocation of the exact size.
+fn input_path_in(inputs: &Path, i: u32) -> PathBuf {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut rest = i;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let name = std::str::from_utf8(&digits[at..]).expect("ASCII digits");
+    let mut path = PathBuf::with_capacity(inputs.as_os_str().len() + 1 + name.len());
+    path.push(inputs);
+    path.push(name);
+    path
 }
 
 /// The initial contents of input `i`.
@@ -329,6 +356,31 @@ fn digest(mut file: fs::File) -> u64 {
                 for byte in &buffer[..read] {
                     digest = (digest ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_path_is_the_joined_path_in_one_allocation() {
+        for inputs in [
+            Path::new("/tmp/work/in"),
+            Path::new("/tmp/work/in/"),
+            Path::new("relative"),
+        ] {
+            for i in [0, 1, 9, 10, 99, 100, 12_345, 99_999, 100_000, u32::MAX] {
+                let path = input_path_in(inputs, i);
+                assert_eq!(path, inputs.join(i.to_string()), "input {i} in {inputs:?}");
+                assert_eq!(path.as_os_str().len(), inputs.join(i.to_string()).as_os_str().len());
+                assert!(
+                    path.capacity() <= path.as_os_str().len() + 1,
+                    "input {i}: {}",
+                    path.capacity()
+                );
             }
         }
     }
