@@ -23,7 +23,7 @@ use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
-use crate::dependency::{Dep, FileDep, Group, TaskDep, FAILED_BIT, UNKNOWN_VERSION};
+use crate::dependency::{Dep, FileDep, Group, PackedDep, TaskDep, FAILED_BIT, UNKNOWN_VERSION};
 use crate::ids::{FileId, TaskId};
 use crate::intern::{Interner, PathInterner};
 use crate::path::NormalPath;
@@ -59,7 +59,8 @@ struct TaskData<O> {
     /// Whether the task is a root: required by a session and not since unobserved. Roots (and what they require,
     /// transitively) are live; see `crate::liveness`.
     root: bool,
-    deps: Vec<Dep>,
+    /// Each kept packed (48 bytes, not `Dep`'s 56); [`Store::dep`] unpacks one.
+    deps: Vec<PackedDep>,
     /// Not persisted (derived from `deps`); see [`Store::rebuild_after_load`].
     #[cfg_attr(feature = "serde", serde(skip))]
     dependents: EdgeList,
@@ -154,11 +155,11 @@ impl EdgeList {
 /// Appends `dep`, growing a small list exactly (1, 2, 4, then doubling): most tasks have one or two
 /// dependencies, and `Vec`'s first allocation would otherwise hold four.
 #[inline]
-fn push_dep(deps: &mut Vec<Dep>, dep: Dep) {
+fn push_dep(deps: &mut Vec<PackedDep>, dep: Dep) {
     if deps.len() == deps.capacity() && deps.len() < 4 {
         deps.reserve_exact(deps.len().max(1));
     }
-    deps.push(dep);
+    deps.push(dep.into());
 }
 
 /// The dependency graph of tasks and files, with each task's cached output.
@@ -414,7 +415,13 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// Dependency `index` of `id`, in creation order.
     #[inline]
     pub(crate) fn dep(&self, id: TaskId, index: usize) -> Dep {
-        self.data(id).deps[index]
+        self.data(id).deps[index].get()
+    }
+
+    /// The dependencies of `id`, in creation order.
+    #[inline]
+    fn deps(&self, id: TaskId) -> impl DoubleEndedIterator<Item = Dep> + ExactSizeIterator + '_ {
+        self.data(id).deps.iter().map(|d| d.get())
     }
 
     /// Starts a new execution of `id`: drops all its dependencies (and thereby its reverse edges) and takes its
@@ -510,8 +517,16 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// Sets the stamp of file dependency `index` of `id` (on `file`), recorded without one (see
     /// `TopDownContext::require_file_outside_engine`).
     pub(crate) fn set_file_stamp(&mut self, id: TaskId, index: usize, file: FileId, stamp: Option<FileStamp>) {
-        match &mut self.data_mut(id).deps[index] {
-            Dep::RequireFile(dep) | Dep::ProvideFile(dep) if dep.file == file => dep.stamp = stamp,
+        let slot = &mut self.data_mut(id).deps[index];
+        match slot.get() {
+            Dep::RequireFile(mut dep) if dep.file == file => {
+                dep.stamp = stamp;
+                *slot = Dep::RequireFile(dep).into();
+            }
+            Dep::ProvideFile(mut dep) if dep.file == file => {
+                dep.stamp = stamp;
+                *slot = Dep::ProvideFile(dep).into();
+            }
             other => panic!("BUG: dependency {index} of task {id:?} is not on file {file:?}: {other:?}"),
         }
     }
@@ -549,9 +564,10 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// group.
     pub(crate) fn mark_group(&mut self, id: TaskId, start: usize) {
         let deps = &mut self.data_mut(id).deps[start..];
-        for (index, dep) in deps.iter_mut().enumerate() {
-            if let Dep::RequireTask(dep) = dep {
+        for (index, slot) in deps.iter_mut().enumerate() {
+            if let Dep::RequireTask(mut dep) = slot.get() {
                 dep.group = if index == 0 { Group::First } else { Group::Member };
+                *slot = Dep::RequireTask(dep).into();
             }
         }
     }
@@ -601,21 +617,20 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         if from == to {
             return true;
         }
-        let direct = &self.data(from).deps[..prefix];
-        if direct.iter().any(|d| matches!(d, Dep::RequireTask(d) if d.task == to)) {
+        let direct = || self.deps(from).take(prefix);
+        if direct().any(|d| matches!(d, Dep::RequireTask(d) if d.task == to)) {
             return true;
         }
         let bound = self.data(to).order;
         let mut visited = HashSet::new();
-        let mut stack: Vec<TaskId> = direct
-            .iter()
+        let mut stack: Vec<TaskId> = direct()
             .filter_map(|d| match d {
                 Dep::RequireTask(d) if self.data(d.task).order > bound => Some(d.task),
                 _ => None,
             })
             .collect();
         while let Some(id) = stack.pop() {
-            for dep in &self.data(id).deps {
+            for dep in self.deps(id) {
                 if let Dep::RequireTask(d) = dep {
                     if d.task == to {
                         return true;
@@ -631,25 +646,22 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
 
     /// The index of the first dependency of `id` that requires `file`, if any.
     pub(crate) fn first_require_of(&self, id: TaskId, file: FileId) -> Option<usize> {
-        self.data(id)
-            .deps
-            .iter()
+        self.deps(id)
             .position(|d| matches!(d, Dep::RequireFile(d) if d.file == file))
     }
 
     /// Whether `id` provides a file after its first dependency (a require or a provide) on `file`; `true` when it
     /// has none.
     pub(crate) fn provides_after(&self, id: TaskId, file: FileId) -> bool {
-        let deps = &self.data(id).deps;
-        let first = deps
-            .iter()
-            .position(|d| matches!(d, Dep::RequireFile(d) | Dep::ProvideFile(d) if d.file == file));
-        first.is_none_or(|first| deps[first + 1..].iter().any(|d| matches!(d, Dep::ProvideFile(_))))
+        let mut deps = self.deps(id);
+        let first = deps.position(|d| matches!(d, Dep::RequireFile(d) | Dep::ProvideFile(d) if d.file == file));
+        // `position` left `deps` just after the first one.
+        first.is_none() || deps.any(|d| matches!(d, Dep::ProvideFile(_)))
     }
 
     /// Whether `id` provides a file.
     pub(crate) fn provides_any(&self, id: TaskId) -> bool {
-        self.data(id).deps.iter().any(|d| matches!(d, Dep::ProvideFile(_)))
+        self.deps(id).any(|d| matches!(d, Dep::ProvideFile(_)))
     }
 
     fn take_order(&mut self) -> u64 {
@@ -717,7 +729,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         visited.insert(first);
         let mut stack = vec![first];
         while let Some(id) = stack.pop() {
-            for dep in &self.data(id).deps {
+            for dep in self.deps(id) {
                 if let Dep::RequireTask(d) = dep {
                     let order = self.data(d.task).order;
                     if order > lower && visited.insert(d.task) {
@@ -746,7 +758,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
 
     /// The tasks required by `id` through its recorded dependencies.
     pub(crate) fn required_tasks(&self, id: TaskId) -> impl Iterator<Item = TaskId> + '_ {
-        self.data(id).deps.iter().filter_map(|d| match d {
+        self.deps(id).filter_map(|d| match d {
             Dep::RequireTask(d) => Some(d.task),
             _ => None,
         })
@@ -776,17 +788,18 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         let mut task_data = Vec::with_capacity(kept as usize);
         for ((task, mut data), keep) in old_tasks.into_iter().zip(old_data).zip(keep) {
             if !keep {
-                provided_by_removed.extend(data.deps.iter().filter_map(|d| match d {
+                provided_by_removed.extend(data.deps.iter().filter_map(|d| match d.get() {
                     Dep::ProvideFile(d) => Some(d.file),
                     _ => None,
                 }));
                 continue;
             }
-            for dep in &mut data.deps {
+            for slot in &mut data.deps {
+                let mut dep = slot.get();
                 if let Dep::ProvideFile(d) = dep {
                     provided_by_kept[d.file.0 as usize] = true;
                 }
-                match dep {
+                match &mut dep {
                     Dep::RequireTask(d) => {
                         let new = task_map[d.task.index()];
                         assert!(new != u32::MAX, "BUG: a kept task requires a removed task");
@@ -801,6 +814,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
                         d.file = FileId(file_map[old]);
                     }
                 }
+                *slot = dep.into();
             }
             tasks.intern(task);
             task_data.push(data);
@@ -897,7 +911,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
                     "task {index} has an output version that does not match whether it has an output"
                 ));
             }
-            for dep in &data.deps {
+            for dep in data.deps.iter().map(|d| d.get()) {
                 match dep {
                     Dep::RequireTask(d) => {
                         let Some(required) = self.task_data.get(d.task.index()) else {
@@ -984,7 +998,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     /// Recomputes every task's digest of what it required (see `TaskData::requires`) from its dependencies.
     fn rebuild_requires_digests(&mut self) {
         for data in &mut self.task_data {
-            data.requires = data.deps.iter().fold(0, |digest, dep| match dep {
+            data.requires = data.deps.iter().fold(0, |digest, dep| match dep.get() {
                 Dep::RequireTask(d) => requires_digest(digest, d.task),
                 _ => digest,
             });
@@ -1005,7 +1019,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
                 generation: FIRST_GENERATION,
             };
             for dep_index in 0..self.task_data[index].deps.len() {
-                let dep = self.task_data[index].deps[dep_index];
+                let dep = self.task_data[index].deps[dep_index].get();
                 let missing = || format!("task {index} has a dependency on a node that does not exist");
                 match dep {
                     Dep::RequireTask(d) => {
@@ -1177,6 +1191,9 @@ mod tests {
         assert_eq!(std::mem::size_of::<EdgeList>(), 16);
         assert_eq!(std::mem::size_of::<Option<Edge>>(), 8);
         assert_eq!(std::mem::size_of::<FileData>(), 24);
+        // A recorded dependency: packed into 48 bytes, where `Dep` takes 56.
+        assert_eq!(std::mem::size_of::<PackedDep>(), 48);
+        assert_eq!(std::mem::size_of::<Dep>(), 56);
     }
 
     #[test]
