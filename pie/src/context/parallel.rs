@@ -954,7 +954,8 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         each
     }
 
-    /// Runs a fork of `tasks` (opened by a check: see `Fork::check`), starting the workers if it is the outermost.
+    /// Runs a fork of `tasks`, whose ids are `ids` (opened by a check when `check`: see `Fork::check`), starting the
+    /// workers if it is the outermost.
     pub(super) fn fork_or_start(
         &mut self,
         check: bool,
