@@ -333,11 +333,6 @@ mod tests {
         assert!(dep.is_inconsistent(2));
         assert!(!dep.is_inconsistent(1));
     }
-}
-
-#[cfg(test)]
-mod packed_tests {
-    use super::*;
 
     #[test]
     fn a_packed_dependency_unpacks_to_the_same_one() {

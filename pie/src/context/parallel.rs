@@ -10,8 +10,9 @@
 //! serialised too.
 //!
 //! - **Forks.** `require_tasks` with at least two tasks, on a `Pie` with threads to spare, opens a *fork*: one
-//!   *branch* per task (with the task's id, which the opening lane finds or creates for the whole group at once), each making its task consistent without attaching dependencies to the requiring task
-//!   (in top-down and bottom-up builds alike). Idle workers take branches of any fork; the lane that opened the
+//!   *branch* per task (with the task's id, which the opening lane finds or creates for the whole group at once),
+//!   each making its task consistent without attaching dependencies to the requiring task (in top-down and
+//!   bottom-up builds alike). Idle workers take branches of any fork; the lane that opened the
 //!   fork runs its branches too, and when none is left to take it waits for the others to finish. Then it records the
 //!   requiring task's dependencies on the tasks, in argument order, and the outputs are returned in that order.
 //!   Every task is required even when one panics; the first panic in argument order then goes on. A build on one
