@@ -420,7 +420,7 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
 
     /// The dependencies of `id`, in creation order.
     #[inline]
-    fn deps(&self, id: TaskId) -> impl DoubleEndedIterator<Item = Dep> + ExactSizeIterator + '_ {
+    fn deps(&self, id: TaskId) -> impl Iterator<Item = Dep> + '_ {
         self.data(id).deps.iter().map(|d| d.get())
     }
 

@@ -1050,7 +1050,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                     // The slot is free again (the engine is held, so no lane opened a fork in it since).
                     self.lane.held_back.retain(|f| *f != fork);
                     if !self.state.deferred.is_empty() {
-                        self.meet_deferred(number, tasks, check, stamper, &mut results);
+                        self.meet_deferred(number, tasks, ids, check, stamper, &mut results);
                     }
                     return results;
                 }
@@ -1090,6 +1090,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         &mut self,
         number: u32,
         index: u32,
+        id: TaskId,
         task: &T,
         check: bool,
         stamper: OutputStamper,
@@ -1099,7 +1100,6 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             height: self.lane.stack.len(),
             position: Position::new(number, index),
         };
-        let id = self.store.get_or_create_task(task);
         self.in_branch(branch, id, task, check, stamper)
     }
 

@@ -340,7 +340,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    /// When fork `number` (of `tasks`, made consistent as `check` and `stamper` say) joins: the violations deferred to
+    /// When fork `number` (of `tasks`, whose ids are `ids`, made consistent as `check` and `stamper` say) joins: the violations deferred to
     /// tasks of its branches. Each such task fails with its violation (requiring it again in the session meets it), and
     /// so does its branch, as on one thread, where the task meets the violation when it executes and its panic goes up
     /// through the tasks that required it.
@@ -362,6 +362,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         &mut self,
         number: u32,
         tasks: &[T],
+        ids: &[TaskId],
         check: bool,
         stamper: OutputStamper,
         results: &mut [Result<(), (Payload, bool)>],
@@ -430,9 +431,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 self.lane.failures.take(id);
             }
             let again: rustc_hash::FxHashSet<TaskId> = forgotten.into_iter().chain(failed).collect();
-            for (index, task) in tasks.iter().enumerate() {
-                if self.store.find_task(task).is_some_and(|top| again.contains(&top)) {
-                    results[index] = self.redo_branch(number, index as u32, task, check, stamper);
+            for (index, (task, &id)) in tasks.iter().zip(ids).enumerate() {
+                if again.contains(&id) {
+                    results[index] = self.redo_branch(number, index as u32, id, task, check, stamper);
                 }
             }
         }
