@@ -12,9 +12,10 @@
 //! - **Forks.** `require_tasks` with at least two tasks, on a `Pie` with threads to spare, opens a *fork*: one
 //!   *branch* per task (with the task's id, which the opening lane finds or creates for the whole group at once),
 //!   each making its task consistent without attaching dependencies to the requiring task (in top-down and
-//!   bottom-up builds alike). Idle workers take branches of any fork; the lane that opened the
-//!   fork runs its branches too, and when none is left to take it waits for the others to finish. Then it records the
-//!   requiring task's dependencies on the tasks, in argument order, and the outputs are returned in that order.
+//!   bottom-up builds alike). Idle workers take branches of any fork, a contiguous share that shrinks as the
+//!   branches run out (guided self-scheduling, see `Taken`); the lane that opened the fork runs its branches too,
+//!   and when none is left to take it waits for the others to finish. Then it records the requiring task's
+//!   dependencies on the tasks, in argument order, and the outputs are returned in that order.
 //!   Every task is required even when one panics; the first panic in argument order then goes on. A build on one
 //!   thread does the same one task after the other, so verdicts do not depend on the thread count.
 //! - **Verdicts as on one thread.** On one thread a fork's branches run in argument order; in parallel a later branch
@@ -32,9 +33,7 @@
 //!   call. When a top-down check, going through a group in order, meets the first task of it that must execute,
 //!   it makes that task and the rest of the group consistent in a fork, then goes on comparing versions in order:
 //!   on one thread the same tasks are made consistent, by the check or by the requiring task's execution, which
-//!   makes the same call (see `fork_rest_of_group`). The branches of such a fork are handed out a shrinking share
-//!   at a time (guided self-scheduling), since most of them are cheap checks. A group whose tasks are all
-//!   consistent forks nothing: checks hold the engine, so more lanes would only add hand-overs.
+//!   makes the same call (see `fork_rest_of_group`). A group whose tasks are all consistent forks nothing: checks hold the engine, so more lanes would only add hand-overs.
 //! - **Forks held back until work starts.** Likewise, the fork of a `require_tasks` or `Session::require_all` starts
 //!   *held back*: the lane that opened it runs its branches itself, in argument order, as one thread would, until it
 //!   executes a task, waits for another lane, or opens another fork; then the other branches are handed out
@@ -189,10 +188,13 @@ const SPINS: u32 = 200;
 // they point to is registered (its state outlives its registration); everything else in it is `Send`.
 unsafe impl<T: Send> Send for Sched<T> {}
 
-/// Branches taken by a lane to run, one after the other: one branch of a fork that `require_tasks` opened; of a
-/// fork that a check opened, a share of the pending branches that shrinks as they run out (guided
-/// self-scheduling), so that checking a wide group of consistent tasks hands the engine over a few times per lane,
-/// not once per task, and the last branches still spread over the lanes.
+/// Branches taken by a lane to run, one after the other: a share of the fork's pending branches that shrinks as they
+/// run out (guided self-scheduling: the pending branches divided by twice the lanes, at least one). So a lane runs
+/// a contiguous run of a wide fork at a time, and the lanes work on tasks far apart in the store: handed out one at
+/// a time, neighbouring tasks ran on different lanes, whose writes to the same cache lines of the per-task tables
+/// (marks, owners, outputs, dependencies) then moved between the cores at every task (a wide fresh build on two
+/// threads takes 0.87x the time with shares, BENCHMARKS.md). Checking a wide group of consistent tasks hands the
+/// engine over a few times per lane, not once per task; and the last branches still spread over the lanes.
 struct Taken<T> {
     /// The fork's slot.
     fork: usize,
@@ -200,7 +202,7 @@ struct Taken<T> {
     number: u32,
     /// The first branch: index in the fork, the task's id, task.
     first: (usize, TaskId, T),
-    /// The branches after it (none, and no allocation, for a fork that `require_tasks` opened).
+    /// The branches after it, in order (none, and no allocation, for a share of one).
     rest: Vec<(usize, TaskId, T)>,
     stamper: OutputStamper,
     /// See `Fork::check`.
@@ -517,11 +519,7 @@ fn take_branch<T>(
     let f = sched.ready[at];
     let lanes = sched.lanes.len();
     let fork = sched.forks[f].as_mut().expect("BUG: a ready fork is closed");
-    let share = if fork.check {
-        (fork.pending.len() / (2 * lanes)).max(1)
-    } else {
-        1
-    };
+    let share = (fork.pending.len() / (2 * lanes)).max(1);
     let first = fork
         .pending
         .pop_front()
