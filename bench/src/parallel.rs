@@ -6,6 +6,11 @@
 //! - `wide`: `n` readers of one file each, required with one `require_tasks`. Fresh builds with Hash stamps
 //!   (target: 2 threads ≤ 0.65× of 1 thread), and no-op rebuilds with Modified stamps against the stat floor
 //!   (target: 2 threads ≤ 0.75× of the floor).
+//! - `wide hash floor`: the file work of the fresh `wide` Hash build without pie (per input what the build asks of
+//!   the system: open, fstat, a read from offset 0 hashed with blake3, the reader's own reads, close), on one
+//!   thread and on N threads taking contiguous runs of the inputs: how far the file work itself scales on this
+//!   machine (no target). From it, the *bound* of the fresh build's ratio: its N-thread time if pie's own work
+//!   (the 1-thread build's time beyond the 1-thread floor) divided perfectly over the threads.
 //! - `wide roots`: the same readers as roots of the session (`Session::require_all`), no-op rebuilds with Modified
 //!   stamps against the stat floor: the checks of independent roots (no target).
 //! - `cpu bottom-up`: the `cpu` tasks, each reading an input first, required with one `require_tasks`; every input
@@ -16,8 +21,10 @@
 //! - `cpu bottom-up, roots`: the cut-off tasks required as roots of the session (`Session::require_all`), without a
 //!   task that requires them.
 
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use pie::stamp::FileStamper;
@@ -25,7 +32,7 @@ use pie::Pie;
 use serde::Serialize;
 
 use crate::measure::{middle, ms, stat_all, timed};
-use crate::workload::{cpu_work, generate_inputs, set_workspace, BenchTask, Shape, Workload};
+use crate::workload::{cpu_work, digest, generate_inputs, set_workspace, BenchTask, Shape, Workload};
 
 /// Rounds of each alternation.
 const ROUNDS: usize = 5;
@@ -42,6 +49,8 @@ pub struct ParallelRow {
     pub cpu_fresh_n_ms: f64,
     pub wide_hash_fresh_1_ms: f64,
     pub wide_hash_fresh_n_ms: f64,
+    pub wide_hash_floor_1_ms: f64,
+    pub wide_hash_floor_n_ms: f64,
     pub wide_modified_noop_1_ms: f64,
     pub wide_modified_noop_n_ms: f64,
     pub stat_floor_ms: f64,
@@ -91,9 +100,12 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
     let inputs = generate_inputs(&shape)?;
     let hash_root = BenchTask::WideRootAll(wide_n, FileStamper::Hash);
     let (mut hash_1, mut hash_n) = (Vec::new(), Vec::new());
+    let (mut hash_floor_1, mut hash_floor_n) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         hash_1.push(fresh(&hash_root, 1));
         hash_n.push(fresh(&hash_root, threads));
+        hash_floor_1.push(hash_floor(&inputs, 1).1);
+        hash_floor_n.push(hash_floor(&inputs, threads).1);
     }
 
     let modified_root = BenchTask::WideRootAll(wide_n, FileStamper::Modified);
@@ -142,6 +154,8 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         cpu_fresh_n_ms: middle(cpu_n_ms),
         wide_hash_fresh_1_ms: middle(hash_1),
         wide_hash_fresh_n_ms: middle(hash_n),
+        wide_hash_floor_1_ms: middle(hash_floor_1),
+        wide_hash_floor_n_ms: middle(hash_floor_n),
         wide_modified_noop_1_ms: middle(noop_1),
         wide_modified_noop_n_ms: middle(noop_n),
         stat_floor_ms: middle(floor),
@@ -154,6 +168,64 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         cpu_roots_1_ms: middle(roots_1),
         cpu_roots_n_ms: middle(roots_n),
     })
+}
+
+/// The file work of a fresh `wide` Hash build of `inputs` without pie, on `threads` threads (see the module doc):
+/// what `FileStamper::Hash` asks of the system for a required file, then the reader's `digest`. Returns the sum of
+/// [`read_and_hash`] over the inputs, and the time in ms.
+fn hash_floor(inputs: &[PathBuf], threads: usize) -> (u64, f64) {
+    /// Inputs a thread takes at a time.
+    const RUN: usize = 256;
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut buffer = vec![0u8; 64 * 1024];
+        let mut sum = 0u64;
+        loop {
+            let start = next.fetch_add(RUN, Ordering::Relaxed);
+            let Some(run) = inputs.get(start..inputs.len().min(start + RUN)) else {
+                return sum;
+            };
+            for path in run {
+                sum = sum.wrapping_add(read_and_hash(path, &mut buffer));
+            }
+        }
+    };
+    let (sum, elapsed) = timed(|| {
+        if threads == 1 {
+            work()
+        } else {
+            std::thread::scope(|scope| {
+                let spawned: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+                spawned
+                    .into_iter()
+                    .map(|thread| thread.join().expect("a floor thread panicked"))
+                    .fold(0, u64::wrapping_add)
+            })
+        }
+    });
+    (std::hint::black_box(sum), ms(elapsed))
+}
+
+/// One input of [`hash_floor`]: opened, its size asked, its bytes read from offset 0 and hashed, then read again by
+/// the reader's `digest`. 0 when it cannot be read.
+fn read_and_hash(path: &Path, buffer: &mut [u8]) -> u64 {
+    let Ok(file) = File::open(path) else { return 0 };
+    let Ok(len) = file.metadata().map(|m| m.len() as usize) else {
+        return 0;
+    };
+    let size = len.min(buffer.len());
+    let buffer = &mut buffer[..size];
+    #[cfg(unix)]
+    let read = std::os::unix::fs::FileExt::read_at(&file, buffer, 0);
+    #[cfg(not(unix))]
+    let read = {
+        use std::io::{Read, Seek};
+        let mut file = &file;
+        file.read(buffer).and_then(|read| file.rewind().map(|()| read))
+    };
+    let Ok(read) = read else { return 0 };
+    let hash = u64::from(blake3::hash(&buffer[..read]).as_bytes()[0]);
+    hash.wrapping_add(digest(file))
 }
 
 /// Bottom-up builds of `roots` after every input of `changed` changed, on a `Pie` with one thread and one with
@@ -199,6 +271,14 @@ pub fn table(row: &ParallelRow) -> String {
         "  wide {} hash fresh:      1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (target ≤ 0.65 at 2 threads: {})\n",
         row.wide_n, row.wide_hash_fresh_1_ms, row.wide_hash_fresh_n_ms, hash, verdict(hash, 0.65)
     );
+    let floor = row.wide_hash_floor_n_ms / row.wide_hash_floor_1_ms;
+    // pie's own work on one thread (beyond the file work), divided perfectly over the threads.
+    let own = (row.wide_hash_fresh_1_ms - row.wide_hash_floor_1_ms).max(0.0);
+    let bound = (row.wide_hash_floor_n_ms + own / n as f64) / row.wide_hash_fresh_1_ms;
+    out += &format!(
+        "  wide {} hash floor:      1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (the file work alone; bound of the fresh ratio: {:.3})\n",
+        row.wide_n, row.wide_hash_floor_1_ms, row.wide_hash_floor_n_ms, floor, bound
+    );
     out += &format!(
         "  wide {} modified no-op:  1 thread {:8.1} ms, {n} threads {:8.1} ms, stat floor {:.1} ms, {n} threads / floor {:.3} (target ≤ 0.75 at 2 threads: {})\n",
         row.wide_n, row.wide_modified_noop_1_ms, row.wide_modified_noop_n_ms, row.stat_floor_ms, noop, verdict(noop, 0.75)
@@ -224,4 +304,31 @@ pub fn table(row: &ParallelRow) -> String {
         row.cpu_n, row.cpu_roots_1_ms, row.cpu_roots_n_ms, roots
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_floor_reads_every_input_once_whatever_the_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let inputs: Vec<PathBuf> = (0..1000).map(|i| dir.path().join(i.to_string())).collect();
+        for (i, path) in inputs.iter().enumerate() {
+            std::fs::write(path, format!("input {i}\n")).unwrap();
+        }
+        let mut buffer = vec![0u8; 64];
+        let first = read_and_hash(&inputs[0], &mut buffer);
+        let hashed = u64::from(blake3::hash(b"input 0\n").as_bytes()[0]);
+        let expected = hashed.wrapping_add(digest(File::open(&inputs[0]).unwrap()));
+        assert_eq!(first, expected);
+        assert_eq!(read_and_hash(&dir.path().join("missing"), &mut buffer), 0);
+        let each = inputs
+            .iter()
+            .map(|path| read_and_hash(path, &mut buffer))
+            .fold(0, u64::wrapping_add);
+        for threads in [1, 2, 3] {
+            assert_eq!(hash_floor(&inputs, threads).0, each, "{threads} threads");
+        }
+    }
 }

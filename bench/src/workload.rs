@@ -346,7 +346,7 @@ pub fn cpu_work(seed: u32) -> u64 {
 /// An FNV-1a digest of the file's bytes. Not inlined: its buffer would otherwise sit in the stack frame of every
 /// task's `execute`, which recurses once per level of a deep graph.
 #[inline(never)]
-fn digest(mut file: fs::File) -> u64 {
+pub fn digest(mut file: fs::File) -> u64 {
     let mut digest = 0xcbf2_9ce4_8422_2325_u64;
     let mut buffer = [0u8; 256];
     loop {
