@@ -360,7 +360,10 @@ mod tests {
         let file = dir.create("f", "x");
         let folder = dir.create_dir("sub");
         let link = dir.join("link");
+        #[cfg(unix)]
         std::os::unix::fs::symlink(&link, &link).unwrap();
+        #[cfg(windows)]
+        std::os::windows::fs::symlink_file(&link, &link).unwrap();
         dir.remove(&file);
         dir.remove("sub");
         dir.remove("link");

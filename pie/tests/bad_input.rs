@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
+#[cfg(unix)]
+use std::{fs, os::unix::fs::PermissionsExt};
 
 use common::*;
 use dev_util::Dir;
@@ -147,6 +147,7 @@ fn unreadable_dependency_of_a_dependency_reexecutes_the_chain() {
 }
 
 #[test]
+#[cfg(unix)] // permission bits
 fn permission_denied_is_an_io_error_when_not_root() {
     let dir = Dir::new();
     let locked = dir.create_dir("locked");

@@ -263,7 +263,10 @@ fn a_failed_dependency_check_is_explained_with_its_message() {
     build(&mut pie, &task);
     // A symbolic link to itself: stamping it fails ("too many levels of symbolic links"), for root too.
     dir.remove("a.txt");
+    #[cfg(unix)]
     std::os::unix::fs::symlink(&path, &path).unwrap();
+    #[cfg(windows)]
+    std::os::windows::fs::symlink_file(&path, &path).unwrap();
     let reasons = build(&mut pie, &task);
     assert_eq!(reasons.len(), 1, "{reasons:?}");
     match &reasons[0].1 {

@@ -363,6 +363,7 @@ fn odd_file_names_and_times_survive_a_round_trip() {
         .open(&old)
         .and_then(|f| f.set_modified(before_1970))
         .unwrap();
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut jobs = vec![read_job(&old), Job::Read(old.clone(), FileStamper::Hash)];
     #[cfg(unix)]
     {

@@ -10,9 +10,11 @@ mod common;
 
 use std::any::Any;
 use std::fs;
+#[cfg(unix)]
 use std::os::unix::net::UnixListener;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+#[cfg(unix)]
 use std::process::Command;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
@@ -41,6 +43,7 @@ fn within_timeout<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 
 }
 
 /// Makes a named pipe at `path` with the `mkfifo` utility.
+#[cfg(unix)]
 fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().expect("cannot run mkfifo");
     assert!(status.success(), "mkfifo {} failed: {status}", path.display());
@@ -66,6 +69,7 @@ fn assert_none_without_blocking_for_every_stamper(path: &Path) {
 
 /// Requires `path` with the `Hash` stamper in `pie` under a timeout and returns the output and whether the probe
 /// executed.
+#[cfg(unix)]
 fn probe_hash(pie: TestPie, path: &Path) -> (TestPie, TestResult, bool) {
     let probe = TestTask::ProbeFile(path.to_path_buf(), FileStamper::Hash);
     within_timeout(&format!("requiring {} with Hash", path.display()), move || {
@@ -111,6 +115,7 @@ fn hash_stamp_tells_a_file_from_a_directory_whose_entries_its_bytes_spell() {
 }
 
 #[test]
+#[cfg(unix)] // FIFOs
 fn requiring_a_fifo_never_blocks_and_is_none_for_every_stamper() {
     let dir = Dir::new();
     let fifo = dir.join("pipe");
@@ -119,6 +124,7 @@ fn requiring_a_fifo_never_blocks_and_is_none_for_every_stamper() {
 }
 
 #[test]
+#[cfg(unix)] // FIFOs
 fn hash_stamp_tells_a_fifo_from_a_file_and_a_directory() {
     let dir = Dir::new();
     let path = dir.join("thing");
@@ -146,6 +152,7 @@ fn hash_stamp_tells_a_fifo_from_a_file_and_a_directory() {
 }
 
 #[test]
+#[cfg(unix)] // Unix sockets
 fn requiring_a_socket_is_none_for_every_stamper() {
     let dir = Dir::new();
     let path = dir.join("socket");

@@ -507,7 +507,16 @@ pub fn make_unreadable(path: &Path) {
         Err(e) if e.kind() != ErrorKind::NotFound => panic!("cannot remove {}: {e}", path.display()),
         _ => {}
     }
-    std::os::unix::fs::symlink(path, path).expect("cannot create a symbolic link");
+    symlink_to_itself(path);
+}
+
+/// Makes a symbolic link at `path` to itself (on Windows, creating one needs Developer Mode or the privilege).
+pub fn symlink_to_itself(path: &Path) {
+    #[cfg(unix)]
+    let made = std::os::unix::fs::symlink(path, path);
+    #[cfg(windows)]
+    let made = std::os::windows::fs::symlink_file(path, path);
+    made.expect("cannot create a symbolic link");
 }
 
 /// Writes `contents` to `path`, making sure its modification time changes. In a [`dev_util::Dir`], `dir.create` and
