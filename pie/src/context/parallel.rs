@@ -33,7 +33,8 @@
 //!   call. When a top-down check, going through a group in order, meets the first task of it that must execute,
 //!   it makes that task and the rest of the group consistent in a fork, then goes on comparing versions in order:
 //!   on one thread the same tasks are made consistent, by the check or by the requiring task's execution, which
-//!   makes the same call (see `fork_rest_of_group`). A group whose tasks are all consistent forks nothing: checks hold the engine, so more lanes would only add hand-overs.
+//!   makes the same call (see `fork_rest_of_group`). A group whose tasks are all consistent forks nothing: checks
+//!   hold the engine, so more lanes would only add hand-overs.
 //! - **Forks held back until work starts.** Likewise, the fork of a `require_tasks` or `Session::require_all` starts
 //!   *held back*: the lane that opened it runs its branches itself, in argument order, as one thread would, until it
 //!   executes a task, waits for another lane, or opens another fork; then the other branches are handed out
@@ -193,7 +194,7 @@ unsafe impl<T: Send> Send for Sched<T> {}
 /// a contiguous run of a wide fork at a time, and the lanes work on tasks far apart in the store: handed out one at
 /// a time, neighbouring tasks ran on different lanes, whose writes to the same cache lines of the per-task tables
 /// (marks, owners, outputs, dependencies) then moved between the cores at every task (a wide fresh build on two
-/// threads takes 0.87x the time with shares, BENCHMARKS.md). Checking a wide group of consistent tasks hands the
+/// threads takes 0.89x the time with shares, BENCHMARKS.md). Checking a wide group of consistent tasks hands the
 /// engine over a few times per lane, not once per task; and the last branches still spread over the lanes.
 struct Taken<T> {
     /// The fork's slot.
