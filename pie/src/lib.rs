@@ -147,8 +147,9 @@ pub trait Context<T: Task> {
     ///
     /// `Ok(Some(file))` for an existing regular file, open at its start, `Ok(None)` when nothing (or a directory) is
     /// at the path; the dependency is recorded either way. The recorded stamp is taken from the same open as the
-    /// file, so it describes the file the task reads even if the path is replaced meanwhile. An I/O error (say, permission denied) is returned and the dependency is
-    /// recorded as never consistent, so the task executes again in the next session. A path that names no file
+    /// file, so it describes the file the task reads even if the path is replaced meanwhile. An I/O error (say,
+    /// permission denied) is returned and the dependency is recorded as never consistent, so the task executes again
+    /// in the next session. A path that names no file
     /// (the empty path, which cannot be made absolute) is an `InvalidInput` error and records nothing: requiring it
     /// again gives the same error.
     ///

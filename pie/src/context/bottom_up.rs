@@ -510,8 +510,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// A root is needed whatever other tasks do, and the build on one thread brings each of them up to date in
     /// turn, with nothing in between when each is ordered before what executing the roots before it can schedule
     /// (see [`lowest_consequence`](Self::lowest_consequence)); what one's execution changes for another is what
-    /// the other's check meets, waiting for a task in progress on another lane (a task is trusted without a look only when no task in progress is ordered before
-    /// it), as between the branches of `Session::require_all`.
+    /// the other's check meets, waiting for a task in progress on another lane (a task is trusted without a look
+    /// only when no task in progress is ordered before it), as between the branches of `Session::require_all`.
     #[inline(never)]
     fn fork_scheduled_roots(&mut self, id: TaskId) -> bool {
         if !self.lane.failures.is_empty()
@@ -579,7 +579,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// in `members` first.
     fn bring_up_to_date_in_fork(&mut self, members: Vec<TaskId>, stamper: OutputStamper) {
         let tasks: Vec<T> = members.iter().map(|member| self.store.task(*member).clone()).collect();
-        let results = self.fork_or_start(true, &tasks, &members, stamper);
+        let results = self.fork(true, &tasks, &members, stamper);
         let mut escaped = None;
         for ((member, task), result) in members.into_iter().zip(&tasks).zip(results) {
             let failure = match result {

@@ -793,7 +793,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         if self.state.bottom_up.is_none() && tasks.len() >= crate::context::prefetch::MIN_RUN {
             self.prefetch_files_of(ids.iter().copied());
         }
-        let results = self.fork_or_start(false, tasks, &ids, stamper);
+        let results = self.fork(false, tasks, &ids, stamper);
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
         let mut each = Vec::with_capacity(tasks.len());
@@ -902,7 +902,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         self.tracker
             .check_dependency_end(&Dependency::RequireTask(view), Ok(None));
         self.lane.stack[top - 1].resume = false;
-        let mut results = self.fork_or_start(true, &tasks, &ids, first.stamper).into_iter();
+        let mut results = self.fork(true, &tasks, &ids, first.stamper).into_iter();
         // The tasks before this one are consistent: the check got here.
         let mut consistent = true;
         for (dep, forked) in members {
@@ -954,24 +954,8 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         each
     }
 
-    /// Runs a fork of `tasks`, whose ids are `ids` (opened by a check when `check`: see `Fork::check`), starting the
-    /// workers if it is the outermost.
-    pub(super) fn fork_or_start(
-        &mut self,
-        check: bool,
-        tasks: &[T],
-        ids: &[TaskId],
-        stamper: OutputStamper,
-    ) -> Vec<Result<(), (Payload, bool)>> {
-        debug_assert_eq!(tasks.len(), ids.len(), "BUG: an id per task of a fork");
-        if self.par.is_some() {
-            self.fork(check, tasks, ids, stamper)
-        } else {
-            self.fork_with_workers(check, tasks, ids, stamper)
-        }
-    }
-
-    /// The outermost fork of a build: starts the workers, runs the fork, and stops them.
+    /// The outermost fork of a build: starts the workers, runs the fork (`fork`, now inside a parallel build), and
+    /// stops them.
     fn fork_with_workers(
         &mut self,
         check: bool,
@@ -1020,15 +1004,20 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         result.unwrap_or_else(|payload| panic::resume_unwind(payload))
     }
 
-    /// Opens a fork of `tasks` and runs its branches (and those of forks opened below it) until all are finished.
-    fn fork(
+    /// Opens a fork of `tasks`, whose ids are `ids` (opened by a check when `check`: see `Fork::check`), and runs its
+    /// branches (and those of forks opened below it) until all are finished; the outermost fork of a build starts
+    /// the workers first (`fork_with_workers`). Returns how each branch ended, in the order of `tasks`.
+    pub(super) fn fork(
         &mut self,
         check: bool,
         tasks: &[T],
         ids: &[TaskId],
         stamper: OutputStamper,
     ) -> Vec<Result<(), (Payload, bool)>> {
-        let par = self.parallel().expect("BUG: fork outside a parallel build");
+        debug_assert_eq!(tasks.len(), ids.len(), "BUG: an id per task of a fork");
+        let Some(par) = self.parallel() else {
+            return self.fork_with_workers(check, tasks, ids, stamper);
+        };
         self.let_go_held_back();
         let branch = self.lane.branches.last().copied();
         let number = self.state.lineage.len() as u32;

@@ -340,10 +340,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    /// When fork `number` (of `tasks`, whose ids are `ids`, made consistent as `check` and `stamper` say) joins: the violations deferred to
-    /// tasks of its branches. Each such task fails with its violation (requiring it again in the session meets it), and
-    /// so does its branch, as on one thread, where the task meets the violation when it executes and its panic goes up
-    /// through the tasks that required it.
+    /// When fork `number` (of `tasks`, whose ids are `ids`, made consistent as `check` and `stamper` say) joins: the
+    /// violations deferred to tasks of its branches. Each such task fails with its violation (requiring it again in
+    /// the session meets it), and so does its branch, as on one thread, where the task meets the violation when it
+    /// executes and its panic goes up through the tasks that required it.
     ///
     /// The build went on meanwhile as one thread would not have: the task may have entered tasks past the point where
     /// it meets the violation on one thread, and tasks saw those tasks' outputs and the task's output instead of its
