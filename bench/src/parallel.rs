@@ -10,7 +10,9 @@
 //!   the system: open, fstat, a read from offset 0 hashed with blake3, the reader's own reads, close), on one
 //!   thread and on N threads taking contiguous runs of the inputs: how far the file work itself scales on this
 //!   machine (no target). From it, the *bound* of the fresh build's ratio: its N-thread time if pie's own work
-//!   (the 1-thread build's time beyond the 1-thread floor) divided perfectly over the threads.
+//!   (the 1-thread build's time beyond the 1-thread floor and the root's own code) divided perfectly over the
+//!   threads. The root's own code (making the list of its readers, before its `require_tasks`) runs on one thread
+//!   whatever the threads, so no engine divides it.
 //! - `wide roots`: the same readers as roots of the session (`Session::require_all`), no-op rebuilds with Modified
 //!   stamps against the stat floor: the checks of independent roots (no target).
 //! - `cpu bottom-up`: the `cpu` tasks, each reading an input first, required with one `require_tasks`; every input
@@ -32,7 +34,7 @@ use pie::Pie;
 use serde::Serialize;
 
 use crate::measure::{middle, ms, stat_all, timed};
-use crate::workload::{cpu_work, digest, generate_inputs, set_workspace, BenchTask, Shape, Workload};
+use crate::workload::{cpu_work, digest, generate_inputs, set_workspace, wide_readers, BenchTask, Shape, Workload};
 
 /// Rounds of each alternation.
 const ROUNDS: usize = 5;
@@ -51,6 +53,8 @@ pub struct ParallelRow {
     pub wide_hash_fresh_n_ms: f64,
     pub wide_hash_floor_1_ms: f64,
     pub wide_hash_floor_n_ms: f64,
+    /// The root's own code in the fresh `wide` build: making the list of its readers (and dropping it).
+    pub wide_root_code_ms: f64,
     pub wide_modified_noop_1_ms: f64,
     pub wide_modified_noop_n_ms: f64,
     pub stat_floor_ms: f64,
@@ -100,12 +104,16 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
     let inputs = generate_inputs(&shape)?;
     let hash_root = BenchTask::WideRootAll(wide_n, FileStamper::Hash);
     let (mut hash_1, mut hash_n) = (Vec::new(), Vec::new());
-    let (mut hash_floor_1, mut hash_floor_n) = (Vec::new(), Vec::new());
+    let (mut hash_floor_1, mut hash_floor_n, mut root_code) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         hash_1.push(fresh(&hash_root, 1));
         hash_n.push(fresh(&hash_root, threads));
         hash_floor_1.push(hash_floor(&inputs, 1).1);
         hash_floor_n.push(hash_floor(&inputs, threads).1);
+        root_code.push(ms(timed(|| {
+            drop(std::hint::black_box(wide_readers(wide_n, FileStamper::Hash)))
+        })
+        .1));
     }
 
     let modified_root = BenchTask::WideRootAll(wide_n, FileStamper::Modified);
@@ -156,6 +164,7 @@ pub fn run(threads: usize, cpu_n: u32, wide_n: u32, dir: &Path) -> io::Result<Pa
         wide_hash_fresh_n_ms: middle(hash_n),
         wide_hash_floor_1_ms: middle(hash_floor_1),
         wide_hash_floor_n_ms: middle(hash_floor_n),
+        wide_root_code_ms: middle(root_code),
         wide_modified_noop_1_ms: middle(noop_1),
         wide_modified_noop_n_ms: middle(noop_n),
         stat_floor_ms: middle(floor),
@@ -251,6 +260,26 @@ fn bottom_up(roots: &[BenchTask], changed: &[PathBuf], threads: usize) -> io::Re
     Ok((times_1, times_n))
 }
 
+/// The bound of the fresh `wide` Hash build's ratio (see the module doc): the N-thread file work, plus the root's
+/// own code on one thread, plus the rest of the 1-thread build's time (pie's own work) divided perfectly over the
+/// threads; as a ratio to the 1-thread build.
+fn fresh_bound(row: &ParallelRow) -> f64 {
+    bound(
+        row.wide_hash_fresh_1_ms,
+        row.wide_hash_floor_1_ms,
+        row.wide_hash_floor_n_ms,
+        row.wide_root_code_ms,
+        row.threads,
+    )
+}
+
+/// [`fresh_bound`] of a build taking `fresh_1` ms on one thread, whose file work takes `floor_1` ms on one thread
+/// and `floor_n` on `threads`, and whose serial code takes `serial` ms.
+fn bound(fresh_1: f64, floor_1: f64, floor_n: f64, serial: f64, threads: usize) -> f64 {
+    let own = (fresh_1 - floor_1 - serial).max(0.0);
+    (floor_n + serial + own / threads as f64) / fresh_1
+}
+
 /// The figures as a table, with the targets of 2 threads.
 pub fn table(row: &ParallelRow) -> String {
     let n = row.threads;
@@ -272,12 +301,10 @@ pub fn table(row: &ParallelRow) -> String {
         row.wide_n, row.wide_hash_fresh_1_ms, row.wide_hash_fresh_n_ms, hash, verdict(hash, 0.65)
     );
     let floor = row.wide_hash_floor_n_ms / row.wide_hash_floor_1_ms;
-    // pie's own work on one thread (beyond the file work), divided perfectly over the threads.
-    let own = (row.wide_hash_fresh_1_ms - row.wide_hash_floor_1_ms).max(0.0);
-    let bound = (row.wide_hash_floor_n_ms + own / n as f64) / row.wide_hash_fresh_1_ms;
+    let bound = fresh_bound(row);
     out += &format!(
-        "  wide {} hash floor:      1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (the file work alone; bound of the fresh ratio: {:.3})\n",
-        row.wide_n, row.wide_hash_floor_1_ms, row.wide_hash_floor_n_ms, floor, bound
+        "  wide {} hash floor:      1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (the file work alone; root's own code {:.1} ms; bound of the fresh ratio: {:.3})\n",
+        row.wide_n, row.wide_hash_floor_1_ms, row.wide_hash_floor_n_ms, floor, row.wide_root_code_ms, bound
     );
     out += &format!(
         "  wide {} modified no-op:  1 thread {:8.1} ms, {n} threads {:8.1} ms, stat floor {:.1} ms, {n} threads / floor {:.3} (target ≤ 0.75 at 2 threads: {})\n",
@@ -309,6 +336,18 @@ pub fn table(row: &ParallelRow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bound_divides_only_pies_own_work_over_the_threads() {
+        // 300 ms on one thread: 200 of file work (120 on two threads), 30 of the root's own code, 70 of pie's.
+        let two = bound(300.0, 200.0, 120.0, 30.0, 2);
+        assert!((two - (120.0 + 30.0 + 35.0) / 300.0).abs() < 1e-12, "{two}");
+        // More threads divide pie's work further, never the serial code.
+        assert!(bound(300.0, 200.0, 120.0, 30.0, 4) < two);
+        assert!(bound(300.0, 200.0, 120.0, 60.0, 2) > two);
+        // A build faster than its floors (a noisy run) still gets a bound: the file work alone.
+        assert!((bound(100.0, 200.0, 120.0, 0.0, 2) - 1.2).abs() < 1e-12);
+    }
 
     #[test]
     fn the_hash_floor_reads_every_input_once_whatever_the_threads() {

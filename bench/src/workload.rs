@@ -316,11 +316,16 @@ impl Task for BenchTask {
                 context.require_tasks(&tasks).into_iter().fold(0u64, u64::wrapping_add)
             }
             BenchTask::WideRootAll(n, stamper) => {
-                let tasks: Vec<BenchTask> = (0..*n).map(|i| BenchTask::Read(input_path(i), *stamper)).collect();
+                let tasks = wide_readers(*n, *stamper);
                 context.require_tasks(&tasks).into_iter().fold(0u64, u64::wrapping_add)
             }
         }
     }
+}
+
+/// The readers that `BenchTask::WideRootAll(n, stamper)` requires: its own code before its `require_tasks`.
+pub fn wide_readers(n: u32, stamper: FileStamper) -> Vec<BenchTask> {
+    (0..n).map(|i| BenchTask::Read(input_path(i), stamper)).collect()
 }
 
 /// The work of `BenchTask::CpuRead(i)`: reads input `i` (Hash stamps), then does a `Cpu` task's work seeded with it.
