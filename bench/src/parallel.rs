@@ -260,21 +260,10 @@ fn bottom_up(roots: &[BenchTask], changed: &[PathBuf], threads: usize) -> io::Re
     Ok((times_1, times_n))
 }
 
-/// The bound of the fresh `wide` Hash build's ratio (see the module doc): the N-thread file work, plus the root's
-/// own code on one thread, plus the rest of the 1-thread build's time (pie's own work) divided perfectly over the
-/// threads; as a ratio to the 1-thread build.
-fn fresh_bound(row: &ParallelRow) -> f64 {
-    bound(
-        row.wide_hash_fresh_1_ms,
-        row.wide_hash_floor_1_ms,
-        row.wide_hash_floor_n_ms,
-        row.wide_root_code_ms,
-        row.threads,
-    )
-}
-
-/// [`fresh_bound`] of a build taking `fresh_1` ms on one thread, whose file work takes `floor_1` ms on one thread
-/// and `floor_n` on `threads`, and whose serial code takes `serial` ms.
+/// The bound of the fresh `wide` Hash build's ratio (see the module doc) for a build taking `fresh_1` ms on one
+/// thread, whose file work takes `floor_1` ms on one thread and `floor_n` on `threads`, and whose serial code takes
+/// `serial` ms: the file work on `threads`, plus the serial code, plus the rest of the one-thread time (pie's own
+/// work) divided perfectly over the threads; as a ratio to `fresh_1`.
 fn bound(fresh_1: f64, floor_1: f64, floor_n: f64, serial: f64, threads: usize) -> f64 {
     let own = (fresh_1 - floor_1 - serial).max(0.0);
     (floor_n + serial + own / threads as f64) / fresh_1
@@ -301,7 +290,13 @@ pub fn table(row: &ParallelRow) -> String {
         row.wide_n, row.wide_hash_fresh_1_ms, row.wide_hash_fresh_n_ms, hash, verdict(hash, 0.65)
     );
     let floor = row.wide_hash_floor_n_ms / row.wide_hash_floor_1_ms;
-    let bound = fresh_bound(row);
+    let bound = bound(
+        row.wide_hash_fresh_1_ms,
+        row.wide_hash_floor_1_ms,
+        row.wide_hash_floor_n_ms,
+        row.wide_root_code_ms,
+        n,
+    );
     out += &format!(
         "  wide {} hash floor:      1 thread {:8.1} ms, {n} threads {:8.1} ms, ratio {:.3} (the file work alone; root's own code {:.1} ms; bound of the fresh ratio: {:.3})\n",
         row.wide_n, row.wide_hash_floor_1_ms, row.wide_hash_floor_n_ms, floor, row.wide_root_code_ms, bound

@@ -775,19 +775,19 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         known: Option<&[TaskId]>,
         stamper: OutputStamper,
     ) -> Vec<Result<T::Output, (Payload, bool)>> {
-        // A kept failure (see `LaneState::failures`) is this lane's: its task is required here, not in a branch.
-        let kept = !self.lane.failures.is_empty()
-            && tasks.iter().enumerate().any(|(index, task)| {
-                let id = known.map_or_else(|| self.store.get_or_create_task(task), |ids| ids[index]);
-                self.lane.failures.contains(id)
-            });
-        if tasks.len() < 2 || self.threads < 2 || kept {
-            return self.require_one_by_one(tasks, known, stamper);
-        }
+        // The ids first, for the whole group at once, on one lane as in a fork: new tasks grow the tables once, not a
+        // doubling at a time, and the interner's tables stay in the cache, away from the tasks' executions (a wide
+        // fresh build on one thread takes 0.94x the time of interning each task just before requiring it,
+        // BENCHMARKS.md).
         let ids: std::borrow::Cow<'_, [TaskId]> = match known {
             Some(ids) => ids.into(),
             None => self.store.get_or_create_tasks(tasks).into(),
         };
+        // A kept failure (see `LaneState::failures`) is this lane's: its task is required here, not in a branch.
+        let kept = !self.lane.failures.is_empty() && ids.iter().any(|id| self.lane.failures.contains(*id));
+        if tasks.len() < 2 || self.threads < 2 || kept {
+            return self.require_one_by_one(tasks, &ids, stamper);
+        }
         // Held back: this lane runs the branches in order, as one thread would, until it executes a task (see
         // `Fork::held_back`); the files the tasks read are stamped ahead meanwhile.
         if self.state.bottom_up.is_none() && tasks.len() >= crate::context::prefetch::MIN_RUN {
@@ -922,25 +922,13 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         true
     }
 
-    /// [`require_group_each`](Self::require_group_each) on this lane alone.
+    /// [`require_group_each`](Self::require_group_each) on this lane alone; `ids` are the ids of `tasks`, in order.
     fn require_one_by_one(
         &mut self,
         tasks: &[T],
-        known: Option<&[TaskId]>,
+        ids: &[TaskId],
         stamper: OutputStamper,
     ) -> Vec<Result<T::Output, (Payload, bool)>> {
-        // The ids first, for the whole group at once, as a fork finds them: new tasks grow the tables once, not a
-        // doubling at a time, and the interner's tables stay in the cache, away from the tasks' executions (a wide
-        // fresh build on one thread takes 0.94x the time of interning each task just before requiring it,
-        // BENCHMARKS.md).
-        let found;
-        let ids = match known {
-            Some(ids) => ids,
-            None => {
-                found = self.store.get_or_create_tasks(tasks);
-                &found[..]
-            }
-        };
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
         let each: Vec<_> = tasks
