@@ -145,7 +145,7 @@ struct Fork<T> {
     pending: VecDeque<(usize, TaskId, T)>,
     /// Lanes running a branch of this fork.
     running: Vec<usize>,
-    /// Branches not finished yet.
+    /// Branches not finished yet, or finished in a share whose lane has not reported it yet (see `Parallel::finish`).
     remaining: usize,
     /// How each branch ended: a panic, with whether it was a soundness violation.
     results: Vec<Option<Result<(), (Payload, bool)>>>,
@@ -413,17 +413,17 @@ impl<T> Parallel<T> {
         JoinStep::Wait
     }
 
-    /// Records how branch `index` of fork `fork`, run by `lane`, ended; `last`: the last of the branches the lane
-    /// took (it then no longer runs any of the fork's).
-    fn finish(&self, fork: usize, index: usize, lane: usize, result: Result<(), (Payload, bool)>, last: bool) {
+    /// Records how the branches of a share of fork `fork` that `lane` ran ended (by index in the fork), once it ran
+    /// them all: the lane then no longer runs any of the fork's. One lock for the share, not one per branch: the
+    /// results are read only when the fork joins, which waits for the whole share anyway.
+    fn finish(&self, fork: usize, lane: usize, results: impl Iterator<Item = (usize, Result<(), (Payload, bool)>)>) {
         let mut sched = self.lock();
         let open = sched.forks[fork]
             .as_mut()
             .expect("BUG: finishing a branch of a closed fork");
-        open.results[index] = Some(result);
-        open.remaining -= 1;
-        if !last {
-            return;
+        for (index, result) in results {
+            open.results[index] = Some(result);
+            open.remaining -= 1;
         }
         if let Some(at) = open.running.iter().position(|l| *l == lane) {
             open.running.swap_remove(at);
@@ -1047,11 +1047,17 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
 
     /// Runs taken branches on this lane, one after the other, recording how each ended.
     fn run_branches(&mut self, par: &Parallel<T>, taken: &Taken<T>) {
-        let count = 1 + taken.rest.len();
-        for (k, (index, id, task)) in std::iter::once(&taken.first).chain(&taken.rest).enumerate() {
-            let result = self.run_branch(taken, *index, *id, task);
-            par.finish(taken.fork, *index, self.lane_index, result, k + 1 == count);
+        let first = self.run_branch(taken, taken.first.0, taken.first.1, &taken.first.2);
+        if taken.rest.is_empty() {
+            par.finish(taken.fork, self.lane_index, std::iter::once((taken.first.0, first)));
+            return;
         }
+        let mut results = Vec::with_capacity(1 + taken.rest.len());
+        results.push((taken.first.0, first));
+        for (index, id, task) in &taken.rest {
+            results.push((*index, self.run_branch(taken, *index, *id, task)));
+        }
+        par.finish(taken.fork, self.lane_index, results.into_iter());
     }
 
     /// Runs branch `index` of the taken ones on this lane: makes its task consistent without attaching it to the
