@@ -228,10 +228,10 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             index,
             file,
             stamp,
-            path: path.to_path_buf(),
             stamper,
             provided: false,
         });
+        self.set_pending_path(path);
         result
     }
 
@@ -281,16 +281,23 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             index,
             file,
             stamp: stamp.as_ref().ok().copied(),
-            path: path.to_path_buf(),
             stamper,
             provided: true,
         });
+        self.set_pending_path(path);
         stamp.map(drop).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot stamp provided file '{}': {e}", path.display()),
             )
         })
+    }
+
+    /// Keeps `path` as the path of the lane's pending stamp, in the lane's buffer.
+    fn set_pending_path(&mut self, path: &Path) {
+        let buffer = self.lane.pending_path.as_mut_os_string();
+        buffer.clear();
+        buffer.push(path.as_os_str());
     }
 
     /// Fills in the stamp of the file dependency that this lane recorded without one, if any, and tells the
@@ -300,7 +307,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             self.store
                 .set_file_stamp(pending.task, pending.index, pending.file, pending.stamp);
             if let Some(stamp) = pending.stamp {
-                let dependency = FileDependency::new(&pending.path, pending.stamper, stamp);
+                let dependency = FileDependency::new(&self.lane.pending_path, pending.stamper, stamp);
                 if pending.provided {
                     self.tracker.provide_file_end(&dependency);
                 } else {

@@ -37,8 +37,6 @@ pub(crate) struct PendingStamp {
     pub(crate) index: usize,
     pub(crate) file: crate::ids::FileId,
     pub(crate) stamp: Option<crate::stamp::FileStamp>,
-    /// The path as the task gave it, for the tracker.
-    pub(crate) path: std::path::PathBuf,
     pub(crate) stamper: crate::stamp::FileStamper,
     pub(crate) provided: bool,
 }
@@ -62,6 +60,9 @@ pub(crate) struct LaneState {
     /// A file dependency recorded in a parallel build without its stamp, which was taken without holding the
     /// engine; filled in when the lane next takes it (see `TopDownContext::apply_pending_stamp`).
     pub(crate) pending_stamp: Option<PendingStamp>,
+    /// The path of the pending stamp's file as the task gave it, for the tracker: a buffer kept for the lane's next
+    /// pending stamp, so that recording one allocates nothing once it is large enough.
+    pub(crate) pending_path: std::path::PathBuf,
     /// The run of task dependencies (task, end index) whose required tasks' files were last considered for
     /// prefetching (see `crate::context::prefetch`).
     pub(crate) prefetched_run: Option<(TaskId, usize)>,
