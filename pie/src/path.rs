@@ -26,6 +26,17 @@ impl<'a> NormalPath<'a> {
         Ok(Self(Cow::Owned(normalize_absolute(&std::path::absolute(path)?))))
     }
 
+    /// A path that [`NormalPath::new`] made earlier (kept as a plain `Path` meanwhile).
+    pub(crate) fn again(path: &'a Path) -> Self {
+        debug_assert!(path.is_absolute(), "not normalised: {}", path.display());
+        Self(Cow::Borrowed(path))
+    }
+
+    /// Whether the normalised path is the given one (no copy was needed).
+    pub(crate) fn is_borrowed(&self) -> bool {
+        matches!(self.0, Cow::Borrowed(_))
+    }
+
     pub(crate) fn as_path(&self) -> &Path {
         &self.0
     }

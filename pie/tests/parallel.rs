@@ -701,6 +701,51 @@ fn a_later_branch_that_reads_before_an_earlier_one_writes_meets_the_hidden_depen
     }
 }
 
+/// The other order: an earlier branch reads a file before a later branch writes and provides it, and ends only
+/// after the write. On one thread the reader reads first, and the writer meets the violation when it provides the
+/// file. In a build in which no file has a provider, a read in parallel is checked at the reading lane's next step
+/// in the engine (here the end of the reader's execution), which comes after the provide: the violation is still the
+/// writer's, in both sessions.
+#[test]
+fn an_earlier_branch_that_reads_before_a_later_one_writes_leaves_the_hidden_dependency_to_the_writer() {
+    quiet_panics();
+    let dir = Dir::new();
+    for threads in [1, 2, 4] {
+        for _ in 0..10 {
+            let (path, meeting) = path_and_meeting(&dir, "read-early");
+            let written = unique("read-early-written");
+            let reader = alone(
+                &[
+                    Step::Read(path.clone()),
+                    Step::Meet(meeting.clone()),
+                    Step::Meet(written.clone()),
+                ],
+                threads,
+            );
+            let writer = alone(
+                &[
+                    Step::Meet(meeting),
+                    Step::Write(path.clone(), "text".into()),
+                    Step::Meet(written),
+                ],
+                threads,
+            );
+            let root = Par::All(vec![reader, writer]);
+            for message in two_verdicts(threads, &root) {
+                assert_message(&message, HIDDEN, &[]);
+                let provides = message
+                    .find("provides file")
+                    .unwrap_or_else(|| panic!("{threads} threads: the writer meets it, as on one thread: {message}"));
+                assert!(
+                    message[..provides].contains("Write("),
+                    "{threads} threads: the writer meets it, as on one thread: {message}"
+                );
+            }
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
 #[test]
 fn a_later_branch_that_writes_before_an_earlier_one_meets_the_overlap_as_on_one_thread() {
     quiet_panics();

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::context::marks::Mark;
 use crate::context::remote::Replayed;
-use crate::context::state::{Payload, PendingStamp};
+use crate::context::state::{Payload, PendingRead, PendingStamp};
 use crate::context::top_down::TopDownContext;
 use crate::dependency::{FileDep, FileDependency, TaskDependency};
 use crate::ids::{FileId, TaskId};
@@ -191,6 +191,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let current = self.current("provide_file");
         self.meet_own_deferred();
         let file = self.file_node(path)?;
+        if let Some(par) = self.parallel() {
+            par.stop_reading_late();
+        }
         self.check_provide(current, file);
         let stamp = stamper.stamp(self.store.file_path(file));
         self.store.add_provide_file(
@@ -217,10 +220,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// `require_file` from a task's own code in a parallel build: the soundness check and the record of the
     /// dependency (without a stamp yet) in one step holding the engine; stamping (hashing, maybe) and opening the
     /// file without it, so that other lanes go on meanwhile; the stamp is filled in the next time this lane takes
-    /// the engine, which is before the execution ends (see [`apply_pending_stamp`](Self::apply_pending_stamp)).
+    /// the engine, which is before the execution ends (see [`apply_pending`](Self::apply_pending)).
     /// Until then the recorded stamp reads as failed, which is never consistent, and nobody checks the dependencies
     /// of a task while it executes.
     fn require_file_outside_engine(&mut self, path: &Path, stamper: FileStamper) -> io::Result<Option<File>> {
+        if let Some(result) = self.read_late(path, stamper) {
+            return result;
+        }
         let (current, file, index, normal) = self.record_unstamped(path, stamper, false)?;
         let (stamp, result) = stamp_and_open(stamper, normal.as_path(), path);
         self.lane.pending_stamp = Some(PendingStamp {
@@ -233,6 +239,40 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         });
         self.set_pending_path(path);
         result
+    }
+
+    /// `require_file` from a task's own code in a parallel build while no file has a provider (see
+    /// `Parallel::reads_late`): stamps and opens the file without taking the engine at all, and leaves the check and
+    /// the record of the dependency to the lane's next engine take, which comes before the task's next step in the
+    /// engine and before its execution ends (see [`apply_pending_read`](Self::apply_pending_read)). Until then the
+    /// task only runs its own code, so the read is recorded in its place among the task's dependencies. `None` when
+    /// the read must take the engine now: a provide may have been checked, the lane has a stamp or read pending
+    /// already, the lane runs no branch of a fork, or the path cannot be normalised (its error comes after the checks).
+    #[inline]
+    fn read_late(&mut self, path: &Path, stamper: FileStamper) -> Option<io::Result<Option<File>>> {
+        if self.lane.pending_stamp.is_some() || self.lane.pending_read.is_some() || self.lane.branches.is_empty() {
+            return None;
+        }
+        let task = self.lane.current?;
+        if !self.parallel()?.reads_late() {
+            return None;
+        }
+        let normal = NormalPath::new(path).ok()?;
+        let (stamp, result) = stamp_and_open(stamper, normal.as_path(), path);
+        let normalised = !normal.is_borrowed();
+        if normalised {
+            let buffer = self.lane.pending_normal.as_mut_os_string();
+            buffer.clear();
+            buffer.push(normal.as_path().as_os_str());
+        }
+        self.set_pending_path(path);
+        self.lane.pending_read = Some(PendingRead {
+            task,
+            stamper,
+            stamp,
+            normalised,
+        });
+        Some(result)
     }
 
     /// Holding the engine: the soundness checks of the executing task requiring (or, with `provided`, providing)
@@ -257,6 +297,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                 stamp: None,
             };
             let index = if provided {
+                if let Some(par) = this.parallel() {
+                    par.stop_reading_late();
+                }
                 this.check_provide(current, file);
                 let index = this.store.dep_count(current);
                 this.store.add_provide_file(current, dep);
@@ -300,9 +343,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         buffer.push(path.as_os_str());
     }
 
-    /// Fills in the stamp of the file dependency that this lane recorded without one, if any, and tells the
-    /// tracker. Called whenever the lane takes the engine in a parallel build.
-    pub(super) fn apply_pending_stamp(&mut self) {
+    /// Checks and records the read this lane left pending (see [`read_late`](Self::read_late)), or fills in the stamp
+    /// of the file dependency that it recorded without one, if any, and tells the tracker. Called whenever the lane
+    /// takes the engine in a parallel build.
+    #[inline]
+    pub(super) fn apply_pending(&mut self) {
+        if self.lane.pending_read.is_some() {
+            self.apply_pending_read();
+        }
         if let Some(pending) = self.lane.pending_stamp.take() {
             self.store
                 .set_file_stamp(pending.task, pending.index, pending.file, pending.stamp);
@@ -314,6 +362,42 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
                     self.tracker.require_file_end(&dependency);
                 }
             }
+        }
+    }
+
+    /// Checks and records the read this lane left pending (see [`read_late`](Self::read_late)). When the file has a
+    /// provider now, it provided the file after the read, and the violation, if any, is deferred to whichever task
+    /// comes later on one thread (see `check_late_require`): this does not panic. A task to which a violation was
+    /// deferred meanwhile fails with it, and on one thread never got this far: the read is dropped.
+    #[inline(never)]
+    fn apply_pending_read(&mut self) {
+        let Some(read) = self.lane.pending_read.take() else {
+            return;
+        };
+        if !self.state.deferred.is_empty() && self.is_deferred(read.task) {
+            return;
+        }
+        let file = {
+            let lane = &*self.lane;
+            let normal = if read.normalised {
+                &lane.pending_normal
+            } else {
+                &lane.pending_path
+            };
+            self.store.get_or_create_file(NormalPath::again(normal))
+        };
+        self.check_late_require(read.task, file);
+        self.store.add_require_file(
+            read.task,
+            FileDep {
+                file,
+                stamper: read.stamper,
+                stamp: read.stamp,
+            },
+        );
+        if let Some(stamp) = read.stamp {
+            self.tracker
+                .require_file_end(&FileDependency::new(&self.lane.pending_path, read.stamper, stamp));
         }
     }
 

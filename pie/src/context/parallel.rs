@@ -9,6 +9,14 @@
 //! file are one step, as are a hidden-dependency check and the record of the read. Tracker calls are therefore
 //! serialised too.
 //!
+//! - **Reads recorded late.** While no file has a provider (in a top-down build of a store in which no task provides
+//!   a file), a task's `require_file` in a branch does not take the engine: it stamps and opens the file, and the
+//!   lane checks and records the read when it next takes the engine, for the task's next step or its end
+//!   (`TopDownContext::read_late`, `apply_pending_read`). That halves how often a lane takes the engine for a task
+//!   that reads one file. The first provide of the build turns this off before it is checked
+//!   (`Parallel::reads_late`); a provider that the late check then finds provided the file after the read, without
+//!   seeing it, and the late check gives the violation that the provider's check would have given, deferred to the
+//!   task that comes later on one thread (`check_late_require`, see below), so verdicts stay those of one thread.
 //! - **Forks.** `require_tasks` with at least two tasks, on a `Pie` with threads to spare, opens a *fork*: one
 //!   *branch* per task (with the task's id, which the opening lane finds or creates for the whole group at once),
 //!   each making its task consistent without attaching dependencies to the requiring task (in top-down and
@@ -68,7 +76,9 @@
 //! its CPU work does not scale with the threads, its I/O does. In bottom-up builds, the `require_tasks` of
 //! executing tasks fork as in top-down ones, and the build's own loop forks the scheduled tasks of one group, or
 //! scheduled roots (see `crate::context::bottom_up`); other scheduled tasks that the loop takes from its queue run one
-//! after the other.
+//! after the other. Reads are recorded late only while no file has a provider, and only one per engine take (a
+//! second read in a row takes the engine, and records the first): in a store where some task provides a file, and
+//! in bottom-up builds, each read takes the engine.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -180,6 +190,10 @@ pub(crate) struct Parallel<T> {
     generation: AtomicU64,
     /// Threads asleep on `wake`, or about to be.
     sleepers: AtomicUsize,
+    /// Whether a `require_file` of a task's code may be recorded (checked and added to the graph) at the lane's next
+    /// engine take instead of at once (see `TopDownContext::require_file_outside_engine`): while no file has a
+    /// provider in a top-down build. Cleared, for the rest of the parallel build, before a provide is checked.
+    reads_late: AtomicBool,
 }
 
 /// How often taking the engine is tried before sleeping.
@@ -221,7 +235,8 @@ enum JoinStep<T> {
 }
 
 impl<T> Parallel<T> {
-    fn new(lanes: usize) -> Self {
+    /// `reads_late`: whether no file has a provider, in a top-down build (see `Parallel::reads_late`).
+    fn new(lanes: usize, reads_late: bool) -> Self {
         Self {
             sched: Mutex::new(Sched {
                 shutdown: false,
@@ -239,6 +254,20 @@ impl<T> Parallel<T> {
             held: AtomicBool::new(true),
             generation: AtomicU64::new(0),
             sleepers: AtomicUsize::new(0),
+            reads_late: AtomicBool::new(reads_late),
+        }
+    }
+
+    /// Whether a read may be recorded at the lane's next engine take (see `Parallel::reads_late`). A read for which
+    /// this holds comes, in the order of the engine's steps, before every provide checked from now on.
+    pub(super) fn reads_late(&self) -> bool {
+        self.reads_late.load(Ordering::SeqCst)
+    }
+
+    /// Called holding the engine before a provide is checked: from now on reads are recorded at once.
+    pub(super) fn stop_reading_late(&self) {
+        if self.reads_late.load(Ordering::Relaxed) {
+            self.reads_late.store(false, Ordering::SeqCst);
         }
     }
 
@@ -654,8 +683,10 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             .expect("BUG: a lane without the engine outside a parallel build");
         par.acquire();
         self.held = true;
-        self.apply_pending_stamp();
-        let result = panic::catch_unwind(AssertUnwindSafe(|| f(self)));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.apply_pending();
+            f(self)
+        }));
         self.held = false;
         par.release();
         result.unwrap_or_else(|payload| panic::resume_unwind(payload))
@@ -673,7 +704,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         let result = f(self);
         par.acquire();
         self.held = true;
-        self.apply_pending_stamp();
+        self.apply_pending();
         result
     }
 
@@ -956,7 +987,8 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         ids: &[TaskId],
         stamper: OutputStamper,
     ) -> Vec<Result<(), (Payload, bool)>> {
-        let parallel = Parallel::new(self.threads);
+        let reads_late = !self.store.any_provider() && self.state.bottom_up.is_none();
+        let parallel = Parallel::new(self.threads, reads_late);
         parallel.register(0, self.lane.as_ptr());
         // The tasks in progress before the fork are this lane's.
         for index in 0..self.lane.stack.len() {

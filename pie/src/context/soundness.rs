@@ -218,6 +218,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// lane's branch part, and the index of `other`'s branch there, when `other`'s branch is the later one, so
     /// that on one thread everything `other` did comes after what this lane does now.
     fn runs_later(&self, other: TaskId) -> Option<(u32, u32)> {
+        let (fork, _, theirs) = self.parting(other).filter(|(_, mine, theirs)| theirs > mine)?;
+        Some((fork, theirs))
+    }
+
+    /// In a parallel build: the fork where the branch of task `other` (entered in this parallel build) and this
+    /// lane's branch part, with the index of this lane's branch and of `other`'s there.
+    fn parting(&self, other: TaskId) -> Option<(u32, u32, u32)> {
         self.par?;
         let mine = self.lane.branches.last()?.position;
         let theirs = self.state.positions.get(other.index()).copied()?;
@@ -231,11 +238,40 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let mut position = theirs;
         while let Some((fork, branch)) = position.get() {
             if let Some(&(_, my_branch)) = chain.iter().find(|(f, _)| *f == fork) {
-                return (branch > my_branch).then_some((fork, branch));
+                return Some((fork, my_branch, branch));
             }
             position = self.state.lineage[fork as usize];
         }
         None
+    }
+
+    /// The require side of a read recorded late in a parallel build (see `TopDownContext::apply_pending_read`):
+    /// `current` read `file` while no file had a provider, so a provider found now provided it after the read, and
+    /// its own check did not see the read. The violation, if any, is what that check gives a reader recorded at
+    /// once (see `check_provide`), deferred to the task that comes later on one thread (see `defer_violation`): the
+    /// provider, which meets it at its next step in the engine, or this task, which meets it at its own (on one
+    /// thread it meets it at the read; its branch runs again when the fork joins). Never panics.
+    pub(super) fn check_late_require(&mut self, current: TaskId, file: FileId) {
+        let Some(provider) = self.store.provider(file) else {
+            return;
+        };
+        let read = self.store.dep_count(current);
+        if self.store.depends_on_before(current, read, provider) || self.release_if_dead(current) {
+            return;
+        }
+        let parting = self.parting(provider);
+        if let Some((fork, _, theirs)) = parting.filter(|(_, mine, theirs)| theirs > mine) {
+            let message = self.hidden_provide_message(provider, file, current);
+            return self.defer_violation(provider, message, file, true, (fork, theirs));
+        }
+        // Tasks running at the same time are in different branches of a fork (a lane runs one branch at a time), so
+        // this task's branch is the later one where they part.
+        let at = parting
+            .map(|(fork, mine, _)| (fork, mine))
+            .or_else(|| self.lane.branches.last().and_then(|b| b.position.get()))
+            .expect("BUG: a read recorded late outside every branch");
+        let message = self.hidden_read_message(current, file, provider);
+        self.defer_violation(current, message, file, false, at);
     }
 
     /// Notes where task `id` is entered in a parallel build (see `Position`).

@@ -41,6 +41,17 @@ pub(crate) struct PendingStamp {
     pub(crate) provided: bool,
 }
 
+/// See [`LaneState::pending_read`].
+#[derive(Debug)]
+pub(crate) struct PendingRead {
+    pub(crate) task: TaskId,
+    pub(crate) stamper: crate::stamp::FileStamper,
+    pub(crate) stamp: Option<crate::stamp::FileStamp>,
+    /// Whether normalising the path changed it: then the normalised path is in [`LaneState::pending_normal`], else
+    /// it is [`LaneState::pending_path`].
+    pub(crate) normalised: bool,
+}
+
 /// What one lane (a thread working on a build) keeps for itself.
 #[derive(Default, Debug)]
 pub(crate) struct LaneState {
@@ -58,11 +69,17 @@ pub(crate) struct LaneState {
     /// `Store::fail_execution`); taken by the execution it unwinds through first.
     pub(crate) violation: bool,
     /// A file dependency recorded in a parallel build without its stamp, which was taken without holding the
-    /// engine; filled in when the lane next takes it (see `TopDownContext::apply_pending_stamp`).
+    /// engine; filled in when the lane next takes it (see `TopDownContext::apply_pending`).
     pub(crate) pending_stamp: Option<PendingStamp>,
-    /// The path of the pending stamp's file as the task gave it, for the tracker: a buffer kept for the lane's next
-    /// pending stamp, so that recording one allocates nothing once it is large enough.
+    /// A `require_file` of the executing task in a parallel build that neither checked nor recorded anything yet
+    /// (while no file has a provider, see `crate::context::parallel`): checked and recorded, with its stamp, when
+    /// the lane next takes the engine (see `TopDownContext::apply_pending_read`).
+    pub(crate) pending_read: Option<PendingRead>,
+    /// The path of the pending stamp's or read's file as the task gave it, for the tracker: a buffer kept for the
+    /// lane's next pending stamp or read, so that recording one allocates nothing once it is large enough.
     pub(crate) pending_path: std::path::PathBuf,
+    /// The normalised path of the pending read's file when it differs from [`pending_path`](Self::pending_path).
+    pub(crate) pending_normal: std::path::PathBuf,
     /// The run of task dependencies (task, end index) whose required tasks' files were last considered for
     /// prefetching (see `crate::context::prefetch`).
     pub(crate) prefetched_run: Option<(TaskId, usize)>,
