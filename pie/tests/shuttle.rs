@@ -33,6 +33,8 @@ enum Graph {
     Panic(u32),
     /// Requires the file (hash stamps); returns the number it holds.
     Read(std::path::PathBuf),
+    /// Writes its number to the file and provides it; returns the number.
+    Write(std::path::PathBuf, u32),
 }
 
 #[derive(Debug, PartialEq)]
@@ -59,6 +61,11 @@ impl Task for Graph {
                     .require_file_with_stamper(path, pie::stamp::FileStamper::Hash)
                     .unwrap();
                 std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+            }
+            Graph::Write(path, n) => {
+                std::fs::write(path, n.to_string()).unwrap();
+                context.provide_file(path).unwrap();
+                u64::from(*n)
             }
         }
     }
@@ -286,6 +293,60 @@ fn files_stamped_on_helper_threads_show_every_edit_and_nothing_else() {
                     "{threads} threads, edits {edits:?}: {executions:?}"
                 );
             }
+        }
+    });
+}
+
+/// The message of the panic that a fresh build of `root` on `threads` threads ends with.
+fn fresh_violation(root: &Graph, threads: usize) -> String {
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| pie(threads).new_session().require(root))).unwrap_err();
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_else(|| panic!("a panic without a message"))
+}
+
+/// A fresh build in which no file has a provider records a read in a branch when its lane next takes the engine
+/// (`context/parallel.rs`), so a branch may provide the file between the read and its check, without seeing it. In
+/// every explored interleaving of a reader and a writer of one file, in either argument order (and a second reader
+/// of another file, so that lanes also take the engine for unrelated work), the verdict is that of one thread: the
+/// later task in argument order meets the hidden dependency.
+#[test]
+fn a_read_checked_after_a_provide_it_came_before_gives_the_verdict_of_one_thread() {
+    let dir = dev_util::Dir::new();
+    let shared = dir.create("shared.txt", "1");
+    let other = dir.create("other.txt", "2");
+    let roots = [
+        Graph::All(
+            0,
+            vec![
+                Graph::Read(shared.clone()),
+                Graph::Write(shared.clone(), 7),
+                Graph::Read(other.clone()),
+            ],
+        ),
+        Graph::All(
+            1,
+            vec![
+                Graph::Write(shared.clone(), 7),
+                Graph::Read(other.clone()),
+                Graph::Read(shared.clone()),
+            ],
+        ),
+    ];
+    let expected: Vec<String> = roots
+        .iter()
+        .map(|root| {
+            std::fs::write(&shared, "1").unwrap();
+            fresh_violation(root, 1)
+        })
+        .collect();
+    assert!(expected[0].contains("provides file"), "{}", expected[0]);
+    assert!(expected[1].contains("requires file"), "{}", expected[1]);
+    explore(move || {
+        for (root, expected) in roots.iter().zip(&expected) {
+            std::fs::write(&shared, "1").unwrap();
+            assert_eq!(&fresh_violation(root, 3), expected);
         }
     });
 }
