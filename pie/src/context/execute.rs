@@ -418,8 +418,31 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
+    /// [`require_known_task`](Self::require_known_task) without a copy of the output, for a branch of a fork, whose
+    /// requiring task takes the outputs from the store when the fork joins.
+    #[track_caller]
+    pub(super) fn require_known_task_for_branch(&mut self, id: TaskId, task: &T, stamper: OutputStamper) {
+        if self.held {
+            self.make_required_consistent(id, task, stamper)
+        } else {
+            self.in_engine(|this| this.make_required_consistent(id, task, stamper))
+        }
+    }
+
     #[track_caller]
     fn require_known_task_in_engine(&mut self, id: TaskId, task: &T, stamper: OutputStamper) -> T::Output {
+        self.make_required_consistent(id, task, stamper);
+        self.store
+            .output(id)
+            .expect("BUG: consistent task without output")
+            .clone()
+    }
+
+    /// The engine's part of requiring task `id` (`task`): makes it consistent, records the dependency of the
+    /// executing task on it, and tells the tracker; its output is then in the store.
+    #[track_caller]
+    #[inline(always)]
+    fn make_required_consistent(&mut self, id: TaskId, task: &T, stamper: OutputStamper) {
         self.meet_own_deferred();
         self.tracker.require_task_start(task, &stamper);
         // A task in progress on this lane's stack is a cycle, found here so that the panic is located at the build
@@ -436,14 +459,9 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             let version = self.store.version(id);
             self.record_require(current, id, stamper, version);
         }
-        let output = self
-            .store
-            .output(id)
-            .expect("BUG: consistent task without output")
-            .clone();
+        let output = self.store.output(id).expect("BUG: consistent task without output");
         self.tracker
-            .require_task_end(&TaskDependency::new(task, stamper), &output, executed);
-        output
+            .require_task_end(&TaskDependency::new(task, stamper), output, executed);
     }
 }
 

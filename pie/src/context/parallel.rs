@@ -1144,7 +1144,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                         self.make_consistent_or_unwind(id, task, stamper);
                     }
                 } else {
-                    self.require_known_task(id, task, stamper);
+                    self.require_known_task_for_branch(id, task, stamper);
                 }
             });
         }));
