@@ -250,7 +250,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// its own check did not see the read. The violation, if any, is what that check gives a reader recorded at
     /// once (see `check_provide`), deferred to the task that comes later on one thread (see `defer_violation`): the
     /// provider, which meets it at its next step in the engine, or this task, which meets it at its own (on one
-    /// thread it meets it at the read; its branch runs again when the fork joins). Never panics.
+    /// thread it meets it at the read; its branch runs again when the fork joins). It does not panic: it runs when a
+    /// lane takes the engine, where a violation could not reach the task.
     pub(super) fn check_late_require(&mut self, current: TaskId, file: FileId) {
         let Some(provider) = self.store.provider(file) else {
             return;
