@@ -701,6 +701,43 @@ fn a_later_branch_that_reads_before_an_earlier_one_writes_meets_the_hidden_depen
     }
 }
 
+/// As above, with the read that meets the violation between two other reads of the later branch, all recorded at
+/// once when its task ends: the violation names the file written by the earlier branch.
+#[test]
+fn a_later_branch_that_read_several_files_before_an_earlier_one_wrote_one_meets_the_hidden_dependency() {
+    quiet_panics();
+    let dir = Dir::new();
+    for threads in [1, 2, 4] {
+        for _ in 0..10 {
+            let (path, meeting) = path_and_meeting(&dir, "read-several");
+            let before = dir.create(unique("before"), "b");
+            let after = dir.create(unique("after"), "a");
+            let writer = meet_then_write(&meeting, &path, threads);
+            let reader = alone(
+                &[
+                    Step::Read(before),
+                    Step::Read(path.clone()),
+                    Step::Read(after),
+                    Step::Meet(meeting.clone()),
+                ],
+                threads,
+            );
+            let root = Par::All(vec![writer, reader]);
+            for message in two_verdicts(threads, &root) {
+                assert_message(&message, HIDDEN, &[]);
+                let requires = message
+                    .find("requires file")
+                    .unwrap_or_else(|| panic!("{threads} threads: the reader meets it, as on one thread: {message}"));
+                assert!(
+                    message.starts_with("Hidden dependency: task Steps([Read(")
+                        && message[requires..].contains(&*path.file_name().unwrap().to_string_lossy()),
+                    "{threads} threads: the reader meets it at the written file, as on one thread: {message}"
+                );
+            }
+        }
+    }
+}
+
 /// The other order: an earlier branch reads a file before a later branch writes and provides it, and ends only
 /// after the write. On one thread the reader reads first, and the writer meets the violation when it provides the
 /// file. In a build in which no file has a provider, a read in parallel is checked at the reading lane's next step
@@ -997,6 +1034,57 @@ fn eight_readers(dir: &Dir) -> (Vec<PathBuf>, Vec<Par>, Par) {
     let readers: Vec<Par> = files.iter().map(|f| Par::Read(f.clone())).collect();
     let root = Par::All(readers.clone());
     (files, readers, root)
+}
+
+/// In a store where no task provides a file, the reads of a task in a branch are recorded when its lane next takes
+/// the engine (here at the task's end), all at once: they are still recorded in order, with the stamps of what was
+/// read, so the tracker shows them in order within the task's execution, an edit of any of them executes that task
+/// again, and a rebuild without edits executes nothing.
+#[test]
+fn the_reads_of_a_branch_recorded_at_its_end_keep_their_order_and_stamps() {
+    let dir = Dir::new();
+    let files: Vec<Vec<PathBuf>> = (0..8)
+        .map(|i| {
+            (0..3)
+                .map(|j| dir.create(format!("in{i}-{j}.txt"), format!("{i}.{j}")))
+                .collect()
+        })
+        .collect();
+    let readers: Vec<Par> = files
+        .iter()
+        .map(|reads| Par::Steps(reads.iter().map(|f| Step::Read(f.clone())).collect()))
+        .collect();
+    let root = Par::All(readers.clone());
+    for threads in [1, 2, 4] {
+        let mut pie = pie_with(threads);
+        let expected: Vec<String> = (0..8).map(|i| format!("{i}.0+{i}.1+{i}.2")).collect();
+        assert_eq!(pie.new_session().require(&root), expected.join("+"));
+        for (reader, reads) in readers.iter().zip(&files) {
+            let (start, end) = pie.tracker().first_execute(reader).expect("the reader executed");
+            let indexes: Vec<usize> = reads
+                .iter()
+                .map(|f| pie.tracker().first_require_file(f).expect("the read is tracked").index)
+                .collect();
+            assert!(
+                start.index < indexes[0] && indexes.windows(2).all(|w| w[0] < w[1]) && indexes[2] < end.index,
+                "{threads} threads: reads of {reader:?} at {indexes:?}, execution {}..{}",
+                start.index,
+                end.index
+            );
+        }
+        // An edit of the middle read of one reader, then of the last read of another.
+        for (i, j, text) in [(3, 1, "three"), (6, 2, "six")] {
+            dir.write(&files[i][j], text);
+            let output = pie.new_session().require(&root);
+            assert!(output.contains(text), "{threads} threads: {output}");
+            assert_eq!(executed(pie.tracker()), vec![&readers[i], &root], "{threads} threads");
+        }
+        pie.new_session().require(&root);
+        assert!(executed(pie.tracker()).is_empty(), "{threads} threads");
+        for (i, j) in [(3, 1), (6, 2)] {
+            dir.write(&files[i][j], format!("{i}.{j}"));
+        }
+    }
 }
 
 #[test]

@@ -244,13 +244,14 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// `require_file` from a task's own code in a parallel build while no file has a provider (see
     /// `Parallel::reads_late`): stamps and opens the file without taking the engine at all, and leaves the check and
     /// the record of the dependency to the lane's next engine take, which comes before the task's next step in the
-    /// engine and before its execution ends (see [`apply_pending_read`](Self::apply_pending_read)). Until then the
-    /// task only runs its own code, so the read is recorded in its place among the task's dependencies. `None` when
-    /// the read must take the engine now: a provide may have been checked, the lane has a stamp or read pending
-    /// already, the lane runs no branch of a fork, or the path cannot be normalised (its error comes after the checks).
+    /// engine and before its execution ends (see [`apply_pending_reads`](Self::apply_pending_reads)). Until then the
+    /// task only runs its own code and reads files, so the reads are recorded in order, in their place among the
+    /// task's dependencies. `None` when the read must take the engine now: a provide may have been checked, the lane
+    /// has a stamp pending, the lane runs no branch of a fork, or the path cannot be normalised (its error comes after
+    /// the checks).
     #[inline]
     fn read_late(&mut self, path: &Path, stamper: FileStamper) -> Option<io::Result<Option<File>>> {
-        if self.lane.pending_stamp.is_some() || self.lane.pending_read.is_some() || self.lane.branches.is_empty() {
+        if self.lane.pending_stamp.is_some() || self.lane.branches.is_empty() {
             return None;
         }
         let task = self.lane.current?;
@@ -260,13 +261,17 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         let normal = NormalPath::new(path).ok()?;
         let (stamp, result) = stamp_and_open(stamper, normal.as_path(), path);
         let normalised = !normal.is_borrowed();
-        if normalised {
-            let buffer = self.lane.pending_normal.as_mut_os_string();
-            buffer.clear();
-            buffer.push(normal.as_path().as_os_str());
+        let lane = &mut *self.lane;
+        let index = lane.pending_reads.len();
+        if index == lane.read_paths.len() {
+            lane.read_paths.push(Default::default());
         }
-        self.set_pending_path(path);
-        self.lane.pending_read = Some(PendingRead {
+        let (given, normal_buffer) = &mut lane.read_paths[index];
+        set_path(given, path);
+        if normalised {
+            set_path(normal_buffer, normal.as_path());
+        }
+        lane.pending_reads.push(PendingRead {
             task,
             stamper,
             stamp,
@@ -338,18 +343,16 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// Keeps `path` as the path of the lane's pending stamp, in the lane's buffer.
     fn set_pending_path(&mut self, path: &Path) {
-        let buffer = self.lane.pending_path.as_mut_os_string();
-        buffer.clear();
-        buffer.push(path.as_os_str());
+        set_path(&mut self.lane.pending_path, path);
     }
 
-    /// Checks and records the read this lane left pending (see [`read_late`](Self::read_late)), or fills in the stamp
-    /// of the file dependency that it recorded without one, if any, and tells the tracker. Called whenever the lane
-    /// takes the engine in a parallel build.
+    /// Checks and records the reads this lane left pending (see [`read_late`](Self::read_late)), or fills in the
+    /// stamp of the file dependency that it recorded without one, if any, and tells the tracker. Called whenever the
+    /// lane takes the engine in a parallel build.
     #[inline]
     pub(super) fn apply_pending(&mut self) {
-        if self.lane.pending_read.is_some() {
-            self.apply_pending_read();
+        if !self.lane.pending_reads.is_empty() {
+            self.apply_pending_reads();
         }
         if let Some(pending) = self.lane.pending_stamp.take() {
             self.store
@@ -365,40 +368,42 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         }
     }
 
-    /// Checks and records the read this lane left pending (see [`read_late`](Self::read_late)). When the file has a
-    /// provider now, it provided the file after the read, and the violation, if any, is deferred to whichever task
-    /// comes later on one thread (see `check_late_require`): this does not panic. A task to which a violation was
-    /// deferred meanwhile fails with it, and on one thread never got this far: the read is dropped.
+    /// Checks and records the reads this lane left pending (see [`read_late`](Self::read_late)), in order. When a
+    /// file has a provider now, it provided the file after the read, and the violation, if any, is deferred to
+    /// whichever task comes later on one thread (see `check_late_require`): this does not panic. A task to which a
+    /// violation was deferred (meanwhile, or by one of these reads) fails with it, and on one thread never got past
+    /// that point: its reads from there on are dropped.
     #[inline(never)]
-    fn apply_pending_read(&mut self) {
-        let Some(read) = self.lane.pending_read.take() else {
-            return;
-        };
-        if !self.state.deferred.is_empty() && self.is_deferred(read.task) {
-            return;
-        }
-        let file = {
-            let lane = &*self.lane;
-            let normal = if read.normalised {
-                &lane.pending_normal
-            } else {
-                &lane.pending_path
+    fn apply_pending_reads(&mut self) {
+        let reads = std::mem::take(&mut self.lane.pending_reads);
+        for (index, read) in reads.iter().enumerate() {
+            if !self.state.deferred.is_empty() && self.is_deferred(read.task) {
+                break;
+            }
+            let file = {
+                let (given, normal) = &self.lane.read_paths[index];
+                let normal = if read.normalised { normal } else { given };
+                self.store.get_or_create_file(NormalPath::again(normal))
             };
-            self.store.get_or_create_file(NormalPath::again(normal))
-        };
-        self.check_late_require(read.task, file);
-        self.store.add_require_file(
-            read.task,
-            FileDep {
-                file,
-                stamper: read.stamper,
-                stamp: read.stamp,
-            },
-        );
-        if let Some(stamp) = read.stamp {
-            self.tracker
-                .require_file_end(&FileDependency::new(&self.lane.pending_path, read.stamper, stamp));
+            self.check_late_require(read.task, file);
+            self.store.add_require_file(
+                read.task,
+                FileDep {
+                    file,
+                    stamper: read.stamper,
+                    stamp: read.stamp,
+                },
+            );
+            if let Some(stamp) = read.stamp {
+                let given = &self.lane.read_paths[index].0;
+                self.tracker
+                    .require_file_end(&FileDependency::new(given, read.stamper, stamp));
+            }
         }
+        // The list goes back to the lane, empty, with its room.
+        let mut reads = reads;
+        reads.clear();
+        self.lane.pending_reads = reads;
     }
 
     #[track_caller]
@@ -527,6 +532,13 @@ impl<T: Task, A: Tracker<T>> Context<T> for TopDownContext<'_, T, T::Output, A> 
             this.require_group(tasks, None, stamper)
         })
     }
+}
+
+/// Makes `buffer` hold `path`, keeping its room.
+fn set_path(buffer: &mut std::path::PathBuf, path: &Path) {
+    let buffer = buffer.as_mut_os_string();
+    buffer.clear();
+    buffer.push(path.as_os_str());
 }
 
 /// What `require_file` records and returns for the file at `normal` (`path` as the task gave it): the stamp, `None`

@@ -11,9 +11,9 @@
 //!
 //! - **Reads recorded late.** While no file has a provider (in a top-down build of a store in which no task provides
 //!   a file), a task's `require_file` in a branch does not take the engine: it stamps and opens the file, and the
-//!   lane checks and records the read when it next takes the engine, for the task's next step or its end
-//!   (`TopDownContext::read_late`, `apply_pending_read`). That halves how often a lane takes the engine for a task
-//!   that reads one file. The first provide of the build turns this off before it is checked
+//!   lane checks and records the reads, in order, when it next takes the engine, for the task's next step or its end
+//!   (`TopDownContext::read_late`, `apply_pending_reads`). A task that reads files and then ends takes the engine
+//!   once, at its end, however many files it read (twice per file otherwise). The first provide of the build turns this off before it is checked
 //!   (`Parallel::reads_late`); a provider that the late check then finds provided the file after the read, without
 //!   seeing it, and the late check gives the violation that the provider's check would have given, deferred to the
 //!   task that comes later on one thread (`check_late_require`, see below), so verdicts stay those of one thread.
@@ -76,9 +76,8 @@
 //! its CPU work does not scale with the threads, its I/O does. In bottom-up builds, the `require_tasks` of
 //! executing tasks fork as in top-down ones, and the build's own loop forks the scheduled tasks of one group, or
 //! scheduled roots (see `crate::context::bottom_up`); other scheduled tasks that the loop takes from its queue run one
-//! after the other. Reads are recorded late only while no file has a provider, and only one per engine take (a
-//! second read in a row takes the engine, and records the first): in a store where some task provides a file, and
-//! in bottom-up builds, each read takes the engine.
+//! after the other. Reads are recorded late only while no file has a provider: in a store where some task provides a
+//! file, and in bottom-up builds, each read takes the engine.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};

@@ -245,7 +245,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         None
     }
 
-    /// The require side of a read recorded late in a parallel build (see `TopDownContext::apply_pending_read`):
+    /// The require side of a read recorded late in a parallel build (see `TopDownContext::apply_pending_reads`):
     /// `current` read `file` while no file had a provider, so a provider found now provided it after the read, and
     /// its own check did not see the read. The violation, if any, is what that check gives a reader recorded at
     /// once (see `check_provide`), deferred to the task that comes later on one thread (see `defer_violation`): the

@@ -41,14 +41,14 @@ pub(crate) struct PendingStamp {
     pub(crate) provided: bool,
 }
 
-/// See [`LaneState::pending_read`].
+/// See [`LaneState::pending_reads`].
 #[derive(Debug)]
 pub(crate) struct PendingRead {
     pub(crate) task: TaskId,
     pub(crate) stamper: crate::stamp::FileStamper,
     pub(crate) stamp: Option<crate::stamp::FileStamp>,
-    /// Whether normalising the path changed it: then the normalised path is in [`LaneState::pending_normal`], else
-    /// it is [`LaneState::pending_path`].
+    /// Whether normalising the path changed it: then the normalised path is the second of the read's pair in
+    /// [`LaneState::read_paths`], else it is the first (the path as the task gave it).
     pub(crate) normalised: bool,
 }
 
@@ -71,15 +71,17 @@ pub(crate) struct LaneState {
     /// A file dependency recorded in a parallel build without its stamp, which was taken without holding the
     /// engine; filled in when the lane next takes it (see `TopDownContext::apply_pending`).
     pub(crate) pending_stamp: Option<PendingStamp>,
-    /// A `require_file` of the executing task in a parallel build that neither checked nor recorded anything yet
-    /// (while no file has a provider, see `crate::context::parallel`): checked and recorded, with its stamp, when
-    /// the lane next takes the engine (see `TopDownContext::apply_pending_read`).
-    pub(crate) pending_read: Option<PendingRead>,
-    /// The path of the pending stamp's or read's file as the task gave it, for the tracker: a buffer kept for the
-    /// lane's next pending stamp or read, so that recording one allocates nothing once it is large enough.
+    /// The `require_file` calls of the executing task in a parallel build, in order, that neither checked nor
+    /// recorded anything yet (while no file has a provider, see `crate::context::parallel`): checked and recorded,
+    /// with their stamps, when the lane next takes the engine (see `TopDownContext::apply_pending_reads`).
+    pub(crate) pending_reads: Vec<PendingRead>,
+    /// The paths of the pending reads, by index: as the task gave it (for the tracker) and normalised (when that
+    /// differs). Buffers kept for the lane's next pending reads, so that recording one allocates nothing once they
+    /// are large enough.
+    pub(crate) read_paths: Vec<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The path of the pending stamp's file as the task gave it, for the tracker: a buffer kept for the lane's next
+    /// pending stamp, so that recording one allocates nothing once it is large enough.
     pub(crate) pending_path: std::path::PathBuf,
-    /// The normalised path of the pending read's file when it differs from [`pending_path`](Self::pending_path).
-    pub(crate) pending_normal: std::path::PathBuf,
     /// The run of task dependencies (task, end index) whose required tasks' files were last considered for
     /// prefetching (see `crate::context::prefetch`).
     pub(crate) prefetched_run: Option<(TaskId, usize)>,
