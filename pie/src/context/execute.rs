@@ -237,7 +237,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             stamper,
             provided: false,
         });
-        self.set_pending_path(path);
+        set_path(&mut self.lane.pending_path, path);
         result
     }
 
@@ -332,18 +332,13 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             stamper,
             provided: true,
         });
-        self.set_pending_path(path);
+        set_path(&mut self.lane.pending_path, path);
         stamp.map(drop).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("cannot stamp provided file '{}': {e}", path.display()),
             )
         })
-    }
-
-    /// Keeps `path` as the path of the lane's pending stamp, in the lane's buffer.
-    fn set_pending_path(&mut self, path: &Path) {
-        set_path(&mut self.lane.pending_path, path);
     }
 
     /// Checks and records the reads this lane left pending (see [`read_late`](Self::read_late)), or fills in the

@@ -13,10 +13,11 @@
 //!   a file), a task's `require_file` in a branch does not take the engine: it stamps and opens the file, and the
 //!   lane checks and records the reads, in order, when it next takes the engine, for the task's next step or its end
 //!   (`TopDownContext::read_late`, `apply_pending_reads`). A task that reads files and then ends takes the engine
-//!   once, at its end, however many files it read (twice per file otherwise). The first provide of the build turns this off before it is checked
-//!   (`Parallel::reads_late`); a provider that the late check then finds provided the file after the read, without
-//!   seeing it, and the late check gives the violation that the provider's check would have given, deferred to the
-//!   task that comes later on one thread (`check_late_require`, see below), so verdicts stay those of one thread.
+//!   once, at its end, however many files it read (otherwise once per read, and once more at its end). The first
+//!   provide of the build turns this off before it is checked (`Parallel::reads_late`): a provider that the late
+//!   check then finds provided the file after the read, without seeing it, and the late check gives the violation
+//!   that the provider's check would have given, deferred to the task that comes later on one thread
+//!   (`check_late_require`, see below), so verdicts stay those of one thread.
 //! - **Forks.** `require_tasks` with at least two tasks, on a `Pie` with threads to spare, opens a *fork*: one
 //!   *branch* per task (with the task's id, which the opening lane finds or creates for the whole group at once),
 //!   each making its task consistent without attaching dependencies to the requiring task (in top-down and
@@ -190,7 +191,7 @@ pub(crate) struct Parallel<T> {
     /// Threads asleep on `wake`, or about to be.
     sleepers: AtomicUsize,
     /// Whether a `require_file` of a task's code may be recorded (checked and added to the graph) at the lane's next
-    /// engine take instead of at once (see `TopDownContext::require_file_outside_engine`): while no file has a
+    /// engine take instead of at once (see `TopDownContext::read_late`): while no file has a
     /// provider in a top-down build. Cleared, for the rest of the parallel build, before a provide is checked.
     reads_late: AtomicBool,
 }
