@@ -211,6 +211,18 @@ impl PathInterner {
         (0..self.len() as u32).filter_map(|id| self.get(id))
     }
 
+    /// Makes room for `count` more paths at once (bytes as many as the paths so far average, or 64 each), so that
+    /// adding them re-hashes and moves nothing.
+    pub(crate) fn reserve(&mut self, count: usize) {
+        let Self { list, table } = self;
+        let average = list.bytes.len().checked_div(list.len()).unwrap_or(64).max(1);
+        list.ends.reserve(count);
+        list.bytes.reserve(count.saturating_mul(average));
+        table.reserve(count, |id| {
+            FxBuildHasher.hash_one(list.encoded(*id).unwrap_or_default())
+        });
+    }
+
     /// The id of `path`, if it was interned.
     pub(crate) fn find(&self, path: &Path) -> Option<u32> {
         let key = path.as_os_str().as_encoded_bytes();

@@ -133,6 +133,19 @@ impl Marks {
         };
     }
 
+    /// Makes room for the marks and lanes of tasks with indexes below `count` (parallel builds, when a fork opens):
+    /// [`set`](Self::set) and [`set_owner`](Self::set_owner) then write only their task's entry, not the lengths
+    /// in this struct, which every lane reads (a length written at each new task would move their cache line from
+    /// lane to lane at every step).
+    pub(crate) fn make_room(&mut self, count: usize) {
+        if self.marks.len() < count {
+            self.marks.resize(count, 0);
+        }
+        if self.owners.len() < count {
+            self.owners.resize(count, 0);
+        }
+    }
+
     /// Notes that task `id`, in progress, is on the stack of lane `lane` (parallel builds only).
     pub(crate) fn set_owner(&mut self, id: TaskId, lane: usize) {
         let index = id.index();

@@ -89,13 +89,13 @@ use std::sync::OnceLock;
 // explores the interleavings of lanes (`tests/shuttle.rs`).
 #[cfg(feature = "shuttle")]
 use shuttle::{
-    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     sync::{Condvar, Mutex, MutexGuard},
     thread,
 };
 #[cfg(not(feature = "shuttle"))]
 use std::{
-    sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering},
     sync::{Condvar, Mutex, MutexGuard},
     thread,
 };
@@ -151,14 +151,73 @@ struct Fork<T> {
     /// tasks, which hold the engine, so more lanes would only hand it back and forth (see the module doc).
     held_back: bool,
     stamper: OutputStamper,
-    /// Branches not taken yet: index in the fork, the task's id (found by the lane that opened the fork), task.
-    pending: VecDeque<(usize, TaskId, T)>,
+    /// The branches' tasks and ids, borrowed from the lane that opened the fork (see [`Branches`]).
+    branches: Branches<T>,
+    /// The first branch not taken yet: branches are taken in order, in contiguous shares.
+    next: usize,
     /// Lanes running a branch of this fork.
     running: Vec<usize>,
     /// Branches not finished yet, or finished in a share whose lane has not reported it yet (see `Parallel::finish`).
     remaining: usize,
     /// How each branch ended: a panic, with whether it was a soundness violation.
     results: Vec<Option<Result<(), (Payload, bool)>>>,
+}
+
+/// The tasks of a fork's branches and their ids, in order: the slices that the lane that opened the fork passed to
+/// `TopDownContext::fork`, borrowed without copying a task (a copy each was the largest part of opening a fork of
+/// many tasks, on one lane, while the others waited).
+///
+/// Sound because the opening lane stays in `fork` until every branch has finished and its lane has reported it
+/// (`Fork::remaining`), so the slices outlive every use; a lane uses a branch only between taking it and reporting
+/// it. Should `fork` unwind before that (a bug: only internal invariants can panic there), [`AbortOnUnwind`] stops
+/// the process rather than let other lanes read freed tasks.
+struct Branches<T> {
+    tasks: *const T,
+    ids: *const TaskId,
+    len: usize,
+}
+
+impl<T> Clone for Branches<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Branches<T> {}
+
+// SAFETY: lanes only read the tasks (`T: Sync`) and ids, within the lifetime argued above.
+unsafe impl<T: Sync> Send for Branches<T> {}
+
+impl<T> Branches<T> {
+    fn new(tasks: &[T], ids: &[TaskId]) -> Self {
+        assert_eq!(tasks.len(), ids.len(), "BUG: an id per task of a fork");
+        Self {
+            tasks: tasks.as_ptr(),
+            ids: ids.as_ptr(),
+            len: tasks.len(),
+        }
+    }
+
+    /// The id and task of branch `index`.
+    ///
+    /// # Safety
+    /// The fork is open and the caller runs this branch or its share (see the type's doc).
+    unsafe fn get<'a>(self, index: usize) -> (TaskId, &'a T) {
+        assert!(index < self.len, "BUG: a branch beyond its fork");
+        // SAFETY: in bounds, and alive (the caller's contract).
+        unsafe { (*self.ids.add(index), &*self.tasks.add(index)) }
+    }
+}
+
+/// Aborts the process when dropped: held by `TopDownContext::fork` while other lanes may use the tasks it lent them
+/// (see [`Branches`]), and forgotten once they no longer can, so that only an unwinding `fork` drops it.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        eprintln!("pie: BUG: a fork unwound while other lanes could still run its branches; aborting");
+        std::process::abort();
+    }
 }
 
 /// The bookkeeping of a parallel build, behind one mutex (held briefly, never while a task runs).
@@ -184,16 +243,40 @@ struct Sched<T> {
 pub(crate) struct Parallel<T> {
     sched: Mutex<Sched<T>>,
     wake: Condvar,
+    /// The engine's lock word, alone on its cache lines: every take and release writes it.
+    engine: CacheLine<EngineLock>,
+    /// Whether a `require_file` of a task's code may be recorded (checked and added to the graph) at the lane's next
+    /// engine take instead of at once (see `TopDownContext::read_late`): while no file has a
+    /// provider in a top-down build. Cleared, for the rest of the parallel build, before a provide is checked. On its
+    /// own cache lines: every read of a task's code looks at it, and a write of the lock word would evict it.
+    reads_late: CacheLine<AtomicBool>,
+}
+
+/// What taking and letting go of the engine use (see [`Parallel`]).
+struct EngineLock {
     /// Whether a lane holds the engine.
     held: AtomicBool,
     /// Bumped whenever a lane lets go of the engine: a waiting lane looks again after a change.
     generation: AtomicU64,
     /// Threads asleep on `wake`, or about to be.
     sleepers: AtomicUsize,
-    /// Whether a `require_file` of a task's code may be recorded (checked and added to the graph) at the lane's next
-    /// engine take instead of at once (see `TopDownContext::read_late`): while no file has a
-    /// provider in a top-down build. Cleared, for the rest of the parallel build, before a provide is checked.
-    reads_late: AtomicBool,
+    /// The session's count of tasks entered (see `SessionState::entries`) while this parallel build runs, written
+    /// only by the lane that holds the engine: here, on the cache line that taking the engine brings to that lane
+    /// anyway, rather than one more line that moves from lane to lane at every task.
+    clock: AtomicU32,
+}
+
+/// A value alone on its cache lines (128 bytes: two lines, as adjacent lines are fetched in pairs), so that writes to
+/// its neighbours do not take it away from the cores that read it.
+#[repr(align(128))]
+struct CacheLine<V>(V);
+
+impl<V> std::ops::Deref for CacheLine<V> {
+    type Target = V;
+
+    fn deref(&self) -> &V {
+        &self.0
+    }
 }
 
 /// How often taking the engine is tried before sleeping.
@@ -215,10 +298,10 @@ struct Taken<T> {
     fork: usize,
     /// The fork's number in the session's lineage.
     number: u32,
-    /// The first branch: index in the fork, the task's id, task.
-    first: (usize, TaskId, T),
-    /// The branches after it, in order (none, and no allocation, for a share of one).
-    rest: Vec<(usize, TaskId, T)>,
+    /// The fork's branches (see [`Branches`]).
+    branches: Branches<T>,
+    /// The taken share of them: contiguous, in order.
+    share: std::ops::Range<usize>,
     stamper: OutputStamper,
     /// See `Fork::check`.
     check: bool,
@@ -236,7 +319,8 @@ enum JoinStep<T> {
 
 impl<T> Parallel<T> {
     /// `reads_late`: whether no file has a provider, in a top-down build (see `Parallel::reads_late`).
-    fn new(lanes: usize, reads_late: bool) -> Self {
+    /// `clock`: the session's count of entered tasks so far (see `EngineLock::clock`).
+    fn new(lanes: usize, reads_late: bool, clock: u32) -> Self {
         Self {
             sched: Mutex::new(Sched {
                 shutdown: false,
@@ -251,11 +335,27 @@ impl<T> Parallel<T> {
                 ready: VecDeque::new(),
             }),
             wake: Condvar::new(),
-            held: AtomicBool::new(true),
-            generation: AtomicU64::new(0),
-            sleepers: AtomicUsize::new(0),
-            reads_late: AtomicBool::new(reads_late),
+            engine: CacheLine(EngineLock {
+                held: AtomicBool::new(true),
+                generation: AtomicU64::new(0),
+                sleepers: AtomicUsize::new(0),
+                clock: AtomicU32::new(clock),
+            }),
+            reads_late: CacheLine(AtomicBool::new(reads_late)),
         }
+    }
+
+    /// The count of tasks entered in the session so far (see `EngineLock::clock`); the caller holds the engine.
+    pub(super) fn clock(&self) -> u32 {
+        self.engine.clock.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more entered task and returns the new count; the caller holds the engine (so no other lane writes
+    /// the count, and the next lane to take the engine sees it).
+    pub(super) fn tick(&self) -> u32 {
+        let clock = self.engine.clock.load(Ordering::Relaxed) + 1;
+        self.engine.clock.store(clock, Ordering::Relaxed);
+        clock
     }
 
     /// Whether a read may be recorded at the lane's next engine take (see `Parallel::reads_late`). A read for which
@@ -284,7 +384,7 @@ impl<T> Parallel<T> {
 
     /// Wakes the sleepers, if any, after a change they may wait for. The caller holds the mutex.
     fn notify(&self) {
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
+        if self.engine.sleepers.load(Ordering::SeqCst) > 0 {
             self.wake.notify_all();
         }
     }
@@ -294,8 +394,9 @@ impl<T> Parallel<T> {
     }
 
     fn try_take(&self) -> bool {
-        !self.held.load(Ordering::Relaxed)
+        !self.engine.held.load(Ordering::Relaxed)
             && self
+                .engine
                 .held
                 .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
@@ -310,18 +411,18 @@ impl<T> Parallel<T> {
             std::hint::spin_loop();
         }
         let mut sched = self.lock();
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        self.engine.sleepers.fetch_add(1, Ordering::SeqCst);
         while !self.try_take() {
             sched = self.wait(sched);
         }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        self.engine.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Lets go of the engine.
     fn release(&self) {
-        self.held.store(false, Ordering::SeqCst);
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
+        self.engine.held.store(false, Ordering::SeqCst);
+        self.engine.generation.fetch_add(1, Ordering::SeqCst);
+        if self.engine.sleepers.load(Ordering::SeqCst) > 0 {
             let _sched = self.lock();
             self.wake.notify_all();
         }
@@ -333,28 +434,28 @@ impl<T> Parallel<T> {
     /// do not wake each other forever while the lane they wait for runs a task.
     fn sleep(&self, changed: bool) {
         let mut sched = self.lock();
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        self.held.store(false, Ordering::SeqCst);
+        self.engine.sleepers.fetch_add(1, Ordering::SeqCst);
+        self.engine.held.store(false, Ordering::SeqCst);
         let seen = if changed {
-            self.generation.fetch_add(1, Ordering::SeqCst) + 1
+            self.engine.generation.fetch_add(1, Ordering::SeqCst) + 1
         } else {
-            self.generation.load(Ordering::SeqCst)
+            self.engine.generation.load(Ordering::SeqCst)
         };
         self.wake.notify_all();
-        while self.generation.load(Ordering::SeqCst) == seen {
+        while self.engine.generation.load(Ordering::SeqCst) == seen {
             sched = self.wait(sched);
         }
         while !self.try_take() {
             sched = self.wait(sched);
         }
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        self.engine.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// For an idle worker (not holding the engine): the next branch of any fork, with the engine taken, or `None`
     /// when the build is over.
     fn next_work(&self, lane: usize) -> Option<Taken<T>> {
         let mut sched = self.lock();
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        self.engine.sleepers.fetch_add(1, Ordering::SeqCst);
         let work = loop {
             if sched.shutdown {
                 break None;
@@ -364,7 +465,7 @@ impl<T> Parallel<T> {
             }
             sched = self.wait(sched);
         };
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        self.engine.sleepers.fetch_sub(1, Ordering::SeqCst);
         drop(sched);
         if work.is_some() {
             self.acquire();
@@ -382,16 +483,8 @@ impl<T> Parallel<T> {
         stamper: OutputStamper,
         tasks: &[T],
         ids: &[TaskId],
-    ) -> usize
-    where
-        T: Clone,
-    {
-        let pending = ids
-            .iter()
-            .zip(tasks)
-            .enumerate()
-            .map(|(index, (id, task))| (index, *id, task.clone()))
-            .collect();
+    ) -> usize {
+        let branches = Branches::new(tasks, ids);
         let mut sched = self.lock();
         let fork = Fork {
             parent,
@@ -399,7 +492,8 @@ impl<T> Parallel<T> {
             check,
             held_back: !check,
             stamper,
-            pending,
+            branches,
+            next: 0,
             running: Vec::new(),
             remaining: tasks.len(),
             results: (0..tasks.len()).map(|_| None).collect(),
@@ -549,26 +643,20 @@ fn take_branch<T>(
     let f = sched.ready[at];
     let lanes = sched.lanes.len();
     let fork = sched.forks[f].as_mut().expect("BUG: a ready fork is closed");
-    let share = (fork.pending.len() / (2 * lanes)).max(1);
-    let first = fork
-        .pending
-        .pop_front()
-        .expect("BUG: a ready fork has no pending branch");
-    let rest = if share > 1 {
-        fork.pending.drain(..share - 1).collect()
-    } else {
-        Vec::new()
-    };
+    let pending = fork.branches.len - fork.next;
+    assert!(pending > 0, "BUG: a ready fork has no pending branch");
+    let share = fork.next..fork.next + (pending / (2 * lanes)).max(1);
+    fork.next = share.end;
     fork.running.push(lane);
-    let (stamper, number, check) = (fork.stamper, fork.number, fork.check);
-    if fork.pending.is_empty() {
+    let (stamper, number, check, branches) = (fork.stamper, fork.number, fork.check, fork.branches);
+    if fork.next == fork.branches.len {
         sched.ready.remove(at);
     }
     Some(Taken {
         fork: f,
         number,
-        first,
-        rest,
+        branches,
+        share,
         stamper,
         check,
     })
@@ -988,7 +1076,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         stamper: OutputStamper,
     ) -> Vec<Result<(), (Payload, bool)>> {
         let reads_late = !self.store.any_provider() && self.state.bottom_up.is_none();
-        let parallel = Parallel::new(self.threads, reads_late);
+        let parallel = Parallel::new(self.threads, reads_late, self.state.clock);
         parallel.register(0, self.lane.as_ptr());
         // The tasks in progress before the fork are this lane's.
         for index in 0..self.lane.stack.len() {
@@ -1026,6 +1114,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
             result
         });
         self.par = None;
+        self.state.clock = parallel.clock();
         result.unwrap_or_else(|payload| panic::resume_unwind(payload))
     }
 
@@ -1047,7 +1136,19 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         let branch = self.lane.branches.last().copied();
         let number = self.state.lineage.len() as u32;
         self.state.lineage.push(branch.map_or(Position::NONE, |b| b.position));
+        // The tables by task index grow once here, not a task at a time on every lane (see `Marks::make_room`).
+        let end = ids.iter().map(|id| id.index() + 1).max().unwrap_or(0);
+        self.marks.make_room(end);
+        self.state.make_room(end);
+        if !check {
+            // New tasks may read new files, one each at least: their nodes are made holding the engine, so the file
+            // tables grow once here rather than while other lanes wait.
+            let new = ids.iter().filter(|id| self.store.output(**id).is_none()).count();
+            self.store.reserve_files(new);
+        }
         let fork = par.open(branch.and_then(|b| b.fork), number, check, stamper, tasks, ids);
+        // Other lanes use `tasks` and `ids` from here until the fork is done (see `Branches`).
+        let lent = AbortOnUnwind;
         if !check {
             self.lane.held_back.push(fork);
         }
@@ -1060,6 +1161,7 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
                     changed = true;
                 }
                 JoinStep::Done(mut results) => {
+                    std::mem::forget(lent);
                     // The slot is free again (the engine is held, so no lane opened a fork in it since).
                     self.lane.held_back.retain(|f| *f != fork);
                     if !self.state.deferred.is_empty() {
@@ -1079,15 +1181,24 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
 
     /// Runs taken branches on this lane, one after the other, recording how each ended.
     fn run_branches(&mut self, par: &Parallel<T>, taken: &Taken<T>) {
-        let first = self.run_branch(taken, taken.first.0, taken.first.1, &taken.first.2);
-        if taken.rest.is_empty() {
-            par.finish(taken.fork, self.lane_index, std::iter::once((taken.first.0, first)));
+        let share = taken.share.clone();
+        // SAFETY (here and below): this lane runs the share, and reports it only after its last use of a branch.
+        let branch = |index| unsafe { taken.branches.get(index) };
+        if share.len() == 1 {
+            let (id, task) = branch(share.start);
+            let result = self.run_branch(taken, share.start, id, task);
+            par.finish(taken.fork, self.lane_index, std::iter::once((share.start, result)));
             return;
         }
-        let mut results = Vec::with_capacity(1 + taken.rest.len());
-        results.push((taken.first.0, first));
-        for (index, id, task) in &taken.rest {
-            results.push((*index, self.run_branch(taken, *index, *id, task)));
+        let mut results = Vec::with_capacity(share.len());
+        for index in share.clone() {
+            // Each branch's task record is asked into the cache while the branch before it runs (see
+            // `Store::prefetch`).
+            if index + 1 < share.end {
+                self.store.prefetch(branch(index + 1).0);
+            }
+            let (id, task) = branch(index);
+            results.push((index, self.run_branch(taken, index, id, task)));
         }
         par.finish(taken.fork, self.lane_index, results.into_iter());
     }

@@ -287,8 +287,24 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             state.entries.resize(id.index() + 1, 0);
         }
         state.positions[id.index()] = position;
-        state.clock += 1;
-        state.entries[id.index()] = state.clock;
+        let entry = self.clock_tick();
+        self.state.entries[id.index()] = entry;
+    }
+
+    /// Counts one more entered task (see `SessionState::entries`) and returns the new count.
+    fn clock_tick(&mut self) -> u32 {
+        match self.parallel() {
+            Some(par) => par.tick(),
+            None => {
+                self.state.clock += 1;
+                self.state.clock
+            }
+        }
+    }
+
+    /// The count of tasks entered in the session so far (see `SessionState::entries`).
+    fn clock(&self) -> u32 {
+        self.parallel().map_or(self.state.clock, |par| par.clock())
     }
 
     /// In a parallel build, a violation between this lane's executing task and task `other`, which on one thread would
@@ -312,7 +328,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             self.state.violations.insert(other, message.clone());
         }
         let from = self.state.entries.get(other.index()).copied().unwrap_or(0);
-        let to = self.state.clock;
+        let to = self.clock();
         self.state.deferred.push(Deferred {
             task: other,
             message,
@@ -346,7 +362,7 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// At the end of an execution of `id` in a parallel build: the violation deferred to it, if any (see
     /// `defer_violation`), which its execution then fails with. The deferral stays until its fork joins.
     pub(super) fn take_deferred(&mut self, id: TaskId) -> Option<String> {
-        let clock = self.state.clock;
+        let clock = self.clock();
         let at = self.pending_deferral(id)?;
         let wrote_past = self.store.provides_after(id, self.state.deferred[at].file);
         let deferred = &mut self.state.deferred[at];

@@ -178,11 +178,14 @@ pub(crate) struct SessionState {
     /// The forks of the session's parallel builds, by number: the position of the branch that opened each (see
     /// [`Position`]).
     pub(crate) lineage: Vec<Position>,
-    /// The position of each task entered in a parallel build of the session, by task index (sized on demand).
+    /// The position of each task entered in a parallel build of the session, by task index (sized on demand, and
+    /// for a fork's tasks when it opens, see [`make_room`](Self::make_room)).
     pub(crate) positions: Vec<Position>,
     /// The number of each task's entry in a parallel build of the session, by task index (sized with `positions`),
     /// counted by `clock`: what a task entered while another executed came after it.
     pub(crate) entries: Vec<u32>,
+    /// The count of entered tasks between parallel builds; while one runs, its engine lock keeps the count
+    /// (`Parallel::clock`), and it comes back here when the build ends.
     pub(crate) clock: u32,
     /// Violations found on the side of the task that meets them later on one thread, not yet met by it.
     pub(crate) deferred: Vec<Deferred>,
@@ -194,6 +197,17 @@ pub(crate) struct SessionState {
     /// branch that reads one that a task of a later branch provided reads what one thread would not have written
     /// yet (see `check_require`).
     pub(crate) written: rustc_hash::FxHashSet<FileId>,
+}
+
+impl SessionState {
+    /// Makes room for the positions and entries of tasks with indexes below `count` (when a fork opens; see
+    /// `Marks::make_room`, which does the same for the marks).
+    pub(crate) fn make_room(&mut self, count: usize) {
+        if self.positions.len() < count {
+            self.positions.resize(count, Position::NONE);
+            self.entries.resize(count, 0);
+        }
+    }
 }
 
 /// See [`LaneState::failures`].
