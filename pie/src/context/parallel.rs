@@ -898,15 +898,20 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         // doubling at a time, and the interner's tables stay in the cache, away from the tasks' executions (a wide
         // fresh build on one thread takes 0.94x the time of interning each task just before requiring it,
         // BENCHMARKS.md).
+        let before = self.store.task_count();
         let ids: std::borrow::Cow<'_, [TaskId]> = match known {
             Some(ids) => ids.into(),
             None => self.store.get_or_create_tasks(tasks).into(),
         };
+        let created = self.store.task_count() - before;
         // A kept failure (see `LaneState::failures`) is this lane's: its task is required here, not in a branch.
         let kept = !self.lane.failures.is_empty() && ids.iter().any(|id| self.lane.failures.contains(*id));
         if tasks.len() < 2 || self.threads < 2 || kept {
             return self.require_one_by_one(tasks, &ids, stamper);
         }
+        // New tasks may read new files, likely one each at least: their nodes are made holding the engine, so the
+        // file tables grow once here rather than while other lanes wait.
+        self.store.reserve_files(created);
         // Held back: this lane runs the branches in order, as one thread would, until it executes a task (see
         // `Fork::held_back`); the files the tasks read are stamped ahead meanwhile.
         if self.state.bottom_up.is_none() && tasks.len() >= crate::context::prefetch::MIN_RUN {
@@ -1140,12 +1145,6 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         let end = ids.iter().map(|id| id.index() + 1).max().unwrap_or(0);
         self.marks.make_room(end);
         self.state.make_room(end);
-        if !check {
-            // New tasks may read new files, one each at least: their nodes are made holding the engine, so the file
-            // tables grow once here rather than while other lanes wait.
-            let new = ids.iter().filter(|id| self.store.output(**id).is_none()).count();
-            self.store.reserve_files(new);
-        }
         let fork = par.open(branch.and_then(|b| b.fork), number, check, stamper, tasks, ids);
         // Other lanes use `tasks` and `ids` from here until the fork is done (see `Branches`).
         let lent = AbortOnUnwind;
