@@ -60,7 +60,8 @@ pub struct Row {
     pub store_bytes: Option<u64>,
     /// VmHWM of the measuring process.
     pub peak_rss_bytes: u64,
-    /// RSS after the fresh build minus RSS just before the `Pie` was created.
+    /// Anonymous RSS (see [`anonymous_rss_bytes`]) after the fresh build minus the same just before the `Pie` was
+    /// created.
     pub rss_growth_bytes: u64,
     /// `rss_growth_bytes / tasks`.
     pub bytes_per_task: f64,
@@ -115,6 +116,17 @@ pub fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
     (result, start.elapsed())
 }
 
+/// The resident memory that the process allocated (`RssAnon`: heap, stacks, anonymous maps), or all of it (`VmRSS`)
+/// where the system does not tell them apart. Not the pages of the executable that a first build faults in: they
+/// are file-backed, do not grow with the tasks, and vary by a few hundred KiB from run to run and from build to
+/// build of the same code (with the binary's layout), which at 100k tasks was 3-10 bytes per task of noise.
+pub fn anonymous_rss_bytes() -> u64 {
+    match proc_status_bytes("RssAnon") {
+        0 => proc_status_bytes("VmRSS"),
+        anonymous => anonymous,
+    }
+}
+
 /// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`); 0 where unavailable.
 pub fn proc_status_bytes(field: &str) -> u64 {
     let Ok(status) = fs::read_to_string("/proc/self/status") else {
@@ -140,11 +152,11 @@ pub fn run(shape: Shape, stamper_arg: StamperArg, dir: &Path, exe: &Path) -> io:
     let inputs = generate_inputs(&shape)?;
     let root = shape.root(stamper);
 
-    // Fresh build, and its memory: RSS growth over the moment before the `Pie` exists.
-    let rss_before = proc_status_bytes("VmRSS");
+    // Fresh build, and its memory: growth of the anonymous RSS over the moment before the `Pie` exists.
+    let rss_before = anonymous_rss_bytes();
     let mut pie: Pie<BenchTask, u64> = Pie::default();
     let (expected, fresh) = timed(|| pie.new_session().require(&root));
-    let rss_after = proc_status_bytes("VmRSS");
+    let rss_after = anonymous_rss_bytes();
     let tasks = pie.task_count();
 
     // No-op rebuilds and the floors in alternation, so that a load change on the machine affects both alike.

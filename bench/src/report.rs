@@ -118,7 +118,8 @@ pub fn table(rows: &[Row]) -> String {
     writeln!(
         out,
         "\nTimes in ms (medians). cold = load + build inside a new process; cold-proc = that process's whole wall \
-         time (like ninja's). B/task = RSS growth over the fresh build / tasks; ovh = less the tasks' and outputs' own \
+         time (like ninja's). B/task = anonymous RSS growth over the fresh build / tasks (the heap, not the binary's code \
+         pages); ovh = less the tasks' and outputs' own \
          sizes. gc = collect_garbage of a store with about half the tasks dead (gc-removed = removed/tasks); \
          pre-gc-MB, post-gc-MB = that store saved before and after. watch = from writing one input to the watcher \
          delivering the rebuilt root output (debounce 50 ms), median of 20 edits; w-build = those builds alone."
