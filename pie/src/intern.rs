@@ -177,6 +177,11 @@ impl PathList {
     }
 }
 
+/// How the table of a [`PathInterner`] hashes an id again when it grows: by the path's bytes in `list`.
+fn rehash(list: &PathList) -> impl Fn(&u32) -> u64 + '_ {
+    |id| FxBuildHasher.hash_one(list.encoded(*id).unwrap_or_default())
+}
+
 /// Normalised file paths with dense ids, their bytes kept in one buffer.
 #[derive(Clone, Default)]
 pub(crate) struct PathInterner {
@@ -218,9 +223,7 @@ impl PathInterner {
         let average = list.bytes.len().checked_div(list.len()).unwrap_or(64).max(1);
         list.ends.reserve(count);
         list.bytes.reserve(count.saturating_mul(average));
-        table.reserve(count, |id| {
-            FxBuildHasher.hash_one(list.encoded(*id).unwrap_or_default())
-        });
+        table.reserve(count, rehash(list));
     }
 
     /// The id of `path`, if it was interned.
@@ -243,9 +246,7 @@ impl PathInterner {
             .expect("BUG: more than u32::MAX files");
         let Self { list, table } = self;
         list.push(path);
-        table.insert_unique(hash, id, |id| {
-            FxBuildHasher.hash_one(list.encoded(*id).unwrap_or_default())
-        });
+        table.insert_unique(hash, id, rehash(list));
         (id, true)
     }
 }

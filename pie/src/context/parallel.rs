@@ -1133,7 +1133,6 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         ids: &[TaskId],
         stamper: OutputStamper,
     ) -> Vec<Result<(), (Payload, bool)>> {
-        debug_assert_eq!(tasks.len(), ids.len(), "BUG: an id per task of a fork");
         let Some(par) = self.parallel() else {
             return self.fork_with_workers(check, tasks, ids, stamper);
         };
