@@ -477,14 +477,21 @@ pub fn expect_panic<R: std::fmt::Debug>(f: impl FnOnce() -> R) -> String {
     }
 }
 
-/// Asserts that `message` starts with `prefix`, never mentions `BUG`, and contains each of `mentions`.
+/// Whether `message` reports a broken invariant of pie itself: those panics start their text with `BUG:`. The
+/// colon matters: a message may name a temporary directory such as `/tmp/.tmpMBUGtq`, whose name is alphanumeric.
+pub fn reports_internal_bug(message: &str) -> bool {
+    message.contains("BUG:")
+}
+
+/// Asserts that `message` starts with `prefix`, is not an internal bug (see [`reports_internal_bug`]), and contains
+/// each of `mentions`.
 pub fn assert_message(message: &str, prefix: &str, mentions: &[&str]) {
     assert!(
         message.starts_with(prefix),
         "expected a message starting with {prefix:?}, got: {message}"
     );
     assert!(
-        !message.contains("BUG"),
+        !reports_internal_bug(message),
         "a user error was reported as an internal bug: {message}"
     );
     for mention in mentions {
