@@ -433,6 +433,12 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
         self.data(id).version
     }
 
+    /// Makes room for `additional` more dependencies of `id` at once: a `require_tasks` of many tasks records one
+    /// per task, and growing the list a doubling at a time copies it over and over.
+    pub(crate) fn reserve_deps(&mut self, id: TaskId, additional: usize) {
+        self.data_mut(id).deps.reserve(additional);
+    }
+
     /// Number of dependencies of `id`.
     #[inline]
     pub(crate) fn dep_count(&self, id: TaskId) -> usize {

@@ -279,6 +279,9 @@ impl<V> std::ops::Deref for CacheLine<V> {
     }
 }
 
+/// How many tasks ahead a fork's join asks a task's record into the cache (see `require_group_each`).
+const PREFETCH_AHEAD: usize = 8;
+
 /// How often taking the engine is tried before sleeping.
 const SPINS: u32 = 200;
 
@@ -920,8 +923,16 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         let results = self.fork(false, tasks, &ids, stamper);
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
+        if let Some(current) = current {
+            self.store.reserve_deps(current, tasks.len());
+        }
         let mut each = Vec::with_capacity(tasks.len());
-        for ((task, &id), mut result) in tasks.iter().zip(ids.iter()).zip(results) {
+        for (index, ((task, &id), mut result)) in tasks.iter().zip(ids.iter()).zip(results).enumerate() {
+            // The records of the tasks were last written by the lanes that ran them: asked into the cache a few
+            // tasks ahead of their use (see `Store::prefetch`).
+            if let Some(ahead) = ids.get(index + PREFETCH_AHEAD) {
+                self.store.prefetch(*ahead);
+            }
             if result.is_ok() && self.store.output(id).is_none() {
                 // Its execution was forgotten after its branch finished (a violation deferred to it, see
                 // `TopDownContext::defer_violation`): required again here, it meets what it meets now.
@@ -1055,6 +1066,9 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     ) -> Vec<Result<T::Output, (Payload, bool)>> {
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
+        if let Some(current) = current {
+            self.store.reserve_deps(current, tasks.len());
+        }
         let each: Vec<_> = tasks
             .iter()
             .zip(ids)
