@@ -434,9 +434,13 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
     }
 
     /// Makes room for `additional` more dependencies of `id` at once: a `require_tasks` of many tasks records one
-    /// per task, and growing the list a doubling at a time copies it over and over.
+    /// per task, and growing the list a doubling at a time copies it over and over. Room for a few grows as
+    /// `push_dep` grows any list (tight while it is short), so a task that requires tasks two at a time keeps
+    /// small lists.
     pub(crate) fn reserve_deps(&mut self, id: TaskId, additional: usize) {
-        self.data_mut(id).deps.reserve(additional);
+        if additional > 4 {
+            self.data_mut(id).deps.reserve(additional);
+        }
     }
 
     /// Number of dependencies of `id`.
