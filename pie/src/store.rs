@@ -152,11 +152,14 @@ impl EdgeList {
     }
 }
 
+/// Up to this many dependencies, a task's list grows exactly, one doubling at a time from one (see [`push_dep`]).
+const TIGHT_DEPS: usize = 4;
+
 /// Appends `dep`, growing a small list exactly (1, 2, 4, then doubling): most tasks have one or two
 /// dependencies, and `Vec`'s first allocation would otherwise hold four.
 #[inline]
 fn push_dep(deps: &mut Vec<PackedDep>, dep: Dep) {
-    if deps.len() == deps.capacity() && deps.len() < 4 {
+    if deps.len() == deps.capacity() && deps.len() < TIGHT_DEPS {
         deps.reserve_exact(deps.len().max(1));
     }
     deps.push(dep.into());
@@ -435,10 +438,10 @@ impl<T: Eq + Hash + Clone + Debug, O: Eq> Store<T, O> {
 
     /// Makes room for `additional` more dependencies of `id` at once: a `require_tasks` of many tasks records one
     /// per task, and growing the list a doubling at a time copies it over and over. Room for a few grows as
-    /// `push_dep` grows any list (tight while it is short), so a task that requires tasks two at a time keeps
-    /// small lists.
+    /// `push_dep` grows any list (tight while it is short, [`TIGHT_DEPS`]), so a task that requires tasks two at a
+    /// time keeps small lists.
     pub(crate) fn reserve_deps(&mut self, id: TaskId, additional: usize) {
-        if additional > 4 {
+        if additional > TIGHT_DEPS {
             self.data_mut(id).deps.reserve(additional);
         }
     }

@@ -897,6 +897,11 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         known: Option<&[TaskId]>,
         stamper: OutputStamper,
     ) -> Vec<Result<T::Output, (Payload, bool)>> {
+        // The executing task records a dependency per task, in order, once they are consistent (on this lane alone, or
+        // after the fork): its list grows once here.
+        if let Some(current) = self.lane.current {
+            self.store.reserve_deps(current, tasks.len());
+        }
         // The ids first, for the whole group at once, on one lane as in a fork: new tasks grow the tables once, not a
         // doubling at a time, and the interner's tables stay in the cache, away from the tasks' executions (a wide
         // fresh build on one thread takes 0.94x the time of interning each task just before requiring it,
@@ -923,9 +928,6 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
         let results = self.fork(false, tasks, &ids, stamper);
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
-        if let Some(current) = current {
-            self.store.reserve_deps(current, tasks.len());
-        }
         let mut each = Vec::with_capacity(tasks.len());
         for (index, ((task, &id), mut result)) in tasks.iter().zip(ids.iter()).zip(results).enumerate() {
             // The records of the tasks were last written by the lanes that ran them: asked into the cache a few
@@ -1066,9 +1068,6 @@ impl<'s, T: Task, A: Tracker<T>> TopDownContext<'s, T, T::Output, A> {
     ) -> Vec<Result<T::Output, (Payload, bool)>> {
         let current = self.lane.current;
         let start = current.map(|current| self.store.dep_count(current));
-        if let Some(current) = current {
-            self.store.reserve_deps(current, tasks.len());
-        }
         let each: Vec<_> = tasks
             .iter()
             .zip(ids)
