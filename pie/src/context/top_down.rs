@@ -8,12 +8,12 @@
 //!    dependency first makes the required task consistent (recursively), then compares its output version with the
 //!    one recorded. The first inconsistent dependency stops the check.
 //! 4. If `t` has no output or a dependency was inconsistent, execute `t`: drop its old dependencies, run
-//!    `Task::execute` with this context as the [`Context`], and store the output (bumping its version only when it
-//!    changed, which gives early cutoff).
+//!    `Task::execute` with this context as the [`Context`](crate::Context), and store the output (bumping its
+//!    version only when it changed, which gives early cutoff).
 //!
-//! The other parts of the engine are beside it: executing a task and the [`Context`] a task sees (`execute.rs`),
-//! the soundness checks made where dependencies are made (`soundness.rs`), and bottom-up builds (`bottom_up.rs`),
-//! all methods of [`TopDownContext`]; the state they share is in `state.rs` and `marks.rs`.
+//! The other parts of the engine are beside it: executing a task and the [`Context`](crate::Context) a task sees
+//! (`execute.rs`), the soundness checks made where dependencies are made (`soundness.rs`), and bottom-up builds
+//! (`bottom_up.rs`), all methods of [`TopDownContext`]; the state they share is in `state.rs` and `marks.rs`.
 //!
 //! Depth: step 3 walks the graph with an explicit stack of frames in the session state (12 bytes a level), so
 //! checking a chain of a million tasks needs no native recursion. Only execution recurses natively (a task's
