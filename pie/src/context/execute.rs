@@ -447,10 +447,15 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
         self.tracker.require_task_start(task, &stamper);
         // A task in progress on this lane's stack is a cycle, found here so that the panic is located at the build
         // script's `require_task` (a cycle found deeper, below a required task, is located in the engine).
-        if self.marks.get(id) == Mark::InProgress && (self.par.is_none() || self.marks.owner(id) == self.lane_index) {
+        let mark = self.marks.get(id);
+        if mark == Mark::InProgress && (self.par.is_none() || self.marks.owner(id) == self.lane_index) {
             self.cycle(id)
         }
-        let executed = if self.state.bottom_up.is_some() {
+        // A task already consistent in this session (required again, or by several tasks) is done at once: what
+        // `make_consistent` and `bring_up_to_date` do first, without the guard that restores the session on a panic.
+        let executed = if mark == Mark::Done {
+            false
+        } else if self.state.bottom_up.is_some() {
             self.bring_up_to_date_or_unwind(id, task, stamper)
         } else {
             self.make_consistent_or_unwind(id, task, stamper)
