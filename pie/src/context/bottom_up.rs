@@ -196,7 +196,12 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
             }
             while let Some(id) = self.pop() {
                 if self.needed(id) {
-                    if self.threads > 1 && (self.fork_scheduled_group(id) || self.fork_scheduled_roots(id)) {
+                    // Either fork takes the tasks next in the queue along: with none queued (a chain, one task at a
+                    // time), neither is looked for.
+                    if self.threads > 1
+                        && !self.scheduler().queue.is_empty()
+                        && (self.fork_scheduled_group(id) || self.fork_scheduled_roots(id))
+                    {
                         continue;
                     }
                     // A failure schedules the tasks that require the failed task, which meet its panic when they
