@@ -470,7 +470,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
     /// `require_tasks` group of a dependent that stays needed and is not scheduled, whose dependencies before the
     /// group are consistent, and another task of that group is scheduled too: brings the group's scheduled tasks up to
     /// date in parallel, in branches of a fork, and returns `true`. Otherwise returns `false`, and `id` is brought
-    /// up to date alone.
+    /// up to date alone. Always `false` while no other task is queued (it takes the next one along), so the loop of
+    /// `update_affected_by` does not call it then (nor `fork_scheduled_roots`).
     ///
     /// This is what the build on one thread does, only sooner (as `fork_rest_of_group` is in a top-down check).
     /// There, `id` is brought up to date first. When its new output is one the dependent's stamper sees, the
@@ -510,7 +511,8 @@ impl<T: Task, A: Tracker<T>> TopDownContext<'_, T, T::Output, A> {
 
     /// In a parallel build, when the scheduled task `id`, just taken from the queue, is a root, and so are the
     /// scheduled tasks next in the queue: brings them all up to date in parallel, in branches of a fork, and returns
-    /// `true` (otherwise `false`, and `id` is brought up to date alone).
+    /// `true` (otherwise `false`, and `id` is brought up to date alone: always while no other task is queued, when
+    /// the loop of `update_affected_by` does not call it).
     ///
     /// A root is needed whatever other tasks do, and the build on one thread brings each of them up to date in
     /// turn, with nothing in between when each is ordered before what executing the roots before it can schedule
